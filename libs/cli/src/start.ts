@@ -1,0 +1,146 @@
+/**
+ * `perry-hub start [service...]`: with no service, the all-in-one (all six in one process, plus
+ * a local nats-server and MariaDB for whatever the environment does not configure); with names,
+ * just those services against the configured NATS and MySQL.
+ */
+import { isServiceName, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
+import {
+  ConfigError,
+  createLogger,
+  launchService,
+  loadConfig,
+  onShutdownSignal,
+  type BaseConfig,
+  type LaunchedService,
+  type Logger,
+} from '@perry-hub/runtime';
+import { CliConfig } from './config.js';
+import { startLocalStack, type LocalStack } from './local.js';
+import { SERVICES } from './registry.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface Hub {
+  readonly services: readonly LaunchedService[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly urls: readonly { name: string; url: string }[];
+  stop(): Promise<void>;
+  readonly stopped: Promise<void>;
+}
+
+/** Parse every service's config from one environment and report all problems together. */
+function parseAll(names: readonly ServiceName[], env: Env): Map<ServiceName, BaseConfig & Record<string, unknown>> {
+  const configs = new Map<ServiceName, BaseConfig & Record<string, unknown>>();
+  const problems = new Set<string>();
+  for (const name of names) {
+    try {
+      configs.set(name, loadConfig(SERVICES[name].config, env) as unknown as BaseConfig & Record<string, unknown>);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      for (const p of err.problems) problems.add(p);
+    }
+  }
+  if (problems.size > 0) throw new ConfigError([...problems]);
+  return configs;
+}
+
+export interface StartOptions {
+  services: readonly string[];
+  env: Env;
+  log?: Logger;
+}
+
+export async function startHub(options: StartOptions): Promise<Hub> {
+  const unknown = options.services.filter((s) => !isServiceName(s));
+  if (unknown.length > 0) {
+    throw new ConfigError(unknown.map((s) => `unknown service "${s}" (services: ${SERVICE_NAMES.join(', ')})`));
+  }
+  const allInOne = options.services.length === 0;
+  const names: readonly ServiceName[] = allInOne ? SERVICE_NAMES : (options.services as ServiceName[]);
+  const cli = loadConfig(CliConfig, options.env);
+  const baseLevel = options.env['PERRY_HUB_LOG_LEVEL'] || 'info';
+  const log = options.log ?? createLogger({ level: baseLevel, name: 'perry-hub' });
+
+  let env: Record<string, string | undefined> = { ...options.env };
+  let local: LocalStack | undefined;
+  if (allInOne) {
+    // Validate before starting anything, so a typo does not cost a MariaDB boot.
+    parseAll(names, env);
+    const startNats = !env['PERRY_HUB_NATS_URL'];
+    const startDb = !env['PERRY_DB_HOST'];
+    if (startNats || startDb) {
+      local = await startLocalStack({
+        dataDir: cli.dataDir,
+        natsPort: cli.localNatsPort,
+        dbPort: cli.localDbPort,
+        startNats,
+        startDb,
+        log,
+      });
+      env = { ...env, ...local.env };
+      if (!env['PERRY_HUB_PUBLIC_URL']) {
+        env['PERRY_HUB_PUBLIC_URL'] = `http://127.0.0.1:${env['PERRY_HUB_HTTP_PORT'] || '3456'}`;
+      }
+    }
+  }
+
+  const launched: LaunchedService[] = [];
+  const stopAll = async () => {
+    for (const service of [...launched].reverse()) await service.stop();
+    await local?.stop();
+  };
+  try {
+    const configs = parseAll(names, env);
+    for (const name of names) {
+      launched.push(await launchService(SERVICES[name], configs.get(name) as never, log));
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  const urls = [...(local?.servers ?? [])];
+  const ingest = launched.find((s) => s.name === 'ingest');
+  if (ingest) urls.unshift({ name: 'HTTP API', url: `http://127.0.0.1:${String(ingest.info['httpPort'])}` });
+
+  let stopping: Promise<void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  return {
+    services: launched,
+    env,
+    urls,
+    stopped,
+    stop: () => {
+      stopping ??= stopAll().finally(resolveStopped);
+      return stopping;
+    },
+  };
+}
+
+/** The command's body: start, print where things are, stop in order on a signal. */
+export async function runStart(services: readonly string[], env: Env, out: NodeJS.WritableStream): Promise<number> {
+  const log = createLogger({ level: env['PERRY_HUB_LOG_LEVEL'] || 'info', name: 'perry-hub' });
+  let hub: Hub;
+  try {
+    hub = await startHub({ services, env, log });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      out.write(`perry-hub: ${err.message}\n`);
+      return 2;
+    }
+    log.fatal({ err }, 'perry-hub failed to start');
+    out.write(`perry-hub: failed to start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const lines = [
+    `Perry Hub is up (${hub.services.map((s) => s.name).join(', ')}).`,
+    ...hub.urls.map((u) => `  ${u.name.padEnd(9)} ${u.url}`),
+    '  Press Ctrl-C to stop.',
+  ];
+  out.write(`${lines.join('\n')}\n`);
+  onShutdownSignal(() => hub.stop(), log);
+  await hub.stopped;
+  out.write('Perry Hub stopped.\n');
+  return 0;
+}

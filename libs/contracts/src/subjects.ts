@@ -1,0 +1,79 @@
+/**
+ * Every NATS subject of Perry Hub comes from this file.
+ *
+ * Grammar (all tokens lower-case; `<p>` is the configurable prefix, default `perry`):
+ *
+ *   <p>.svc.<service>.<endpoint>     request/reply endpoint of a service; served with the service
+ *                                    name as queue group, so any number of instances share the load
+ *   <p>.builds.submit                NATS-native build submission (same intake logic as HTTP)
+ *   <p>.intake.<jobId>               JetStream INTAKE stream: one message per accepted job,
+ *                                    Nats-Msg-Id = jobId, consumed by the scheduler
+ *   <p>.jobs.<jobId>.events          JetStream EVENTS stream: the per-job event log that CLIs replay
+ *   <p>.jobs.<jobId>.done            terminal outcome of a job (counted by the license service)
+ *   <p>.queue.depth                  queue depth per capability, on every change and periodically
+ *   <p>.workers.<event>              worker presence changes (connected, lost, ...)
+ *   <p>.workers.<workerId>.cmd       commands for one connected worker (job_assign, cancel, ...)
+ *   <p>.vm.<pool>.state              sign VM state changes
+ *   <p>.vm.<pool>.prewarm            a hint that a pool's VM will soon be needed
+ *
+ * The prefix isolates hubs (and tests) sharing one nats-server; stream, bucket and consumer
+ * names are derived from it in topology.ts because they cannot contain dots.
+ */
+import type { ServiceName } from './services.js';
+
+export const DEFAULT_SUBJECT_PREFIX = 'perry';
+
+/** Prefixes are used inside subjects and in stream/bucket names, so their alphabet is narrow. */
+export const SUBJECT_PREFIX_PATTERN = '^[a-z][a-z0-9_-]{0,31}$';
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** A subject token built from outside input (a job id, a worker id) must never add levels. */
+export function token(value: string): string {
+  if (!TOKEN.test(value)) {
+    throw new TypeError(`not a valid subject token: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export interface Subjects {
+  readonly prefix: string;
+  endpoint(service: ServiceName, endpoint: string): string;
+  serviceGroup(service: ServiceName): string;
+  readonly buildsSubmit: string;
+  intake(jobId: string): string;
+  readonly intakeAll: string;
+  jobEvents(jobId: string): string;
+  readonly jobEventsAll: string;
+  jobDone(jobId: string): string;
+  readonly jobDoneAll: string;
+  readonly queueDepth: string;
+  workers(event: string): string;
+  workerCommand(workerId: string): string;
+  vmState(pool: string): string;
+  vmPrewarm(pool: string): string;
+}
+
+export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
+  if (!new RegExp(SUBJECT_PREFIX_PATTERN).test(prefix)) {
+    throw new TypeError(`subject prefix must match ${SUBJECT_PREFIX_PATTERN}: ${JSON.stringify(prefix)}`);
+  }
+  const p = prefix;
+  return {
+    prefix: p,
+    endpoint: (service, endpoint) => `${p}.svc.${service}.${token(endpoint)}`,
+    serviceGroup: (service) => `${p}.svc.${service}`,
+    buildsSubmit: `${p}.builds.submit`,
+    intake: (jobId) => `${p}.intake.${token(jobId)}`,
+    intakeAll: `${p}.intake.*`,
+    jobEvents: (jobId) => `${p}.jobs.${token(jobId)}.events`,
+    jobEventsAll: `${p}.jobs.*.events`,
+    jobDone: (jobId) => `${p}.jobs.${token(jobId)}.done`,
+    jobDoneAll: `${p}.jobs.*.done`,
+    queueDepth: `${p}.queue.depth`,
+    workers: (event) => `${p}.workers.${token(event)}`,
+    workerCommand: (workerId) => `${p}.workers.${token(workerId)}.cmd`,
+    vmState: (pool) => `${p}.vm.${token(pool)}.state`,
+    vmPrewarm: (pool) => `${p}.vm.${token(pool)}.prewarm`,
+  };
+}

@@ -1,0 +1,76 @@
+import { createPool, createConnection, type Pool } from 'mysql2/promise';
+
+export type { Pool, PoolConnection, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
+
+export interface DbOptions {
+  dbHost: string;
+  dbPort: number;
+  dbUser: string;
+  dbPassword: string;
+  dbName: string;
+  dbPoolSize: number;
+}
+
+export class DatabaseError extends Error {
+  override readonly name = 'DatabaseError';
+  constructor(
+    readonly code: 'DB_UNREACHABLE' | 'DB_MISSING',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Create the database if it is missing and we may; an existing database is used as it is
+ * (a deployment whose user may not CREATE DATABASE simply has it created beforehand).
+ */
+export async function ensureDatabase(options: DbOptions): Promise<void> {
+  let conn;
+  try {
+    conn = await createConnection({
+      host: options.dbHost,
+      port: options.dbPort,
+      user: options.dbUser,
+      password: options.dbPassword,
+      connectTimeout: 10_000,
+    });
+  } catch (err) {
+    throw new DatabaseError(
+      'DB_UNREACHABLE',
+      `Cannot reach MySQL at ${options.dbHost}:${options.dbPort} as ${options.dbUser}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  try {
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${options.dbName}\` CHARACTER SET utf8mb4`);
+  } catch (err) {
+    const [rows] = await conn.query('SHOW DATABASES LIKE ?', [options.dbName]);
+    if ((rows as unknown[]).length === 0) {
+      throw new DatabaseError('DB_MISSING', `Database ${options.dbName} does not exist and cannot be created`, {
+        cause: err,
+      });
+    }
+  } finally {
+    await conn.end();
+  }
+}
+
+export function openPool(options: DbOptions): Pool {
+  return createPool({
+    host: options.dbHost,
+    port: options.dbPort,
+    user: options.dbUser,
+    password: options.dbPassword,
+    database: options.dbName,
+    connectionLimit: options.dbPoolSize,
+    waitForConnections: true,
+    connectTimeout: 10_000,
+    enableKeepAlive: true,
+    // BIGINT epoch-millisecond columns must come back as numbers, not strings.
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    timezone: 'Z',
+  });
+}

@@ -1,0 +1,52 @@
+/** Configuration shared by several services. Names of the original hub keep their defaults. */
+import Type from 'typebox';
+import { DEFAULT_SUBJECT_PREFIX, SUBJECT_PREFIX_PATTERN } from '@perry-hub/contracts';
+import { fromEnv } from './config.js';
+
+export const natsFields = {
+  natsUrl: fromEnv('PERRY_HUB_NATS_URL', Type.String({ minLength: 1, default: 'nats://127.0.0.1:4222' }), {
+    description: 'NATS server URL(s), comma-separated',
+  }),
+  natsUser: fromEnv('PERRY_HUB_NATS_USER', Type.String({ default: '' }), { description: 'NATS user name' }),
+  natsPassword: fromEnv('PERRY_HUB_NATS_PASSWORD', Type.String({ default: '' }), {
+    description: 'NATS password',
+    secret: true,
+  }),
+  subjectPrefix: fromEnv(
+    'PERRY_HUB_SUBJECT_PREFIX',
+    Type.String({ pattern: SUBJECT_PREFIX_PATTERN, default: DEFAULT_SUBJECT_PREFIX }),
+    { description: 'Prefix of every subject, stream and bucket (lets hubs share a NATS server)' },
+  ),
+};
+
+export const dbFields = {
+  dbHost: fromEnv('PERRY_DB_HOST', Type.String({ minLength: 1, default: 'localhost' }), { description: 'MySQL host' }),
+  dbPort: fromEnv('PERRY_DB_PORT', Type.Integer({ minimum: 1, maximum: 65535, default: 3306 }), {
+    description: 'MySQL port',
+  }),
+  dbUser: fromEnv('PERRY_DB_USER', Type.String({ minLength: 1, default: 'perry' }), { description: 'MySQL user' }),
+  dbPassword: fromEnv('PERRY_DB_PASSWORD', Type.String({ default: '' }), {
+    description: 'MySQL password',
+    secret: true,
+  }),
+  dbName: fromEnv('PERRY_DB_NAME', Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$', default: 'perry_hub' }), {
+    description: 'MySQL database name',
+  }),
+  dbPoolSize: fromEnv('PERRY_DB_POOL_SIZE', Type.Integer({ minimum: 1, maximum: 200, default: 10 }), {
+    description: 'MySQL connections per service instance',
+  }),
+};
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const processFields = {
+  logLevel: fromEnv('PERRY_HUB_LOG_LEVEL', Type.Enum(LOG_LEVELS, { default: 'info' }), {
+    description: 'Log level: fatal, error, warn, info, debug, trace or silent',
+  }),
+  shutdownGraceMs: fromEnv('PERRY_HUB_SHUTDOWN_GRACE_MS', Type.Integer({ minimum: 0, default: 10_000 }), {
+    description: 'How long an orderly shutdown may take before connections are closed by force',
+  }),
+  shutdownForceMs: fromEnv('PERRY_HUB_SHUTDOWN_FORCE_MS', Type.Integer({ minimum: 0, default: 5_000 }), {
+    description: 'After the grace period, how long forced closing may take before the process exits',
+  }),
+};

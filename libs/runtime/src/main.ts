@@ -1,0 +1,36 @@
+/**
+ * The body of every service's `src/main.ts`: parse the environment it is handed, launch, and
+ * stop in order on SIGINT/SIGTERM. Only composition roots call this, with `process.env`.
+ */
+import type { Static, TObject } from 'typebox';
+import { ConfigError, loadConfig, redactConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { onShutdownSignal } from './lifecycle.js';
+import { launchService, type BaseConfig, type ServiceDefinition } from './service.js';
+
+export async function runServiceMain<C extends TObject>(
+  definition: ServiceDefinition<C>,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<void> {
+  let config: Static<C> & BaseConfig & { logLevel: string };
+  try {
+    config = loadConfig(definition.config, env) as Static<C> & BaseConfig & { logLevel: string };
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`perry-hub ${definition.name}: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.logLevel, name: 'perry-hub' });
+  log.info({ service: definition.name, config: redactConfig(definition.config, config) }, 'configuration');
+  try {
+    const service = await launchService(definition, config, log);
+    onShutdownSignal(() => service.stop(), log);
+    await service.stopped;
+  } catch (err) {
+    log.fatal({ err }, 'service failed to start');
+    log.flush();
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The service kit: what every service's composition root does, in one place. A service is a
+ * definition (name, config schema, `start`); `launchService` validates nothing itself (config
+ * arrives parsed), opens NATS (and MySQL when asked), ensures the service's topology, serves its
+ * health endpoint, calls `start(deps, config)` and wires the ordered shutdown.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Static, TObject } from 'typebox';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  HUB_VERSION,
+  healthEndpoint,
+  subjects as makeSubjects,
+  topologyFor,
+  type Health,
+  type ServiceName,
+  type Subjects,
+} from '@perry-hub/contracts';
+import { ensureDatabase, migrate, openPool, type DbOptions, type Pool } from '@perry-hub/db';
+import type { Logger } from 'pino';
+import { connectNats, type NatsOptions } from './nats.js';
+import { ensureTopology } from './topology.js';
+import { handle, serveEndpoints, type BoundEndpoint } from './rpc.js';
+import { Lifecycle, type StopOutcome } from './lifecycle.js';
+
+export interface BaseConfig extends NatsOptions {
+  subjectPrefix: string;
+  shutdownGraceMs: number;
+  shutdownForceMs: number;
+}
+
+export interface ServiceDeps {
+  readonly nc: NatsConnection;
+  readonly log: Logger;
+  readonly subjects: Subjects;
+  readonly instanceId: string;
+  /** Present when the definition says `needsDb`; migrations have run. */
+  readonly db: Pool | undefined;
+  /** Add request/reply endpoints to this service (call during start). */
+  serve(endpoints: readonly BoundEndpoint[]): void;
+}
+
+export interface RunningService {
+  /** Stop taking new work and finish or hand back what is in flight. Idempotent. */
+  stop(): Promise<void>;
+  /** What the service wants its launcher to know (e.g. the port it bound). */
+  readonly info?: Readonly<Record<string, unknown>>;
+}
+
+export interface ServiceDefinition<C extends TObject = TObject> {
+  readonly name: ServiceName;
+  readonly config: C;
+  readonly needsDb: boolean;
+  start(deps: ServiceDeps, config: Static<C>): Promise<RunningService>;
+}
+
+export function defineService<C extends TObject>(definition: ServiceDefinition<C>): ServiceDefinition<C> {
+  return definition;
+}
+
+export interface LaunchedService {
+  readonly name: ServiceName;
+  readonly instanceId: string;
+  readonly stopped: Promise<StopOutcome>;
+  stop(): Promise<StopOutcome>;
+  /** Shutdown stages in the order they completed. */
+  readonly history: readonly string[];
+  readonly info: Readonly<Record<string, unknown>>;
+}
+
+export async function launchService<C extends TObject>(
+  definition: ServiceDefinition<C>,
+  config: Static<C> & BaseConfig,
+  parentLog: Logger,
+): Promise<LaunchedService> {
+  const instanceId = `${definition.name}-${randomBytes(4).toString('hex')}`;
+  const log = parentLog.child({ service: definition.name });
+  const lifecycle = new Lifecycle({ graceMs: config.shutdownGraceMs, forceMs: config.shutdownForceMs, log });
+  const subjects = makeSubjects(config.subjectPrefix);
+  const startedAt = Date.now();
+
+  const nc = await connectNats(config, `perry-hub ${instanceId}`, log);
+  let db: Pool | undefined;
+  try {
+    await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name));
+    if (definition.needsDb) {
+      const dbOptions = config as unknown as DbOptions;
+      await ensureDatabase(dbOptions);
+      db = openPool(dbOptions);
+      await migrate(db);
+    }
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    await db?.end().catch(() => undefined);
+    throw err;
+  }
+
+  const checkDb = async (): Promise<string> => {
+    if (!db) return 'ok';
+    try {
+      await db.query('SELECT 1');
+      return 'ok';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  const health = handle(healthEndpoint(definition.name), async (): Promise<Health> => {
+    const checks: Record<string, string> = { nats: 'ok' };
+    if (db) checks['mysql'] = await checkDb();
+    return {
+      service: definition.name,
+      instanceId,
+      status: Object.values(checks).every((c) => c === 'ok') ? 'ok' : 'degraded',
+      uptimeMs: Date.now() - startedAt,
+      version: HUB_VERSION,
+      checks,
+    };
+  });
+  const endpoints: BoundEndpoint[] = [health];
+  const deps: ServiceDeps = {
+    nc,
+    log,
+    subjects,
+    instanceId,
+    db,
+    serve: (more) => endpoints.push(...more),
+  };
+
+  let running: RunningService;
+  try {
+    running = await definition.start(deps, config);
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    await db?.end().catch(() => undefined);
+    throw err;
+  }
+  const micro = await serveEndpoints({ nc, subjects, service: definition.name, version: HUB_VERSION, log }, endpoints);
+
+  lifecycle.add({ name: 'intake', close: () => running.stop() });
+  lifecycle.add({ name: 'endpoints', close: () => micro.stop() });
+  lifecycle.add({ name: 'nats', close: () => nc.drain(), force: () => nc.close() });
+  if (db) {
+    const pool = db;
+    lifecycle.add({
+      name: 'mysql',
+      close: () => pool.end(),
+      force: () => (pool as unknown as { pool?: { end?: () => void } }).pool?.end?.(),
+    });
+  }
+  log.info({ instanceId, prefix: config.subjectPrefix }, 'service started');
+  void lifecycle.stopped.then((outcome) => log.info({ outcome, stages: lifecycle.history }, 'service stopped'));
+
+  return {
+    name: definition.name,
+    instanceId,
+    stopped: lifecycle.stopped,
+    stop: () => lifecycle.stop(),
+    history: lifecycle.history,
+    info: running.info ?? {},
+  };
+}

@@ -1,0 +1,2 @@
+export * from './service.js';
+export { artifactStore as definition } from './service.js';

@@ -1,0 +1,2 @@
+export * from './service.js';
+export { ingest as definition } from './service.js';

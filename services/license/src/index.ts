@@ -1,0 +1,2 @@
+export * from './service.js';
+export { license as definition } from './service.js';

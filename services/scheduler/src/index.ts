@@ -1,0 +1,2 @@
+export * from './service.js';
+export { scheduler as definition } from './service.js';

@@ -1,0 +1,2 @@
+export * from './service.js';
+export { vmController as definition } from './service.js';

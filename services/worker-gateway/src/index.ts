@@ -1,0 +1,2 @@
+export * from './service.js';
+export { workerGateway as definition } from './service.js';
