@@ -5,3 +5,4 @@ export * from './errors.js';
 export * from './rpc.js';
 export * from './messages/health.js';
 export * from './messages/status.js';
+export * from './messages/signals.js';

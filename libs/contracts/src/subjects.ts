@@ -14,7 +14,8 @@
  *   <p>.workers.<event>              worker presence changes (connected, lost, ...)
  *   <p>.workers.<workerId>.cmd       commands for one connected worker (job_assign, cancel, ...)
  *   <p>.vm.<pool>.state              sign VM state changes
- *   <p>.vm.<pool>.prewarm            a hint that a pool's VM will soon be needed
+ *   <p>.vm.prewarm                   a hint that a capability's VM will soon be needed
+ *   <p>.metrics.<name>               measurements (e.g. vm: demand-to-start and boot times)
  *
  * The prefix isolates hubs (and tests) sharing one nats-server; stream, bucket and consumer
  * names are derived from it in topology.ts because they cannot contain dots.
@@ -51,7 +52,8 @@ export interface Subjects {
   workers(event: string): string;
   workerCommand(workerId: string): string;
   vmState(pool: string): string;
-  vmPrewarm(pool: string): string;
+  readonly vmPrewarm: string;
+  metrics(name: string): string;
 }
 
 export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
@@ -74,6 +76,7 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     workers: (event) => `${p}.workers.${token(event)}`,
     workerCommand: (workerId) => `${p}.workers.${token(workerId)}.cmd`,
     vmState: (pool) => `${p}.vm.${token(pool)}.state`,
-    vmPrewarm: (pool) => `${p}.vm.${token(pool)}.prewarm`,
+    vmPrewarm: `${p}.vm.prewarm`,
+    metrics: (name) => `${p}.metrics.${token(name)}`,
   };
 }

@@ -65,6 +65,7 @@ export const WorkerPresence = Type.Object(
     name: Type.String(),
     capabilities: Type.Array(Type.String()),
     maxConcurrent: Type.Integer({ minimum: 1 }),
+    activeJobs: Type.Integer({ minimum: 0 }),
     perryVersion: Type.String(),
     gatewayId: Type.String(),
     connectedAt: Type.Integer(),

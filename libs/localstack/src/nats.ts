@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { findBinary } from './binaries.js';
+import { LocalStackError, isLocalStackError } from './errors.js';
+import { openChildLog } from './log-tail.js';
+import { getFreePort, looksLikePortInUse } from './ports.js';
+import { waitUntilReady } from './ready.js';
+import { terminateStale } from './stale.js';
+import { SupervisedProcess } from './supervise.js';
+import type { NatsServer, NatsServerOptions } from './types.js';
+
+const DEFAULT_READY_TIMEOUT_MS = 10_000;
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+const PROBE_TIMEOUT_MS = 1_000;
+const RANDOM_PORT_ATTEMPTS = 5;
+
+/**
+ * nats-server appends "jetstream" to store_dir, so pointing store_dir at the data directory puts
+ * the store at `<dataDir>/jetstream`. No authorization block: it is a loopback-only dev server
+ * (and a top-level one beside accounts is unsafe on 2.9.10, see design.md section 7).
+ */
+function renderConfig(
+  host: string,
+  port: number,
+  dataDir: string,
+  serverName: string,
+  maxPayloadBytes?: number,
+): string {
+  const lines = [
+    '# Written by @perry-hub/localstack on every start; edits are overwritten.',
+    `server_name: ${JSON.stringify(serverName)}`,
+    `listen: ${JSON.stringify(`${host}:${port}`)}`,
+    ...(maxPayloadBytes === undefined ? [] : [`max_payload: ${maxPayloadBytes}`]),
+    'jetstream {',
+    `  store_dir: ${JSON.stringify(dataDir)}`,
+    '}',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
+  const binary = findBinary('nats-server');
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const host = options.host ?? '127.0.0.1';
+  const confPath = join(dataDir, 'nats.conf');
+  const pidFile = join(dataDir, 'nats-server.pid');
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  await terminateStale({ pidFile, binaryName: 'nats-server', marker: confPath, shutdownTimeoutMs });
+
+  const fixedPort = options.port !== undefined && options.port !== 0 ? options.port : undefined;
+  for (let attempt = 1; ; attempt++) {
+    const port = fixedPort ?? (await getFreePort(host));
+    // A fresh name per start lets the probe tell our server from another one on the same port.
+    const serverName = `perry-hub-${randomBytes(6).toString('hex')}`;
+    writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, options.maxPayloadBytes));
+    const child = await SupervisedProcess.start({
+      name: 'nats-server',
+      command: binary,
+      args: ['-c', confPath],
+      pidFile,
+      log: openChildLog(options.logFile),
+      shutdownTimeoutMs,
+    });
+    try {
+      await waitUntilReady({
+        name: 'nats-server',
+        child,
+        probe: () => probeNats(host, port, serverName),
+        timeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+      });
+    } catch (err) {
+      const portTaken = isLocalStackError(err, 'EXITED_EARLY') && looksLikePortInUse(err.message);
+      if (fixedPort === undefined && portTaken && attempt < RANDOM_PORT_ATTEMPTS) continue;
+      throw err;
+    }
+    return {
+      pid: child.pid,
+      url: `nats://${host}:${port}`,
+      port,
+      storeDir: join(dataDir, 'jetstream'),
+      exited: child.exited,
+      stop: () => child.stop(),
+    };
+  }
+}
+
+/**
+ * Ready means: the client port answers INFO from this very server (its name) with JetStream on,
+ * and a PING gets its PONG. The server enables JetStream (and recovers its store) before it opens
+ * the client port.
+ */
+export function probeNats(host: string, port: number, serverName: string): Promise<true | string> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = connect({ host, port });
+    let buffer = '';
+    let sentPing = false;
+    const finish = (result: true | string | Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (result instanceof Error) reject(result);
+      else resolvePromise(result);
+    };
+    const timer = setTimeout(() => finish('timed out'), PROBE_TIMEOUT_MS);
+    socket.setEncoding('utf8');
+    socket.on('error', (err) => finish(err.message));
+    socket.on('close', () => finish('connection closed'));
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (!sentPing) {
+        const end = buffer.indexOf('\r\n');
+        if (end < 0) return;
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (!line.startsWith('INFO ')) return finish(`unexpected greeting ${line.slice(0, 80)}`);
+        const info = parseJson(line.slice(5));
+        if (info?.['server_name'] !== serverName) return finish('another server holds the port');
+        if (info['jetstream'] !== true) {
+          return finish(new LocalStackError('NOT_READY', `nats-server on port ${port} answers without JetStream`));
+        }
+        sentPing = true;
+        socket.write('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
+      }
+      if (buffer.includes('PONG\r\n')) finish(true);
+      else if (buffer.includes('-ERR')) finish(buffer.trim().slice(0, 120));
+    });
+  });
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,59 @@
+/** A server running as a child process of this one. */
+export interface ChildServer {
+  /** The server's own pid (not the watchdog's). */
+  readonly pid: number;
+  /**
+   * SIGTERM, wait up to the shutdown timeout, then SIGKILL. Idempotent: later calls return the
+   * same promise, and calling it after the server died on its own is fine.
+   */
+  stop(): Promise<void>;
+  /** Settles when the server has exited: its exit code, or null when it could not be known. */
+  readonly exited: Promise<number | null>;
+}
+
+export interface NatsServer extends ChildServer {
+  readonly url: string;
+  readonly port: number;
+  /** The JetStream store, `<dataDir>/jetstream`; reused as-is across restarts. */
+  readonly storeDir: string;
+}
+
+export interface NatsServerOptions {
+  dataDir: string;
+  /** 0 or absent: a random free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Appended to; without it the output is discarded (a short tail is kept for error messages). */
+  logFile?: string;
+  maxPayloadBytes?: number;
+  /** Default 10 s. */
+  readyTimeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL, on stop() and when this process dies. Default 10 s. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface MariaDbServer extends ChildServer {
+  readonly host: string;
+  readonly port: number;
+  readonly socketPath: string;
+  readonly user: 'root';
+  readonly password: '';
+  readonly dataDir: string;
+}
+
+export interface MariaDbOptions {
+  dataDir: string;
+  /** 0 or absent: a random free port. */
+  port?: number;
+  logFile?: string;
+  /** Default 60 s: crash recovery of a large InnoDB log can be slow. */
+  readyTimeoutMs?: number;
+  /**
+   * Default true. false trades the last second of commits on an OS crash (not a process crash)
+   * for speed: for throwaway test databases.
+   */
+  durable?: boolean;
+  /** Grace between SIGTERM and SIGKILL, on stop() and when this process dies. Default 30 s. */
+  shutdownTimeoutMs?: number;
+}

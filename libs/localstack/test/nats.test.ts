@@ -1,0 +1,58 @@
+import { connect } from '@nats-io/transport-node';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LocalStackError, startNatsServer, type NatsServer } from '../src/index.js';
+import { isGone, makeTempDir } from './support/helpers.js';
+
+const temp = makeTempDir('nats');
+const started: NatsServer[] = [];
+afterAll(async () => {
+  await Promise.all(started.map((server) => server.stop()));
+  temp.remove();
+});
+
+async function start(name: string, port?: number): Promise<NatsServer> {
+  const server = await startNatsServer({
+    dataDir: join(temp.dir, name),
+    logFile: join(temp.dir, `${name}.log`),
+    ...(port === undefined ? {} : { port }),
+  });
+  started.push(server);
+  return server;
+}
+
+describe('startNatsServer', () => {
+  it('answers a real client and a JetStream API request', async () => {
+    const server = await start('a');
+    expect(server.url).toBe(`nats://127.0.0.1:${server.port}`);
+    expect(server.storeDir).toBe(join(temp.dir, 'a', 'jetstream'));
+    const nc = await connect({ servers: server.url });
+    try {
+      const reply = await nc.request('$JS.API.INFO', '', { timeout: 5_000 });
+      const info = reply.json<{ type: string; error?: unknown }>();
+      expect(info.type).toBe('io.nats.jetstream.api.v1.account_info_response');
+      expect(info.error).toBeUndefined();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('stops idempotently and leaves no process', async () => {
+    const server = await start('b');
+    expect(isGone(server.pid)).toBe(false);
+    await Promise.all([server.stop(), server.stop()]);
+    await server.stop();
+    expect(isGone(server.pid)).toBe(true);
+    await expect(server.exited).resolves.toBeTypeOf('number');
+  });
+
+  it('reports EXITED_EARLY with the log tail when its fixed port is taken', async () => {
+    const first = await start('c');
+    const error = await startNatsServer({ dataDir: join(temp.dir, 'd'), port: first.port }).catch(
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(LocalStackError);
+    expect((error as LocalStackError).code).toBe('EXITED_EARLY');
+    expect((error as LocalStackError).message).toMatch(/address already in use/i);
+  });
+});

@@ -1,0 +1,75 @@
+import { describe, expect } from 'vitest';
+import { pino } from 'pino';
+import { connect } from '@nats-io/transport-node';
+import { healthEndpoint, subjects } from '@perry-hub/contracts';
+import { test } from '@perry-hub/testkit';
+import { call, configSchema, dbFields, defineService, launchService, loadConfig, natsFields, processFields } from '../src/index.js';
+
+const log = pino({ level: 'silent' });
+const Config = configSchema({ ...natsFields, ...dbFields, ...processFields });
+
+describe('launchService', () => {
+  test('serves health, then stops in order: intake, endpoints, NATS, MySQL; stop is idempotent', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const events: string[] = [];
+    const definition = defineService({
+      name: 'license',
+      config: Config,
+      needsDb: true,
+      start: async (deps) => {
+        await deps.db!.query('SELECT 1');
+        return {
+          stop: async () => {
+            // Intake stops while NATS and MySQL are still usable (in-flight work may need them).
+            events.push(`intake-stop nats-closed=${deps.nc.isClosed()}`);
+            await deps.db!.query('SELECT 1');
+          },
+        };
+      },
+    });
+    const config = loadConfig(Config, {
+      PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_SUBJECT_PREFIX: prefix,
+      PERRY_DB_HOST: database.host,
+      PERRY_DB_PORT: String(database.port),
+      PERRY_DB_USER: database.user,
+      PERRY_DB_PASSWORD: database.password,
+      PERRY_DB_NAME: database.database,
+    });
+    const service = await launchService(definition, config, log);
+    const client = await connect({ servers: natsUrl });
+    try {
+      const health = await call(client, subjects(prefix), healthEndpoint('license'), {});
+      expect(health).toMatchObject({ service: 'license', status: 'ok', checks: { nats: 'ok', mysql: 'ok' } });
+
+      const first = service.stop();
+      expect(service.stop()).toBe(first);
+      expect(await first).toBe('clean');
+      expect(await service.stop()).toBe('clean');
+      expect(events).toEqual(['intake-stop nats-closed=false']);
+      expect(service.history).toEqual(['intake', 'endpoints', 'nats', 'mysql']);
+      await expect(call(client, subjects(prefix), healthEndpoint('license'), {})).rejects.toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('a service that fails to start leaves no connection behind', async ({ natsUrl, prefix }) => {
+    const NatsOnly = configSchema({ ...natsFields, ...processFields });
+    const definition = defineService({
+      name: 'vm-controller',
+      config: NatsOnly,
+      needsDb: false,
+      start: async () => {
+        throw new Error('cannot start');
+      },
+    });
+    const config = loadConfig(NatsOnly, { PERRY_HUB_NATS_URL: natsUrl, PERRY_HUB_SUBJECT_PREFIX: prefix });
+    await expect(launchService(definition, config, log)).rejects.toThrow('cannot start');
+  });
+});

@@ -1,0 +1,17 @@
+/**
+ * Real servers for tests: one nats-server and one MariaDB per test process, shared by its tests,
+ * which isolate themselves by a unique subject prefix and a unique database.
+ */
+export { getTestStack, startIsolatedMariaDb, startIsolatedNats } from './stack.js';
+export type {
+  DbCredentials,
+  IsolatedMariaDb,
+  IsolatedMariaDbOptions,
+  IsolatedNats,
+  IsolatedNatsOptions,
+  TestStack,
+} from './stack.js';
+export { createTestDatabase, type TestDatabase } from './database.js';
+export { uniquePrefix } from './names.js';
+export { test } from './fixtures.js';
+export { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
