@@ -36,7 +36,11 @@ async function launch(definition: ServiceDefinition, env: Record<string, string>
 }
 
 describe('GET /api/v1/status', () => {
-  test('answers the original shape from the scheduler and the worker-gateway', async ({ natsUrl, prefix, database }) => {
+  test('answers the original shape from the scheduler and the worker-gateway', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
     const env = envFor(natsUrl, prefix, database, { PERRY_EXPECTED_VERSION: '0.5.14' });
     const started: LaunchedService[] = [];
     try {

@@ -6,3 +6,5 @@ export * from './rpc.js';
 export * from './messages/health.js';
 export * from './messages/status.js';
 export * from './messages/signals.js';
+export * from './messages/jobs.js';
+export * from './messages/vm.js';

@@ -4,6 +4,7 @@
  */
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { MIGRATIONS, type Migration } from './migrations/index.js';
+import { runStep } from './migrations/steps.js';
 
 const LOCK_NAME = 'perry_hub_migrations';
 const LOCK_TIMEOUT_S = 120;
@@ -49,9 +50,9 @@ async function applyPending(conn: PoolConnection, migrations: readonly Migration
   const applied: number[] = [];
   for (const m of migrations) {
     if (done.has(m.version)) continue;
-    for (const sql of m.statements) {
+    for (const step of m.statements) {
       try {
-        await conn.query(sql);
+        await runStep(conn, step);
       } catch (err) {
         throw new MigrationError(`Migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, {
           cause: err,

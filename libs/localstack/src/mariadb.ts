@@ -108,7 +108,13 @@ export async function startMariaDb(options: MariaDbOptions): Promise<MariaDbServ
 export async function probeMariaDb(port: number, dataDir: string): Promise<true | string> {
   let connection;
   try {
-    connection = await createConnection({ host: HOST, port, user: 'root', password: '', connectTimeout: PROBE_TIMEOUT_MS });
+    connection = await createConnection({
+      host: HOST,
+      port,
+      user: 'root',
+      password: '',
+      connectTimeout: PROBE_TIMEOUT_MS,
+    });
   } catch (err) {
     // Not final: it may be another server on a fixed port while ours is failing to bind.
     if ((err as { code?: unknown }).code === 'ER_ACCESS_DENIED_ERROR') {

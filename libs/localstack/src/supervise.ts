@@ -86,7 +86,15 @@ export class SupervisedProcess implements ChildServer {
     // detached: a new session, so a terminal's Ctrl-C reaches only us; we stop servers in order.
     const watchdog = spawn(
       '/bin/sh',
-      ['-c', WATCHDOG_SCRIPT, 'perry-hub-watchdog', options.pidFile, String(killAfterS), options.command, ...options.args],
+      [
+        '-c',
+        WATCHDOG_SCRIPT,
+        'perry-hub-watchdog',
+        options.pidFile,
+        String(killAfterS),
+        options.command,
+        ...options.args,
+      ],
       { stdio: ['pipe', options.log.stdio, options.log.stdio], detached: true },
     );
     options.log.afterSpawn(watchdog);

@@ -3,7 +3,16 @@ import { pino } from 'pino';
 import { connect } from '@nats-io/transport-node';
 import { healthEndpoint, subjects } from '@perry-hub/contracts';
 import { test } from '@perry-hub/testkit';
-import { call, configSchema, dbFields, defineService, launchService, loadConfig, natsFields, processFields } from '../src/index.js';
+import {
+  call,
+  configSchema,
+  dbFields,
+  defineService,
+  launchService,
+  loadConfig,
+  natsFields,
+  processFields,
+} from '../src/index.js';
 
 const log = pino({ level: 'silent' });
 const Config = configSchema({ ...natsFields, ...dbFields, ...processFields });

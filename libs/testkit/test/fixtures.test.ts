@@ -1,6 +1,5 @@
 import { connect } from '@nats-io/transport-node';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, describe, expect, test, uniquePrefix, type TestStack } from '../src/index.js';
@@ -67,6 +66,8 @@ describe('fixtures', () => {
     const labelled = await createTestDatabase('Billing');
     expect(labelled.database).toMatch(/^t_billing_[a-z0-9]{8}$/);
     expect(labelled).toMatchObject({ host: stack.db.host, port: stack.db.port, user: 'root' });
+    // Spreading it must give a clean mysql2 config.
+    expect(Object.keys(labelled).sort()).toEqual(['database', 'host', 'password', 'port', 'user']);
     await Promise.all([labelled.drop(), labelled.drop()]);
     expect(await databasesOf(stack)).not.toContain(labelled.database);
   });

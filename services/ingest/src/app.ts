@@ -2,7 +2,7 @@
  * The public HTTP API as a Fastify app, built without listening so tests can `inject()`.
  * Validation never coerces or strips: a mistyped or unknown field is a 400, not a silent fix.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { HubError } from '@perry-hub/contracts';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -26,7 +26,7 @@ export type App = FastifyInstance;
 export function buildApp(deps: IngestDeps, options: AppOptions) {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as never,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: options.requestTimeoutMs,
     connectionTimeout: options.requestTimeoutMs,
     keepAliveTimeout: 5_000,

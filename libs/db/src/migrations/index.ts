@@ -1,11 +1,18 @@
 import * as m001 from './001_original_tables.js';
+import * as m002 from './002_job_lifecycle.js';
+import type { MigrationStep } from './steps.js';
+
+export type { MigrationStep } from './steps.js';
 
 export interface Migration {
   readonly version: number;
   readonly name: string;
-  /** Each statement must be safe to run again: DDL commits implicitly, so a crash mid-way re-runs it. */
-  readonly statements: readonly string[];
+  /** Each step must be safe to run again: DDL commits implicitly, so a crash mid-way re-runs it. */
+  readonly statements: readonly MigrationStep[];
 }
 
 /** In order. Append only: a released migration never changes. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, ...m001 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, ...m001 },
+  { version: 2, ...m002 },
+];

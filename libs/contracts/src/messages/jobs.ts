@@ -1,0 +1,56 @@
+/**
+ * Jobs on the bus. MySQL (`builds`) is the system of record; the intake message tells the
+ * scheduler a job exists (deduplicated by `Nats-Msg-Id` = job id) and the scheduler reconciles
+ * from MySQL on start, so a lost message never loses a job.
+ */
+import Type, { type Static } from 'typebox';
+import { defineEndpoint } from '../rpc.js';
+
+export const TIERS = ['free', 'pro'] as const;
+export type Tier = (typeof TIERS)[number];
+
+/** Queue priority by tier (the original's: pro 10, free 1). */
+export const TIER_PRIORITY: Readonly<Record<Tier, number>> = { pro: 10, free: 1 };
+
+/** Targets a client may ask for (reference 5.1); sign targets are set by the hub itself. */
+export const CLIENT_TARGETS = [
+  'macos',
+  'ios',
+  'visionos',
+  'watchos',
+  'tvos',
+  'android',
+  'linux',
+  'windows',
+  'web',
+] as const;
+export const SIGN_TARGETS = ['windows-sign', 'macos-sign', 'ios-sign'] as const;
+
+export const JobIntake = Type.Object(
+  {
+    jobId: Type.String({ format: 'uuid' }),
+    licenseKey: Type.String(),
+    tier: Type.Enum(TIERS),
+    priority: Type.Integer(),
+    targets: Type.Array(Type.String(), { minItems: 1 }),
+    queuedAt: Type.Integer({ description: 'Epoch ms' }),
+    via: Type.Enum(['http', 'nats']),
+  },
+  { additionalProperties: false },
+);
+export type JobIntake = Static<typeof JobIntake>;
+
+export const QueuePositionRequest = Type.Object({ jobId: Type.String() }, { additionalProperties: false });
+export const QueuePosition = Type.Object(
+  { position: Type.Integer({ minimum: 0, description: '1-based place in the queue; 0 once running' }) },
+  { additionalProperties: false },
+);
+export type QueuePosition = Static<typeof QueuePosition>;
+
+export const queuePositionEndpoint = defineEndpoint({
+  service: 'scheduler',
+  name: 'queue-position',
+  request: QueuePositionRequest,
+  response: QueuePosition,
+  timeoutMs: 3_000,
+});
