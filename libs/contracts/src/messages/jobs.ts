@@ -54,3 +54,33 @@ export const queuePositionEndpoint = defineEndpoint({
   response: QueuePosition,
   timeoutMs: 3_000,
 });
+
+export interface TierLimits {
+  readonly monthlyPublishes: number;
+  readonly hourlySubmissions: number;
+  /** Decoded tarball size. */
+  readonly maxUploadBytes: number;
+  /** Builds running at once; further ones wait in the queue (they are not rejected). */
+  readonly concurrentBuilds: number;
+  readonly monthlyDeepVerifies: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** The original hub's limits (reference 3.8). */
+export const TIER_LIMITS: Readonly<Record<Tier, TierLimits>> = {
+  free: {
+    monthlyPublishes: 15,
+    hourlySubmissions: 5,
+    maxUploadBytes: 50 * MiB,
+    concurrentBuilds: 1,
+    monthlyDeepVerifies: 2,
+  },
+  pro: {
+    monthlyPublishes: 50,
+    hourlySubmissions: 30,
+    maxUploadBytes: 200 * MiB,
+    concurrentBuilds: 3,
+    monthlyDeepVerifies: 20,
+  },
+};
