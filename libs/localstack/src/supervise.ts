@@ -142,7 +142,8 @@ export class SupervisedProcess implements ChildServer {
       signal(this.watchdog.pid, 'SIGTERM');
       const inTime = await Promise.race([
         this.exited.then(() => true),
-        sleep(this.options.shutdownTimeoutMs + KILL_MARGIN_MS).then(() => false),
+        // Unref'd: a server that stopped in time must not keep the process alive for the deadline.
+        sleep(this.options.shutdownTimeoutMs + KILL_MARGIN_MS, undefined, { ref: false }).then(() => false),
       ]);
       if (!inTime) {
         signal(this.pid, 'SIGKILL');

@@ -8,3 +8,4 @@ export * from './rpc.js';
 export * from './lifecycle.js';
 export * from './service.js';
 export * from './main.js';
+export * from './lease.js';

@@ -1,0 +1,128 @@
+/**
+ * Everything the controller hears, folded into one snapshot for `decide()`: the scheduler's
+ * queue depth, pre-warm hints until their job ends, worker presence from the gateways' KV
+ * bucket, and the provider's power readings (which the controller feeds in). Messages that do
+ * not match their contract are logged and dropped; they never reach a decision.
+ */
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { JobDone, PrewarmSignal, QueueDepth, WorkerPresence, type Subjects } from '@perry-hub/contracts';
+import { problems, type Logger } from '@perry-hub/runtime';
+import type { TSchema, Static } from 'typebox';
+import type { CloudObservation, Signals } from './memory.js';
+
+export interface SignalFeedDeps {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly presence: KV;
+  readonly log: Logger;
+  readonly prewarmTtlMs: number;
+  /** Called after anything changed. */
+  readonly onChange: () => void;
+  readonly now: () => number;
+}
+
+export class SignalFeed {
+  readonly #deps: SignalFeedDeps;
+  #queue: Signals['queue'] = null;
+  readonly #workers = new Map<string, WorkerPresence>();
+  readonly #prewarms = new Map<string, PrewarmSignal>();
+  #cloud: Record<string, CloudObservation> = {};
+  readonly #subs: Subscription[] = [];
+  #stopWatch: (() => void) | undefined;
+
+  constructor(deps: SignalFeedDeps) {
+    this.#deps = deps;
+  }
+
+  async start(): Promise<void> {
+    const { nc, subjects } = this.#deps;
+    this.#listen(subjects.queueDepth, QueueDepth, (depth) => {
+      this.#queue = { depth, receivedAt: this.#deps.now() };
+    });
+    this.#listen(subjects.vmPrewarm, PrewarmSignal, (hint) => {
+      this.#prewarms.set(hint.jobId, hint);
+    });
+    // A job that ended (its first stage failed, or it finished) no longer needs its pre-warmed VM.
+    this.#listen(subjects.jobDoneAll, JobDone, (done) => {
+      this.#prewarms.delete(done.jobId);
+    });
+    await nc.flush();
+    await this.#watchPresence();
+  }
+
+  snapshot(): Signals {
+    const now = this.#deps.now();
+    for (const [jobId, hint] of this.#prewarms) {
+      if (now - hint.at >= this.#deps.prewarmTtlMs) this.#prewarms.delete(jobId);
+    }
+    return {
+      queue: this.#queue,
+      workers: [...this.#workers.values()],
+      prewarms: [...this.#prewarms.values()],
+      cloud: { ...this.#cloud },
+    };
+  }
+
+  /** A power reading taken by the controller. */
+  observe(pool: string, observation: CloudObservation): void {
+    this.#cloud[pool] = observation;
+    this.#deps.onChange();
+  }
+
+  /** Readings taken before a takeover say nothing about what the previous holder did since. */
+  forgetCloud(): void {
+    this.#cloud = {};
+  }
+
+  stop(): void {
+    for (const sub of this.#subs) sub.unsubscribe();
+    this.#stopWatch?.();
+  }
+
+  #listen<T extends TSchema>(subject: string, schema: T, apply: (value: Static<T>) => void): void {
+    const sub = this.#deps.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return this.#deps.log.warn({ err, subject }, 'subscription failed');
+        let value: unknown;
+        try {
+          value = msg.json();
+        } catch {
+          return this.#deps.log.warn({ subject }, 'dropped a message that is not JSON');
+        }
+        const found = problems(schema, value);
+        if (found.length > 0) return this.#deps.log.warn({ subject, problems: found }, 'dropped an invalid message');
+        apply(value as Static<T>);
+        this.#deps.onChange();
+      },
+    });
+    this.#subs.push(sub);
+  }
+
+  async #watchPresence(): Promise<void> {
+    const watch = await this.#deps.presence.watch();
+    this.#stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation !== 'PUT') {
+          this.#workers.delete(entry.key);
+        } else {
+          let value: unknown;
+          try {
+            value = entry.json();
+          } catch {
+            value = undefined;
+          }
+          const found = problems(WorkerPresence, value);
+          if (found.length > 0) {
+            this.#deps.log.warn({ key: entry.key, problems: found }, 'ignored an invalid presence entry');
+            this.#workers.delete(entry.key);
+          } else {
+            this.#workers.set(entry.key, value as WorkerPresence);
+          }
+        }
+        this.#deps.onChange();
+      }
+    })().catch((err: unknown) => this.#deps.log.error({ err }, 'presence watch ended'));
+  }
+}
