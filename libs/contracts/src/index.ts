@@ -8,3 +8,5 @@ export * from './messages/status.js';
 export * from './messages/signals.js';
 export * from './messages/jobs.js';
 export * from './messages/vm.js';
+export * from './messages/dispatch.js';
+export * from './messages/artifacts.js';

@@ -11,7 +11,7 @@
  *   <p>.jobs.<jobId>.events          JetStream EVENTS stream: the per-job event log that CLIs replay
  *   <p>.jobs.<jobId>.done            terminal outcome of a job (counted by the license service)
  *   <p>.queue.depth                  queue depth per capability, on every change and periodically
- *   <p>.workers.<event>              worker presence changes (connected, lost, ...)
+ *   <p>.workers.<event>              worker lifecycle (connected, lost) and job activity batches
  *   <p>.workers.<workerId>.cmd       commands for one connected worker (job_assign, cancel, ...)
  *   <p>.vm.<pool>.state              sign VM state changes
  *   <p>.vm.prewarm                   a hint that a capability's VM will soon be needed
@@ -52,6 +52,7 @@ export interface Subjects {
   workers(event: string): string;
   workerCommand(workerId: string): string;
   vmState(pool: string): string;
+  readonly vmStateAll: string;
   readonly vmPrewarm: string;
   metrics(name: string): string;
 }
@@ -76,6 +77,7 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     workers: (event) => `${p}.workers.${token(event)}`,
     workerCommand: (workerId) => `${p}.workers.${token(workerId)}.cmd`,
     vmState: (pool) => `${p}.vm.${token(pool)}.state`,
+    vmStateAll: `${p}.vm.*.state`,
     vmPrewarm: `${p}.vm.prewarm`,
     metrics: (name) => `${p}.metrics.${token(name)}`,
   };

@@ -97,7 +97,8 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       subjects: [s.jobEventsAll, s.jobDoneAll],
       retention: 'limits',
       maxAgeMs: 7 * DAY_MS,
-      duplicateWindowMs: 2 * 60_000,
+      // Long enough that a scheduler republishing its completion outbox after a crash is deduped.
+      duplicateWindowMs: HOUR_MS,
       maxMsgBytes: 1024 * 1024,
       usedBy: ['scheduler', 'worker-gateway', 'license', 'ingest'],
     },
@@ -119,7 +120,7 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       usedBy: ['worker-gateway', 'scheduler', 'vm-controller'],
     },
     { kind: 'kv', bucket: n.leasesBucket, ttlMs: 0, history: 1, usedBy: ['scheduler', 'vm-controller'] },
-    { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, usedBy: ['vm-controller'] },
+    { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, usedBy: ['vm-controller', 'scheduler'] },
     { kind: 'obj', bucket: n.blobsBucket, usedBy: ['artifact-store', 'ingest'] },
   ];
 }

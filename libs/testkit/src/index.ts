@@ -14,4 +14,5 @@ export type {
 export { createTestDatabase, type TestDatabase } from './database.js';
 export { uniquePrefix } from './names.js';
 export { test } from './fixtures.js';
+export { serviceEnv, type ServiceEnvInput } from './env.js';
 export { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';

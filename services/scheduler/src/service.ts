@@ -1,42 +1,143 @@
 /**
- * The scheduler owns the job lifecycle. MySQL is the system of record for jobs, so the queue
- * length it reports is read from there.
+ * The scheduler owns the job lifecycle. Any number of instances may run: all answer the read
+ * endpoints (from MySQL, the system of record), and the one holding the lease dispatches and
+ * serves the endpoints that move jobs. A standby takes over within the lease TTL, rebuilding its
+ * state from MySQL.
  */
-import { HubError, queuePositionEndpoint, queueStatsEndpoint } from '@perry-hub/contracts';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Kvm } from '@nats-io/kv';
+import type { Service } from '@nats-io/services';
+import {
+  HUB_VERSION,
+  HubError,
+  authorizeTransferEndpoint,
+  cancelJobEndpoint,
+  jobStatusEndpoint,
+  queuePositionEndpoint,
+  queueStatsEndpoint,
+  topologyNames,
+  workerEventEndpoint,
+  type JobStatus,
+} from '@perry-hub/contracts';
 import type { Pool, RowDataPacket } from '@perry-hub/db';
-import { configSchema, dbFields, defineService, handle, natsFields, processFields } from '@perry-hub/runtime';
+import { Lease, defineService, handle, serveEndpoints } from '@perry-hub/runtime';
+import { SchedulerConfig } from './config.js';
+import { Dispatcher } from './dispatcher.js';
+import { cancelJob, onWorkerEvent } from './handlers.js';
+import { JobStore } from './store.js';
 
-export const SchedulerConfig = configSchema({ ...natsFields, ...dbFields, ...processFields });
+export { SchedulerConfig } from './config.js';
 
 export async function countQueued(db: Pool): Promise<number> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM builds WHERE status = 'queued'");
   return Number(rows[0]?.['n'] ?? 0);
 }
 
-/** 1-based place of a queued job in dispatch order (priority, then age); 0 once it left the queue. */
+/** 1-based place among queued jobs needing the same targets, in dispatch order; 0 once it left the queue. */
 export async function queuePosition(db: Pool, jobId: string): Promise<number> {
-  const [rows] = await db.query<RowDataPacket[]>('SELECT status, priority, queuedAt FROM builds WHERE id = ?', [jobId]);
+  const [rows] = await db.query<RowDataPacket[]>(
+    'SELECT status, priority, queuedAt, targets FROM builds WHERE id = ?',
+    [jobId],
+  );
   const job = rows[0];
   if (!job) throw new HubError('JOB_NOT_FOUND', 'Job not found');
   if (job['status'] !== 'queued') return 0;
   const [ahead] = await db.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM builds WHERE status = 'queued' AND id <> ?
+    `SELECT COUNT(*) AS n FROM builds WHERE status = 'queued' AND targets = ? AND id <> ?
        AND (priority > ? OR (priority = ? AND (queuedAt < ? OR (queuedAt = ? AND id < ?))))`,
-    [jobId, job['priority'], job['priority'], job['queuedAt'], job['queuedAt'], jobId],
+    [job['targets'], jobId, job['priority'], job['priority'], job['queuedAt'], job['queuedAt'], jobId],
   );
   return Number(ahead[0]?.['n'] ?? 0) + 1;
+}
+
+function sameToken(token: string, hash: string | null): boolean {
+  if (!hash) return false;
+  const given = createHash('sha256').update(token).digest();
+  const stored = Buffer.from(hash, 'hex');
+  return stored.length === given.length && timingSafeEqual(given, stored);
 }
 
 export const scheduler = defineService({
   name: 'scheduler',
   config: SchedulerConfig,
   needsDb: true,
-  start: async (deps) => {
+  start: async (deps, config) => {
     const db = deps.db as Pool;
+    const store = new JobStore(db);
+    let dispatcher: Dispatcher | undefined;
+    let leaderEndpoints: Service | undefined;
+    const leader = () => dispatcher?.ctx;
+
+    const becomeLeader = async () => {
+      const d = new Dispatcher({ nc: deps.nc, subjects: deps.subjects, log: deps.log, config, store });
+      dispatcher = d;
+      await d.start();
+      leaderEndpoints = await serveEndpoints(
+        { nc: deps.nc, subjects: deps.subjects, service: 'scheduler', version: HUB_VERSION, log: deps.log },
+        [
+          handle(workerEventEndpoint, (event) => onWorkerEvent(d.ctx, event)),
+          handle(cancelJobEndpoint, ({ jobId }) => cancelJob(d.ctx, jobId)),
+        ],
+      );
+    };
+    const stepDown = async () => {
+      await leaderEndpoints?.stop();
+      leaderEndpoints = undefined;
+      await dispatcher?.stop();
+      dispatcher = undefined;
+    };
+
+    const kv = await new Kvm(deps.nc).open(topologyNames(config.subjectPrefix).leasesBucket);
+    const lease = new Lease(kv, {
+      key: 'scheduler',
+      holder: deps.instanceId,
+      ttlMs: config.leaseTtlMs,
+      log: deps.log,
+      onAcquired: () => {
+        becomeLeader().catch(async (err: unknown) => {
+          deps.log.error({ err }, 'could not take over dispatching; giving the lease back');
+          await stepDown();
+          await lease.release();
+        });
+      },
+      onLost: (reason) => {
+        deps.log.warn({ reason }, 'scheduler lease lost; standing by');
+        void stepDown();
+      },
+    });
+
     deps.serve([
-      handle(queueStatsEndpoint, async () => ({ queueLength: await countQueued(db) })),
-      handle(queuePositionEndpoint, async ({ jobId }) => ({ position: await queuePosition(db, jobId) })),
+      handle(queueStatsEndpoint, async () => ({ queueLength: leader()?.queued.size ?? (await countQueued(db)) })),
+      handle(queuePositionEndpoint, async ({ jobId }) => ({
+        position: leader()?.queue.position(jobId) || (await queuePosition(db, jobId)),
+      })),
+      handle(jobStatusEndpoint, async ({ jobId }) => {
+        const row = await store.get(jobId);
+        if (!row) return { found: false, status: null, position: 0 };
+        const position =
+          row.status === 'queued' ? leader()?.queue.position(jobId) || (await queuePosition(db, jobId)) : 0;
+        return { found: true, status: row.status as JobStatus, position };
+      }),
+      handle(authorizeTransferEndpoint, async ({ jobId, token, purpose }) => {
+        const row = await store.tokenHash(jobId);
+        if (!row || !sameToken(token, row.hash)) throw new HubError('FORBIDDEN', 'Invalid job token');
+        if (row.status !== 'running') {
+          throw purpose === 'artifact'
+            ? new HubError('JOB_NOT_RUNNING', 'Job is not in running state')
+            : new HubError('FORBIDDEN', 'Invalid job token');
+        }
+        if (!row.tarballRef) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
+        const stage: 'build' | 'sign' = row.stage === 'sign' ? 'sign' : 'build';
+        return { attempt: row.attempt, stage, tarballRef: row.tarballRef };
+      }),
     ]);
-    return { stop: async () => undefined };
+    lease.campaign();
+
+    return {
+      stop: async () => {
+        await lease.close();
+        await stepDown();
+      },
+    };
   },
 });

@@ -1,0 +1,72 @@
+/**
+ * The artifact-store's endpoints. Bytes never travel in these messages: the ingest streams them
+ * between HTTP and the Object Store, and these calls carry object names and metadata.
+ */
+import Type, { type Static } from 'typebox';
+import { defineEndpoint } from '../rpc.js';
+
+export const ArtifactMeta = Type.Object(
+  {
+    objectName: Type.String(),
+    name: Type.String(),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    target: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type ArtifactMeta = Static<typeof ArtifactMeta>;
+
+/** Targets whose artifact is an intermediate for the next stage: held back from the CLI. */
+export const HELD_TARGETS = ['windows-precompiled', 'ios-precompiled', 'macos-precompiled'] as const;
+
+export const registerArtifactEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'register-artifact',
+  request: Type.Object(
+    { jobId: Type.String(), attempt: Type.Integer({ minimum: 1 }), artifact: ArtifactMeta },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    { token: Type.String(), download_url: Type.String(), size: Type.Integer(), held: Type.Boolean() },
+    { additionalProperties: false },
+  ),
+  timeoutMs: 10_000,
+});
+
+export const claimDownloadEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'claim-download',
+  request: Type.Object(
+    { token: Type.String(), resume: Type.Boolean({ description: 'A Range request continuing a download' }) },
+    { additionalProperties: false },
+  ),
+  response: ArtifactMeta,
+  timeoutMs: 5_000,
+});
+
+export const finishDownloadEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'finish-download',
+  request: Type.Object({ token: Type.String() }, { additionalProperties: false }),
+  response: Type.Object({}, { additionalProperties: false }),
+  timeoutMs: 5_000,
+});
+
+/** Make the job's last uploaded artifact the next stage's input (its new tarball). */
+export const promoteEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'promote',
+  request: Type.Object({ jobId: Type.String(), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+  response: Type.Object({ tarballRef: Type.String(), target: Type.String() }, { additionalProperties: false }),
+  timeoutMs: 10_000,
+});
+
+/** A job ended: its input tarballs can go (artifacts stay until their tokens expire). */
+export const jobFinishedEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'job-finished',
+  request: Type.Object({ jobId: Type.String() }, { additionalProperties: false }),
+  response: Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+  timeoutMs: 10_000,
+});

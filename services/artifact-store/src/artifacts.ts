@@ -1,0 +1,159 @@
+/**
+ * Artifacts: metadata and one-time download tokens in MySQL, bytes in the Object Store. A token
+ * is fresh until a download starts (claimed), may then be resumed with HTTP Range until it
+ * expires, and is spent (done) once a download completes: a second download gets 404. Artifacts
+ * of `*-precompiled` targets are intermediates for the next stage: never announced to the CLI,
+ * never downloadable, and promoted to the job's next input.
+ */
+import { randomUUID } from 'node:crypto';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import {
+  HELD_TARGETS,
+  HubError,
+  claimDownloadEndpoint,
+  finishDownloadEndpoint,
+  jobFinishedEndpoint,
+  promoteEndpoint,
+  registerArtifactEndpoint,
+  type ArtifactMeta,
+  type Subjects,
+} from '@perry-hub/contracts';
+import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
+import { handle, type BlobStore, type BoundEndpoint, type Logger } from '@perry-hub/runtime';
+
+export interface ArtifactDeps {
+  db: Pool;
+  blobs: BlobStore;
+  js: JetStreamClient;
+  subjects: Subjects;
+  log: Logger;
+  publicUrl: string;
+  artifactTtlSecs: number;
+  now?: () => number;
+}
+
+const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
+const encoder = new TextEncoder();
+
+export function tarballName(jobId: string): string {
+  return `tarballs/${jobId}`;
+}
+
+export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
+  const now = deps.now ?? Date.now;
+  const base = deps.publicUrl.replace(/\/+$/, '');
+  const held = (target: string) => (HELD_TARGETS as readonly string[]).includes(target);
+
+  const meta = (r: RowDataPacket): ArtifactMeta => ({
+    objectName: String(r['object_name']),
+    name: String(r['name']),
+    size: Number(r['size']),
+    sha256: String(r['sha256']),
+    target: String(r['target']),
+  });
+
+  return [
+    handle(registerArtifactEndpoint, async ({ jobId, attempt, artifact }) => {
+      const token = randomUUID();
+      const isHeld = held(artifact.target);
+      const createdAt = now();
+      await deps.db.query(
+        `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?)`,
+        [
+          token,
+          jobId,
+          attempt,
+          artifact.objectName,
+          artifact.name,
+          artifact.size,
+          artifact.sha256,
+          artifact.target,
+          isHeld,
+          createdAt,
+          createdAt + deps.artifactTtlSecs * 1000,
+        ],
+      );
+      const downloadUrl = `${base}/api/v1/dl/${token}`;
+      if (!isHeld) {
+        // The original's artifact_ready, key order included (reference 1.2 #12).
+        const ready = {
+          type: 'artifact_ready',
+          job_id: jobId,
+          target: artifact.target,
+          artifact_name: artifact.name,
+          artifact_size: artifact.size,
+          sha256: artifact.sha256,
+          download_url: downloadUrl,
+          expires_in_secs: deps.artifactTtlSecs,
+        };
+        await deps.js.publish(deps.subjects.jobEvents(jobId), encoder.encode(JSON.stringify(ready)));
+      }
+      return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
+    }),
+
+    handle(claimDownloadEndpoint, async ({ token, resume }) => {
+      const [rows] = await deps.db.query<RowDataPacket[]>(
+        'SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ?',
+        [token, now()],
+      );
+      const row = rows[0];
+      if (!row) throw NOT_FOUND();
+      const allowed = resume ? ['fresh', 'claimed'] : ['fresh'];
+      const [r] = await deps.db.query<ResultSetHeader>(
+        `UPDATE artifacts SET state = 'claimed' WHERE token = ? AND state IN (?)`,
+        [token, allowed],
+      );
+      if (r.affectedRows !== 1) throw NOT_FOUND();
+      return meta(row);
+    }),
+
+    handle(finishDownloadEndpoint, async ({ token }) => {
+      const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name FROM artifacts WHERE token = ?', [token]);
+      await deps.db.query("UPDATE artifacts SET state = 'done' WHERE token = ?", [token]);
+      // Spent: the bytes can go now rather than at expiry.
+      if (rows[0]) await deps.blobs.delete(String(rows[0]['object_name'])).catch(() => false);
+      return {};
+    }),
+
+    handle(promoteEndpoint, async ({ jobId, attempt }) => {
+      const [rows] = await deps.db.query<RowDataPacket[]>(
+        'SELECT * FROM artifacts WHERE job_id = ? AND attempt = ? ORDER BY created_at DESC, token LIMIT 1',
+        [jobId, attempt],
+      );
+      const row = rows[0];
+      if (!row) throw new HubError('NOT_FOUND', `No artifact was uploaded for job ${jobId}`);
+      return { tarballRef: String(row['object_name']), target: String(row['target']) };
+    }),
+
+    handle(jobFinishedEndpoint, async ({ jobId }) => {
+      const [rows] = await deps.db.query<RowDataPacket[]>(
+        'SELECT token, object_name FROM artifacts WHERE job_id = ? AND held = TRUE',
+        [jobId],
+      );
+      let deleted = 0;
+      for (const name of [tarballName(jobId), ...rows.map((r) => String(r['object_name']))]) {
+        if (await deps.blobs.delete(name).catch(() => false)) deleted += 1;
+      }
+      await deps.db.query('DELETE FROM artifacts WHERE job_id = ? AND held = TRUE', [jobId]);
+      return { deleted };
+    }),
+  ];
+}
+
+/**
+ * Expired and spent artifacts: bytes and rows. Held intermediates are not touched: they are the
+ * next stage's input however long it waits, and go when the job ends.
+ */
+export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 'now'>, batch = 500): Promise<number> {
+  const now = (deps.now ?? Date.now)();
+  const [rows] = await deps.db.query<RowDataPacket[]>(
+    "SELECT token, object_name FROM artifacts WHERE held = FALSE AND (expires_at <= ? OR state = 'done') LIMIT ?",
+    [now, batch],
+  );
+  for (const r of rows) {
+    await deps.blobs.delete(String(r['object_name'])).catch(() => false);
+    await deps.db.query('DELETE FROM artifacts WHERE token = ?', [r['token']]);
+  }
+  return rows.length;
+}

@@ -1,0 +1,161 @@
+/**
+ * The transfer routes: workers fetch their input tarball and upload artifacts, CLIs download
+ * artifacts. All streamed between HTTP and the Object Store, never whole in memory. Workers and
+ * the CLI get base64 text as the original served it; new clients ask for raw bytes with
+ * `Accept: application/octet-stream` (and may resume downloads with HTTP Range).
+ */
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  HubError,
+  authorizeTransferEndpoint,
+  claimDownloadEndpoint,
+  finishDownloadEndpoint,
+  registerArtifactEndpoint,
+  type Subjects,
+} from '@perry-hub/contracts';
+import { base64Decoder, base64Encoder, call, type BlobStore, type Logger } from '@perry-hub/runtime';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { parseRange, sliceBytes } from './range.js';
+
+export interface TransferDeps {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  blobs: () => Promise<BlobStore>;
+  maxArtifactBytes: number;
+}
+
+const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
+const forbidden = () => new HubError('FORBIDDEN', 'Invalid job token');
+
+function bearer(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) throw forbidden();
+  return header.slice('Bearer '.length).trim();
+}
+
+const wantsRaw = (request: FastifyRequest) => /application\/octet-stream/i.test(request.headers.accept ?? '');
+const base64Length = (bytes: number) => 4 * Math.ceil(bytes / 3);
+const hex = (digest: string) => Buffer.from(digest.replace(/^SHA-256=/, ''), 'base64url').toString('hex');
+
+/** `pipeline` that hands back its last stage, so a failing source fails the response too. */
+function chain(source: Readable, ...through: Transform[]): Readable {
+  if (through.length === 0) return source;
+  return (pipeline as (...s: unknown[]) => Readable)(source, ...through, () => undefined);
+}
+
+export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
+  return async (app) => {
+    // Encapsulated: these parsers hand the raw body stream to the upload route only.
+    app.addContentTypeParser(['text/plain', 'application/octet-stream'], (_req, payload, done) => done(null, payload));
+
+    app.get<{ Params: { jobId: string } }>(
+      '/api/v1/tarball/:jobId',
+      { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
+      async (request, reply) => {
+        const { jobId } = request.params;
+        const auth = await call(deps.nc, deps.subjects, authorizeTransferEndpoint, {
+          jobId,
+          token: bearer(request),
+          purpose: 'tarball',
+        });
+        const found = await (await deps.blobs()).get(auth.tarballRef);
+        if (!found) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
+        return sendBytes(reply, found.stream, found.info.size, wantsRaw(request));
+      },
+    );
+
+    app.post<{ Params: { jobId: string }; Body: Readable }>(
+      '/api/v1/artifact/upload/:jobId',
+      { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
+      async (request) => {
+        const { jobId } = request.params;
+        const auth = await call(deps.nc, deps.subjects, authorizeTransferEndpoint, {
+          jobId,
+          token: bearer(request),
+          purpose: 'artifact',
+        });
+        const raw = /application\/octet-stream/i.test(request.headers['content-type'] ?? '');
+        const header = (name: string) => {
+          const v = request.headers[name];
+          return typeof v === 'string' ? v.trim() : '';
+        };
+        const name = header('x-artifact-name') || 'artifact';
+        const claimed = header('x-artifact-sha256').toLowerCase();
+        const target = header('x-artifact-target');
+        if (name.length > 255 || target.length > 64)
+          throw new HubError('BAD_REQUEST', 'Artifact name or target too long');
+        const blobs = await deps.blobs();
+        const objectName = `artifacts/${jobId}/${randomUUID()}`;
+        const info = await blobs.put(objectName, request.body, {
+          maxBytes: deps.maxArtifactBytes,
+          through: raw ? [] : [base64Decoder()],
+        });
+        const sha256 = hex(info.digest);
+        if (info.size === 0 || (claimed !== '' && claimed !== sha256)) {
+          await blobs.delete(objectName);
+          throw new HubError(
+            'BAD_REQUEST',
+            info.size === 0
+              ? 'Missing base64 artifact data in body'
+              : 'x-artifact-sha256 does not match the uploaded data',
+          );
+        }
+        const registered = await call(deps.nc, deps.subjects, registerArtifactEndpoint, {
+          jobId,
+          attempt: auth.attempt,
+          artifact: { objectName, name, size: info.size, sha256, target },
+        });
+        return { token: registered.token, download_url: registered.download_url, size: registered.size };
+      },
+    );
+
+    app.get<{ Params: { token: string } }>(
+      '/api/v1/dl/:token',
+      { schema: { params: { type: 'object', properties: { token: ID }, required: ['token'] } } },
+      async (request, reply) => {
+        const { token } = request.params;
+        const raw = wantsRaw(request);
+        const rangeHeader = raw ? request.headers.range : undefined;
+        const meta = await call(deps.nc, deps.subjects, claimDownloadEndpoint, {
+          token,
+          resume: rangeHeader !== undefined,
+        });
+        const range = rangeHeader === undefined ? null : parseRange(rangeHeader, meta.size);
+        const found = await (await deps.blobs()).get(meta.objectName);
+        if (!found) throw new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
+        reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
+        const reachesEnd = range === null || range.end === meta.size - 1;
+        reply.raw.once('finish', () => {
+          if (!reachesEnd) return;
+          call(deps.nc, deps.subjects, finishDownloadEndpoint, { token }).catch((err: unknown) =>
+            deps.log.warn({ err, token }, 'could not mark the download spent'),
+          );
+        });
+        if (range) {
+          reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
+          return sendBytes(
+            reply,
+            chain(found.stream, sliceBytes(range.start, range.end)),
+            range.end - range.start + 1,
+            true,
+          );
+        }
+        if (raw) reply.header('accept-ranges', 'bytes');
+        return sendBytes(reply, found.stream, meta.size, raw);
+      },
+    );
+  };
+}
+
+function sendBytes(reply: FastifyReply, stream: Readable, size: number, raw: boolean): FastifyReply {
+  if (raw) {
+    return reply.header('content-type', 'application/octet-stream').header('content-length', size).send(stream);
+  }
+  return reply
+    .header('content-type', 'text/plain')
+    .header('content-length', base64Length(size))
+    .send(chain(stream, base64Encoder()));
+}

@@ -1,0 +1,376 @@
+/**
+ * The leader's dispatch loop. Built when this instance wins the scheduler lease, from MySQL (jobs)
+ * and KV (workers, VM pools); torn down when the lease is lost.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import {
+  JobActivity,
+  JobIntake,
+  TIER_LIMITS,
+  VmPoolState,
+  WorkerLifecycle,
+  WorkerPresence,
+  topologyNames,
+  type Subjects,
+} from '@perry-hub/contracts';
+import { isValid, type Logger } from '@perry-hub/runtime';
+import { sendCommand } from './commands.js';
+import type { SchedulerConfig } from './config.js';
+import { JobEvents } from './events.js';
+import { JobQueue, capabilityKey } from './queue/job-queue.js';
+import { planDispatch, type WorkerSlots } from './queue/match.js';
+import { enqueue, type Context, type KnownWorker, type QueuedInfo, type RunningJob } from './state.js';
+import type { JobRow, JobStore } from './store.js';
+import * as sweeps from './sweeps.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const PREWARM = new Set(['windows', 'ios', 'macos']);
+
+export interface DispatcherDeps {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  config: SchedulerConfig;
+  store: JobStore;
+}
+
+function info(row: JobRow): QueuedInfo {
+  return {
+    jobId: row.id,
+    licenseKey: row.licenseKey,
+    tier: row.tier,
+    targets: row.targets,
+    stage: row.stage,
+    attempt: row.attempt,
+    retries: row.retries,
+    queuedAt: row.queuedAt,
+    startedAt: row.startedAt,
+  };
+}
+
+export class Dispatcher {
+  readonly ctx: Context;
+  readonly #deps: DispatcherDeps;
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #stops: (() => unknown)[] = [];
+  readonly #announced = new Map<string, number>();
+  #roundScheduled = false;
+  #depthDirty = false;
+  #stopped = false;
+  #presence!: KV;
+
+  constructor(deps: DispatcherDeps) {
+    this.#deps = deps;
+    const js = jetstream(deps.nc);
+    this.ctx = {
+      nc: deps.nc,
+      subjects: deps.subjects,
+      log: deps.log,
+      config: deps.config,
+      store: deps.store,
+      events: new JobEvents(js, deps.subjects),
+      queue: new JobQueue(),
+      queued: new Map(),
+      running: new Map(),
+      workers: new Map(),
+      draining: new Set(),
+      now: Date.now,
+      kick: () => this.#kick(),
+      touched: () => (this.#depthDirty = true),
+      leaderSince: Date.now(),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { nc, config, subjects } = this.#deps;
+    const names = topologyNames(config.subjectPrefix);
+    this.#presence = await new Kvm(nc).open(names.presenceBucket);
+    await this.#watch(this.#presence, (key, value) => this.#onPresence(key, value));
+    await this.#watch(await new Kvm(nc).open(names.vmBucket), (_key, value) => this.#onVmState(value));
+    await this.#reconcile();
+    this.#subscribe(subjects.workers('lost'), (data) => this.#onLost(data));
+    this.#subscribe(subjects.workers('activity'), (data) => this.#onActivity(data));
+    await this.#consumeIntake(names.intakeStream, names.schedulerIntakeConsumer);
+    this.#every(1_000, async () => {
+      await sweeps.enforceTimeouts(this.ctx);
+      await sweeps.sweepLostWorkers(this.ctx, this.#presence);
+      await sweeps.announcePositions(this.ctx, this.#announced);
+      this.#kick();
+    });
+    this.#every(config.depthIntervalMs, async () => this.#publishDepth());
+    this.#every(250, async () => {
+      if (this.#depthDirty) this.#publishDepth();
+    });
+    this.#every(60_000, async () => sweeps.expireQueued(this.ctx));
+    this.#every(10_000, async () => sweeps.republishOutbox(this.ctx));
+    await sweeps.republishOutbox(this.ctx);
+    this.#publishDepth();
+    this.#kick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    for (const stop of this.#stops) await stop();
+  }
+
+  async #reconcile(): Promise<void> {
+    for (const row of await this.#deps.store.active()) {
+      if (row.status === 'queued') enqueue(this.ctx, info(row));
+      else if (row.status === 'running' && row.workerId) {
+        this.ctx.running.set(row.id, {
+          ...info(row),
+          workerId: row.workerId,
+          assignedAt: row.assignedAt ?? row.queuedAt,
+          lastActivityAt: Math.max(row.heartbeatAt ?? 0, this.ctx.leaderSince),
+          active: true,
+          cancelRequestedAt: row.cancelRequestedAt,
+          pending: false,
+        });
+      }
+    }
+    this.#deps.log.info({ queued: this.ctx.queued.size, running: this.ctx.running.size }, 'scheduler state recovered');
+  }
+
+  #kick(): void {
+    if (this.#roundScheduled || this.#stopped) return;
+    this.#roundScheduled = true;
+    setImmediate(() => {
+      this.#roundScheduled = false;
+      if (!this.#stopped) this.#round();
+    });
+  }
+
+  #round(): void {
+    const { ctx } = this;
+    const now = ctx.now();
+    const perWorker = new Map<string, number>();
+    const perLicense = new Map<string, number>();
+    const tierOf = new Map<string, number>();
+    for (const job of ctx.running.values()) {
+      perWorker.set(job.workerId, (perWorker.get(job.workerId) ?? 0) + 1);
+      perLicense.set(job.licenseKey, (perLicense.get(job.licenseKey) ?? 0) + 1);
+    }
+    const limit = (license: string, tier: 'free' | 'pro') => {
+      if (ctx.config.selfHosted) return Infinity;
+      return tierOf.get(license) ?? TIER_LIMITS[tier].concurrentBuilds;
+    };
+    for (const job of ctx.queued.values()) tierOf.set(job.licenseKey, limit(job.licenseKey, job.tier));
+    for (const [license, max] of tierOf) ctx.queue.setBlocked(license, (perLicense.get(license) ?? 0) >= max);
+    const slots: WorkerSlots[] = [...ctx.workers.values()]
+      .filter((w) => w.avoidUntil <= now)
+      .map((w) => ({
+        workerId: w.workerId,
+        capabilities: w.capabilities,
+        free: w.maxConcurrent - (perWorker.get(w.workerId) ?? 0),
+        connectedAt: w.connectedAt,
+      }));
+    const plan = planDispatch(ctx.queue, slots, ctx.draining, (job) => {
+      const n = (perLicense.get(job.licenseKey) ?? 0) + 1;
+      perLicense.set(job.licenseKey, n);
+      if (n >= (tierOf.get(job.licenseKey) ?? Infinity)) ctx.queue.setBlocked(job.licenseKey, true);
+    });
+    for (const { job, workerId } of plan) {
+      const queued = ctx.queued.get(job.jobId)!;
+      ctx.queued.delete(job.jobId);
+      const running: RunningJob = {
+        ...queued,
+        workerId,
+        assignedAt: now,
+        lastActivityAt: now,
+        active: false,
+        cancelRequestedAt: null,
+        pending: true,
+      };
+      ctx.running.set(job.jobId, running);
+      this.#depthDirty = true;
+      void this.#dispatch(running).catch((err: unknown) => ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed'));
+    }
+  }
+
+  /** Compare-and-set to running (the attempt goes up), then hand the job to the worker's gateway. */
+  async #dispatch(job: RunningJob): Promise<void> {
+    const { ctx } = this;
+    const worker = ctx.workers.get(job.workerId);
+    const token = randomBytes(24).toString('base64url');
+    const hash = createHash('sha256').update(token).digest('hex');
+    const row = { ...job, id: job.jobId, status: 'queued' } as unknown as JobRow;
+    const assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
+    if (!assigned) {
+      // Cancelled or moved by someone else meanwhile; MySQL knows best.
+      ctx.running.delete(job.jobId);
+      const fresh = await ctx.store.get(job.jobId);
+      if (fresh?.status === 'queued') enqueue(ctx, info(fresh));
+      return;
+    }
+    const attempt = job.attempt + 1;
+    const current: RunningJob = { ...job, attempt, pending: false };
+    ctx.running.set(job.jobId, current);
+    const payload = await ctx.store.payload(job.jobId);
+    const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
+    manifest['targets'] = [...job.targets];
+    const base = ctx.config.publicUrl.replace(/\/+$/, '');
+    const delivered = await sendCommand(ctx, job.workerId, {
+      kind: 'assign',
+      jobId: job.jobId,
+      attempt,
+      authToken: token,
+      manifest,
+      credentialsSealed: payload?.credentials ? payload.credentials.toString('base64') : null,
+      tarballUrl: `${base}/api/v1/tarball/${job.jobId}`,
+      artifactUploadUrl: `${base}/api/v1/artifact/upload/${job.jobId}`,
+    });
+    if (!delivered) {
+      if (worker) worker.avoidUntil = ctx.now() + 2_000;
+      if (await ctx.store.requeue(job.jobId, attempt, {}, ctx.now())) {
+        ctx.running.delete(job.jobId);
+        enqueue(ctx, { ...job, attempt });
+      }
+      return;
+    }
+    if (job.stage === 'build') {
+      for (const t of job.targets.filter((t) => PREWARM.has(t))) {
+        ctx.nc.publish(
+          ctx.subjects.vmPrewarm,
+          encoder.encode(JSON.stringify({ capability: `${t}-sign`, jobId: job.jobId, at: ctx.now() })),
+        );
+      }
+    }
+  }
+
+  #onPresence(key: string, value: unknown): void {
+    if (value === undefined) {
+      if (this.ctx.workers.delete(key)) void sweeps.loseWorkerJobs(this.ctx, key);
+      return;
+    }
+    if (!isValid(WorkerPresence, value)) return;
+    const known = this.ctx.workers.get(key);
+    if (known) {
+      known.heartbeatAt = value.heartbeatAt;
+      return;
+    }
+    const worker: KnownWorker = {
+      workerId: value.workerId,
+      name: value.name,
+      capabilities: new Set(value.capabilities.map((c) => c.toLowerCase())),
+      maxConcurrent: value.maxConcurrent,
+      connectedAt: value.connectedAt,
+      heartbeatAt: value.heartbeatAt,
+      avoidUntil: 0,
+    };
+    this.ctx.workers.set(key, worker);
+    this.#kick();
+  }
+
+  #onVmState(value: unknown): void {
+    if (value === undefined || !isValid(VmPoolState, value)) return;
+    const was = this.ctx.draining.has(value.capability);
+    if (value.draining) this.ctx.draining.add(value.capability);
+    else this.ctx.draining.delete(value.capability);
+    if (was && !value.draining) this.#kick();
+    // Waiting CLIs hear why they wait (the VM is booting, or no VM can be started).
+    const note = (targets: readonly string[]) => (targets.includes(value.capability) ? value.message : undefined);
+    void sweeps.announcePositions(this.ctx, this.#announced, note);
+  }
+
+  #onLost(data: unknown): void {
+    if (!isValid(WorkerLifecycle, data)) return;
+    this.ctx.workers.delete(data.workerId);
+    void sweeps.loseWorkerJobs(this.ctx, data.workerId);
+  }
+
+  #onActivity(data: unknown): void {
+    if (!isValid(JobActivity, data)) return;
+    for (const ref of data.jobs) {
+      const job = this.ctx.running.get(ref.jobId);
+      if (job && job.attempt === ref.attempt) {
+        job.lastActivityAt = Math.max(job.lastActivityAt, data.at);
+        if (!job.active) this.#depthDirty = true;
+        job.active = true;
+      }
+    }
+  }
+
+  async #consumeIntake(stream: string, durable: string): Promise<void> {
+    const consumer = await jetstream(this.#deps.nc).consumers.get(stream, durable);
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+    this.#stops.push(() => messages.stop());
+    void (async () => {
+      for await (const m of messages) {
+        try {
+          const intake: unknown = JSON.parse(decoder.decode(m.data));
+          if (!isValid(JobIntake, intake)) {
+            m.term();
+            continue;
+          }
+          if (!this.ctx.queued.has(intake.jobId) && !this.ctx.running.has(intake.jobId)) {
+            const row = await this.#deps.store.get(intake.jobId);
+            if (!row) {
+              m.nak(1_000); // the record is written first; give it a moment
+              continue;
+            }
+            if (row.status === 'queued') enqueue(this.ctx, info(row));
+          }
+          m.ack();
+        } catch (err) {
+          this.#deps.log.error({ err }, 'intake message failed');
+          m.nak(1_000);
+        }
+      }
+    })();
+  }
+
+  #publishDepth(): void {
+    this.#depthDirty = false;
+    this.#deps.nc.publish(this.#deps.subjects.queueDepth, encoder.encode(JSON.stringify(sweeps.queueDepth(this.ctx))));
+  }
+
+  async #watch(kv: KV, onChange: (key: string, value: unknown) => void): Promise<void> {
+    const watcher = await kv.watch();
+    this.#stops.push(() => watcher.stop());
+    void (async () => {
+      for await (const e of watcher) {
+        if (e.operation !== 'PUT') onChange(e.key, undefined);
+        else {
+          try {
+            onChange(e.key, e.json());
+          } catch {
+            // unparseable entries are ignored
+          }
+        }
+      }
+    })();
+  }
+
+  #subscribe(subject: string, onMessage: (data: unknown) => void): void {
+    const sub: Subscription = this.#deps.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          onMessage(JSON.parse(decoder.decode(msg.data)));
+        } catch {
+          // malformed messages are ignored
+        }
+      },
+    });
+    this.#stops.push(() => sub.unsubscribe());
+  }
+
+  #every(ms: number, task: () => Promise<void>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#stopped) return;
+      busy = true;
+      task()
+        .catch((err: unknown) => this.#deps.log.error({ err }, 'scheduler task failed'))
+        .finally(() => (busy = false));
+    }, ms);
+    this.#timers.push(timer);
+  }
+}
+
+export { capabilityKey };

@@ -1,0 +1,70 @@
+/** Leader-only endpoints: what workers report about their jobs, and cancel. */
+import { HubError, type Ack, type WorkerEvent } from '@perry-hub/contracts';
+import { sendCommand } from './commands.js';
+import { failure, finishJob, toSigningStage } from './outcomes.js';
+import { dequeue, type Context } from './state.js';
+
+const stale = (reason: string): Ack => ({ accepted: false, reason });
+
+export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<Ack> {
+  const job = ctx.running.get(event.jobId);
+  // Fencing: only the connection that holds the current attempt may move the job.
+  if (!job || job.attempt !== event.attempt || job.workerId !== event.workerId) return stale('not the current attempt');
+  job.lastActivityAt = ctx.now();
+  job.active = true;
+  const message = event.message;
+  switch (message['type']) {
+    case 'error':
+      // Relayed as the worker sent it: the CLI stops at the first error, exactly as with the original.
+      await ctx.events.append(job.jobId, JSON.stringify(message));
+      return { accepted: true };
+    case 'complete': {
+      const success = message['success'] === true;
+      const needs = message['needs_finishing'];
+      if (success && typeof needs === 'string' && needs !== '' && job.stage === 'build') {
+        if (await toSigningStage(ctx, job, needs)) return { accepted: true };
+        if (!ctx.running.has(job.jobId)) return { accepted: true };
+      }
+      const status = success ? 'completed' : job.cancelRequestedAt !== null ? 'cancelled' : 'failed';
+      const ok = await finishJob(ctx, {
+        job,
+        from: 'running',
+        finish: {
+          status,
+          errorMessage: success ? null : 'The worker reported a failure',
+          finalEvents: [JSON.stringify(message)],
+        },
+      });
+      return ok ? { accepted: true } : stale('job already finished');
+    }
+    case 'build_complete':
+      // The verification gate is off unless configured; no current worker sends this.
+      ctx.log.info({ jobId: job.jobId, verify: ctx.config.verifyEnabled }, 'build_complete received');
+      return { accepted: true };
+    default:
+      return stale(`unexpected message type ${String(message['type'])}`);
+  }
+}
+
+export async function cancelJob(ctx: Context, jobId: string): Promise<Ack> {
+  const queued = ctx.queued.get(jobId);
+  if (queued) {
+    dequeue(ctx, jobId);
+    const ok = await finishJob(ctx, {
+      job: queued,
+      from: 'queued',
+      finish: failure(ctx, queued, 'cancelled', 'Build cancelled'),
+    });
+    return ok ? { accepted: true } : stale('job already moved on');
+  }
+  const running = ctx.running.get(jobId);
+  if (!running) {
+    const row = await ctx.store.get(jobId);
+    if (!row) throw new HubError('JOB_NOT_FOUND', 'Job not found');
+    return stale(`job is ${row.status}`);
+  }
+  running.cancelRequestedAt = ctx.now();
+  await ctx.store.requestCancel(jobId, running.attempt, ctx.now());
+  await sendCommand(ctx, running.workerId, { kind: 'cancel', jobId });
+  return { accepted: true };
+}

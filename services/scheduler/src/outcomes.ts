@@ -1,0 +1,122 @@
+/**
+ * How jobs leave the running set: finished (the outbox makes the CLI's last messages and the
+ * usage event survive a crash), moved on to their signing stage, or re-queued after a lost worker.
+ */
+import { call } from '@perry-hub/runtime';
+import { jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
+import { durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
+import type { Finish } from './store.js';
+import { SIGNING_MESSAGE, wire } from './wire.js';
+
+const OUTCOME: Record<Finish['status'], JobDone['outcome']> = {
+  completed: 'succeeded',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  expired: 'expired',
+};
+
+export interface Finishing {
+  job: QueuedInfo;
+  /** The state the compare-and-set expects. */
+  from: 'queued' | 'running';
+  finish: Finish;
+}
+
+/** The terminal transition; false when the job had already moved on (a stale attempt). */
+export async function finishJob(ctx: Context, { job, from, finish }: Finishing): Promise<boolean> {
+  const ok = await ctx.store.finish({ id: job.jobId, status: from, attempt: job.attempt }, finish, ctx.now());
+  if (!ok) return false;
+  ctx.running.delete(job.jobId);
+  ctx.touched();
+  ctx.kick();
+  await publishOutbox(ctx, job, finish);
+  return true;
+}
+
+export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
+  for (const [i, message] of finish.finalEvents.entries()) {
+    await ctx.events.append(job.jobId, message, `${job.jobId}:final:${i}`);
+  }
+  await ctx.events.done({
+    jobId: job.jobId,
+    outcome: OUTCOME[finish.status],
+    licenseKey: job.licenseKey,
+    tier: job.tier,
+    targets: [...job.targets],
+    attempt: job.attempt,
+    finishedAt: ctx.now(),
+    ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
+  });
+  await ctx.store.markPublished(job.jobId, ctx.now());
+  call(ctx.nc, ctx.subjects, jobFinishedEndpoint, { jobId: job.jobId }).catch((err: unknown) =>
+    ctx.log.warn({ err, jobId: job.jobId }, 'artifact-store did not clean up after the job'),
+  );
+}
+
+/** A failure the hub reports itself: the worker-style `error` then `complete`. */
+export function failure(
+  ctx: Context,
+  job: QueuedInfo,
+  status: Finish['status'],
+  message: string,
+  withJobId = true,
+): Finish {
+  return {
+    status,
+    errorMessage: message,
+    finalEvents: [
+      wire.error('INTERNAL_ERROR', message, withJobId ? job.jobId : undefined),
+      wire.complete(job.jobId, false, durationSecs(ctx, job)),
+    ],
+  };
+}
+
+const FINISHING = new Set(['windows', 'ios', 'macos']);
+
+/** `complete` with `needs_finishing`: the job's last artifact becomes the input of `<x>-sign`. */
+export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishing: string): Promise<boolean> {
+  if (!FINISHING.has(needsFinishing) || job.stage !== 'build') return false;
+  let tarballRef: string;
+  try {
+    tarballRef = (await call(ctx.nc, ctx.subjects, promoteEndpoint, { jobId: job.jobId, attempt: job.attempt }))
+      .tarballRef;
+  } catch (err) {
+    ctx.log.warn({ err, jobId: job.jobId }, 'no precompiled artifact to sign');
+    return finishJob(ctx, {
+      job,
+      from: 'running',
+      finish: failure(ctx, job, 'failed', `The ${needsFinishing} build produced no precompiled bundle to sign`),
+    });
+  }
+  const targets = [`${needsFinishing}-sign`];
+  const ok = await ctx.store.requeue(job.jobId, job.attempt, { stage: 'sign', targets, tarballRef }, ctx.now());
+  if (!ok) return false;
+  ctx.running.delete(job.jobId);
+  await ctx.events.append(job.jobId, wire.stage(job.jobId, 'signing', SIGNING_MESSAGE));
+  enqueue(ctx, { ...job, stage: 'sign', targets });
+  return true;
+}
+
+/** The worker holding the job is gone: re-queue it, or fail it once retries are used up. */
+export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
+  if (job.retries < ctx.config.maxRetries) {
+    const retries = job.retries + 1;
+    const ok = await ctx.store.requeue(job.jobId, job.attempt, { retries }, ctx.now());
+    if (!ok) return;
+    ctx.running.delete(job.jobId);
+    enqueue(ctx, { ...job, retries });
+    const position = ctx.queue.position(job.jobId);
+    await ctx.events.append(
+      job.jobId,
+      wire.queueUpdate(job.jobId, position, `Builder disconnected, re-queued (attempt ${retries + 1})`),
+    );
+    ctx.log.info({ jobId: job.jobId, retries }, 're-queued after lost worker');
+    return;
+  }
+  const attempts = ctx.config.maxRetries + 1;
+  await finishJob(ctx, {
+    job,
+    from: 'running',
+    finish: failure(ctx, job, 'failed', `Build failed after ${attempts} attempts (workers kept disconnecting)`, false),
+  });
+}

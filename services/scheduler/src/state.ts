@@ -1,0 +1,96 @@
+/** The leader's in-memory view, rebuilt from MySQL and the presence bucket when it takes over. */
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Subjects, Tier } from '@perry-hub/contracts';
+import type { Logger } from '@perry-hub/runtime';
+import type { JobEvents } from './events.js';
+import type { JobQueue } from './queue/job-queue.js';
+import type { JobStore } from './store.js';
+import type { SchedulerConfig } from './config.js';
+
+export interface QueuedInfo {
+  readonly jobId: string;
+  readonly licenseKey: string;
+  readonly tier: Tier;
+  readonly targets: readonly string[];
+  readonly stage: 'build' | 'sign';
+  readonly attempt: number;
+  readonly retries: number;
+  readonly queuedAt: number;
+  readonly startedAt: number | null;
+}
+
+export interface RunningJob extends QueuedInfo {
+  readonly workerId: string;
+  readonly assignedAt: number;
+  lastActivityAt: number;
+  /** Set once the worker sent anything: 'assigned' until then, 'running' after (queue depth). */
+  active: boolean;
+  cancelRequestedAt: number | null;
+  /** True while the assignment is being written: not yet confirmed by the gateway. */
+  pending: boolean;
+}
+
+export interface KnownWorker {
+  readonly workerId: string;
+  readonly name: string;
+  readonly capabilities: ReadonlySet<string>;
+  readonly maxConcurrent: number;
+  readonly connectedAt: number;
+  heartbeatAt: number;
+  /** Until when the scheduler avoids it (an assignment could not be delivered). */
+  avoidUntil: number;
+}
+
+export interface Context {
+  readonly nc: NatsConnection;
+  readonly subjects: Subjects;
+  readonly log: Logger;
+  readonly config: SchedulerConfig;
+  readonly store: JobStore;
+  readonly events: JobEvents;
+  readonly queue: JobQueue;
+  readonly queued: Map<string, QueuedInfo>;
+  readonly running: Map<string, RunningJob>;
+  readonly workers: Map<string, KnownWorker>;
+  /** Capabilities whose VM pool is draining: not assigned. */
+  readonly draining: Set<string>;
+  readonly now: () => number;
+  /** Ask for a dispatch round soon (coalesced). */
+  kick(): void;
+  /** Something the queue depth or positions depend on changed. */
+  touched(key?: string): void;
+  readonly leaderSince: number;
+}
+
+export const SIGN_BOOST_STEPS = 100;
+
+export function sortKey(ctx: Pick<Context, 'config'>, job: QueuedInfo): number {
+  const priority = job.tier === 'pro' ? 10 : 1;
+  const boost = job.stage === 'sign' ? SIGN_BOOST_STEPS : 0;
+  return job.queuedAt - (priority + boost) * ctx.config.agingStepMs;
+}
+
+export function enqueue(ctx: Context, job: QueuedInfo): void {
+  ctx.queued.set(job.jobId, job);
+  ctx.queue.add({
+    jobId: job.jobId,
+    licenseKey: job.licenseKey,
+    targets: job.targets,
+    queuedAt: job.queuedAt,
+    sortKey: sortKey(ctx, job),
+  });
+  ctx.touched();
+  ctx.kick();
+}
+
+export function dequeue(ctx: Context, jobId: string): QueuedInfo | undefined {
+  const info = ctx.queued.get(jobId);
+  ctx.queued.delete(jobId);
+  ctx.queue.remove(jobId);
+  ctx.touched();
+  return info;
+}
+
+export function durationSecs(ctx: Context, job: Pick<QueuedInfo, 'startedAt' | 'queuedAt'>): number {
+  return (ctx.now() - (job.startedAt ?? job.queuedAt)) / 1000;
+}

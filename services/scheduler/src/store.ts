@@ -1,0 +1,215 @@
+/**
+ * The scheduler's reads and writes of `builds`. Every state change is a compare-and-set on
+ * (id, status, attempt): the attempt is the fencing token, so a late message from a lost attempt
+ * (or a second scheduler that lost its lease) changes nothing.
+ */
+import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
+import type { JobStatus, Tier } from '@perry-hub/contracts';
+
+export interface JobRow {
+  id: string;
+  licenseKey: string;
+  tier: Tier;
+  targets: string[];
+  status: JobStatus;
+  priority: number;
+  attempt: number;
+  retries: number;
+  stage: 'build' | 'sign';
+  queuedAt: number;
+  startedAt: number | null;
+  assignedAt: number | null;
+  heartbeatAt: number | null;
+  workerId: string | null;
+  workerName: string | null;
+  tarballRef: string | null;
+  cancelRequestedAt: number | null;
+}
+
+const COLUMNS = `id, licenseKey, tier, targets, status, priority, attempt, retries, stage, queuedAt, startedAt,
+  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at`;
+
+function toJob(r: RowDataPacket): JobRow {
+  let targets: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse(String(r['targets'] ?? '[]'));
+    if (Array.isArray(parsed)) targets = parsed.map(String);
+  } catch {
+    targets = String(r['targets'] ?? '')
+      .split(',')
+      .filter(Boolean);
+  }
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: String(r['id']),
+    licenseKey: String(r['licenseKey'] ?? ''),
+    tier: r['tier'] === 'pro' ? 'pro' : 'free',
+    targets,
+    status: String(r['status']) as JobStatus,
+    priority: Number(r['priority'] ?? 1),
+    attempt: Number(r['attempt'] ?? 0),
+    retries: Number(r['retries'] ?? 0),
+    stage: r['stage'] === 'sign' ? 'sign' : 'build',
+    queuedAt: Number(r['queuedAt'] ?? 0),
+    startedAt: num(r['startedAt']),
+    assignedAt: num(r['assigned_at']),
+    heartbeatAt: num(r['heartbeat_at']),
+    workerId: (r['worker_id'] as string | null) ?? null,
+    workerName: (r['workerName'] as string | null) ?? null,
+    tarballRef: (r['tarball_ref'] as string | null) ?? null,
+    cancelRequestedAt: num(r['cancel_requested_at']),
+  };
+}
+
+export interface AssignmentPayload {
+  manifest: string;
+  credentials: Buffer | null;
+}
+
+export interface Finish {
+  status: 'completed' | 'failed' | 'cancelled' | 'expired';
+  errorMessage: string | null;
+  /** Wire messages for the job's event log, published from the outbox. */
+  finalEvents: readonly string[];
+}
+
+export class JobStore {
+  constructor(private readonly db: Pool) {}
+
+  async get(jobId: string): Promise<JobRow | undefined> {
+    const [rows] = await this.db.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM builds WHERE id = ?`, [jobId]);
+    return rows[0] ? toJob(rows[0]) : undefined;
+  }
+
+  async active(): Promise<JobRow[]> {
+    const [rows] = await this.db.query<RowDataPacket[]>(
+      `SELECT ${COLUMNS} FROM builds WHERE status IN ('queued', 'running')`,
+    );
+    return rows.map(toJob);
+  }
+
+  async assign(job: JobRow, worker: { id: string; name: string }, tokenHash: string, now: number): Promise<boolean> {
+    const [r] = await this.db.query<ResultSetHeader>(
+      `UPDATE builds SET status = 'running', attempt = attempt + 1, worker_id = ?, workerName = ?, assigned_at = ?,
+         heartbeat_at = ?, startedAt = COALESCE(startedAt, ?), job_token_hash = ?, updated_at = ?
+       WHERE id = ? AND status = 'queued' AND attempt = ?`,
+      [worker.id, worker.name, now, now, now, tokenHash, now, job.id, job.attempt],
+    );
+    return r.affectedRows === 1;
+  }
+
+  async payload(jobId: string): Promise<AssignmentPayload | undefined> {
+    const [rows] = await this.db.query<RowDataPacket[]>('SELECT manifest, credentials_enc FROM builds WHERE id = ?', [
+      jobId,
+    ]);
+    const r = rows[0];
+    if (!r) return undefined;
+    return { manifest: String(r['manifest'] ?? '{}'), credentials: (r['credentials_enc'] as Buffer | null) ?? null };
+  }
+
+  /** Back to the queue (lost worker, undeliverable assignment, next stage). */
+  async requeue(
+    jobId: string,
+    attempt: number,
+    change: { retries?: number; stage?: 'build' | 'sign'; targets?: string[]; tarballRef?: string } = {},
+    now: number,
+  ): Promise<boolean> {
+    const sets = [
+      "status = 'queued'",
+      'worker_id = NULL',
+      'job_token_hash = NULL',
+      'assigned_at = NULL',
+      'updated_at = ?',
+    ];
+    const params: unknown[] = [now];
+    if (change.retries !== undefined) (sets.push('retries = ?'), params.push(change.retries));
+    if (change.stage) (sets.push('stage = ?'), params.push(change.stage));
+    if (change.targets) (sets.push('targets = ?'), params.push(JSON.stringify(change.targets)));
+    if (change.tarballRef) (sets.push('tarball_ref = ?'), params.push(change.tarballRef));
+    const [r] = await this.db.query<ResultSetHeader>(
+      `UPDATE builds SET ${sets.join(', ')} WHERE id = ? AND status = 'running' AND attempt = ?`,
+      [...params, jobId, attempt],
+    );
+    return r.affectedRows === 1;
+  }
+
+  /**
+   * The terminal transition. Credentials are destroyed in the same statement, and the messages to
+   * publish go into the outbox column so a crash right after this cannot lose them.
+   */
+  async finish(job: Pick<JobRow, 'id' | 'status' | 'attempt'>, finish: Finish, now: number): Promise<boolean> {
+    const [r] = await this.db.query<ResultSetHeader>(
+      `UPDATE builds SET status = ?, errorMessage = ?, final_events = ?, completedAt = ?,
+         durationSecs = CASE WHEN startedAt IS NULL THEN NULL ELSE ROUND((? - startedAt) / 1000) END,
+         credentials_enc = NULL, job_token_hash = NULL, done_published_at = NULL, updated_at = ?
+       WHERE id = ? AND status = ? AND attempt = ?`,
+      [
+        finish.status,
+        finish.errorMessage,
+        JSON.stringify(finish.finalEvents),
+        now,
+        now,
+        now,
+        job.id,
+        job.status,
+        job.attempt,
+      ],
+    );
+    return r.affectedRows === 1;
+  }
+
+  async markPublished(jobId: string, now: number): Promise<void> {
+    await this.db.query('UPDATE builds SET done_published_at = ?, final_events = NULL WHERE id = ?', [now, jobId]);
+  }
+
+  /** Terminal jobs whose outbox was not published (the scheduler died in between). */
+  async unpublished(limit: number): Promise<(JobRow & { finalEvents: string[]; errorMessage: string | null })[]> {
+    const [rows] = await this.db.query<RowDataPacket[]>(
+      `SELECT ${COLUMNS}, final_events, errorMessage FROM builds
+       WHERE done_published_at IS NULL AND final_events IS NOT NULL LIMIT ?`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      ...toJob(r),
+      finalEvents: JSON.parse(String(r['final_events'])) as string[],
+      errorMessage: (r['errorMessage'] as string | null) ?? null,
+    }));
+  }
+
+  async touch(jobId: string, attempt: number, at: number): Promise<void> {
+    await this.db.query('UPDATE builds SET heartbeat_at = ? WHERE id = ? AND attempt = ? AND status = ?', [
+      at,
+      jobId,
+      attempt,
+      'running',
+    ]);
+  }
+
+  async requestCancel(jobId: string, attempt: number, now: number): Promise<void> {
+    await this.db.query('UPDATE builds SET cancel_requested_at = ? WHERE id = ? AND attempt = ?', [
+      now,
+      jobId,
+      attempt,
+    ]);
+  }
+
+  async tokenHash(
+    jobId: string,
+  ): Promise<
+    { hash: string | null; attempt: number; status: string; stage: string; tarballRef: string | null } | undefined
+  > {
+    const [rows] = await this.db.query<RowDataPacket[]>(
+      'SELECT job_token_hash, attempt, status, stage, tarball_ref FROM builds WHERE id = ?',
+      [jobId],
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      hash: (r['job_token_hash'] as string | null) ?? null,
+      attempt: Number(r['attempt']),
+      status: String(r['status']),
+      stage: String(r['stage']),
+      tarballRef: (r['tarball_ref'] as string | null) ?? null,
+    };
+  }
+}

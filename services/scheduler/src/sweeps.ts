@@ -1,0 +1,125 @@
+/**
+ * The leader's periodic duties: timeouts and the no-output watchdog, queue expiry, workers gone
+ * silent, the completion outbox, queue depth, and position updates for waiting CLIs.
+ */
+import type { KV } from '@nats-io/kv';
+import type { CapabilityDepth, QueueDepth } from '@perry-hub/contracts';
+import { sendCommand } from './commands.js';
+import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
+import { dequeue, type Context, type RunningJob } from './state.js';
+import { wire } from './wire.js';
+
+const minutes = (ms: number) => `${Math.round(ms / 60_000)} minute${Math.round(ms / 60_000) === 1 ? '' : 's'}`;
+
+export async function enforceTimeouts(ctx: Context): Promise<void> {
+  const now = ctx.now();
+  const { compileTimeoutMs, signTimeoutMs, noOutputTimeoutMs, cancelGraceMs } = ctx.config;
+  for (const job of [...ctx.running.values()]) {
+    if (job.pending) continue;
+    const limitMs = job.stage === 'sign' ? signTimeoutMs : compileTimeoutMs;
+    let reason: string | undefined;
+    if (job.cancelRequestedAt !== null && now - job.cancelRequestedAt > cancelGraceMs) reason = 'Build cancelled';
+    else if (now - job.assignedAt > limitMs)
+      reason = `Build timed out: the ${job.stage === 'sign' ? 'signing' : 'build'} stage ran longer than ${minutes(limitMs)}`;
+    else if (now - job.lastActivityAt > noOutputTimeoutMs)
+      reason = `Build stopped: no output from the worker for ${minutes(noOutputTimeoutMs)}`;
+    if (!reason) continue;
+    const status = job.cancelRequestedAt !== null ? 'cancelled' : 'failed';
+    if (await finishJob(ctx, { job, from: 'running', finish: failure(ctx, job, status, reason) })) {
+      void sendCommand(ctx, job.workerId, { kind: 'cancel', jobId: job.jobId });
+    }
+  }
+}
+
+export async function expireQueued(ctx: Context): Promise<void> {
+  const cutoff = ctx.now() - ctx.config.queueExpiryMs;
+  for (const info of [...ctx.queued.values()]) {
+    if (info.queuedAt > cutoff) continue;
+    dequeue(ctx, info.jobId);
+    const hours = Math.round(ctx.config.queueExpiryMs / 3_600_000);
+    const message = `No worker for ${info.targets.join(', ')} became available within ${hours} hour${hours === 1 ? '' : 's'}`;
+    await finishJob(ctx, { job: info, from: 'queued', finish: failure(ctx, info, 'expired', message) });
+  }
+}
+
+/** Workers whose heartbeat stopped (their gateway died), and jobs on workers nobody knows. */
+export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void> {
+  const now = ctx.now();
+  for (const worker of [...ctx.workers.values()]) {
+    if (now - worker.heartbeatAt <= ctx.config.workerLostMs) continue;
+    ctx.workers.delete(worker.workerId);
+    await presence.delete(worker.workerId).catch(() => undefined);
+    ctx.log.warn({ workerId: worker.workerId, name: worker.name }, 'worker silent, declared lost');
+  }
+  for (const job of [...ctx.running.values()]) {
+    if (job.pending || ctx.workers.has(job.workerId)) continue;
+    // A new leader gives gateways time to re-register the workers it found jobs on.
+    if (now - Math.max(ctx.leaderSince, job.assignedAt) <= ctx.config.workerLostMs) continue;
+    await loseJob(ctx, job);
+  }
+}
+
+export async function loseWorkerJobs(ctx: Context, workerId: string): Promise<void> {
+  const jobs: RunningJob[] = [...ctx.running.values()].filter((j) => j.workerId === workerId && !j.pending);
+  for (const job of jobs) await loseJob(ctx, job);
+}
+
+export async function republishOutbox(ctx: Context): Promise<void> {
+  for (const row of await ctx.store.unpublished(100)) {
+    await publishOutbox(
+      ctx,
+      {
+        jobId: row.id,
+        licenseKey: row.licenseKey,
+        tier: row.tier,
+        targets: row.targets,
+        stage: row.stage,
+        attempt: row.attempt,
+        retries: row.retries,
+        queuedAt: row.queuedAt,
+        startedAt: row.startedAt,
+      },
+      { status: row.status as 'completed', errorMessage: row.errorMessage, finalEvents: row.finalEvents },
+    );
+  }
+}
+
+export function queueDepth(ctx: Context): QueueDepth {
+  const caps: Record<string, CapabilityDepth> = {};
+  const entry = (t: string) => (caps[t] ??= { queued: 0, oldestQueuedAt: null, assigned: 0, running: 0 });
+  for (const job of ctx.queued.values()) {
+    for (const t of job.targets) {
+      const e = entry(t);
+      e.queued += 1;
+      if (e.oldestQueuedAt === null || job.queuedAt < e.oldestQueuedAt) e.oldestQueuedAt = job.queuedAt;
+    }
+  }
+  for (const job of ctx.running.values()) {
+    for (const t of job.targets) {
+      if (job.active) entry(t).running += 1;
+      else entry(t).assigned += 1;
+    }
+  }
+  return { at: ctx.now(), capabilities: caps };
+}
+
+const ANNOUNCED_PER_KEY = 50;
+
+/** Tell waiting CLIs (those near the front) when their place in line changes. */
+export async function announcePositions(
+  ctx: Context,
+  announced: Map<string, number>,
+  message?: (targets: readonly string[]) => string | undefined,
+): Promise<void> {
+  for (const kq of [...ctx.queue.keys()]) {
+    const line = ctx.queue.ordered(kq.key, ANNOUNCED_PER_KEY);
+    const note = message?.(kq.targets);
+    for (const [i, job] of line.entries()) {
+      const position = i + 1;
+      if (announced.get(job.jobId) === position && note === undefined) continue;
+      announced.set(job.jobId, position);
+      await ctx.events.append(job.jobId, wire.queueUpdate(job.jobId, position, note));
+    }
+  }
+  for (const jobId of announced.keys()) if (!ctx.queued.has(jobId)) announced.delete(jobId);
+}

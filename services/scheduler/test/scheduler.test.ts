@@ -1,0 +1,206 @@
+import { describe, expect } from 'vitest';
+import { pino } from 'pino';
+import { call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
+import { cancelJobEndpoint, queueStatsEndpoint, subjects, workerEventEndpoint } from '@perry-hub/contracts';
+import { serviceEnv, test } from '@perry-hub/testkit';
+import { scheduler } from '../src/index.js';
+import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob, until } from './support.js';
+
+const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
+const FAST = {
+  PERRY_HUB_WORKER_LOST_MS: '800',
+  PERRY_HUB_SCHEDULER_LEASE_MS: '1500',
+  PERRY_HUB_PUBLIC_URL: 'http://hub.test:3456',
+};
+
+async function start(env: Record<string, string>): Promise<LaunchedService> {
+  return launchService(scheduler, loadConfig(scheduler.config, env) as never, log);
+}
+
+describe('scheduler', () => {
+  test('assigns a queued job to a capable worker and completes it from the worker report', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const env = serviceEnv({ natsUrl, prefix, database }, FAST);
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      await addWorker(h, prefix, 'mac', ['macos-sign', 'ios-sign'], 2);
+      await addWorker(h, prefix, 'linux', ['linux', 'android', 'windows', 'ios', 'macos', 'tvos'], 2);
+      const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+      const [assign] = await until(() => assignsFor(h, jobId).length > 0 && assignsFor(h, jobId));
+      expect(assign).toMatchObject({
+        workerId: 'linux',
+        attempt: 1,
+        tarballUrl: `http://hub.test:3456/api/v1/tarball/${jobId}`,
+        artifactUploadUrl: `http://hub.test:3456/api/v1/artifact/upload/${jobId}`,
+        manifest: { app_name: 'MyApp', targets: ['linux'], extra_key: 'kept' },
+      });
+      expect(assign!.authToken.length).toBeGreaterThanOrEqual(32);
+      expect((await jobRow(h, jobId))['status']).toBe('running');
+
+      const complete = {
+        artifacts: [],
+        duration_secs: 1.5,
+        job_id: jobId,
+        needs_finishing: null,
+        success: true,
+        type: 'complete',
+      };
+      const ack = await call(h.nc, subjects(prefix), workerEventEndpoint, {
+        workerId: 'linux',
+        workerName: 'sim-linux',
+        jobId,
+        attempt: 1,
+        message: complete,
+      });
+      expect(ack).toEqual({ accepted: true });
+      const row = await jobRow(h, jobId);
+      expect(row['status']).toBe('completed');
+      expect(row['credentials_enc']).toBeNull();
+      expect(await eventLog(h, prefix, jobId)).toEqual([complete]);
+
+      // A second report of the same attempt changes nothing.
+      const again = await call(h.nc, subjects(prefix), workerEventEndpoint, {
+        workerId: 'linux',
+        workerName: 'sim-linux',
+        jobId,
+        attempt: 1,
+        message: complete,
+      });
+      expect(again.accepted).toBe(false);
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('re-queues the jobs of a lost worker, fences the old attempt, and fails after the retries', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const svc = await start(serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_MAX_RETRIES: '1' }));
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      const first = await addWorker(h, prefix, 'w1', ['linux']);
+      const jobId = await submitJob(h, prefix);
+      await until(() => assignsFor(h, jobId).length === 1);
+      await first.disconnect();
+      const second = await addWorker(h, prefix, 'w2', ['linux']);
+      const [, retry] = await until(() => assignsFor(h, jobId).length === 2 && assignsFor(h, jobId));
+      expect(retry).toMatchObject({ workerId: 'w2', attempt: 2 });
+      const stale = await call(h.nc, subjects(prefix), workerEventEndpoint, {
+        workerId: 'w1',
+        workerName: 'sim-w1',
+        jobId,
+        attempt: 1,
+        message: { type: 'complete', job_id: jobId, success: true, artifacts: [], duration_secs: 1 },
+      });
+      expect(stale.accepted).toBe(false);
+
+      second.vanish(); // its gateway died: no goodbye, the heartbeat just stops
+      await until(async () => (await jobRow(h, jobId))['status'] === 'failed', 10_000);
+      const events = await eventLog(h, prefix, jobId);
+      expect(events[0]).toEqual({
+        type: 'queue_update',
+        job_id: jobId,
+        position: 1,
+        message: 'Builder disconnected, re-queued (attempt 2)',
+      });
+      expect(events.slice(-2)).toEqual([
+        {
+          type: 'error',
+          code: 'INTERNAL_ERROR',
+          message: 'Build failed after 2 attempts (workers kept disconnecting)',
+        },
+        { type: 'complete', job_id: jobId, success: false, duration_secs: expect.any(Number), artifacts: [] },
+      ]);
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('pro before free, one running build per free license, and a job nobody can take blocks nobody', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const svc = await start(serviceEnv({ natsUrl, prefix, database }, FAST));
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      const t = Date.now();
+      const nobody = await submitJob(h, prefix, { targets: ['visionos'], queuedAt: t - 5000 });
+      const freeA1 = await submitJob(h, prefix, { licenseKey: 'FREE-A', queuedAt: t - 4000 });
+      const freeA2 = await submitJob(h, prefix, { licenseKey: 'FREE-A', queuedAt: t - 3000 });
+      const pro = await submitJob(h, prefix, { tier: 'pro', licenseKey: 'PRO-B', queuedAt: t - 1000 });
+      await until(async () => (await call(h.nc, subjects(prefix), queueStatsEndpoint, {})).queueLength === 4);
+      await addWorker(h, prefix, 'big', ['linux'], 3);
+      await until(() => h.commands.length === 2);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(h.commands.map((c) => (c.command as { jobId: string }).jobId)).toEqual([pro, freeA1]);
+      expect((await jobRow(h, freeA2))['status']).toBe('queued');
+      expect((await jobRow(h, nobody))['status']).toBe('queued');
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('cancels a queued job with the worker-style error and complete', async ({ natsUrl, prefix, database }) => {
+    const svc = await start(serviceEnv({ natsUrl, prefix, database }, FAST));
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      const jobId = await submitJob(h, prefix, { targets: ['watchos'] });
+      await until(async () => {
+        const r = await call(h.nc, subjects(prefix), cancelJobEndpoint, { jobId, by: 'cli' }).catch(() => undefined);
+        return r?.accepted;
+      });
+      expect((await jobRow(h, jobId))['status']).toBe('cancelled');
+      expect(await eventLog(h, prefix, jobId)).toEqual([
+        { type: 'error', job_id: jobId, code: 'INTERNAL_ERROR', message: 'Build cancelled' },
+        { type: 'complete', job_id: jobId, success: false, duration_secs: expect.any(Number), artifacts: [] },
+      ]);
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('a standby takes over dispatching when the leader goes, recovering running jobs from MySQL', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const env = serviceEnv({ natsUrl, prefix, database }, FAST);
+    const leader = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      await addWorker(h, prefix, 'w', ['linux'], 2);
+      const running = await submitJob(h, prefix);
+      await until(() => assignsFor(h, running).length === 1);
+      const standby = await start(env);
+      await leader.stop();
+      const startedAt = Date.now();
+      const next = await submitJob(h, prefix);
+      await until(() => assignsFor(h, next).length === 1, 10_000);
+      expect(Date.now() - startedAt).toBeLessThan(10_000);
+      // The running job survived the change of leader and completes normally.
+      const ack = await call(h.nc, subjects(prefix), workerEventEndpoint, {
+        workerId: 'w',
+        workerName: 'sim-w',
+        jobId: running,
+        attempt: 1,
+        message: { type: 'complete', job_id: running, success: true, artifacts: [], duration_secs: 1 },
+      });
+      expect(ack.accepted).toBe(true);
+      await standby.stop();
+    } finally {
+      await h.close();
+      await leader.stop();
+    }
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * Drives a real scheduler the way its neighbours do: job records as the ingest writes them, worker
+ * presence as the gateway keeps it, and a fake gateway that answers worker commands.
+ */
+import { randomUUID } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { subjects, topologyNames, type AssignCommand, type WorkerCommand } from '@perry-hub/contracts';
+import { openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
+
+export interface Harness {
+  nc: NatsConnection;
+  db: Pool;
+  presence: KV;
+  commands: { workerId: string; command: WorkerCommand }[];
+  timers: NodeJS.Timeout[];
+  close(): Promise<void>;
+}
+
+const enc = new TextEncoder();
+
+export async function harness(
+  natsUrl: string,
+  prefix: string,
+  database: { host: string; port: number; user: string; password: string; database: string },
+): Promise<Harness> {
+  const nc = await connect({ servers: natsUrl });
+  const db = openPool({
+    dbHost: database.host,
+    dbPort: database.port,
+    dbUser: database.user,
+    dbPassword: database.password,
+    dbName: database.database,
+    dbPoolSize: 2,
+  });
+  const presence = await new Kvm(nc).open(topologyNames(prefix).presenceBucket);
+  const h: Harness = {
+    nc,
+    db,
+    presence,
+    commands: [],
+    timers: [],
+    close: async () => {
+      for (const t of h.timers) clearInterval(t);
+      await nc.close();
+      await db.end();
+    },
+  };
+  return h;
+}
+
+/** A connected worker: presence entry plus a fake gateway answering its command subject. */
+export async function addWorker(
+  h: Harness,
+  prefix: string,
+  workerId: string,
+  capabilities: string[],
+  maxConcurrent = 1,
+  accept = true,
+) {
+  const now = Date.now();
+  const entry = {
+    workerId,
+    name: `sim-${workerId}`,
+    capabilities,
+    maxConcurrent,
+    activeJobs: 0,
+    perryVersion: '0.5.14',
+    gatewayId: 'fake',
+    connectedAt: now,
+    heartbeatAt: now,
+  };
+  await h.presence.put(workerId, JSON.stringify(entry));
+  const sub = h.nc.subscribe(subjects(prefix).workerCommand(workerId), {
+    callback: (_err, msg) => {
+      h.commands.push({ workerId, command: JSON.parse(new TextDecoder().decode(msg.data)) as WorkerCommand });
+      msg.respond(enc.encode(JSON.stringify({ ok: true, result: { accepted: accept } })));
+    },
+  });
+  const beat = setInterval(
+    () => void h.presence.put(workerId, JSON.stringify({ ...entry, heartbeatAt: Date.now() })),
+    300,
+  );
+  return {
+    disconnect: async () => {
+      clearInterval(beat);
+      sub.unsubscribe();
+      await h.presence.delete(workerId);
+    },
+    /** Goes silent without a goodbye (its gateway died). */
+    vanish: () => {
+      clearInterval(beat);
+      sub.unsubscribe();
+    },
+  };
+}
+
+export async function submitJob(
+  h: Harness,
+  prefix: string,
+  opts: { targets?: string[]; tier?: 'free' | 'pro'; licenseKey?: string; queuedAt?: number } = {},
+): Promise<string> {
+  const jobId = randomUUID();
+  const tier = opts.tier ?? 'free';
+  const targets = opts.targets ?? ['linux'];
+  const queuedAt = opts.queuedAt ?? Date.now();
+  const manifest = {
+    app_name: 'MyApp',
+    bundle_id: 'com.example.myapp',
+    version: '1',
+    entry: 'src/main.ts',
+    targets,
+    extra_key: 'kept',
+  };
+  await h.db.query(
+    `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage, manifest, tarball_ref)
+     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?)`,
+    [
+      jobId,
+      opts.licenseKey ?? `LIC-${jobId.slice(0, 8)}`,
+      tier,
+      JSON.stringify(targets),
+      queuedAt,
+      tier === 'pro' ? 10 : 1,
+      JSON.stringify(manifest),
+      `tarballs/${jobId}`,
+    ],
+  );
+  await jetstream(h.nc).publish(
+    subjects(prefix).intake(jobId),
+    enc.encode(
+      JSON.stringify({
+        jobId,
+        licenseKey: opts.licenseKey ?? `LIC-${jobId.slice(0, 8)}`,
+        tier,
+        priority: tier === 'pro' ? 10 : 1,
+        targets,
+        queuedAt,
+        via: 'http',
+      }),
+    ),
+    { msgID: jobId },
+  );
+  return jobId;
+}
+
+export async function jobRow(h: Harness, jobId: string): Promise<RowDataPacket> {
+  const [rows] = await h.db.query<RowDataPacket[]>('SELECT * FROM builds WHERE id = ?', [jobId]);
+  return rows[0]!;
+}
+
+export function assignsFor(h: Harness, jobId: string): (AssignCommand & { workerId: string })[] {
+  return h.commands
+    .filter((c) => c.command.kind === 'assign' && c.command.jobId === jobId)
+    .map((c) => ({ ...(c.command as AssignCommand), workerId: c.workerId }));
+}
+
+/** The job's event log as the CLI would receive it. */
+export async function eventLog(h: Harness, prefix: string, jobId: string): Promise<Record<string, unknown>[]> {
+  const js = jetstream(h.nc);
+  const consumer = await js.consumers.get(topologyNames(prefix).eventsStream, {
+    filter_subjects: subjects(prefix).jobEvents(jobId),
+  });
+  const out: Record<string, unknown>[] = [];
+  for (;;) {
+    const m = await consumer.next({ expires: 1000 });
+    if (!m) break;
+    out.push(JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>);
+    if (m.info.pending === 0) break;
+  }
+  return out;
+}
+
+export async function until<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
