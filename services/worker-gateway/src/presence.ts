@@ -1,22 +1,71 @@
+/**
+ * Worker presence in the KV bucket shared by every gateway instance, the scheduler and the
+ * vm-controller (key = worker id). Each gateway writes its own workers and keeps a watched copy
+ * of everyone's, from which it answers `workers-summary` and the admin routes without reading the
+ * bucket per request. Entries of a gateway that died (kill -9) stop being refreshed: they are not
+ * counted, and the scheduler deletes them and re-queues their jobs.
+ */
 import type { KV } from '@nats-io/kv';
 import { WorkerPresence } from '@perry-hub/contracts';
 import { isValid } from '@perry-hub/runtime';
+import type { Logger } from 'pino';
 
 /** The only labels the original's status ever reported, in its order (reference 1.2 #1). */
 const STATUS_TARGETS = ['macos', 'ios', 'android', 'linux', 'windows'] as const;
 
-export async function readPresence(kv: KV): Promise<WorkerPresence[]> {
-  const workers: WorkerPresence[] = [];
-  for await (const key of await kv.keys()) {
-    const entry = await kv.get(key);
-    if (!entry || entry.length === 0) continue;
-    const value: unknown = entry.json();
-    if (isValid(WorkerPresence, value)) workers.push(value);
-  }
-  return workers;
-}
-
 export function supportedTargets(workers: readonly WorkerPresence[]): string[] {
   const caps = new Set(workers.flatMap((w) => w.capabilities));
   return STATUS_TARGETS.filter((t) => caps.has(t));
+}
+
+export interface PresenceViewOptions {
+  readonly kv: KV;
+  /** An entry whose heartbeat is older than this belongs to a dead gateway (the scheduler deletes it). */
+  readonly staleMs: number;
+  readonly log: Logger;
+}
+
+export class PresenceView {
+  readonly #entries = new Map<string, WorkerPresence>();
+  readonly #options: PresenceViewOptions;
+  #stop: (() => void) | undefined;
+
+  constructor(options: PresenceViewOptions) {
+    this.#options = options;
+  }
+
+  /** Start watching. The copy catches up within milliseconds; readers accept that lag. */
+  async start(): Promise<void> {
+    const watch = await this.#options.kv.watch();
+    this.#stop = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation !== 'PUT') {
+          this.#entries.delete(entry.key);
+          continue;
+        }
+        let value: unknown;
+        try {
+          value = entry.json();
+        } catch {
+          value = undefined;
+        }
+        if (isValid(WorkerPresence, value)) this.#entries.set(entry.key, value);
+        else this.#entries.delete(entry.key);
+      }
+    })().catch((err: unknown) => this.#options.log.error({ err }, 'presence watch ended'));
+  }
+
+  /** Workers whose heartbeat is fresh, across all gateway instances. */
+  live(now = Date.now()): WorkerPresence[] {
+    const out: WorkerPresence[] = [];
+    for (const value of this.#entries.values()) {
+      if (now - value.heartbeatAt <= this.#options.staleMs) out.push(value);
+    }
+    return out;
+  }
+
+  stop(): void {
+    this.#stop?.();
+  }
 }

@@ -1,37 +1,115 @@
 /**
- * The worker-gateway holds the WebSocket connections of workers and CLI watchers. Worker presence
- * lives in a KV bucket so that every gateway instance (and the status route) sees all workers.
+ * The worker-gateway holds the WebSocket connections of workers and CLI watchers and bridges
+ * them to the bus: worker progress into each job's event log, outcomes to the scheduler,
+ * assignments from the scheduler onto sockets, and presence into the KV bucket every gateway
+ * instance, the scheduler and the vm-controller read.
  */
-import Type from 'typebox';
+import type { Server } from 'node:http';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { topologyNames, workersSummaryEndpoint } from '@perry-hub/contracts';
-import { configSchema, defineService, fromEnv, handle, natsFields, processFields } from '@perry-hub/runtime';
-import { readPresence, supportedTargets } from './presence.js';
+import { defineService, handle } from '@perry-hub/runtime';
+import { ActivityBatcher } from './activity.js';
+import { WorkerGatewayConfig } from './config.js';
+import type { GatewayContext, WorkerSessionHandle } from './context.js';
+import { credentialsOpener } from './credentials.js';
+import { startHeartbeat } from './heartbeat.js';
+import { PresenceView, supportedTargets } from './presence.js';
+import { EventPublisher } from './publisher.js';
+import { WsFrontDoor } from './server.js';
+import { ExpectedVersion } from './settings.js';
+import { UpdatePolicy } from './updates.js';
+import { WorkerSession } from './worker-session.js';
+import { adminEndpoints } from './admin.js';
 
-export const WorkerGatewayConfig = configSchema({
-  ...natsFields,
-  ...processFields,
-  expectedPerryVersion: fromEnv('PERRY_EXPECTED_VERSION', Type.String({ default: '' }), {
-    description: 'Perry compiler version workers should run; a worker reporting another is told to update',
-  }),
-});
+export { WorkerGatewayConfig } from './config.js';
+
+/** How long stop() waits for workers' last words to reach the bus before giving up on them. */
+const DRAIN_MS = 5_000;
 
 export const workerGateway = defineService({
   name: 'worker-gateway',
   config: WorkerGatewayConfig,
   needsDb: false,
   start: async (deps, config) => {
-    const presence = await new Kvm(deps.nc).open(topologyNames(config.subjectPrefix).presenceBucket);
+    const { nc, log, subjects } = deps;
+    const names = topologyNames(config.subjectPrefix);
+    const presence = await new Kvm(nc).open(names.presenceBucket);
+    const expected = await ExpectedVersion.open(nc, config, log);
+    let stopping = false;
+    let workerNumber = 0;
+    const workers = new Map<string, WorkerSessionHandle>();
+    const events = new EventPublisher(nc);
+    events.start();
+    const ctx: GatewayContext = {
+      nc,
+      js: jetstream(nc),
+      events,
+      presence,
+      subjects,
+      log,
+      config,
+      gatewayId: deps.instanceId,
+      // The scheduler declares a worker lost when its heartbeat is older than the lost limit.
+      presenceRefreshMs: Math.min(config.presenceRefreshMs, Math.floor(config.workerLostMs / 4)),
+      activity: new ActivityBatcher(nc, subjects),
+      updates: new UpdatePolicy({ cooldownMs: config.updateCooldownMs, expectedVersion: () => expected.current }),
+      openCredentials: credentialsOpener(config.credentialsKey),
+      workers,
+      nextWorkerNumber: () => ++workerNumber,
+      stopping: () => stopping,
+    };
+    if (config.workerSecret === '') {
+      log.warn('PERRY_HUB_WORKER_SECRET is empty: ANY client can register as a worker and receive signing credentials');
+    }
+
+    if (config.credentialsKey === '') {
+      log.warn('PERRY_HUB_CREDENTIALS_KEY is empty: jobs with signing credentials cannot be assigned');
+    }
+    const view = new PresenceView({ kv: presence, staleMs: config.workerLostMs, log });
+    await view.start();
+    const door = new WsFrontDoor(ctx);
+    const wsPort = await door.listen(config.wsPort, config.wsHost);
+    const stopHeartbeat = startHeartbeat(ctx, door);
+    log.info({ port: wsPort, host: config.wsHost }, 'WebSocket server listening');
+
     deps.serve([
-      handle(workersSummaryEndpoint, async () => {
-        const workers = await readPresence(presence);
+      handle(workersSummaryEndpoint, () => {
+        const live = view.live();
         return {
-          connectedWorkers: workers.length,
-          supportedTargets: supportedTargets(workers),
-          expectedPerryVersion: config.expectedPerryVersion,
+          connectedWorkers: live.length,
+          supportedTargets: supportedTargets(live),
+          expectedPerryVersion: expected.current,
         };
       }),
+      ...adminEndpoints({ ctx, view, expected }),
     ]);
-    return { stop: async () => undefined };
+
+    let stopped: Promise<void> | undefined;
+    const stop = async () => {
+      stopping = true;
+      stopHeartbeat();
+      const sessions = [...door.connections].map((c) => c.session);
+      await door.close();
+      const drained = Promise.all(
+        sessions.filter((s): s is WorkerSession => s instanceof WorkerSession).map((s) => s.drained()),
+      );
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
+      for (const conn of door.connections) conn.terminate();
+      ctx.activity.flush();
+      view.stop();
+      expected.stop();
+      events.stop();
+    };
+    return {
+      stop: () => (stopped ??= stop()),
+      info: {
+        wsPort,
+        /** Serve `/ws` on another HTTP server (the ingest's, in the all-in-one); returns the detach. */
+        attach: (server: Server) => door.attach(server),
+        /** Open sockets of this instance, identified or not (for tests and benchmarks). */
+        connectionCount: () => door.connections.size,
+      },
+    };
   },
 });

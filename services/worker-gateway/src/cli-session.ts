@@ -1,0 +1,148 @@
+/**
+ * A CLI watching one job. The original sent a late subscriber nothing of what had happened
+ * (defects 23, 24); here the job's event log in JetStream is replayed from its start and then
+ * followed live, through one ordered consumer, so there is no gap between the two and no
+ * duplicate. Every frame is the stored payload, byte for byte. The CLI stops at the first
+ * `error` and leaves at `complete`, so the gateway never invents an `error` the original would
+ * not have sent: when the scheduler cannot be asked, the socket closes without one and the CLI
+ * reconnects.
+ */
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import {
+  cancelJobEndpoint,
+  jobStatusEndpoint,
+  token,
+  topologyNames,
+  type JobStatusReply,
+  type WireObject,
+} from '@perry-hub/contracts';
+import { call } from '@perry-hub/runtime';
+import type { Connection, Session } from './connection.js';
+import type { GatewayContext } from './context.js';
+import { retrying } from './retry.js';
+import { JOB_NOT_FOUND, jobCreated, parseFrame, stringField, syntheticComplete } from './wire.js';
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired']);
+/** How long the scheduler may be away before a subscriber is sent off to reconnect. */
+const STATUS_RETRY_MS = 10_000;
+/** A finished job whose log ends without `complete` gets the original's synthetic one after this. */
+const SYNTHETIC_COMPLETE_AFTER_MS = 2_000;
+
+const decoder = new TextDecoder();
+
+export class CliSession implements Session {
+  readonly #ctx: GatewayContext;
+  readonly #conn: Connection;
+  #jobId: string | undefined;
+  #messages: ConsumerMessages | undefined;
+  #closed = false;
+
+  constructor(ctx: GatewayContext, conn: Connection) {
+    this.#ctx = ctx;
+    this.#conn = conn;
+  }
+
+  onMessage(text: string): void {
+    const message = parseFrame(text);
+    if (message) this.handle(message);
+  }
+
+  /** The first message (`subscribe`) comes here too. */
+  handle(message: WireObject): void {
+    const type = stringField(message, 'type');
+    const jobId = stringField(message, 'job_id');
+    if (type === 'subscribe' && this.#jobId === undefined) {
+      this.#jobId = jobId ?? '';
+      void this.#subscribe(this.#jobId).catch((err: unknown) => {
+        this.#conn.log.error({ err, jobId }, 'subscription failed');
+        this.#conn.close(1011);
+      });
+    } else if (type === 'cancel' && jobId !== undefined) {
+      void call(this.#ctx.nc, this.#ctx.subjects, cancelJobEndpoint, { jobId, by: 'cli' }).catch((err: unknown) =>
+        this.#conn.log.warn({ err, jobId }, 'cancel not delivered'),
+      );
+    }
+    // A second subscribe, and anything else (the spec's `ping`), is ignored, as by the original.
+  }
+
+  async #subscribe(jobId: string): Promise<void> {
+    const status = await this.#status(jobId);
+    if (this.#closed) return;
+    if (!status) return this.#conn.close(1011, 'scheduler unavailable');
+    if (!status.found) return this.#conn.sendAndClose(JOB_NOT_FOUND);
+    if (!(await this.#conn.send(jobCreated(jobId, status.position)))) return;
+    await this.#follow(jobId, status.status !== null && TERMINAL.has(status.status) ? status : undefined);
+  }
+
+  async #status(jobId: string): Promise<JobStatusReply | undefined> {
+    if (!isToken(jobId)) return { found: false, status: null, position: 0 };
+    try {
+      return await retrying(() => call(this.#ctx.nc, this.#ctx.subjects, jobStatusEndpoint, { jobId }), {
+        forMs: STATUS_RETRY_MS,
+        cancelled: () => this.#closed,
+      });
+    } catch (err) {
+      this.#conn.log.warn({ err, jobId }, 'job status unavailable');
+      return undefined;
+    }
+  }
+
+  async #follow(jobId: string, finished: JobStatusReply | undefined): Promise<void> {
+    const { js, subjects, config } = this.#ctx;
+    const consumer = await js.consumers.get(topologyNames(config.subjectPrefix).eventsStream, {
+      filter_subjects: subjects.jobEvents(jobId),
+      deliver_policy: DeliverPolicy.All,
+    });
+    if (this.#closed) return;
+    let fallback: NodeJS.Timeout | undefined;
+    const armFallback = () => {
+      clearTimeout(fallback);
+      fallback = setTimeout(() => {
+        void this.#conn.send(syntheticComplete(jobId, finished?.status === 'completed'));
+        this.#stopFollowing();
+      }, SYNTHETIC_COMPLETE_AFTER_MS);
+    };
+    // A finished job's log normally ends with its `complete`; one that does not (expired, or the
+    // scheduler has not appended it yet) gets the original's synthetic one once the log is quiet.
+    if (finished) armFallback();
+    const messages = await consumer.consume({ max_messages: 256 });
+    this.#messages = messages;
+    if (this.#closed) return this.#stopFollowing();
+    try {
+      for await (const m of messages) {
+        clearTimeout(fallback);
+        if (!(await this.#conn.sendPaced(m.data))) break;
+        if (isComplete(m.data)) break;
+        if (finished && m.info.pending === 0) armFallback();
+      }
+    } finally {
+      clearTimeout(fallback);
+      this.#stopFollowing();
+    }
+  }
+
+  #stopFollowing(): void {
+    const messages = this.#messages;
+    this.#messages = undefined;
+    void messages?.close().catch(() => undefined);
+  }
+
+  onClose(): void {
+    this.#closed = true;
+    this.#stopFollowing();
+  }
+}
+
+function isToken(value: string): boolean {
+  try {
+    token(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isComplete(data: Uint8Array): boolean {
+  const text = decoder.decode(data);
+  return text.includes('"complete"') && stringField(parseFrame(text) ?? {}, 'type') === 'complete';
+}

@@ -1,0 +1,57 @@
+import Type, { type Static } from 'typebox';
+import { configSchema, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+
+const MIB = 1024 * 1024;
+
+export const WorkerGatewayConfig = configSchema({
+  ...natsFields,
+  ...processFields,
+  wsPort: fromEnv('PERRY_HUB_WS_PORT', Type.Integer({ minimum: 0, maximum: 65535, default: 3457 }), {
+    description: 'WebSocket port for workers and CLIs, any path (0 picks a free port)',
+  }),
+  wsHost: fromEnv('PERRY_HUB_WS_HOST', Type.String({ minLength: 1, default: '0.0.0.0' }), {
+    description: 'Address the WebSocket server binds to',
+  }),
+  workerSecret: fromEnv('PERRY_HUB_WORKER_SECRET', Type.String({ default: '' }), {
+    description: 'Secret workers present in worker_hello (empty: any worker is accepted, with a warning)',
+    secret: true,
+  }),
+  credentialsKey: fromEnv('PERRY_HUB_CREDENTIALS_KEY', Type.String({ default: '' }), {
+    description: 'Key(s) that open sealed signing credentials: base64 of 32 bytes, comma-separated, first seals',
+    secret: true,
+  }),
+  expectedPerryVersion: fromEnv('PERRY_EXPECTED_VERSION', Type.String({ default: '' }), {
+    description: 'Perry compiler version workers should run; a worker reporting another is told to update',
+  }),
+  maxPayloadBytes: fromEnv('PERRY_HUB_WS_MAX_PAYLOAD_BYTES', Type.Integer({ minimum: 1024, default: MIB }), {
+    description: 'Largest WebSocket message accepted; a bigger one closes the connection (1009)',
+  }),
+  maxBufferedBytes: fromEnv('PERRY_HUB_WS_MAX_BUFFERED_BYTES', Type.Integer({ minimum: 1024, default: 4 * MIB }), {
+    description: 'Unsent bytes a connection may hold before its reader counts as slow',
+  }),
+  slowReaderMs: fromEnv('PERRY_HUB_WS_SLOW_READER_MS', Type.Integer({ minimum: 0, default: 10_000 }), {
+    description: 'How long a CLI may stay above the buffer limit before it is disconnected',
+  }),
+  pingIntervalMs: fromEnv('PERRY_HUB_WS_PING_INTERVAL_MS', Type.Integer({ minimum: 100, default: 20_000 }), {
+    description: 'Interval of the WebSocket pings the hub sends on every connection',
+  }),
+  workerLostMs: fromEnv('PERRY_HUB_WORKER_LOST_MS', Type.Integer({ minimum: 200, default: 60_000 }), {
+    description: 'A connection silent this long (no message, ping or pong) is closed and its worker lost',
+  }),
+  presenceRefreshMs: fromEnv('PERRY_HUB_PRESENCE_REFRESH_MS', Type.Integer({ minimum: 100, default: 15_000 }), {
+    description: "How often a connected worker's presence heartbeat is rewritten",
+  }),
+  updateCooldownMs: fromEnv('PERRY_HUB_UPDATE_COOLDOWN_MS', Type.Integer({ minimum: 0, default: 900_000 }), {
+    description: 'update_perry is not resent to the same worker name within this time (no update storms)',
+  }),
+  schedulerRetryMs: fromEnv('PERRY_HUB_SCHEDULER_RETRY_MS', Type.Integer({ minimum: 0, default: 60_000 }), {
+    description: "How long a worker's complete/error is retried while the scheduler is unavailable",
+  }),
+  activityIntervalMs: fromEnv('PERRY_HUB_ACTIVITY_INTERVAL_MS', Type.Integer({ minimum: 100, default: 5_000 }), {
+    description: "Interval of the job activity batches that feed the scheduler's no-output watchdog",
+  }),
+  maxQueuedMessages: fromEnv('PERRY_HUB_WORKER_MAX_QUEUED', Type.Integer({ minimum: 16, default: 10_000 }), {
+    description: 'Worker messages waiting for the bus before the gateway stops reading that socket',
+  }),
+});
+export type WorkerGatewayConfig = Static<typeof WorkerGatewayConfig>;

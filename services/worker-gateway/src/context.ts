@@ -1,0 +1,42 @@
+/** What every session of one gateway instance shares: narrow, so sessions are easy to follow. */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Subjects, WireObject } from '@perry-hub/contracts';
+import type { Logger } from 'pino';
+import type { ActivityBatcher } from './activity.js';
+import type { WorkerGatewayConfig } from './config.js';
+import type { EventPublisher } from './publisher.js';
+import type { UpdatePolicy } from './updates.js';
+
+export interface WorkerSessionHandle {
+  readonly workerId: string;
+  readonly name: string;
+  readonly activeJobs: number;
+  /** Send `update_perry` unless the worker is busy; false when it was not sent. */
+  requestUpdate(): Promise<boolean>;
+}
+
+export interface GatewayContext {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  /** Appends to job event logs (the hot path; see publisher.ts). */
+  readonly events: EventPublisher;
+  readonly presence: KV;
+  readonly subjects: Subjects;
+  readonly log: Logger;
+  readonly config: WorkerGatewayConfig;
+  readonly gatewayId: string;
+  /** How often presence heartbeats are rewritten: well inside the lost limit readers apply. */
+  readonly presenceRefreshMs: number;
+  readonly activity: ActivityBatcher;
+  readonly updates: UpdatePolicy;
+  /** Opens `credentialsSealed` of an assign command; null means no credentials (`{}`). */
+  openCredentials(sealed: string | null, jobId: string): WireObject;
+  /** Workers connected to this instance, by worker id. */
+  readonly workers: Map<string, WorkerSessionHandle>;
+  /** Default names for workers that send none: `worker-<n>`, as the original counted. */
+  nextWorkerNumber(): number;
+  /** True once stop() began: retries give up, nothing new starts. */
+  stopping(): boolean;
+}

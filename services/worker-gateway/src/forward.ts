@@ -1,0 +1,43 @@
+/**
+ * The two ways a worker's words leave the gateway: appended to the job's event log (progress the
+ * CLI watches) or handed to the scheduler (outcomes it decides about). Both retry while their
+ * peer is away, because a scheduler failing over or a JetStream leader election takes seconds,
+ * and a build's `complete` must not be lost to that.
+ */
+import { workerEventEndpoint, type WorkerEvent } from '@perry-hub/contracts';
+import { call } from '@perry-hub/runtime';
+import type { GatewayContext } from './context.js';
+import { retrying } from './retry.js';
+
+const encoder = new TextEncoder();
+
+/** `msgId` dedupes a retried append that was in fact stored (JetStream's duplicate window). */
+export async function appendEvent(ctx: GatewayContext, jobId: string, data: string, msgId: string): Promise<void> {
+  const subject = ctx.subjects.jobEvents(jobId);
+  const payload = encoder.encode(data);
+  try {
+    await retrying(() => ctx.events.publish(subject, payload, msgId), {
+      forMs: ctx.config.schedulerRetryMs,
+      cancelled: ctx.stopping,
+    });
+  } catch (err) {
+    ctx.log.error({ err, jobId }, 'event not appended to the job log');
+  }
+}
+
+/** Resolves when the scheduler has the event; throws when it could not be delivered in time. */
+export async function forwardToScheduler(ctx: GatewayContext, event: WorkerEvent): Promise<void> {
+  const type = event.message['type'];
+  try {
+    const ack = await retrying(() => call(ctx.nc, ctx.subjects, workerEventEndpoint, event), {
+      forMs: ctx.config.schedulerRetryMs,
+      maxDelayMs: 5_000,
+      cancelled: ctx.stopping,
+    });
+    if (!ack.accepted)
+      ctx.log.info({ jobId: event.jobId, type, reason: ack.reason }, 'scheduler declined a worker event');
+  } catch (err) {
+    ctx.log.error({ err, jobId: event.jobId, workerId: event.workerId, type }, 'worker event not delivered');
+    throw err;
+  }
+}

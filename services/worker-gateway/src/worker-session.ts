@@ -1,0 +1,250 @@
+/**
+ * One connected worker. It is a new worker on every connection (a reconnecting worker gets a new
+ * id), it only speaks for the jobs assigned on this connection (defect 19: the original let any
+ * worker report on any job), and what it says reaches the bus in the order it said it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Subscription } from '@nats-io/nats-core';
+import type { WireObject, WorkerLifecycle, WorkerPresence } from '@perry-hub/contracts';
+import type { Connection, Session } from './connection.js';
+import type { GatewayContext, WorkerSessionHandle } from './context.js';
+import type { Hello } from './hello.js';
+import { Outbox } from './outbox.js';
+import { handleCommand } from './commands.js';
+import { appendEvent, forwardToScheduler } from './forward.js';
+import { UPDATE_PERRY, parseFrame, stringField } from './wire.js';
+
+/** Progress the CLI watches: appended to the job's event log as the worker wrote it. */
+const EVENT_TYPES = new Set(['stage', 'progress', 'log', 'published', 'queue_update']);
+/** Outcomes the scheduler decides about (and appends what the CLI should see itself). */
+const OUTCOME_TYPES = new Set(['complete', 'error', 'build_complete']);
+
+export interface AssignedJob {
+  attempt: number;
+  /** The worker sent `complete` for this attempt. */
+  finished: boolean;
+  /** The scheduler has that `complete` (or we gave up delivering it). */
+  reported: boolean;
+}
+
+export class WorkerSession implements Session, WorkerSessionHandle {
+  readonly workerId = randomUUID();
+  readonly jobs = new Map<string, AssignedJob>();
+  readonly conn: Connection;
+  readonly #ctx: GatewayContext;
+  readonly #hello: Hello;
+  readonly #outbox: Outbox;
+  readonly #connectedAt = Date.now();
+  readonly #droppedFor = new Set<string>();
+  #perryVersion: string;
+  #lastAssigned: string | undefined;
+  #commands: Subscription | undefined;
+  #presenceChain: Promise<void> = Promise.resolve();
+  #presenceQueued = false;
+  #presenceAt = 0;
+  #eventSeq = 0;
+  #closed = false;
+
+  constructor(ctx: GatewayContext, conn: Connection, hello: Hello) {
+    this.#ctx = ctx;
+    this.conn = conn;
+    this.#hello = hello;
+    this.#perryVersion = hello.perryVersion;
+    this.#outbox = new Outbox({
+      window: 256,
+      highWater: ctx.config.maxQueuedMessages,
+      onPressure: (high) => (high ? conn.pause() : conn.resume()),
+      log: conn.log,
+    });
+  }
+
+  get name(): string {
+    return this.#hello.name;
+  }
+
+  get activeJobs(): number {
+    let n = 0;
+    for (const job of this.jobs.values()) if (!job.finished) n++;
+    return n;
+  }
+
+  /** Register: command subject first (the scheduler may assign as soon as it hears), then presence. */
+  async start(): Promise<void> {
+    const { nc, subjects, log, gatewayId } = this.#ctx;
+    this.#commands = nc.subscribe(subjects.workerCommand(this.workerId), {
+      callback: (err, msg) => {
+        if (err) return log.error({ err, workerId: this.workerId }, 'command subscription failed');
+        void handleCommand(this.#ctx, this, msg);
+      },
+    });
+    this.#ctx.workers.set(this.workerId, this);
+    await this.writePresence();
+    if (this.#closed) return;
+    const connected: WorkerLifecycle = { workerId: this.workerId, gatewayId, at: Date.now(), jobs: [] };
+    nc.publish(subjects.workers('connected'), JSON.stringify(connected));
+    log.info(
+      { workerId: this.workerId, name: this.name, capabilities: this.#hello.capabilities, remote: this.conn.remote },
+      'worker connected',
+    );
+    if (this.#ctx.updates.atHello(this.name, this.#perryVersion)) {
+      log.info({ name: this.name, perryVersion: this.#perryVersion }, 'worker told to update perry');
+      await this.conn.send(UPDATE_PERRY);
+    }
+  }
+
+  presence(now = Date.now()): WorkerPresence {
+    return {
+      workerId: this.workerId,
+      name: this.name,
+      capabilities: this.#hello.capabilities,
+      maxConcurrent: this.#hello.maxConcurrent,
+      activeJobs: this.activeJobs,
+      // Until the scheduler has taken the job's `complete`, the job is this connection's: a new
+      // scheduler leader compares this list with its running jobs to find undelivered assignments.
+      jobs: [...this.jobs].filter(([, j]) => !j.reported).map(([jobId, j]) => ({ jobId, attempt: j.attempt })),
+      perryVersion: this.#perryVersion,
+      gatewayId: this.#ctx.gatewayId,
+      connectedAt: this.#connectedAt,
+      heartbeatAt: now,
+    };
+  }
+
+  /** Coalesced and ordered: at most one write waits behind the running one, and a delete ends it. */
+  writePresence(): Promise<void> {
+    if (this.#closed) return this.#presenceChain;
+    if (this.#presenceQueued) return this.#presenceChain;
+    this.#presenceQueued = true;
+    this.#presenceChain = this.#presenceChain.then(async () => {
+      this.#presenceQueued = false;
+      if (this.#closed) return;
+      this.#presenceAt = Date.now();
+      try {
+        await this.#ctx.presence.put(this.workerId, JSON.stringify(this.presence(this.#presenceAt)));
+      } catch (err) {
+        this.conn.log.warn({ err, workerId: this.workerId }, 'presence write failed');
+      }
+    });
+    return this.#presenceChain;
+  }
+
+  /** Called by the gateway's sweep: refresh the heartbeat when due. */
+  tick(now: number): void {
+    if (now - this.#presenceAt >= this.#ctx.presenceRefreshMs) void this.writePresence();
+  }
+
+  async requestUpdate(): Promise<boolean> {
+    if (this.#closed || this.activeJobs > 0) return false;
+    this.#ctx.updates.told(this.name);
+    return this.conn.send(UPDATE_PERRY);
+  }
+
+  /** The command handler records an assignment before writing it, so the first reply is routed. */
+  assigned(jobId: string, attempt: number): void {
+    // A long-lived connection builds thousands of jobs: forget the ones the scheduler has closed.
+    for (const [id, job] of this.jobs) if (job.finished && job.reported) this.jobs.delete(id);
+    this.jobs.set(jobId, { attempt, finished: false, reported: false });
+    this.#lastAssigned = jobId;
+    this.#droppedFor.delete(jobId);
+    void this.writePresence();
+  }
+
+  unassigned(jobId: string, attempt: number): void {
+    if (this.jobs.get(jobId)?.attempt === attempt) this.jobs.delete(jobId);
+    void this.writePresence();
+  }
+
+  onMessage(text: string): void {
+    const message = parseFrame(text);
+    if (!message) return; // the original dropped unparseable frames silently
+    const type = stringField(message, 'type');
+    if (type === 'worker_hello') return; // a second hello is ignored
+    if (type === 'update_result') return this.#updateResult(message);
+    if (type === 'artifact_ready') {
+      // Path-based, from a worker that shares the hub's filesystem: there is none to share.
+      this.conn.log.warn({ workerId: this.workerId, jobId: message['job_id'] }, 'legacy artifact_ready dropped');
+      return;
+    }
+    if (type === undefined || (!EVENT_TYPES.has(type) && !OUTCOME_TYPES.has(type))) return;
+    // The Windows worker's early `error` has no job_id: the original fell back to the last job.
+    const jobId = stringField(message, 'job_id') ?? this.#lastAssigned;
+    const job = jobId === undefined ? undefined : this.jobs.get(jobId);
+    if (jobId === undefined || !job) return this.#dropForeign(jobId, type);
+    this.#ctx.activity.touch(jobId, job.attempt);
+    if (EVENT_TYPES.has(type)) return this.#append(jobId, message);
+    if (type === 'complete') {
+      job.finished = true;
+      void this.writePresence();
+    }
+    const attempt = job.attempt;
+    this.#outbox.push({
+      kind: 'barrier',
+      run: async () => {
+        await forwardToScheduler(this.#ctx, {
+          workerId: this.workerId,
+          workerName: this.name,
+          jobId,
+          attempt,
+          message,
+        });
+        if (type === 'complete') job.reported = true;
+      },
+    });
+  }
+
+  #append(jobId: string, message: WireObject): void {
+    const data = JSON.stringify(message);
+    const msgId = `${this.workerId}:${++this.#eventSeq}`;
+    this.#outbox.push({ kind: 'append', append: () => appendEvent(this.#ctx, jobId, data, msgId) });
+  }
+
+  #updateResult(message: WireObject): void {
+    const version = stringField(message, 'new_version');
+    if (message['success'] === true && version) {
+      this.#perryVersion = version;
+      void this.writePresence();
+    }
+    this.conn.log.info(
+      { workerId: this.workerId, name: this.name, success: message['success'], version, error: message['error'] },
+      'perry update result',
+    );
+  }
+
+  #dropForeign(jobId: string | undefined, type: string): void {
+    const key = jobId ?? '';
+    if (this.#droppedFor.has(key)) return;
+    if (this.#droppedFor.size >= 100) this.#droppedFor.clear(); // log again rather than grow
+    this.#droppedFor.add(key);
+    this.conn.log.warn(
+      { workerId: this.workerId, name: this.name, jobId, type },
+      'message for a job not assigned here',
+    );
+  }
+
+  /** The socket is gone: stop taking commands, vanish from presence, then tell the bus. */
+  onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#commands?.unsubscribe();
+    this.#ctx.workers.delete(this.workerId);
+    const { presence, nc, subjects, gatewayId, log } = this.#ctx;
+    this.#presenceChain = this.#presenceChain.then(() =>
+      presence.delete(this.workerId).catch((err: unknown) => log.warn({ err }, 'presence delete failed')),
+    );
+    // After everything the worker said: a `complete` still being delivered is not a lost job.
+    this.#outbox.push({
+      kind: 'barrier',
+      run: async () => {
+        const jobs = [...this.jobs].filter(([, j]) => !j.reported).map(([jobId, j]) => ({ jobId, attempt: j.attempt }));
+        const lost: WorkerLifecycle = { workerId: this.workerId, gatewayId, at: Date.now(), jobs };
+        nc.publish(subjects.workers('lost'), JSON.stringify(lost));
+        log.info({ workerId: this.workerId, name: this.name, jobs }, 'worker lost');
+      },
+    });
+  }
+
+  /** Resolves when everything this worker said has reached the bus. */
+  async drained(): Promise<void> {
+    await this.#outbox.idle();
+    await this.#presenceChain;
+  }
+}

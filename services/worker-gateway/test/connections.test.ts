@@ -1,0 +1,263 @@
+// Roles, the worker secret, hello defaults, presence, heartbeats and the socket limits, against a
+// real gateway on the test kit's NATS.
+import { createServer } from 'node:http';
+import { describe, expect } from 'vitest';
+import { test } from '@perry-hub/testkit';
+import { call, describeConfig } from '@perry-hub/runtime';
+import { workersSummaryEndpoint, type WorkerPresence } from '@perry-hub/contracts';
+import { workerGateway } from '../src/index.js';
+import { LINUX_HELLO, Peer, openBus, sleep, startGateway, until, workerIdOf } from './support/harness.js';
+
+const SECRET = { PERRY_HUB_WORKER_SECRET: 's3cr3t' };
+
+describe('roles and the worker secret', () => {
+  test('a wrong secret gets the original error, then the socket closes', async ({ natsUrl, prefix }) => {
+    const gw = await startGateway(natsUrl, prefix, SECRET);
+    try {
+      for (const secret of ['wrong', undefined, 's3cr3t-but-longer']) {
+        const peer = await Peer.open(gw.url);
+        peer.send({ ...LINUX_HELLO, secret });
+        await peer.closed;
+        expect(peer.frames).toEqual(['{"type":"error","code":"AUTH_FAILED","message":"Invalid worker secret"}']);
+      }
+    } finally {
+      await gw.service.stop();
+    }
+  });
+
+  test('unparseable frames are dropped; an unknown first message closes without a word', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, SECRET);
+    try {
+      const worker = await Peer.open(`${gw.url}/any/path`);
+      worker.send('not json {');
+      worker.send(LINUX_HELLO);
+      await workerIdOf(bus, 'kamatera-fra');
+      expect(worker.closeCode).toBeUndefined();
+
+      const stranger = await Peer.open(gw.url);
+      stranger.send({ type: 'ping' });
+      await stranger.closed;
+      expect(stranger.frames).toEqual([]);
+      worker.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('subscribe to an unknown job: JOB_NOT_FOUND without job_id, then close', async ({ natsUrl, prefix }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix);
+    try {
+      for (const jobId of ['3f2c8a9e-5b1d-4c7e-9a2f-1e6d0b7c4a58', 'a.b.>']) {
+        const cli = await Peer.open(gw.url);
+        cli.send({ type: 'subscribe', job_id: jobId });
+        await cli.closed;
+        expect(cli.frames).toEqual(['{"type":"error","code":"JOB_NOT_FOUND","message":"Job not found"}']);
+      }
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('/ws on an attached HTTP server; other paths are refused there', async ({ natsUrl, prefix }) => {
+    const bus = await openBus(natsUrl, prefix);
+    bus.jobs.set('job-1', { status: 'queued', position: 3 });
+    const gw = await startGateway(natsUrl, prefix);
+    const http = createServer((_req, res) => res.end('http'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const detach = (gw.service.info['attach'] as (s: typeof http) => () => void)(http);
+    try {
+      const port = (http.address() as { port: number }).port;
+      for (const path of ['/ws', '//ws']) {
+        const cli = await Peer.open(`ws://127.0.0.1:${port}${path}`);
+        cli.send({ type: 'subscribe', job_id: 'job-1' });
+        expect(await cli.frameCount(1)).toEqual([
+          '{"type":"job_created","job_id":"job-1","position":3,"estimated_wait_secs":0}',
+        ]);
+        cli.close();
+      }
+      await expect(Peer.open(`ws://127.0.0.1:${port}/other`)).rejects.toThrow(/404/);
+    } finally {
+      detach();
+      http.close();
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+});
+
+describe('hello, presence and lifecycle', () => {
+  test('defaults: Windows without max_concurrent has one slot; no capabilities means macos', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, SECRET);
+    try {
+      const win = await Peer.open(gw.url);
+      win.send(
+        '{"type":"worker_hello","capabilities":["windows-sign"],"name":"perry-sign-win","secret":"s3cr3t","perry_version":"0.5.14"}',
+      );
+      const bare = await Peer.open(gw.url);
+      bare.send({ type: 'worker_hello', secret: 's3cr3t' });
+      const winId = await workerIdOf(bus, 'perry-sign-win');
+      const bareId = await workerIdOf(bus, 'worker-1');
+      const presence = (await bus.presence.get(winId))!.json<WorkerPresence>();
+      expect(presence).toMatchObject({
+        workerId: winId,
+        name: 'perry-sign-win',
+        capabilities: ['windows-sign'],
+        maxConcurrent: 1,
+        activeJobs: 0,
+        perryVersion: '0.5.14',
+        gatewayId: gw.service.instanceId,
+      });
+      expect((await bus.presence.get(bareId))!.json<WorkerPresence>()).toMatchObject({
+        capabilities: ['macos'],
+        maxConcurrent: 1,
+        perryVersion: '',
+      });
+      await until('connected events', () => bus.lifecycle.filter((l) => l.subject.endsWith('.connected')).length === 2);
+      expect(
+        await call(bus.nc, bus.subjects, workersSummaryEndpoint, {}).then((s) => s.connectedWorkers),
+      ).toBeGreaterThanOrEqual(0);
+      await until(
+        'summary',
+        async () => (await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).connectedWorkers === 2,
+      );
+      expect(await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).toEqual({
+        connectedWorkers: 2,
+        supportedTargets: ['macos'],
+        expectedPerryVersion: '',
+      });
+
+      // Closing removes presence and announces the loss.
+      win.close();
+      await until('presence removed', async () => (await bus.presence.get(winId))?.operation !== 'PUT');
+      const lost = await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost')));
+      expect(lost.value).toMatchObject({ workerId: winId, gatewayId: gw.service.instanceId, jobs: [] });
+      bare.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('stop() closes every socket, removes its presence and announces the workers lost', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix);
+    const worker = await Peer.open(gw.url);
+    worker.send(LINUX_HELLO);
+    const id = await workerIdOf(bus, 'kamatera-fra');
+    await gw.service.stop();
+    expect((await worker.closed).code).toBe(1001);
+    expect((await bus.presence.get(id))?.operation).not.toBe('PUT');
+    await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost') && l.value['workerId'] === id));
+    await bus.close();
+  });
+});
+
+describe('heartbeats and limits', () => {
+  const FAST = { PERRY_HUB_WORKER_LOST_MS: '1500', PERRY_HUB_WS_PING_INTERVAL_MS: '300' };
+
+  test('the hub pings, answers pings, and keeps a worker that answers', async ({ natsUrl, prefix }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, FAST);
+    try {
+      const worker = await Peer.open(gw.url);
+      let pings = 0;
+      worker.ws.on('ping', () => pings++);
+      const pong = new Promise<Buffer>((resolve) => worker.ws.once('pong', resolve));
+      worker.send(LINUX_HELLO);
+      worker.ws.ping('hello?');
+      expect((await pong).toString()).toBe('hello?');
+      await sleep(2_500); // longer than the lost limit: the auto-pongs keep it alive
+      expect(pings).toBeGreaterThanOrEqual(3);
+      expect(worker.closeCode).toBeUndefined();
+      worker.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('a silent worker is closed and lost after the limit', async ({ natsUrl, prefix }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, FAST);
+    try {
+      // autoPong off: a peer that is connected but dead to the world.
+      const worker = new Peer(gw.url, { autoPong: false });
+      await worker.opened;
+      worker.send(LINUX_HELLO);
+      const id = await workerIdOf(bus, 'kamatera-fra');
+      const started = Date.now();
+      await worker.closed;
+      expect(Date.now() - started).toBeGreaterThan(1_000);
+      await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost') && l.value['workerId'] === id));
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('a frame over the size limit closes the connection (1009)', async ({ natsUrl, prefix }) => {
+    const gw = await startGateway(natsUrl, prefix, { PERRY_HUB_WS_MAX_PAYLOAD_BYTES: '4096' });
+    try {
+      const worker = await Peer.open(gw.url);
+      worker.send(LINUX_HELLO);
+      worker.send({ type: 'log', job_id: 'x', line: 'y'.repeat(5_000) });
+      expect((await worker.closed).code).toBe(1009);
+    } finally {
+      await gw.service.stop();
+    }
+  });
+
+  test('a CLI that does not read is disconnected instead of buffered', async ({ natsUrl, prefix }) => {
+    const bus = await openBus(natsUrl, prefix);
+    bus.jobs.set('job-slow', { status: 'running', position: 0 });
+    const line = JSON.stringify({
+      job_id: 'job-slow',
+      line: 'x'.repeat(60_000),
+      stage: 'compiling',
+      stream: 'stdout',
+      type: 'log',
+    });
+    for (let i = 0; i < 400; i++) await bus.append('job-slow', line); // ~24 MB of history, more than the kernel buffers hold
+    const gw = await startGateway(natsUrl, prefix, {
+      PERRY_HUB_WS_MAX_BUFFERED_BYTES: '65536',
+      PERRY_HUB_WS_SLOW_READER_MS: '500',
+    });
+    try {
+      const cli = await Peer.open(gw.url);
+      cli.send({ type: 'subscribe', job_id: 'job-slow' });
+      await cli.frameCount(1);
+      // Stop reading: the TCP window fills, the gateway's buffer passes the limit and stays there.
+      (cli.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const started = Date.now();
+      const count = gw.service.info['connectionCount'] as () => number;
+      expect(count()).toBe(1);
+      await until('the gateway dropped it', () => count() === 0, 15_000);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(cli.frames.length).toBeLessThan(401);
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('config table names every variable', () => {
+    const env = describeConfig(workerGateway.config).map((v) => v.env);
+    expect(env).toEqual(
+      expect.arrayContaining(['PERRY_HUB_WS_PORT', 'PERRY_HUB_WORKER_LOST_MS', 'PERRY_HUB_WORKER_SECRET']),
+    );
+  });
+});
