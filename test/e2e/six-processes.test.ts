@@ -38,7 +38,12 @@ describe('six service processes', () => {
       'PERRY_DB_USER',
       'PERRY_HUB_NATS_URL',
     ]);
-    const env = { ...exported, PERRY_HUB_HTTP_PORT: String(ports.http), PERRY_HUB_LOG_LEVEL: 'warn' };
+    const env = {
+      ...exported,
+      PERRY_HUB_HTTP_PORT: String(ports.http),
+      PERRY_HUB_WS_PORT: String(ports.ws),
+      PERRY_HUB_LOG_LEVEL: 'warn',
+    };
     const services = SERVICE_NAMES.map((name) => runHub(['start', name], env));
     running.push(...services);
     await Promise.all(services.map((s) => s.waitFor(/Perry Hub is up/, 60_000)));

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import { configSchema, publicUrlFields, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
 
 const ms = (env: string, defaultMs: number, description: string, minimum = 1) =>
   fromEnv(env, Type.Integer({ minimum, default: defaultMs }), { description });
@@ -8,11 +8,7 @@ export const SchedulerConfig = configSchema({
   ...natsFields,
   ...dbFields,
   ...processFields,
-  publicUrl: fromEnv(
-    'PERRY_HUB_PUBLIC_URL',
-    Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'https://hub.perryts.com' }),
-    { description: 'Public URL used in links handed to workers and CLIs (the local all-in-one uses its own address)' },
-  ),
+  ...publicUrlFields,
   selfHosted: fromEnv('PERRY_HUB_SELF_HOSTED', Type.Boolean({ default: false }), {
     description: 'true disables rate limits, quotas and per-license concurrency limits',
   }),

@@ -249,8 +249,10 @@ export class Dispatcher {
     }
     if (!isValid(WorkerPresence, value)) return;
     const known = this.ctx.workers.get(key);
+    const jobs = value.jobs ? new Set(value.jobs.map((j) => `${j.jobId}:${j.attempt}`)) : undefined;
     if (known) {
       known.heartbeatAt = value.heartbeatAt;
+      known.jobs = jobs;
       return;
     }
     const worker: KnownWorker = {
@@ -260,6 +262,7 @@ export class Dispatcher {
       maxConcurrent: value.maxConcurrent,
       connectedAt: value.connectedAt,
       heartbeatAt: value.heartbeatAt,
+      jobs,
       avoidUntil: 0,
     };
     this.ctx.workers.set(key, worker);

@@ -37,6 +37,8 @@ export interface KnownWorker {
   readonly maxConcurrent: number;
   readonly connectedAt: number;
   heartbeatAt: number;
+  /** The jobs its gateway says the connection holds (absent if the gateway does not say). */
+  jobs: ReadonlySet<string> | undefined;
   /** Until when the scheduler avoids it (an assignment could not be delivered). */
   avoidUntil: number;
 }

@@ -122,10 +122,17 @@ export class JobStore {
       'updated_at = ?',
     ];
     const params: unknown[] = [now];
-    if (change.retries !== undefined) (sets.push('retries = ?'), params.push(change.retries));
-    if (change.stage) (sets.push('stage = ?'), params.push(change.stage));
-    if (change.targets) (sets.push('targets = ?'), params.push(JSON.stringify(change.targets)));
-    if (change.tarballRef) (sets.push('tarball_ref = ?'), params.push(change.tarballRef));
+    const optional: [string, unknown][] = [
+      ['retries', change.retries],
+      ['stage', change.stage],
+      ['targets', change.targets && JSON.stringify(change.targets)],
+      ['tarball_ref', change.tarballRef],
+    ];
+    for (const [column, value] of optional) {
+      if (value === undefined) continue;
+      sets.push(`${column} = ?`);
+      params.push(value);
+    }
     const [r] = await this.db.query<ResultSetHeader>(
       `UPDATE builds SET ${sets.join(', ')} WHERE id = ? AND status = 'running' AND attempt = ?`,
       [...params, jobId, attempt],

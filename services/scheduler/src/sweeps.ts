@@ -6,7 +6,7 @@ import type { KV } from '@nats-io/kv';
 import type { CapabilityDepth, QueueDepth } from '@perry-hub/contracts';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
-import { dequeue, type Context, type RunningJob } from './state.js';
+import { dequeue, enqueue, type Context, type RunningJob } from './state.js';
 import { wire } from './wire.js';
 
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} minute${Math.round(ms / 60_000) === 1 ? '' : 's'}`;
@@ -52,11 +52,31 @@ export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void
     ctx.log.warn({ workerId: worker.workerId, name: worker.name }, 'worker silent, declared lost');
   }
   for (const job of [...ctx.running.values()]) {
-    if (job.pending || ctx.workers.has(job.workerId)) continue;
+    if (job.pending) continue;
+    const worker = ctx.workers.get(job.workerId);
+    if (worker) {
+      // An assignment its worker never got (the previous leader died between the compare-and-set
+      // and the send): the gateway's presence, written well after the assignment, does not list it.
+      const undelivered =
+        worker.jobs !== undefined &&
+        worker.heartbeatAt > job.assignedAt + UNDELIVERED_GRACE_MS &&
+        !worker.jobs.has(`${job.jobId}:${job.attempt}`);
+      if (undelivered) await requeueUndelivered(ctx, job);
+      continue;
+    }
     // A new leader gives gateways time to re-register the workers it found jobs on.
     if (now - Math.max(ctx.leaderSince, job.assignedAt) <= ctx.config.workerLostMs) continue;
     await loseJob(ctx, job);
   }
+}
+
+const UNDELIVERED_GRACE_MS = 5_000;
+
+async function requeueUndelivered(ctx: Context, job: RunningJob): Promise<void> {
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return;
+  ctx.running.delete(job.jobId);
+  ctx.log.warn({ jobId: job.jobId, attempt: job.attempt }, 'assignment never reached its worker; re-queued');
+  enqueue(ctx, job);
 }
 
 export async function loseWorkerJobs(ctx: Context, workerId: string): Promise<void> {

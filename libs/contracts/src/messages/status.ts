@@ -4,6 +4,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { defineEndpoint } from '../rpc.js';
+import { JobRef } from './dispatch.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false });
 export type Empty = Static<typeof Empty>;
@@ -70,6 +71,8 @@ export const WorkerPresence = Type.Object(
     gatewayId: Type.String(),
     connectedAt: Type.Integer(),
     heartbeatAt: Type.Integer(),
+    /** The jobs assigned on this connection: lets a new scheduler find assignments that never arrived. */
+    jobs: Type.Optional(Type.Array(JobRef)),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,209 @@
+/**
+ * The hub as separate `perry-hub start <service>...` processes, so fault tests can `kill -9` one
+ * of them and start it again, on servers the test controls. It also keeps the external history
+ * the fault tests judge by: what the hub acknowledged, and what it finally did.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { topologyNames } from '@perry-hub/contracts';
+import { openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
+import { generateSealKey } from '@perry-hub/runtime';
+import { getFreePort } from '@perry-hub/localstack';
+import { buildRequest } from './perry-cli.js';
+import { runHub, type HubProcess } from './hub-process.js';
+import { ADMIN_SECRET, CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from './test-hub.js';
+
+export interface Database {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+export class ManagedProcess {
+  #current: HubProcess;
+  starts = 1;
+  constructor(
+    readonly name: string,
+    private readonly args: string[],
+    private readonly env: Record<string, string>,
+  ) {
+    this.#current = runHub(args, env);
+  }
+  get current(): HubProcess {
+    return this.#current;
+  }
+  async up(): Promise<void> {
+    await this.#current.waitFor(/Perry Hub is up/, 60_000);
+  }
+  /** kill -9, then start again on the same configuration. */
+  async crashAndRestart(): Promise<void> {
+    this.#current.child.kill('SIGKILL');
+    await this.#current.exited;
+    this.#current = runHub(this.args, this.env);
+    this.starts += 1;
+  }
+  async stop(): Promise<void> {
+    if (this.#current.child.exitCode === null) this.#current.child.kill('SIGTERM');
+    await this.#current.exited;
+  }
+}
+
+export interface ProcessHubOptions {
+  natsUrl: string;
+  prefix: string;
+  database: Database;
+  env?: Record<string, string>;
+}
+
+export class ProcessHub {
+  readonly processes: ManagedProcess[] = [];
+  readonly acknowledged = new Set<string>();
+  readonly env: Record<string, string>;
+  readonly url: string;
+  readonly workerUrl: string;
+  nc!: NatsConnection;
+  db!: Pool;
+  apiToken = '';
+
+  private constructor(
+    readonly options: ProcessHubOptions,
+    httpPort: number,
+    wsPort: number,
+  ) {
+    const { natsUrl, prefix, database } = options;
+    this.url = `http://127.0.0.1:${httpPort}`;
+    this.workerUrl = `ws://127.0.0.1:${wsPort}`;
+    this.env = {
+      PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_SUBJECT_PREFIX: prefix,
+      PERRY_DB_HOST: database.host,
+      PERRY_DB_PORT: String(database.port),
+      PERRY_DB_USER: database.user,
+      PERRY_DB_PASSWORD: database.password,
+      PERRY_DB_NAME: database.database,
+      PERRY_HUB_HTTP_PORT: String(httpPort),
+      PERRY_HUB_HTTP_HOST: '127.0.0.1',
+      PERRY_HUB_WS_PORT: String(wsPort),
+      PERRY_HUB_WS_HOST: '127.0.0.1',
+      PERRY_HUB_PUBLIC_URL: this.url,
+      PERRY_HUB_ADMIN_SECRET: ADMIN_SECRET,
+      PERRY_HUB_WORKER_SECRET: WORKER_SECRET,
+      PERRY_HUB_CREDENTIALS_KEY: generateSealKey(),
+      PERRY_HUB_SELF_HOSTED: 'true',
+      PERRY_HUB_VM_PROVIDER: 'none',
+      PERRY_HUB_LOG_LEVEL: 'warn',
+      ...options.env,
+    };
+  }
+
+  static async start(options: ProcessHubOptions, groups: Record<string, string[]>): Promise<ProcessHub> {
+    const hub = new ProcessHub(options, await getFreePort(), await getFreePort());
+    for (const [name, services] of Object.entries(groups)) {
+      hub.processes.push(new ManagedProcess(name, ['start', ...services], hub.env));
+    }
+    await Promise.all(hub.processes.map((p) => p.up()));
+    hub.nc = await connect({ servers: options.natsUrl });
+    const d = options.database;
+    hub.db = openPool({
+      dbHost: d.host,
+      dbPort: d.port,
+      dbUser: d.user,
+      dbPassword: d.password,
+      dbName: d.database,
+      dbPoolSize: 2,
+    });
+    hub.apiToken = await hub.proAccount();
+    return hub;
+  }
+
+  process(name: string): ManagedProcess {
+    return this.processes.find((p) => p.name === name)!;
+  }
+
+  private async proAccount(): Promise<string> {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${this.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_SECRET}` },
+        body: JSON.stringify(body),
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const created = await post('/api/v1/account/create', { github_id: '4242', github_username: 'fault' });
+    await post('/api/v1/account/update', { account_id: created['id'], tier: 'pro' });
+    return String(created['api_token']);
+  }
+
+  /** One submission exactly as the CLI sends it; the job id is recorded only if acknowledged. */
+  async submit(i: number): Promise<string | undefined> {
+    const request = buildRequest({
+      manifest: { ...MANIFEST, targets: ['linux'] },
+      credentials: CREDENTIALS,
+      tarball: tarball(`fault-${i}`),
+      apiToken: this.apiToken,
+    });
+    try {
+      const res = await fetch(`${this.url}/api/v1/build`, request);
+      if (res.status !== 200) return undefined;
+      const body = (await res.json()) as { job_id: string };
+      this.acknowledged.add(body.job_id);
+      return body.job_id;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async statuses(): Promise<Map<string, string>> {
+    const [rows] = await this.db.query<RowDataPacket[]>('SELECT id, status FROM builds');
+    return new Map(rows.map((r) => [String(r['id']), String(r['status'])]));
+  }
+
+  /** Wait until every acknowledged job is terminal. */
+  async settle(timeoutMs: number): Promise<Map<string, string>> {
+    let last = new Map<string, string>();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      last = await this.statuses();
+      const open = [...this.acknowledged].filter(
+        (id) => !['completed', 'failed', 'cancelled', 'expired'].includes(last.get(id) ?? ''),
+      );
+      if (open.length === 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return last;
+  }
+
+  /** How many `complete` messages each job's event log holds (what CLIs saw), and JobDone events. */
+  async completions(): Promise<{ completes: Map<string, number>; done: Map<string, number> }> {
+    const js = jetstream(this.nc);
+    const completes = new Map<string, number>();
+    const done = new Map<string, number>();
+    // The stream holds exactly the job events and the done events (one filter: server 2.9).
+    const consumer = await js.consumers.get(topologyNames(this.options.prefix).eventsStream);
+    for (;;) {
+      const m = await consumer.next({ expires: 2000 });
+      if (!m) break;
+      const jobId = m.subject.split('.').at(-2)!;
+      if (m.subject.endsWith('.done')) done.set(jobId, (done.get(jobId) ?? 0) + 1);
+      else if (new TextDecoder().decode(m.data).includes('"type":"complete"')) {
+        completes.set(jobId, (completes.get(jobId) ?? 0) + 1);
+      }
+      if (m.info.pending === 0) break;
+    }
+    return { completes, done };
+  }
+
+  async usage(): Promise<number> {
+    const [rows] = await this.db.query<RowDataPacket[]>('SELECT COALESCE(SUM(publishes), 0) AS n FROM usage_counters');
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  async stop(): Promise<void> {
+    for (const p of [...this.processes].reverse()) await p.stop();
+    await this.nc?.close();
+    await this.db?.end();
+  }
+}
