@@ -10,3 +10,4 @@ export * from './messages/jobs.js';
 export * from './messages/vm.js';
 export * from './messages/dispatch.js';
 export * from './messages/artifacts.js';
+export * from './messages/verify.js';

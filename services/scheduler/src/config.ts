@@ -38,5 +38,7 @@ export const SchedulerConfig = configSchema({
   verifyUrl: fromEnv('PERRY_VERIFY_URL', Type.String({ default: 'http://localhost:7777' }), {
     description: 'perry-verify service used by the verification gate',
   }),
+  verifyPollMs: ms('PERRY_HUB_VERIFY_POLL_MS', 5_000, 'How often the verification gate polls perry-verify'),
+  verifyTimeoutMs: ms('PERRY_HUB_VERIFY_TIMEOUT_MS', 120_000, 'How long the verification gate waits for a verdict'),
 });
 export type SchedulerConfig = Static<typeof SchedulerConfig>;

@@ -208,7 +208,8 @@ export class Dispatcher {
       return;
     }
     const attempt = job.attempt + 1;
-    const current: RunningJob = { ...job, attempt, pending: false };
+    // A cancel may have arrived while the assignment was being written: keep it.
+    const current: RunningJob = { ...(ctx.running.get(job.jobId) ?? job), attempt, pending: false };
     ctx.running.set(job.jobId, current);
     const payload = await ctx.store.payload(job.jobId);
     const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
@@ -230,6 +231,11 @@ export class Dispatcher {
         ctx.running.delete(job.jobId);
         enqueue(ctx, { ...job, attempt });
       }
+      return;
+    }
+    if (current.cancelRequestedAt !== null) {
+      await ctx.store.requestCancel(job.jobId, attempt, ctx.now());
+      await sendCommand(ctx, job.workerId, { kind: 'cancel', jobId: job.jobId });
       return;
     }
     if (job.stage === 'build') {

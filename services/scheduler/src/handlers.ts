@@ -3,6 +3,7 @@ import { HubError, type Ack, type WorkerEvent } from '@perry-hub/contracts';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, toSigningStage } from './outcomes.js';
 import { dequeue, type Context } from './state.js';
+import { onBuildComplete } from './verify.js';
 
 const stale = (reason: string): Ack => ({ accepted: false, reason });
 
@@ -38,9 +39,7 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
       return ok ? { accepted: true } : stale('job already finished');
     }
     case 'build_complete':
-      // The verification gate is off unless configured; no current worker sends this.
-      ctx.log.info({ jobId: job.jobId, verify: ctx.config.verifyEnabled }, 'build_complete received');
-      return { accepted: true };
+      return onBuildComplete(ctx, job, message);
     default:
       return stale(`unexpected message type ${String(message['type'])}`);
   }
@@ -64,6 +63,8 @@ export async function cancelJob(ctx: Context, jobId: string): Promise<Ack> {
     return stale(`job is ${row.status}`);
   }
   running.cancelRequestedAt = ctx.now();
+  // Still being assigned: the dispatch sends the cancel once the worker has the job.
+  if (running.pending) return { accepted: true };
   await ctx.store.requestCancel(jobId, running.attempt, ctx.now());
   await sendCommand(ctx, running.workerId, { kind: 'cancel', jobId });
   return { accepted: true };
