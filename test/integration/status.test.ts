@@ -4,7 +4,8 @@ import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { topologyNames } from '@perry-hub/contracts';
+import { subjects, topologyNames } from '@perry-hub/contracts';
+import { jetstream } from '@nats-io/jetstream';
 import { launchService, loadConfig, type LaunchedService, type ServiceDefinition } from '@perry-hub/runtime';
 import { scheduler } from '@perry-hub/scheduler';
 import { workerGateway } from '@perry-hub/worker-gateway';
@@ -65,11 +66,26 @@ describe('GET /api/v1/status', () => {
         dbName: database.database,
         dbPoolSize: 1,
       });
-      await pool.query(
-        "INSERT INTO builds (id, status) VALUES ('00000000-0000-4000-8000-000000000001','queued'), ('00000000-0000-4000-8000-000000000002','queued'), ('00000000-0000-4000-8000-000000000003','running')",
-      );
-      await pool.end();
+      // Two queued jobs nobody can take, arriving as the ingest records and announces them.
       const nc = await connect({ servers: natsUrl });
+      for (const n of [1, 2]) {
+        const jobId = `00000000-0000-4000-8000-00000000000${n}`;
+        await pool.query(
+          "INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, manifest) VALUES (?, 'L', 'free', '[\"visionos\"]', 'queued', ?, 1, '{}')",
+          [jobId, Date.now()],
+        );
+        const intake = {
+          jobId,
+          licenseKey: 'L',
+          tier: 'free',
+          priority: 1,
+          targets: ['visionos'],
+          queuedAt: Date.now(),
+          via: 'http',
+        };
+        await jetstream(nc).publish(subjects(prefix).intake(jobId), JSON.stringify(intake), { msgID: jobId });
+      }
+      await pool.end();
       const kv = await new Kvm(nc).open(topologyNames(prefix).presenceBucket);
       await kv.put(
         'w1',
@@ -86,7 +102,10 @@ describe('GET /api/v1/status', () => {
         }),
       );
       await nc.close();
-      const busy = await (await fetch(`http://127.0.0.1:${port}/api/v1/status`)).json();
+      const status = async () =>
+        (await (await fetch(`http://127.0.0.1:${port}/api/v1/status`)).json()) as Record<string, unknown>;
+      await expect.poll(async () => (await status())['queue_length'], { timeout: 10_000 }).toBe(2);
+      const busy = await status();
       expect(busy).toEqual({
         status: 'ok',
         queue_length: 2,

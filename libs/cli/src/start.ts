@@ -3,10 +3,14 @@
  * a local nats-server and MariaDB for whatever the environment does not configure); with names,
  * just those services against the configured NATS and MySQL.
  */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { isServiceName, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
 import {
   ConfigError,
   createLogger,
+  generateSealKey,
   launchService,
   loadConfig,
   onShutdownSignal,
@@ -22,6 +26,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 export interface Hub {
   readonly services: readonly LaunchedService[];
+  /** Lines for the operator (e.g. a secret generated on this start, shown this once). */
+  readonly notices: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly urls: readonly { name: string; url: string }[];
   stop(): Promise<void>;
@@ -44,6 +50,36 @@ function parseAll(names: readonly ServiceName[], env: Env): Map<ServiceName, Bas
   return configs;
 }
 
+const SECRETS_FILE = 'secrets.json';
+
+/**
+ * The all-in-one works without configuration: a missing admin secret or credentials key is
+ * generated once and kept in the data directory (mode 0600), so queued jobs' sealed credentials
+ * still open after a restart. The admin secret is shown only when it is generated.
+ */
+function localSecrets(dataDir: string, env: Env): { env: Record<string, string>; notices: string[] } {
+  const wanted = ['PERRY_HUB_ADMIN_SECRET', 'PERRY_HUB_CREDENTIALS_KEY'].filter((name) => !env[name]);
+  if (wanted.length === 0) return { env: {}, notices: [] };
+  const file = join(resolve(dataDir), SECRETS_FILE);
+  const saved: Record<string, string> = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>)
+    : {};
+  const notices: string[] = [];
+  let changed = false;
+  for (const name of wanted) {
+    if (saved[name]) continue;
+    saved[name] = name === 'PERRY_HUB_CREDENTIALS_KEY' ? generateSealKey() : randomBytes(32).toString('base64url');
+    changed = true;
+    if (name === 'PERRY_HUB_ADMIN_SECRET') notices.push(`  Admin secret (generated, kept in ${file}): ${saved[name]}`);
+  }
+  if (changed) {
+    mkdirSync(resolve(dataDir), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+  return { env: Object.fromEntries(wanted.map((name) => [name, saved[name]!])), notices };
+}
+
 export interface StartOptions {
   services: readonly string[];
   env: Env;
@@ -63,9 +99,13 @@ export async function startHub(options: StartOptions): Promise<Hub> {
 
   let env: Record<string, string | undefined> = { ...options.env };
   let local: LocalStack | undefined;
+  const notices: string[] = [];
   if (allInOne) {
     // Validate before starting anything, so a typo does not cost a MariaDB boot.
     parseAll(names, env);
+    const secrets = localSecrets(cli.dataDir, env);
+    env = { ...env, ...secrets.env };
+    notices.push(...secrets.notices);
     const startNats = !env['PERRY_HUB_NATS_URL'];
     const startDb = !env['PERRY_DB_HOST'];
     if (startNats || startDb) {
@@ -101,13 +141,21 @@ export async function startHub(options: StartOptions): Promise<Hub> {
 
   const urls = [...(local?.servers ?? [])];
   const ingest = launched.find((s) => s.name === 'ingest');
+  const gateway = launched.find((s) => s.name === 'worker-gateway');
   if (ingest) urls.unshift({ name: 'HTTP API', url: `http://127.0.0.1:${String(ingest.info['httpPort'])}` });
+  if (gateway) {
+    urls.push({ name: 'Workers', url: `ws://127.0.0.1:${String(gateway.info['wsPort'])}` });
+    // The CLI derives ws://host:3456/ws from the HTTP origin: serve the gateway there as well.
+    const attach = gateway.info['attach'] as ((server: unknown) => () => void) | undefined;
+    if (ingest && attach) attach(ingest.info['server']);
+  }
 
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   return {
     services: launched,
+    notices,
     env,
     urls,
     stopped,
@@ -136,6 +184,7 @@ export async function runStart(services: readonly string[], env: Env, out: NodeJ
   const lines = [
     `Perry Hub is up (${hub.services.map((s) => s.name).join(', ')}).`,
     ...hub.urls.map((u) => `  ${u.name.padEnd(9)} ${u.url}`),
+    ...hub.notices,
     '  Press Ctrl-C to stop.',
   ];
   out.write(`${lines.join('\n')}\n`);

@@ -10,4 +10,8 @@ export * from './messages/jobs.js';
 export * from './messages/vm.js';
 export * from './messages/dispatch.js';
 export * from './messages/artifacts.js';
+export * from './messages/manifest.js';
+export * from './messages/submit.js';
+export * from './messages/license.js';
+export * from './messages/admin.js';
 export * from './messages/verify.js';

@@ -50,3 +50,12 @@ export const processFields = {
     description: 'After the grace period, how long forced closing may take before the process exits',
   }),
 };
+
+/** Absolute links handed to workers (tarball, upload) and CLIs (downloads) start with this. */
+export const publicUrlFields = {
+  publicUrl: fromEnv(
+    'PERRY_HUB_PUBLIC_URL',
+    Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'https://hub.perryts.com' }),
+    { description: 'Public URL used in links handed to workers and CLIs (the local all-in-one uses its own address)' },
+  ),
+};

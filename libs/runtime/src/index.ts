@@ -9,3 +9,5 @@ export * from './lifecycle.js';
 export * from './service.js';
 export * from './main.js';
 export * from './lease.js';
+export * from './blobs.js';
+export * from './sealed.js';

@@ -1,14 +1,50 @@
 /**
  * The artifact-store owns tarballs and artifacts: bytes in a JetStream Object Store bucket,
- * digests, one-time download tokens and expiry. So far it ensures its bucket and answers health.
+ * digests, one-time download tokens and expiry. On the tarball side it reconciles the bucket with
+ * the job records in MySQL, removing what interrupted intakes left behind.
  */
-import { configSchema, defineService, natsFields, processFields } from '@perry-hub/runtime';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { topologyNames } from '@perry-hub/contracts';
+import type { Pool } from '@perry-hub/db';
+import { jetstream } from '@nats-io/jetstream';
+import { BlobStore, defineService } from '@perry-hub/runtime';
+import { artifactEndpoints, expireArtifacts } from './artifacts.js';
+import { verifyEndpoints } from './verify.js';
+import { ArtifactStoreConfig } from './config.js';
+import { startSweeper } from './sweep.js';
 
-export const ArtifactStoreConfig = configSchema({ ...natsFields, ...processFields });
+export { ArtifactStoreConfig } from './config.js';
+export { sweepOrphans } from './sweep.js';
 
 export const artifactStore = defineService({
   name: 'artifact-store',
   config: ArtifactStoreConfig,
-  needsDb: false,
-  start: async () => ({ stop: async () => undefined }),
+  needsDb: true,
+  start: async (deps, config) => {
+    const blobs = await BlobStore.open(deps.nc, topologyNames(config.subjectPrefix).blobsBucket);
+    const sweeper = startSweeper(
+      { db: deps.db as Pool, blobs, jsm: await jetstreamManager(deps.nc), log: deps.log },
+      { intervalMs: config.sweepIntervalSecs * 1000, graceMs: config.orphanGraceMins * 60_000 },
+    );
+    const artifacts = {
+      db: deps.db as Pool,
+      blobs,
+      js: jetstream(deps.nc),
+      subjects: deps.subjects,
+      log: deps.log,
+      publicUrl: config.publicUrl,
+      artifactTtlSecs: config.artifactTtlSecs,
+    };
+    deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts)]);
+    // Download links expire after PERRY_HUB_ARTIFACT_TTL_SECS; their bytes go at the next pass.
+    const expiry = setInterval(() => {
+      expireArtifacts(artifacts).catch((err: unknown) => deps.log.warn({ err }, 'artifact expiry failed'));
+    }, 60_000);
+    return {
+      stop: async () => {
+        clearInterval(expiry);
+        await sweeper.stop();
+      },
+    };
+  },
 });

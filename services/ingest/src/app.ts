@@ -1,53 +1,79 @@
 /**
  * The public HTTP API as a Fastify app, built without listening so tests can `inject()`.
  * Validation never coerces or strips: a mistyped or unknown field is a 400, not a silent fix.
+ * Every error leaves in the original's envelope `{"error":{"code","message"}}`.
  */
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { HubError } from '@perry-hub/contracts';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Subjects } from '@perry-hub/contracts';
-import type { Logger } from '@perry-hub/runtime';
+import type { Pool } from '@perry-hub/db';
+import type { BlobStore, Logger, SealKey } from '@perry-hub/runtime';
 import { statusRoutes } from './routes/status.js';
+import { buildRoutes } from './routes/build.js';
+import { licenseRoutes } from './routes/license.js';
+import { accountRoutes } from './routes/account.js';
+import { adminRoutes } from './routes/admin.js';
+import { transferRoutes } from './routes/transfer.js';
 
 export interface IngestDeps {
   nc: NatsConnection;
   subjects: Subjects;
   log: Logger;
+  db: Pool;
+  blobs: BlobStore;
+  /** Empty when PERRY_HUB_CREDENTIALS_KEY is unset: builds are then refused. */
+  sealKeys: readonly SealKey[];
 }
 
 export interface AppOptions {
   requestTimeoutMs: number;
   headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  adminSecret: string;
+  maxFieldBytes: number;
+  maxArtifactBytes: number;
 }
 
 export type App = FastifyInstance;
+
+/** A JSON body the parser refused (bad syntax, a `__proto__` key, an empty body). */
+const JSON_PARSE_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']);
+
+function envelope(err: FastifyError): { status: number; error: HubError } {
+  if (err instanceof HubError) return { status: err.status, error: err };
+  if (err.validation) return { status: 400, error: new HubError('BAD_REQUEST', err.message) };
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    if (JSON_PARSE_ERRORS.has(err.code) || err instanceof SyntaxError) {
+      return { status: 400, error: new HubError('BAD_REQUEST', 'Invalid JSON body') };
+    }
+    const code = status === 413 ? 'UPLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST';
+    return { status, error: new HubError(code, err.message) };
+  }
+  return { status: 500, error: new HubError('INTERNAL_ERROR', 'Internal error') };
+}
 
 export function buildApp(deps: IngestDeps, options: AppOptions) {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as never,
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: options.requestTimeoutMs,
-    connectionTimeout: options.requestTimeoutMs,
+    connectionTimeout: options.idleTimeoutMs,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
-    http: { headersTimeout: options.headersTimeoutMs },
+    // Node checks the headers timeout only this often (default 30 s): a slowloris would outlive it.
+    http: { headersTimeout: options.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setErrorHandler((err, request, reply) => {
-    if (err instanceof HubError) return reply.status(err.status).send(err.toEnvelope());
-    const e = err as { validation?: unknown; statusCode?: number; message: string; code?: string };
-    if (e.validation) {
-      return reply.status(400).send({ error: { code: 'BAD_REQUEST', message: e.message } });
-    }
-    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-      const code =
-        e.statusCode === 413 ? 'UPLOAD_TOO_LARGE' : e.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST';
-      return reply.status(e.statusCode).send({ error: { code, message: e.message } });
-    }
-    request.log.error({ err }, 'request failed');
-    return reply.status(500).send({ error: { code: 'INTERNAL_ERROR', message: 'Internal error' } });
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { status, error } = envelope(err);
+    if (status >= 500 && !(err instanceof HubError)) request.log.error({ err }, 'request failed');
+    // An answer before the whole body arrived (a 413, a 401 mid-upload): do not read the rest.
+    if (!request.raw.complete) reply.header('connection', 'close');
+    return reply.status(status).send(error.toEnvelope());
   });
   app.setNotFoundHandler((request, reply) =>
     reply
@@ -55,6 +81,14 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       .send({ error: { code: 'NOT_FOUND', message: `Route ${request.method} ${request.url} not found` } }),
   );
 
+  const bus = { nc: deps.nc, subjects: deps.subjects };
   void app.register(statusRoutes(deps));
+  void app.register(buildRoutes(deps, { maxFieldBytes: options.maxFieldBytes }));
+  void app.register(licenseRoutes(bus));
+  void app.register(accountRoutes({ ...bus, adminSecret: options.adminSecret }));
+  void app.register(adminRoutes({ ...bus, adminSecret: options.adminSecret }));
+  void app.register(
+    transferRoutes({ ...bus, log: deps.log, blobs: deps.blobs, maxArtifactBytes: options.maxArtifactBytes }),
+  );
   return app;
 }

@@ -1,5 +1,7 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import { configSchema, publicUrlFields, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+
+const MiB = 1024 * 1024;
 
 export const IngestConfig = configSchema({
   ...natsFields,
@@ -11,16 +13,31 @@ export const IngestConfig = configSchema({
   httpHost: fromEnv('PERRY_HUB_HTTP_HOST', Type.String({ minLength: 1, default: '0.0.0.0' }), {
     description: 'Address the HTTP server binds to',
   }),
-  publicUrl: fromEnv(
-    'PERRY_HUB_PUBLIC_URL',
-    Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'https://hub.perryts.com' }),
-    { description: 'Public URL used in links handed to workers and CLIs (the local all-in-one uses its own address)' },
-  ),
+  ...publicUrlFields,
   requestTimeoutMs: fromEnv('PERRY_HUB_REQUEST_TIMEOUT_MS', Type.Integer({ minimum: 1000, default: 600_000 }), {
     description: 'Longest an HTTP request (including a large upload) may take',
   }),
   headersTimeoutMs: fromEnv('PERRY_HUB_HEADERS_TIMEOUT_MS', Type.Integer({ minimum: 1000, default: 15_000 }), {
     description: 'Longest a client may take to send its request headers (slowloris guard)',
+  }),
+  idleTimeoutMs: fromEnv('PERRY_HUB_IDLE_TIMEOUT_MS', Type.Integer({ minimum: 1000, default: 60_000 }), {
+    description: 'A connection that sends nothing for this long (e.g. a stalled upload) is closed',
+  }),
+  adminSecret: fromEnv('PERRY_HUB_ADMIN_SECRET', Type.String({ default: '' }), {
+    description:
+      'Bearer secret of the admin and dashboard routes; when empty those routes refuse every request (the local all-in-one generates one)',
+    secret: true,
+  }),
+  credentialsKey: fromEnv('PERRY_HUB_CREDENTIALS_KEY', Type.String({ default: '' }), {
+    description:
+      'Base64 of a 32-byte AES-256-GCM key that seals signing credentials at intake (comma-separated: the first seals, all open); builds are refused while empty (the local all-in-one generates one)',
+    secret: true,
+  }),
+  maxFieldBytes: fromEnv('PERRY_HUB_MAX_FIELD_BYTES', Type.Integer({ minimum: 1024, default: 1 * MiB }), {
+    description: 'Largest text part of a build submission (manifest, credentials, license_key)',
+  }),
+  maxArtifactBytes: fromEnv('PERRY_HUB_MAX_ARTIFACT_BYTES', Type.Integer({ minimum: 1024, default: 2 * 1024 * MiB }), {
+    description: 'Largest artifact a worker may upload (decoded bytes)',
   }),
 });
 export type IngestConfig = Static<typeof IngestConfig>;

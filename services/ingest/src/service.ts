@@ -1,11 +1,14 @@
 /**
- * The ingest service: the public HTTP API. Stopping it stops intake first (Fastify answers 503
- * while closing and waits for in-flight requests).
+ * The ingest service: the public HTTP API and the NATS-native submission. Stopping it stops
+ * intake first (Fastify answers 503 while closing and waits for in-flight requests).
  */
-import { defineService } from '@perry-hub/runtime';
+import { topologyNames } from '@perry-hub/contracts';
+import type { Pool } from '@perry-hub/db';
+import { BlobStore, defineService, parseSealKeys, type SealKey } from '@perry-hub/runtime';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { IngestConfig } from './config.js';
+import { serveSubmissions } from './submit.js';
 
 export { IngestConfig } from './config.js';
 export { buildApp } from './app.js';
@@ -15,13 +18,24 @@ export const ingest = defineService({
   config: IngestConfig,
   needsDb: true,
   start: async (deps, config) => {
-    const app = buildApp(deps, config);
+    let sealKeys: SealKey[] = [];
+    if (config.credentialsKey === '') {
+      deps.log.warn('PERRY_HUB_CREDENTIALS_KEY is not set: build submissions are refused');
+    } else {
+      sealKeys = parseSealKeys(config.credentialsKey);
+    }
+    const blobs = await BlobStore.open(deps.nc, topologyNames(config.subjectPrefix).blobsBucket);
+    const intake = { ...deps, db: deps.db as Pool, blobs, sealKeys };
+    if (config.adminSecret === '') deps.log.warn('PERRY_HUB_ADMIN_SECRET is not set: admin routes are disabled');
+    const app = buildApp(intake, config);
     await app.listen({ port: config.httpPort, host: config.httpHost });
+    const submissions = serveSubmissions(intake);
     const address = app.server.address() as AddressInfo;
     deps.log.info({ port: address.port, host: config.httpHost }, 'HTTP API listening');
     return {
       info: { httpPort: address.port, server: app.server },
       stop: async () => {
+        submissions.unsubscribe();
         await app.close();
       },
     };

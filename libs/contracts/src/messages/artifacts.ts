@@ -57,7 +57,10 @@ export const finishDownloadEndpoint = defineEndpoint({
 export const promoteEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'promote',
-  request: Type.Object({ jobId: Type.String(), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+  request: Type.Object(
+    { jobId: Type.String(), attempt: Type.Integer({ minimum: 1 }) },
+    { additionalProperties: false },
+  ),
   response: Type.Object({ tarballRef: Type.String(), target: Type.String() }, { additionalProperties: false }),
   timeoutMs: 10_000,
 });

@@ -1,5 +1,6 @@
 import * as m001 from './001_original_tables.js';
 import * as m002 from './002_job_lifecycle.js';
+import * as m003 from './003_license_usage.js';
 import * as m004 from './004_dispatch.js';
 import type { MigrationStep } from './steps.js';
 
@@ -16,5 +17,6 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, ...m001 },
   { version: 2, ...m002 },
+  { version: 3, ...m003 },
   { version: 4, ...m004 },
 ];

@@ -4,7 +4,7 @@
  * the CLI get base64 text as the original served it; new clients ask for raw bytes with
  * `Accept: application/octet-stream` (and may resume downloads with HTTP Range).
  */
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -23,7 +23,7 @@ export interface TransferDeps {
   nc: NatsConnection;
   subjects: Subjects;
   log: Logger;
-  blobs: () => Promise<BlobStore>;
+  blobs: BlobStore;
   maxArtifactBytes: number;
 }
 
@@ -61,7 +61,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           token: bearer(request),
           purpose: 'tarball',
         });
-        const found = await (await deps.blobs()).get(auth.tarballRef);
+        const found = await deps.blobs.get(auth.tarballRef);
         if (!found) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         return sendBytes(reply, found.stream, found.info.size, wantsRaw(request));
       },
@@ -87,7 +87,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         const target = header('x-artifact-target');
         if (name.length > 255 || target.length > 64)
           throw new HubError('BAD_REQUEST', 'Artifact name or target too long');
-        const blobs = await deps.blobs();
+        const blobs = deps.blobs;
         const objectName = `artifacts/${jobId}/${randomUUID()}`;
         const info = await blobs.put(objectName, request.body, {
           maxBytes: deps.maxArtifactBytes,
@@ -124,7 +124,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           resume: rangeHeader !== undefined,
         });
         const range = rangeHeader === undefined ? null : parseRange(rangeHeader, meta.size);
-        const found = await (await deps.blobs()).get(meta.objectName);
+        const found = await deps.blobs.get(meta.objectName);
         if (!found) throw new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
         reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
         const reachesEnd = range === null || range.end === meta.size - 1;

@@ -1,0 +1,45 @@
+/**
+ * The build manifest (reference 5.1) and signing credentials (5.2) as the hub checks them at
+ * intake. The hub requires only what it or every worker needs; any other key passes through
+ * untouched, because workers read keys the hub does not know (and ignore keys they do not know).
+ */
+import Type, { type Static } from 'typebox';
+import { CLIENT_TARGETS } from './jobs.js';
+
+export const BuildManifest = Type.Object(
+  {
+    app_name: Type.String({ minLength: 1, maxLength: 200, description: 'Application name (every worker requires it)' }),
+    bundle_id: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      description: 'Reverse-DNS identifier; also the project identity of a device-bound license',
+    }),
+    version: Type.String({ minLength: 1, maxLength: 64, description: 'Version or build number' }),
+    entry: Type.String({ minLength: 1, maxLength: 1024, description: 'Entry file, relative to the project root' }),
+    targets: Type.Array(Type.Enum(CLIENT_TARGETS), {
+      minItems: 1,
+      maxItems: CLIENT_TARGETS.length,
+      description: 'What to build; sign targets (`ios-sign`, ...) are set by the hub itself, never by a client',
+    }),
+  },
+  { additionalProperties: true },
+);
+export type BuildManifest = Static<typeof BuildManifest>;
+
+/**
+ * Credentials are an open JSON object (reference 5.2 lists what the CLI and the workers know).
+ * The hub never reads them: it seals them at intake and hands them only to the assigned worker.
+ */
+export const BuildCredentials = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'Signing credentials, forwarded verbatim to the worker in job_assign',
+});
+export type BuildCredentials = Static<typeof BuildCredentials>;
+
+/** What a device-bound license is bound to (the original's `bundle_id || name || ''`). */
+export function projectIdOf(manifest: Readonly<Record<string, unknown>>): string {
+  for (const key of ['bundle_id', 'name']) {
+    const value = manifest[key];
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  return '';
+}

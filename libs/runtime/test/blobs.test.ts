@@ -1,0 +1,157 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { test } from '@perry-hub/testkit';
+import { base64Decoder, base64Encoder, BlobStore, gzipCheck } from '../src/index.js';
+
+/** Feed `data` in random-sized chunks (including 1-byte ones) through a transform. */
+async function through(transform: Transform, data: Buffer, maxChunk = 7): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < data.length;) {
+    const size = 1 + Math.floor(Math.random() * maxChunk);
+    parts.push(data.subarray(i, i + size));
+    i += size;
+  }
+  const out: Buffer[] = [];
+  await pipeline(Readable.from(parts), transform, async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) out.push(chunk);
+  });
+  return Buffer.concat(out);
+}
+
+describe('base64 transforms', () => {
+  it('decode whatever the chunking, padded or not, ignoring line breaks', async () => {
+    for (const size of [0, 1, 2, 3, 4, 5, 100, 4099]) {
+      const data = randomBytes(size);
+      const text = data.toString('base64');
+      expect(await through(base64Decoder(), Buffer.from(text))).toEqual(data);
+      expect(await through(base64Decoder(), Buffer.from(text.replace(/=+$/, '')))).toEqual(data);
+      const wrapped = text.replace(/(.{76})/g, '$1\r\n');
+      expect(await through(base64Decoder(), Buffer.from(wrapped), 300)).toEqual(data);
+    }
+  });
+
+  it('refuse anything but the standard alphabet, naming the offset', async () => {
+    const cases: [string, number][] = [
+      ['QUJD$EVG', 4],
+      ['QUJD-_VG', 4],
+      ['QQ==QUJD', 4],
+      ['Q===', 1],
+      ['QQ=A', 3],
+      ['=QUJ', 0],
+    ];
+    for (const [text, offset] of cases) {
+      await expect(through(base64Decoder(), Buffer.from(text), 3)).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+        message: `Invalid base64 at offset ${offset}`,
+      });
+    }
+    await expect(through(base64Decoder(), Buffer.from('QUJDR'))).rejects.toThrow(/Invalid base64/);
+    // Large chunks (the fast path) find the offset too.
+    const big = Buffer.from(randomBytes(300_000).toString('base64'));
+    big[123_457] = 0x24;
+    await expect(through(base64Decoder(), big, 65_536)).rejects.toThrow('Invalid base64 at offset 123457');
+    await expect(through(base64Decoder(), Buffer.from('QQ='))).rejects.toThrow(/Invalid base64/);
+  });
+
+  it('encode to what Buffer encodes, whatever the chunking', async () => {
+    for (const size of [0, 1, 2, 3, 1000, 65537]) {
+      const data = randomBytes(size);
+      expect((await through(base64Encoder(), data, 5000)).toString()).toBe(data.toString('base64'));
+    }
+  });
+});
+
+describe('gzipCheck', () => {
+  it('passes gzip through unchanged and refuses anything else', async () => {
+    const gz = gzipSync(randomBytes(1000));
+    expect(await through(gzipCheck(), gz, 1)).toEqual(gz);
+    await expect(through(gzipCheck(), Buffer.from('plain text, not gzip'))).rejects.toThrow(/not gzip/);
+    await expect(through(gzipCheck(), Buffer.from([0x1f]))).rejects.toThrow(/not gzip/);
+    await expect(through(gzipCheck(), Buffer.alloc(0))).rejects.toThrow(/not gzip/);
+  });
+});
+
+async function read(blobs: BlobStore, name: string): Promise<Buffer> {
+  const found = await blobs.get(name);
+  const parts: Buffer[] = [];
+  for await (const chunk of found!.stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe('BlobStore', () => {
+  test('streams in and out with the digest checked; limits and aborts leave nothing visible', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const nc = await connect({ servers: natsUrl });
+    try {
+      const bucket = `${prefix}-blobs`;
+      await new Objm(nc).create(bucket);
+      const blobs = await BlobStore.open(nc, bucket);
+
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      const info = await blobs.put('tarballs/a', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), {
+        metadata: { kind: 'tarball' },
+      });
+      expect(info.size).toBe(data.length);
+      const got = await blobs.get('tarballs/a');
+      const hash = createHash('sha256');
+      for await (const chunk of got!.stream) hash.update(chunk as Buffer);
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(await blobs.get('missing')).toBeNull();
+
+      // What the library's put wrote, get reads (and a second put replaces the first).
+      const small = randomBytes(1000);
+      await blobs.store.putBlob({ name: 'by-library' }, small);
+      expect(await read(blobs, 'by-library')).toEqual(small);
+      await blobs.put('by-library', Readable.from([data]));
+      expect((await read(blobs, 'by-library')).equals(data)).toBe(true);
+      await blobs.delete('by-library');
+
+      // Decoding on the way in.
+      const b64 = Buffer.from(gzipSync(Buffer.from('hello')).toString('base64'));
+      await blobs.put('tarballs/b', Readable.from([b64]), { through: [base64Decoder(), gzipCheck()] });
+      expect((await blobs.info('tarballs/b'))!.size).toBe(gzipSync(Buffer.from('hello')).length);
+
+      // Too large: refused mid-stream, nothing visible, no chunks left behind.
+      await expect(
+        blobs.put('tarballs/c', Readable.from([randomBytes(600_000), randomBytes(600_000)]), { maxBytes: 1_000_000 }),
+      ).rejects.toMatchObject({ code: 'UPLOAD_TOO_LARGE' });
+      expect(await blobs.info('tarballs/c')).toBeNull();
+      const controller = new AbortController();
+      const slow = new Readable({ read() {} });
+      slow.push(randomBytes(300_000));
+      const aborted = blobs.put('tarballs/d', slow, { signal: controller.signal });
+      setTimeout(() => controller.abort(new Error('client went away')), 50);
+      await expect(aborted).rejects.toThrow('client went away');
+      expect(await blobs.info('tarballs/d')).toBeNull();
+
+      // Rename keeps the bytes and the metadata.
+      await blobs.rename('tarballs/a', 'tarballs/renamed');
+      expect(await blobs.info('tarballs/a')).toBeNull();
+      const renamed = await blobs.info('tarballs/renamed');
+      expect(renamed).toMatchObject({ size: data.length, metadata: { kind: 'tarball' } });
+      expect((await read(blobs, 'tarballs/renamed')).equals(data)).toBe(true);
+      expect((await blobs.list('tarballs/')).map((o) => o.name).sort()).toEqual(['tarballs/b', 'tarballs/renamed']);
+
+      // Failed puts purged their chunks: only the two live objects' chunks (and metas) remain.
+      const jsm = await jetstreamManager(nc);
+      const si = await jsm.streams.info(blobs.streamName, { subjects_filter: `${blobs.chunkSubjectPrefix}>` });
+      expect(Object.keys(si.state.subjects ?? {}).sort()).toEqual(
+        (await blobs.list()).map((o) => `${blobs.chunkSubjectPrefix}${o.nuid}`).sort(),
+      );
+      // Another client reads what put wrote (the Object Store's own format and digest).
+      expect(Buffer.from((await blobs.store.getBlob('tarballs/renamed'))!).equals(data)).toBe(true);
+      expect(await blobs.delete('tarballs/renamed')).toBe(true);
+      expect(await blobs.info('tarballs/renamed')).toBeNull();
+    } finally {
+      await nc.close();
+    }
+  });
+});

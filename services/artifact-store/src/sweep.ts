@@ -1,0 +1,101 @@
+/**
+ * Reconciles the blobs bucket with MySQL, for what a crash leaves behind: a tarball whose job
+ * record never appeared (the intake died between storing it and recording the job), an upload
+ * of a NATS client that was never submitted, and the chunks of a put that never finished (the
+ * Object Store writes an object's meta last, so those are invisible but take space).
+ * Only things older than the grace period are touched: an intake in progress is never raced.
+ */
+import { TARBALL_PREFIX, UPLOAD_PREFIX } from '@perry-hub/contracts';
+import type { Pool, RowDataPacket } from '@perry-hub/db';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { BlobStore, Logger } from '@perry-hub/runtime';
+
+export interface SweepDeps {
+  db: Pool;
+  blobs: BlobStore;
+  jsm: JetStreamManager;
+  log: Logger;
+}
+
+export interface SweepResult {
+  tarballs: number;
+  uploads: number;
+  chunkSets: number;
+}
+
+const BATCH = 500;
+
+async function existingJobs(db: Pool, ids: string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < ids.length; i += BATCH) {
+    const batch = ids.slice(i, i + BATCH);
+    const [rows] = await db.query<RowDataPacket[]>('SELECT id FROM builds WHERE id IN (?)', [batch]);
+    for (const r of rows) found.add(String(r['id']));
+  }
+  return found;
+}
+
+/**
+ * Purge chunk sets that no object names and that were last written before `olderThan` (a put in
+ * progress keeps writing, so its chunks stay younger). Returns how many sets were removed.
+ */
+async function sweepOrphanChunks({ blobs, jsm }: SweepDeps, olderThan: Date): Promise<number> {
+  const prefix = blobs.chunkSubjectPrefix;
+  const si = await jsm.streams.info(blobs.streamName, { subjects_filter: `${prefix}>` });
+  const subjects = Object.keys(si.state.subjects ?? {});
+  if (subjects.length === 0) return 0;
+  const live = new Set((await blobs.list()).map((o) => o.nuid));
+  let swept = 0;
+  for (const subject of subjects.filter((s) => !live.has(s.slice(prefix.length)))) {
+    const last = await jsm.streams.getMessage(blobs.streamName, { last_by_subj: subject });
+    if (!last || last.time > olderThan) continue;
+    await jsm.streams.purge(blobs.streamName, { filter: subject });
+    swept++;
+  }
+  return swept;
+}
+
+export async function sweepOrphans(deps: SweepDeps, graceMs: number, now = Date.now()): Promise<SweepResult> {
+  const cutoff = now - graceMs;
+  const old = (mtime: string) => Date.parse(mtime) <= cutoff;
+
+  const tarballs = (await deps.blobs.list(TARBALL_PREFIX)).filter((o) => old(o.mtime));
+  const jobs = await existingJobs(
+    deps.db,
+    tarballs.map((o) => o.name.slice(TARBALL_PREFIX.length)),
+  );
+  let removedTarballs = 0;
+  for (const o of tarballs) {
+    if (jobs.has(o.name.slice(TARBALL_PREFIX.length))) continue;
+    if (await deps.blobs.delete(o.name)) removedTarballs++;
+  }
+  let removedUploads = 0;
+  for (const o of await deps.blobs.list(UPLOAD_PREFIX)) {
+    if (old(o.mtime) && (await deps.blobs.delete(o.name))) removedUploads++;
+  }
+  const chunkSets = await sweepOrphanChunks(deps, new Date(cutoff));
+  const result = { tarballs: removedTarballs, uploads: removedUploads, chunkSets };
+  if (removedTarballs + removedUploads + chunkSets > 0) deps.log.info(result, 'swept orphaned blobs');
+  return result;
+}
+
+/** Runs the sweep every `intervalMs` (never two at once); `stop()` waits for a running one. */
+export function startSweeper(deps: SweepDeps, options: { intervalMs: number; graceMs: number }) {
+  let running: Promise<unknown> = Promise.resolve();
+  let busy = false;
+  const tick = () => {
+    if (busy) return;
+    busy = true;
+    running = sweepOrphans(deps, options.graceMs)
+      .catch((err: unknown) => deps.log.warn({ err }, 'orphan sweep failed; retrying next interval'))
+      .finally(() => (busy = false));
+  };
+  const timer = setInterval(tick, options.intervalMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,269 @@
+/**
+ * Build intake, the same for HTTP and NATS clients. A `Submission` is fed the parts of a request
+ * in whatever order they arrive, so the HTTP route can act on each part of a streamed upload:
+ * it authorizes as soon as the manifest and a credential are known (for the CLI's Bearer path,
+ * before the tarball; for its `license_key` field, which comes last, after it), streams the
+ * tarball into the Object Store under the tier's size limit, then records the job.
+ *
+ * Order of effects: tarball stored → job row → intake message. A crash before the row leaves at
+ * most an unreferenced tarball, which the artifact-store sweeps; `abandon()` cleans up after a
+ * failure that the process survives.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  HubError,
+  WS_URL,
+  authorizeSubmissionEndpoint,
+  projectIdOf,
+  releaseSubmissionEndpoint,
+  tarballObjectName,
+  type BuildAccepted,
+  type BuildManifest,
+  type SubmissionAuthorization,
+} from '@perry-hub/contracts';
+import {
+  base64Decoder,
+  byteLimit,
+  call,
+  gzipCheck,
+  isGzipHeader,
+  seal,
+  type BlobStore,
+  type SealKey,
+} from '@perry-hub/runtime';
+import { insertJob, publishIntake, queuePosition, type JobDeps } from './jobs.js';
+import { checkCredentials, parseManifest } from './manifest.js';
+import { base64Length, tarballTooLarge } from './limits.js';
+
+export interface IntakeDeps extends JobDeps {
+  blobs: BlobStore;
+  sealKeys: readonly SealKey[];
+}
+
+export interface SubmissionOptions {
+  via: 'http' | 'nats';
+  apiToken?: string | undefined;
+  idempotencyKey?: string | undefined;
+  /** Largest decoded tarball any tier may send: the limit until the tier is known. */
+  maxUploadBytes: number;
+  /** Declared request size, compared with the tier's limit as soon as the tier is known. */
+  contentLength?: number | undefined;
+}
+
+/** Multipart framing of one part, generously (boundary line and headers). */
+const PART_FRAMING_BYTES = 512;
+/** What may still follow the tarball besides its own framing (the CLI sends only license_key). */
+const TRAILING_ALLOWANCE_BYTES = 64 * 1024;
+
+type Tarball = { name: string; sizeBytes: number } | 'drained';
+
+export class Submission {
+  readonly jobId = randomUUID();
+  private manifestText: string | undefined;
+  private manifest: BuildManifest | undefined;
+  private sealedCredentials: Buffer | undefined;
+  private licenseKey: string | undefined;
+  private auth: SubmissionAuthorization | undefined;
+  private tarball: Tarball | undefined;
+  private recorded = false;
+  private textBytes = 0;
+
+  constructor(
+    private readonly deps: IntakeDeps,
+    private readonly options: SubmissionOptions,
+  ) {}
+
+  /** Count a text part of the request (for the declared-size check). */
+  noteTextPart(bytes: number): void {
+    this.textBytes += bytes + PART_FRAMING_BYTES;
+  }
+
+  setManifest(text: string): void {
+    if (this.manifestText !== undefined) throw new HubError('BAD_REQUEST', "Duplicate 'manifest' field");
+    this.manifest = parseManifest(text);
+    this.manifestText = text;
+  }
+
+  /** Sealed at once: the plaintext is not kept. */
+  setCredentials(text: string): void {
+    if (this.sealedCredentials !== undefined) throw new HubError('BAD_REQUEST', "Duplicate 'credentials' field");
+    const key = this.deps.sealKeys[0];
+    if (!key)
+      throw new HubError('SERVICE_UNAVAILABLE', 'Build intake is disabled: PERRY_HUB_CREDENTIALS_KEY is not set');
+    this.sealedCredentials = seal(key, checkCredentials(text), this.jobId);
+  }
+
+  setLicenseKey(key: string): void {
+    this.licenseKey ??= key;
+  }
+
+  private get hasCredential(): boolean {
+    return this.options.apiToken !== undefined || this.licenseKey !== undefined;
+  }
+
+  /**
+   * Authorize once the manifest and a credential are known; a no-op before, and after. The size
+   * is that of the stored tarball when there is one.
+   */
+  async authorizeWhenReady(declared?: number): Promise<void> {
+    if (this.auth || !this.manifest || !this.hasCredential) return;
+    const stored = this.tarball !== undefined && this.tarball !== 'drained' ? this.tarball.sizeBytes : undefined;
+    const declaredBytes = declared ?? stored;
+    this.auth = await call(this.deps.nc, this.deps.subjects, authorizeSubmissionEndpoint, {
+      jobId: this.jobId,
+      ...(this.options.apiToken !== undefined ? { apiToken: this.options.apiToken } : { licenseKey: this.licenseKey }),
+      projectId: projectIdOf(this.manifest),
+      ...(declaredBytes !== undefined ? { declaredBytes } : {}),
+      ...(this.options.idempotencyKey !== undefined ? { idempotencyKey: this.options.idempotencyKey } : {}),
+    });
+    // The declared request size may already tell that the tarball cannot fit the tier.
+    const { contentLength } = this.options;
+    if (this.auth.kind === 'accepted' && contentLength !== undefined && this.tarball === undefined) {
+      const { maxUploadBytes } = this.auth.limits;
+      const rest = this.textBytes + PART_FRAMING_BYTES + TRAILING_ALLOWANCE_BYTES;
+      if (contentLength > base64Length(maxUploadBytes) + rest) {
+        throw tarballTooLarge(this.auth.tier, maxUploadBytes);
+      }
+    }
+  }
+
+  private uploadLimit(): { maxBytes: number; tooLarge: () => Error } {
+    if (this.auth?.kind === 'accepted') {
+      const { tier, limits } = this.auth;
+      return { maxBytes: limits.maxUploadBytes, tooLarge: () => tarballTooLarge(tier, limits.maxUploadBytes) };
+    }
+    const maxBytes = this.options.maxUploadBytes;
+    return { maxBytes, tooLarge: () => tarballTooLarge(undefined, maxBytes) };
+  }
+
+  /**
+   * Authorize between parts, before the whole body is read, only where the original's order of
+   * errors allows: a Bearer token (checked before the upload, the original read all first), or
+   * a license key that came after the tarball. A `license_key` field before the tarball waits for
+   * it, so a request missing its tarball still gets that 400 first.
+   */
+  async authorizeBetweenParts(): Promise<void> {
+    if (this.options.apiToken !== undefined || this.tarball !== undefined) await this.authorizeWhenReady();
+  }
+
+  /** Stream the tarball part into the Object Store (or, for a known duplicate, nowhere). */
+  async receiveTarball(stream: Readable, encoding: 'base64' | 'binary', field: string): Promise<void> {
+    if (this.tarball !== undefined) throw new HubError('BAD_REQUEST', 'Only one tarball part is allowed');
+    await this.authorizeWhenReady();
+    const { maxBytes, tooLarge } = this.uploadLimit();
+    const notGzip = () => new HubError('BAD_REQUEST', `Invalid '${field}': the tarball is not gzip-compressed`);
+    const through = [
+      ...(encoding === 'base64'
+        ? [base64Decoder((at) => new HubError('BAD_REQUEST', `Invalid '${field}': not base64 (at character ${at})`))]
+        : []),
+      gzipCheck(notGzip),
+    ];
+    if (this.auth?.kind === 'duplicate') {
+      // The job exists already: check and discard the retried upload.
+      const stages = [stream, ...through, byteLimit(maxBytes, tooLarge)];
+      await (pipeline as (...s: unknown[]) => Promise<void>)(...stages, async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) void chunk;
+      });
+      this.tarball = 'drained';
+      return;
+    }
+    const name = tarballObjectName(this.jobId);
+    const info = await this.deps.blobs.put(name, stream, {
+      maxBytes,
+      tooLarge,
+      through,
+      metadata: { job: this.jobId },
+    });
+    this.tarball = { name, sizeBytes: info.size };
+  }
+
+  /** NATS clients upload first: take over `uploads/<uuid>` as this job's tarball. */
+  async adoptUpload(objectName: string): Promise<void> {
+    const info = await this.deps.blobs.info(objectName);
+    if (!info) throw new HubError('BAD_REQUEST', `Tarball object not found: ${objectName}`);
+    await this.authorizeWhenReady(info.size);
+    const { maxBytes, tooLarge } = this.uploadLimit();
+    if (info.size > maxBytes) throw tooLarge();
+    if (!isGzipHeader(await this.firstBytes(objectName))) {
+      throw new HubError('BAD_REQUEST', `Invalid tarball ${objectName}: not gzip-compressed`);
+    }
+    if (this.auth?.kind === 'duplicate') {
+      await this.deps.blobs.delete(objectName);
+      this.tarball = 'drained';
+      return;
+    }
+    const name = tarballObjectName(this.jobId);
+    await this.deps.blobs.rename(objectName, name);
+    this.tarball = { name, sizeBytes: info.size };
+  }
+
+  private async firstBytes(objectName: string): Promise<Buffer> {
+    const found = await this.deps.blobs.get(objectName);
+    if (!found) return Buffer.alloc(0);
+    for await (const chunk of found.stream) {
+      found.stream.destroy();
+      return chunk as Buffer;
+    }
+    return Buffer.alloc(0);
+  }
+
+  /** Check that nothing is missing (in the original's order), authorize if not done, record. */
+  async finish(): Promise<BuildAccepted> {
+    if (!this.manifest || this.manifestText === undefined)
+      throw new HubError('BAD_REQUEST', "Missing 'manifest' field");
+    if (this.tarball === undefined) throw new HubError('BAD_REQUEST', "Missing 'tarball_b64' field");
+    if (!this.hasCredential) {
+      throw new HubError('BAD_REQUEST', "Missing 'license_key' field or Authorization header");
+    }
+    if (this.sealedCredentials === undefined) this.setCredentials('{}');
+    await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
+    const auth = this.auth!;
+    if (auth.kind === 'duplicate') {
+      await this.abandon();
+      return this.answer(auth.jobId);
+    }
+    if (this.tarball === 'drained') throw new Error('a tarball was discarded for a job that is not a duplicate');
+    const queuedAt = Date.now();
+    const job = {
+      jobId: this.jobId,
+      licenseKey: auth.licenseKey,
+      tier: auth.tier,
+      priority: auth.priority,
+      accountId: auth.accountId,
+      manifestText: this.manifestText,
+      manifest: this.manifest,
+      sealedCredentials: this.sealedCredentials!,
+      tarballRef: this.tarball.name,
+      idempotencyKey: this.options.idempotencyKey,
+      via: this.options.via,
+    };
+    const { existing } = await insertJob(this.deps.db, job, queuedAt);
+    if (existing) {
+      await this.abandon();
+      return this.answer(existing);
+    }
+    this.recorded = true;
+    await publishIntake(this.deps, job, queuedAt);
+    return this.answer(this.jobId);
+  }
+
+  private async answer(jobId: string): Promise<BuildAccepted> {
+    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId) };
+  }
+
+  /** Undo what a failed submission did: its tarball and its reservation. Best effort, idempotent. */
+  async abandon(): Promise<void> {
+    if (this.recorded) return;
+    const tarball = this.tarball;
+    if (tarball !== undefined && tarball !== 'drained') {
+      await this.deps.blobs.delete(tarball.name).catch(() => undefined);
+    }
+    if (this.auth?.kind === 'accepted') {
+      await call(this.deps.nc, this.deps.subjects, releaseSubmissionEndpoint, { jobId: this.jobId }).catch((err) =>
+        this.deps.log.warn({ err: (err as Error).message, jobId: this.jobId }, 'could not release a submission'),
+      );
+    }
+  }
+}

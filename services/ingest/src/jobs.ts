@@ -1,0 +1,115 @@
+/**
+ * Recording an accepted job: its row in MySQL (the system of record), then its intake message on
+ * JetStream (deduplicated by job id), then its place in the queue from the scheduler.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import {
+  queuePositionEndpoint,
+  type BuildManifest,
+  type JobIntake,
+  type Subjects,
+  type Tier,
+} from '@perry-hub/contracts';
+import type { Pool, RowDataPacket } from '@perry-hub/db';
+import { call, type Logger, type NatsConnection } from '@perry-hub/runtime';
+
+export interface NewJob {
+  jobId: string;
+  licenseKey: string;
+  tier: Tier;
+  priority: number;
+  accountId: string | null;
+  manifestText: string;
+  manifest: BuildManifest;
+  sealedCredentials: Buffer;
+  tarballRef: string;
+  idempotencyKey: string | undefined;
+  via: JobIntake['via'];
+}
+
+export interface JobDeps {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  db: Pool;
+}
+
+const DUPLICATE_KEY = 1062;
+
+/**
+ * Insert the job's row. Returns the id of an existing job instead when another submission with
+ * the same idempotency key won the race (the unique index decides).
+ */
+export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<{ existing?: string }> {
+  try {
+    await db.query(
+      `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
+         manifest, credentials_enc, tarball_ref, account_id, idempotency_key, updated_at)
+       VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?)`,
+      [
+        job.jobId,
+        job.licenseKey,
+        job.tier,
+        JSON.stringify(job.manifest.targets),
+        queuedAt,
+        job.priority,
+        job.manifestText,
+        job.sealedCredentials,
+        job.tarballRef,
+        job.accountId,
+        job.idempotencyKey ?? null,
+        queuedAt,
+      ],
+    );
+    return {};
+  } catch (err) {
+    if ((err as { errno?: number }).errno !== DUPLICATE_KEY || job.idempotencyKey === undefined) throw err;
+    const [rows] = await db.query<RowDataPacket[]>(
+      'SELECT id FROM builds WHERE licenseKey = ? AND idempotency_key = ? AND BINARY idempotency_key = ?',
+      [job.licenseKey, job.idempotencyKey, job.idempotencyKey],
+    );
+    const existing = rows[0]?.['id'];
+    if (!existing) throw err;
+    return { existing: String(existing) };
+  }
+}
+
+/**
+ * Tell the scheduler. A failure here loses nothing (the scheduler reconciles from MySQL), so it
+ * is logged, not returned to the client.
+ */
+export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number): Promise<void> {
+  const intake: JobIntake = {
+    jobId: job.jobId,
+    licenseKey: job.licenseKey,
+    tier: job.tier,
+    priority: job.priority,
+    targets: [...job.manifest.targets],
+    queuedAt,
+    via: job.via,
+  };
+  try {
+    await jetstream(deps.nc).publish(deps.subjects.intake(job.jobId), JSON.stringify(intake), { msgID: job.jobId });
+  } catch (err) {
+    deps.log.warn({ err, jobId: job.jobId }, 'intake message not published; the scheduler will find the job in MySQL');
+  }
+}
+
+/**
+ * The job's 1-based place in the queue. The original answered at least 1 even when the job was
+ * dispatched at once; without a scheduler the place is counted from MySQL the same way.
+ */
+export async function queuePosition(deps: JobDeps, jobId: string): Promise<number> {
+  try {
+    const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId });
+    return Math.max(1, position);
+  } catch (err) {
+    deps.log.warn({ err: (err as Error).message, jobId }, 'queue position from MySQL: the scheduler did not answer');
+    const [rows] = await deps.db.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n FROM builds b, (SELECT priority, queuedAt FROM builds WHERE id = ?) j
+        WHERE b.status = 'queued' AND (b.priority > j.priority OR (b.priority = j.priority AND b.queuedAt <= j.queuedAt))`,
+      [jobId],
+    );
+    return Math.max(1, Number(rows[0]?.['n'] ?? 1));
+  }
+}

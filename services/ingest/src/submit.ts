@@ -1,0 +1,75 @@
+/**
+ * NATS-native submission on `<p>.builds.submit`: the same intake as `POST /api/v1/build`, with
+ * the tarball already uploaded to the Object Store (see BuildSubmitRequest). Answers in the bus
+ * envelope `{"ok":true,"result":{job_id,ws_url,position}}` or `{"ok":false,"error":{...}}`.
+ */
+import { BuildSubmitRequest, HubError, type RpcReply } from '@perry-hub/contracts';
+import { decode, type Logger } from '@perry-hub/runtime';
+import type { Subscription } from '@nats-io/nats-core';
+import { Submission, type IntakeDeps } from './intake.js';
+import { MAX_UPLOAD_BYTES } from './limits.js';
+import { assertNoForbiddenKeys } from './manifest.js';
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+export async function submitOverNats(deps: IntakeDeps, payload: unknown) {
+  const request = decode(BuildSubmitRequest, payload, 'builds.submit request');
+  assertNoForbiddenKeys(request.manifest, 'manifest');
+  assertNoForbiddenKeys(request.credentials ?? {}, 'credentials');
+  if (request.license_key === undefined && request.api_token === undefined) {
+    throw new HubError('BAD_REQUEST', "Missing 'license_key' or 'api_token'");
+  }
+  const submission = new Submission(deps, {
+    via: 'nats',
+    apiToken: request.api_token,
+    idempotencyKey: request.idempotency_key,
+    maxUploadBytes: MAX_UPLOAD_BYTES,
+  });
+  try {
+    submission.setManifest(JSON.stringify(request.manifest));
+    submission.setCredentials(JSON.stringify(request.credentials ?? {}));
+    if (request.license_key !== undefined) submission.setLicenseKey(request.license_key);
+    await submission.adoptUpload(request.tarball_object);
+    return await submission.finish();
+  } catch (err) {
+    await submission.abandon();
+    throw err;
+  }
+}
+
+function failure(err: unknown, log: Logger): RpcReply {
+  if (err instanceof HubError) {
+    return {
+      ok: false,
+      error: {
+        code: err.code,
+        message: err.message,
+        retry: err.retry,
+        ...(err.details ? { details: err.details } : {}),
+      },
+    };
+  }
+  log.error({ err }, 'builds.submit failed');
+  return { ok: false, error: { code: 'INTERNAL_ERROR', message: 'Internal error' } };
+}
+
+/** Serve `<p>.builds.submit` in the `ingest` queue group, so instances share submissions. */
+export function serveSubmissions(deps: IntakeDeps): Subscription {
+  return deps.nc.subscribe(deps.subjects.buildsSubmit, {
+    queue: `${deps.subjects.prefix}.ingest`,
+    callback: (err, msg) => {
+      if (err) return deps.log.error({ err }, 'builds.submit subscription failed');
+      void (async () => {
+        let reply: RpcReply;
+        try {
+          const payload: unknown = JSON.parse(decoder.decode(msg.data));
+          reply = { ok: true, result: await submitOverNats(deps, payload) };
+        } catch (e) {
+          reply = failure(e instanceof SyntaxError ? new HubError('BAD_REQUEST', 'Request is not JSON') : e, deps.log);
+        }
+        msg.respond(encoder.encode(JSON.stringify(reply)));
+      })();
+    },
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * Publish counting: consumes `<p>.jobs.*.done` (durable consumer `license-usage`) and counts a
+ * publish only for a `succeeded` outcome, once per job id (the ids are recorded in the same
+ * transaction as the counter, so a redelivered event counts nothing). Pro publishes above the
+ * quota are reported to Polar when configured.
+ */
+import { JobDone, TIER_LIMITS, topologyNames, type Tier } from '@perry-hub/contracts';
+import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
+import { decode, type Logger, type NatsConnection } from '@perry-hub/runtime';
+import { jetstream } from '@nats-io/jetstream';
+import { inTransaction } from './db.js';
+import { unbindIfOnlyHolder } from './authorize.js';
+import { periodOf, tierOf } from './keys.js';
+import { reportOverage, type PolarOptions } from './polar.js';
+
+export interface Counted {
+  counted: boolean;
+  licenseKey: string;
+  period: string;
+  publishes: number;
+  tier: Tier;
+  polarCustomerId: string | null;
+}
+
+/** Apply one terminal outcome; returns what was counted (for the overage report). */
+export async function recordCompletion(db: Pool, done: JobDone): Promise<Counted> {
+  const period = periodOf(done.finishedAt);
+  return inTransaction(db, async (conn) => {
+    const [lic] = await conn.query<RowDataPacket[]>(
+      `SELECT l.tier, a.polar_customer_id FROM licenses l LEFT JOIN accounts a ON a.id = l.account_id
+        WHERE l.licenseKey = ? FOR UPDATE`,
+      [done.licenseKey],
+    );
+    let counted = false;
+    if (done.outcome === 'succeeded') {
+      const [inserted] = await conn.query<ResultSetHeader>(
+        'INSERT IGNORE INTO usage_events (job_id, license_key, period, outcome, counted_at) VALUES (?, ?, ?, ?, ?)',
+        [done.jobId, done.licenseKey, period, done.outcome, Date.now()],
+      );
+      counted = inserted.affectedRows === 1;
+      if (counted) {
+        await conn.query(
+          `INSERT INTO usage_counters (license_key, period, publishes, deep_verifies) VALUES (?, ?, 1, 0)
+           ON DUPLICATE KEY UPDATE publishes = publishes + 1`,
+          [done.licenseKey, period],
+        );
+      }
+    }
+    const [sub] = await conn.query<RowDataPacket[]>(
+      "SELECT bound_project FROM submissions WHERE job_id = ? AND state = 'pending' FOR UPDATE",
+      [done.jobId],
+    );
+    if (sub[0]) {
+      await conn.query("UPDATE submissions SET state = 'done', outcome = ? WHERE job_id = ?", [
+        done.outcome,
+        done.jobId,
+      ]);
+      // A binding made by a build that did not succeed is not kept (unless something else holds it).
+      if (sub[0]['bound_project'] && done.outcome !== 'succeeded') {
+        await unbindIfOnlyHolder(conn, done.jobId, done.licenseKey);
+      }
+    }
+    const [usage] = await conn.query<RowDataPacket[]>(
+      'SELECT publishes FROM usage_counters WHERE license_key = ? AND period = ?',
+      [done.licenseKey, period],
+    );
+    return {
+      counted,
+      licenseKey: done.licenseKey,
+      period,
+      publishes: Number(usage[0]?.['publishes'] ?? 0),
+      tier: tierOf(lic[0]?.['tier'] ?? done.tier),
+      polarCustomerId: lic[0]?.['polar_customer_id'] ? String(lic[0]['polar_customer_id']) : null,
+    };
+  });
+}
+
+export interface UsageConsumer {
+  stop(): Promise<void>;
+}
+
+const RETRY_DELAY_MS = 5_000;
+
+export async function startUsageConsumer(
+  deps: { nc: NatsConnection; db: Pool; log: Logger; prefix: string },
+  polar: PolarOptions,
+): Promise<UsageConsumer> {
+  const names = topologyNames(deps.prefix);
+  const consumer = await jetstream(deps.nc).consumers.get(names.eventsStream, names.licenseUsageConsumer);
+  const messages = await consumer.consume({ max_messages: 16 });
+  const loop = (async () => {
+    for await (const m of messages) {
+      let done: JobDone;
+      try {
+        done = decode(JobDone, m.json(), 'job outcome');
+      } catch (err) {
+        deps.log.warn({ err: (err as Error).message, subject: m.subject }, 'ignoring a malformed job outcome');
+        m.term();
+        continue;
+      }
+      try {
+        const result = await recordCompletion(deps.db, done);
+        m.ack();
+        if (result.counted) {
+          deps.log.info({ jobId: done.jobId, period: result.period, publishes: result.publishes }, 'publish counted');
+          const limit = TIER_LIMITS[result.tier].monthlyPublishes;
+          if (result.tier === 'pro' && result.publishes > limit && result.polarCustomerId) {
+            await reportOverage(polar, result.polarCustomerId, deps.log);
+          }
+        }
+      } catch (err) {
+        deps.log.error({ err, jobId: done.jobId }, 'counting a job outcome failed; it will be redelivered');
+        m.nak(RETRY_DELAY_MS);
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      await messages.close();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { pino } from 'pino';
+import { connect } from '@nats-io/transport-node';
+import { subjects, type EndpointSpec, type RequestOf, type ResponseOf } from '@perry-hub/contracts';
+import { openPool, type Pool } from '@perry-hub/db';
+import { call, launchService, loadConfig, type LaunchedService, type NatsConnection } from '@perry-hub/runtime';
+import type { TestDatabase } from '@perry-hub/testkit';
+import { license } from '../src/index.js';
+
+export interface LicenseHarness {
+  nc: NatsConnection;
+  db: Pool;
+  service: LaunchedService;
+  call<E extends EndpointSpec>(spec: E, request: RequestOf<E>): Promise<ResponseOf<E>>;
+  close(): Promise<void>;
+}
+
+export function dbEnv(database: TestDatabase): Record<string, string> {
+  return {
+    PERRY_DB_HOST: database.host,
+    PERRY_DB_PORT: String(database.port),
+    PERRY_DB_USER: database.user,
+    PERRY_DB_PASSWORD: database.password,
+    PERRY_DB_NAME: database.database,
+  };
+}
+
+export async function startLicense(
+  natsUrl: string,
+  prefix: string,
+  database: TestDatabase,
+  extra: Record<string, string> = {},
+): Promise<LicenseHarness> {
+  const env = { PERRY_HUB_NATS_URL: natsUrl, PERRY_HUB_SUBJECT_PREFIX: prefix, ...dbEnv(database), ...extra };
+  const service = await launchService(license, loadConfig(license.config, env) as never, pino({ level: 'silent' }));
+  const nc = await connect({ servers: natsUrl });
+  const db = openPool({
+    dbHost: database.host,
+    dbPort: database.port,
+    dbUser: database.user,
+    dbPassword: database.password,
+    dbName: database.database,
+    dbPoolSize: 2,
+  });
+  return {
+    nc,
+    db,
+    service,
+    call: (spec, request) => call(nc, subjects(prefix), spec, request),
+    close: async () => {
+      await service.stop();
+      await nc.close();
+      await db.end();
+    },
+  };
+}
