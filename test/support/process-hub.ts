@@ -157,8 +157,18 @@ export class ProcessHub {
   }
 
   async statuses(): Promise<Map<string, string>> {
-    const [rows] = await this.db.query<RowDataPacket[]>('SELECT id, status FROM builds');
-    return new Map(rows.map((r) => [String(r['id']), String(r['status'])]));
+    const [rows] = await this.db.query<RowDataPacket[]>(
+      'SELECT id, status, errorMessage, attempt, retries FROM builds',
+    );
+    return new Map(
+      rows.map((r) => {
+        const why =
+          r['status'] === 'completed'
+            ? ''
+            : ` (${String(r['errorMessage'])}, attempt ${r['attempt']}, retries ${r['retries']})`;
+        return [String(r['id']), `${String(r['status'])}${why}`];
+      }),
+    );
   }
 
   /** Wait until every acknowledged job is terminal. */
@@ -168,7 +178,7 @@ export class ProcessHub {
     while (Date.now() < deadline) {
       last = await this.statuses();
       const open = [...this.acknowledged].filter(
-        (id) => !['completed', 'failed', 'cancelled', 'expired'].includes(last.get(id) ?? ''),
+        (id) => !['completed', 'failed', 'cancelled', 'expired'].includes((last.get(id) ?? '').split(' ')[0]!),
       );
       if (open.length === 0) break;
       await new Promise((r) => setTimeout(r, 500));

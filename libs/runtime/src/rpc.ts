@@ -96,20 +96,45 @@ export async function serveEndpoints(options: ServeOptions, endpoints: readonly 
   return svc;
 }
 
+export interface CallOptions {
+  timeoutMs?: number;
+  /**
+   * For requests that are safe to repeat: try this many times in all while the service is
+   * unavailable or does not answer (an instance may have died mid-request while another serves).
+   */
+  attempts?: number;
+}
+
 /** Call an endpoint and return its validated result, or throw the HubError it answered with. */
 export async function call<E extends EndpointSpec>(
   nc: NatsConnection,
   subjects: Subjects,
   spec: E,
   request: RequestOf<E>,
-  options: { timeoutMs?: number } = {},
+  options: CallOptions = {},
+): Promise<ResponseOf<E>> {
+  const attempts = Math.max(1, options.attempts ?? 1);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await callOnce(nc, subjects, spec, request, options.timeoutMs ?? spec.timeoutMs);
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof HubError) || err.retry !== 'retry') throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
+async function callOnce<E extends EndpointSpec>(
+  nc: NatsConnection,
+  subjects: Subjects,
+  spec: E,
+  request: RequestOf<E>,
+  timeoutMs: number,
 ): Promise<ResponseOf<E>> {
   const subject = subjects.endpoint(spec.service, spec.name);
   let data: Uint8Array;
   try {
-    const msg = await nc.request(subject, encoder.encode(JSON.stringify(request)), {
-      timeout: options.timeoutMs ?? spec.timeoutMs,
-    });
+    const msg = await nc.request(subject, encoder.encode(JSON.stringify(request)), { timeout: timeoutMs });
     data = msg.data;
   } catch (err) {
     const text = String((err as Error)?.message ?? err);

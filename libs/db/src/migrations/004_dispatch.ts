@@ -8,7 +8,9 @@ import type { MigrationStep } from './steps.js';
 
 export const name = 'dispatch';
 
-const col = (column: string, definition: string): MigrationStep => ({ addColumn: { table: 'builds', column, definition } });
+const col = (column: string, definition: string): MigrationStep => ({
+  addColumn: { table: 'builds', column, definition },
+});
 
 export const statements: MigrationStep[] = [
   col('job_token_hash', 'CHAR(64) NULL'),

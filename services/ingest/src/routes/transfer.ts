@@ -29,6 +29,8 @@ export interface TransferDeps {
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 const forbidden = () => new HubError('FORBIDDEN', 'Invalid job token');
+/** A read, safe to repeat: ride out a scheduler instance dying mid-request (workers fail the build on an error). */
+const AUTHORIZE = { timeoutMs: 1_500, attempts: 4 };
 
 function bearer(request: FastifyRequest): string {
   const header = request.headers.authorization;
@@ -56,11 +58,17 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
       { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
       async (request, reply) => {
         const { jobId } = request.params;
-        const auth = await call(deps.nc, deps.subjects, authorizeTransferEndpoint, {
-          jobId,
-          token: bearer(request),
-          purpose: 'tarball',
-        });
+        const auth = await call(
+          deps.nc,
+          deps.subjects,
+          authorizeTransferEndpoint,
+          {
+            jobId,
+            token: bearer(request),
+            purpose: 'tarball',
+          },
+          AUTHORIZE,
+        );
         const found = await deps.blobs.get(auth.tarballRef);
         if (!found) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         return sendBytes(reply, found.stream, found.info.size, wantsRaw(request));
@@ -72,11 +80,17 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
       { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
       async (request) => {
         const { jobId } = request.params;
-        const auth = await call(deps.nc, deps.subjects, authorizeTransferEndpoint, {
-          jobId,
-          token: bearer(request),
-          purpose: 'artifact',
-        });
+        const auth = await call(
+          deps.nc,
+          deps.subjects,
+          authorizeTransferEndpoint,
+          {
+            jobId,
+            token: bearer(request),
+            purpose: 'artifact',
+          },
+          AUTHORIZE,
+        );
         const raw = /application\/octet-stream/i.test(request.headers['content-type'] ?? '');
         const header = (name: string) => {
           const v = request.headers[name];
