@@ -4,9 +4,7 @@ import { describe } from 'vitest';
 import { test } from '@perry-hub/testkit';
 import { ensureBuilt } from '../support/hub-process.js';
 import { ProcessHub } from '../support/process-hub.js';
-import { WorkerHistory, linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
-import { WORKER_SECRET } from '../support/test-hub.js';
-import { expectEveryJobCompletedOnce } from './history.js';
+import { expectEveryJobCompletedOnce, startWorkers, submitSteadily } from './harness.js';
 
 const JOBS = 200;
 const KILLS = 20;
@@ -25,28 +23,9 @@ describe('fault: scheduler killed', () => {
           schedulerB: ['scheduler'],
         },
       );
-      const history = new WorkerHistory();
-      const workers: SimulatedWorker[] = [];
+      const workers = await startWorkers(hub, 4);
       try {
-        for (let i = 0; i < 4; i++) {
-          const w = linuxWorker({
-            url: hub.workerUrl,
-            secret: WORKER_SECRET,
-            name: `linux-${i}`,
-            maxConcurrent: 2,
-            history,
-            reconnectDelayMs: 200,
-            script: () => ({ durationMs: 50 + Math.floor(Math.random() * 200), logLines: 2 }),
-          });
-          workers.push(w);
-          await w.connected();
-        }
-        const submitting = (async () => {
-          for (let i = 0; i < JOBS; i++) {
-            await hub.submit(i);
-            await new Promise((r) => setTimeout(r, 40));
-          }
-        })();
+        const submitting = submitSteadily(hub, JOBS);
         const killing = (async () => {
           for (let k = 0; k < KILLS; k++) {
             await new Promise((r) => setTimeout(r, 400));

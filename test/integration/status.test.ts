@@ -9,7 +9,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { launchService, loadConfig, type LaunchedService, type ServiceDefinition } from '@perry-hub/runtime';
 import { scheduler } from '@perry-hub/scheduler';
 import { workerGateway } from '@perry-hub/worker-gateway';
-import { openPool } from '@perry-hub/db';
+import { dbOptions, openPool } from '@perry-hub/db';
 import { test } from '@perry-hub/testkit';
 import { ingest } from '@perry-hub/ingest';
 
@@ -58,14 +58,7 @@ describe('GET /api/v1/status', () => {
       );
 
       // The answer is live: queued build records and worker presence change it.
-      const pool = openPool({
-        dbHost: database.host,
-        dbPort: database.port,
-        dbUser: database.user,
-        dbPassword: database.password,
-        dbName: database.database,
-        dbPoolSize: 1,
-      });
+      const pool = openPool(dbOptions(database, 1));
       // Two queued jobs nobody can take, arriving as the ingest records and announces them.
       const nc = await connect({ servers: natsUrl });
       for (const n of [1, 2]) {

@@ -74,3 +74,18 @@ export function openPool(options: DbOptions): Pool {
     timezone: 'Z',
   });
 }
+
+/** DbOptions from plain connection credentials (as a test kit or an operator tool has them). */
+export function dbOptions(
+  credentials: { host: string; port: number; user: string; password: string; database: string },
+  poolSize = 2,
+): DbOptions {
+  return {
+    dbHost: credentials.host,
+    dbPort: credentials.port,
+    dbUser: credentials.user,
+    dbPassword: credentials.password,
+    dbName: credentials.database,
+    dbPoolSize: poolSize,
+  };
+}

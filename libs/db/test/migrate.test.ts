@@ -1,16 +1,9 @@
 import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
-import { MIGRATIONS, migrate, openPool, type Pool, type RowDataPacket } from '../src/index.js';
+import { MIGRATIONS, migrate, dbOptions, openPool, type Pool, type RowDataPacket } from '../src/index.js';
 
 function poolFor(database: { host: string; port: number; user: string; password: string; database: string }): Pool {
-  return openPool({
-    dbHost: database.host,
-    dbPort: database.port,
-    dbUser: database.user,
-    dbPassword: database.password,
-    dbName: database.database,
-    dbPoolSize: 2,
-  });
+  return openPool(dbOptions(database, 2));
 }
 
 async function tables(pool: Pool): Promise<string[]> {

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { topologyNames } from '@perry-hub/contracts';
-import { openPool } from '@perry-hub/db';
+import { dbOptions, openPool } from '@perry-hub/db';
 import { BlobStore, launchService, loadConfig } from '@perry-hub/runtime';
 import { test } from '@perry-hub/testkit';
 import { artifactStore, sweepOrphans } from '../src/index.js';
@@ -32,14 +32,7 @@ describe('orphan sweep', () => {
     // The service ensures the bucket and migrates; its own timer is not what is tested here.
     const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
     const nc = await connect({ servers: natsUrl });
-    const db = openPool({
-      dbHost: database.host,
-      dbPort: database.port,
-      dbUser: database.user,
-      dbPassword: database.password,
-      dbName: database.database,
-      dbPoolSize: 2,
-    });
+    const db = openPool(dbOptions(database, 2));
     try {
       const bucket = topologyNames(prefix).blobsBucket;
       const blobs = await BlobStore.open(nc, bucket);

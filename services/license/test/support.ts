@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { connect } from '@nats-io/transport-node';
 import { subjects, type EndpointSpec, type RequestOf, type ResponseOf } from '@perry-hub/contracts';
-import { openPool, type Pool } from '@perry-hub/db';
+import { dbOptions, openPool, type Pool } from '@perry-hub/db';
 import { call, launchService, loadConfig, type LaunchedService, type NatsConnection } from '@perry-hub/runtime';
 import type { TestDatabase } from '@perry-hub/testkit';
 import { license } from '../src/index.js';
@@ -33,14 +33,7 @@ export async function startLicense(
   const env = { PERRY_HUB_NATS_URL: natsUrl, PERRY_HUB_SUBJECT_PREFIX: prefix, ...dbEnv(database), ...extra };
   const service = await launchService(license, loadConfig(license.config, env) as never, pino({ level: 'silent' }));
   const nc = await connect({ servers: natsUrl });
-  const db = openPool({
-    dbHost: database.host,
-    dbPort: database.port,
-    dbUser: database.user,
-    dbPassword: database.password,
-    dbName: database.database,
-    dbPoolSize: 2,
-  });
+  const db = openPool(dbOptions(database, 2));
   return {
     nc,
     db,

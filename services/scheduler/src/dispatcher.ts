@@ -22,7 +22,7 @@ import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
 import { JobQueue, capabilityKey } from './queue/job-queue.js';
 import { planDispatch, type WorkerSlots } from './queue/match.js';
-import { enqueue, type Context, type KnownWorker, type QueuedInfo, type RunningJob } from './state.js';
+import { enqueue, queuedInfo, type Context, type KnownWorker, type RunningJob } from './state.js';
 import type { JobRow, JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
@@ -36,20 +36,6 @@ export interface DispatcherDeps {
   log: Logger;
   config: SchedulerConfig;
   store: JobStore;
-}
-
-function info(row: JobRow): QueuedInfo {
-  return {
-    jobId: row.id,
-    licenseKey: row.licenseKey,
-    tier: row.tier,
-    targets: row.targets,
-    stage: row.stage,
-    attempt: row.attempt,
-    retries: row.retries,
-    queuedAt: row.queuedAt,
-    startedAt: row.startedAt,
-  };
 }
 
 export class Dispatcher {
@@ -120,10 +106,10 @@ export class Dispatcher {
 
   async #reconcile(): Promise<void> {
     for (const row of await this.#deps.store.active()) {
-      if (row.status === 'queued') enqueue(this.ctx, info(row));
+      if (row.status === 'queued') enqueue(this.ctx, queuedInfo(row));
       else if (row.status === 'running' && row.workerId) {
         this.ctx.running.set(row.id, {
-          ...info(row),
+          ...queuedInfo(row),
           workerId: row.workerId,
           assignedAt: row.assignedAt ?? row.queuedAt,
           lastActivityAt: Math.max(row.heartbeatAt ?? 0, this.ctx.leaderSince),
@@ -204,7 +190,7 @@ export class Dispatcher {
       // Cancelled or moved by someone else meanwhile; MySQL knows best.
       ctx.running.delete(job.jobId);
       const fresh = await ctx.store.get(job.jobId);
-      if (fresh?.status === 'queued') enqueue(ctx, info(fresh));
+      if (fresh?.status === 'queued') enqueue(ctx, queuedInfo(fresh));
       return;
     }
     const attempt = job.attempt + 1;
@@ -322,7 +308,7 @@ export class Dispatcher {
               m.nak(1_000); // the record is written first; give it a moment
               continue;
             }
-            if (row.status === 'queued') enqueue(this.ctx, info(row));
+            if (row.status === 'queued') enqueue(this.ctx, queuedInfo(row));
           }
           m.ack();
         } catch (err) {

@@ -4,7 +4,7 @@ import type { Subjects, Tier } from '@perry-hub/contracts';
 import type { Logger } from '@perry-hub/runtime';
 import type { JobEvents } from './events.js';
 import type { JobQueue } from './queue/job-queue.js';
-import type { JobStore } from './store.js';
+import type { JobRow, JobStore } from './store.js';
 import type { SchedulerConfig } from './config.js';
 
 export interface QueuedInfo {
@@ -95,4 +95,18 @@ export function dequeue(ctx: Context, jobId: string): QueuedInfo | undefined {
 
 export function durationSecs(ctx: Context, job: Pick<QueuedInfo, 'startedAt' | 'queuedAt'>): number {
   return (ctx.now() - (job.startedAt ?? job.queuedAt)) / 1000;
+}
+
+export function queuedInfo(row: JobRow): QueuedInfo {
+  return {
+    jobId: row.id,
+    licenseKey: row.licenseKey,
+    tier: row.tier,
+    targets: row.targets,
+    stage: row.stage,
+    attempt: row.attempt,
+    retries: row.retries,
+    queuedAt: row.queuedAt,
+    startedAt: row.startedAt,
+  };
 }

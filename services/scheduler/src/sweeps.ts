@@ -6,7 +6,7 @@ import type { KV } from '@nats-io/kv';
 import type { CapabilityDepth, QueueDepth } from '@perry-hub/contracts';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
-import { dequeue, enqueue, type Context, type RunningJob } from './state.js';
+import { dequeue, enqueue, queuedInfo, type Context, type RunningJob } from './state.js';
 import { wire } from './wire.js';
 
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} minute${Math.round(ms / 60_000) === 1 ? '' : 's'}`;
@@ -86,21 +86,11 @@ export async function loseWorkerJobs(ctx: Context, workerId: string): Promise<vo
 
 export async function republishOutbox(ctx: Context): Promise<void> {
   for (const row of await ctx.store.unpublished(100)) {
-    await publishOutbox(
-      ctx,
-      {
-        jobId: row.id,
-        licenseKey: row.licenseKey,
-        tier: row.tier,
-        targets: row.targets,
-        stage: row.stage,
-        attempt: row.attempt,
-        retries: row.retries,
-        queuedAt: row.queuedAt,
-        startedAt: row.startedAt,
-      },
-      { status: row.status as 'completed', errorMessage: row.errorMessage, finalEvents: row.finalEvents },
-    );
+    await publishOutbox(ctx, queuedInfo(row), {
+      status: row.status as 'completed',
+      errorMessage: row.errorMessage,
+      finalEvents: row.finalEvents,
+    });
   }
 }
 

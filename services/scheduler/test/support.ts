@@ -8,7 +8,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { subjects, topologyNames, type AssignCommand, type WorkerCommand } from '@perry-hub/contracts';
-import { openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
+import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 
 export interface Harness {
   nc: NatsConnection;
@@ -27,14 +27,7 @@ export async function harness(
   database: { host: string; port: number; user: string; password: string; database: string },
 ): Promise<Harness> {
   const nc = await connect({ servers: natsUrl });
-  const db = openPool({
-    dbHost: database.host,
-    dbPort: database.port,
-    dbUser: database.user,
-    dbPassword: database.password,
-    dbName: database.database,
-    dbPoolSize: 2,
-  });
+  const db = openPool(dbOptions(database, 2));
   const presence = await new Kvm(nc).open(topologyNames(prefix).presenceBucket);
   const h: Harness = {
     nc,
@@ -80,7 +73,7 @@ export async function addWorker(
     },
   });
   const beat = setInterval(
-    () => void h.presence.put(workerId, JSON.stringify({ ...entry, heartbeatAt: Date.now() })),
+    () => void h.presence.put(workerId, JSON.stringify({ ...entry, heartbeatAt: Date.now() })).catch(() => undefined),
     300,
   );
   return {

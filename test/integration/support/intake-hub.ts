@@ -14,7 +14,7 @@ import {
   type AdminWorker,
   type ServiceName,
 } from '@perry-hub/contracts';
-import { openPool, type Pool } from '@perry-hub/db';
+import { dbOptions, openPool, type Pool } from '@perry-hub/db';
 import {
   generateSealKey,
   handle,
@@ -85,14 +85,7 @@ export async function startIntakeHub(
 
   const started: LaunchedService[] = [];
   const nc = await connect({ servers: natsUrl });
-  const db = openPool({
-    dbHost: database.host,
-    dbPort: database.port,
-    dbUser: database.user,
-    dbPassword: database.password,
-    dbName: database.database,
-    dbPoolSize: 2,
-  });
+  const db = openPool(dbOptions(database, 2));
   for (const name of options.services ?? (['license', 'scheduler', 'artifact-store', 'ingest'] as const)) {
     const definition = DEFINITIONS[name]!;
     started.push(await launchService(definition, loadConfig(definition.config, env) as never, log));

@@ -99,7 +99,7 @@ export function send(
     // only counts if no answer follows.
     let answered = false;
     req.on('response', () => (answered = true));
-    req.on('error', (err) => setTimeout(() => (answered ? undefined : reject(err)), 500));
+    req.on('error', (err) => setTimeout(() => (answered ? undefined : reject(err)), 3_000));
     if (options.body === undefined) req.end();
     else if (Buffer.isBuffer(options.body)) req.end(options.body);
     else Readable.from(options.body).on('error', reject).pipe(req);

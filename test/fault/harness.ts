@@ -4,6 +4,8 @@
  */
 import { expect } from 'vitest';
 import type { ProcessHub } from '../support/process-hub.js';
+import { WorkerHistory, linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
+import { WORKER_SECRET } from '../support/test-hub.js';
 
 export async function expectEveryJobCompletedOnce(hub: ProcessHub, settleMs: number): Promise<void> {
   const statuses = await hub.settle(settleMs);
@@ -18,4 +20,32 @@ export async function expectEveryJobCompletedOnce(hub: ProcessHub, settleMs: num
   expect(duplicated.map((id) => `${id}: ${completes.get(id) ?? 0} completes, ${done.get(id) ?? 0} done`)).toEqual([]);
   // Usage is counted from the done events, idempotently by job id.
   await expect.poll(() => hub.usage(), { timeout: 20_000 }).toBe(acked.length);
+}
+
+/** Linux workers like the Rust one, with short scripted builds, sharing one history. */
+export async function startWorkers(hub: ProcessHub, count: number): Promise<SimulatedWorker[]> {
+  const history = new WorkerHistory();
+  const workers: SimulatedWorker[] = [];
+  for (let i = 0; i < count; i++) {
+    const w = linuxWorker({
+      url: hub.workerUrl,
+      secret: WORKER_SECRET,
+      name: `linux-${i}`,
+      maxConcurrent: 2,
+      history,
+      reconnectDelayMs: 200,
+      script: () => ({ durationMs: 50 + Math.floor(Math.random() * 200), logLines: 2 }),
+    });
+    workers.push(w);
+    await w.connected();
+  }
+  return workers;
+}
+
+/** Submissions as the CLI sends them, one every `gapMs`; refused ones simply are not acknowledged. */
+export async function submitSteadily(hub: ProcessHub, count: number, gapMs = 40): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await hub.submit(i);
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
 }
