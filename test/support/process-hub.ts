@@ -7,7 +7,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topologyNames } from '@perry-hub/contracts';
-import { openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
+import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 import { generateSealKey } from '@perry-hub/runtime';
 import { getFreePort } from '@perry-hub/localstack';
 import { buildRequest } from './perry-cli.js';
@@ -107,14 +107,7 @@ export class ProcessHub {
     await Promise.all(hub.processes.map((p) => p.up()));
     hub.nc = await connect({ servers: options.natsUrl });
     const d = options.database;
-    hub.db = openPool({
-      dbHost: d.host,
-      dbPort: d.port,
-      dbUser: d.user,
-      dbPassword: d.password,
-      dbName: d.database,
-      dbPoolSize: 2,
-    });
+    hub.db = openPool(dbOptions(d, 2));
     hub.apiToken = await hub.proAccount();
     return hub;
   }
