@@ -24,6 +24,7 @@ import { Lease, defineService, handle, serveEndpoints } from '@perry-hub/runtime
 import { SchedulerConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
 import { cancelJob, onWorkerEvent } from './handlers.js';
+import { leaderPosition } from './positions.js';
 import { JobStore } from './store.js';
 
 export { SchedulerConfig } from './config.js';
@@ -108,14 +109,20 @@ export const scheduler = defineService({
 
     deps.serve([
       handle(queueStatsEndpoint, async () => ({ queueLength: leader()?.queued.size ?? (await countQueued(db)) })),
-      handle(queuePositionEndpoint, async ({ jobId }) => ({
-        position: leader()?.queue.position(jobId) || (await queuePosition(db, jobId)),
-      })),
+      handle(queuePositionEndpoint, async ({ jobId }) => {
+        const ctx = leader();
+        if (!ctx) return { position: await queuePosition(db, jobId) };
+        const queued = ctx.queue.position(jobId);
+        if (queued > 0 || ctx.running.has(jobId)) return { position: queued };
+        const row = await store.get(jobId);
+        if (!row) throw new HubError('JOB_NOT_FOUND', 'Job not found');
+        return { position: leaderPosition(ctx, row) };
+      }),
       handle(jobStatusEndpoint, async ({ jobId }) => {
         const row = await store.get(jobId);
         if (!row) return { found: false, status: null, position: 0 };
-        const position =
-          row.status === 'queued' ? leader()?.queue.position(jobId) || (await queuePosition(db, jobId)) : 0;
+        const ctx = leader();
+        const position = row.status !== 'queued' ? 0 : ctx ? leaderPosition(ctx, row) : await queuePosition(db, jobId);
         return { found: true, status: row.status as JobStatus, position };
       }),
       handle(authorizeTransferEndpoint, async ({ jobId, token, purpose }) => {

@@ -109,6 +109,16 @@ describe('JobQueue and planDispatch', () => {
     expect(q.size).toBe(3);
   });
 
+  it('ranks a job it has not seen yet where it will go', () => {
+    const q = new JobQueue();
+    [job('A', ['linux'], 0), job('B', ['linux'], 2000), job('C', ['windows-sign'], 1000)].forEach((j) => q.add(j));
+    const late = job('D', ['linux'], 1000);
+    expect(q.ahead(late.targets, late.sortKey, late.jobId)).toBe(1);
+    q.add(late);
+    expect(q.position(late.jobId)).toBe(2);
+    expect(q.ahead(['macos-sign'], 0, 'job-x')).toBe(0);
+  });
+
   it('stays consistent under many random adds, removals and dispatches', () => {
     const q = new JobQueue();
     const live = new Set<string>();

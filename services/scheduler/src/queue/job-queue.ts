@@ -48,7 +48,8 @@ export function capabilityKey(targets: readonly string[]): string {
   return [...new Set(targets.map((t) => t.toLowerCase()))].sort().join(',');
 }
 
-const byKey = (a: QueuedJob, b: QueuedJob) => a.sortKey < b.sortKey || (a.sortKey === b.sortKey && a.jobId < b.jobId);
+type Ordered = Pick<QueuedJob, 'jobId' | 'sortKey'>;
+const byKey = (a: Ordered, b: Ordered) => a.sortKey < b.sortKey || (a.sortKey === b.sortKey && a.jobId < b.jobId);
 
 export class JobQueue {
   readonly #keys = new Map<string, KeyQueue>();
@@ -90,7 +91,7 @@ export class JobQueue {
     kq.ordered.splice(this.#insertionIndex(kq.ordered, job), 0, job);
     let lane = kq.laneByLicense.get(job.licenseKey);
     if (!lane) {
-      lane = { licenseKey: job.licenseKey, jobs: new Heap(byKey), headKey: job.sortKey, inHeap: false };
+      lane = { licenseKey: job.licenseKey, jobs: new Heap<QueuedJob>(byKey), headKey: job.sortKey, inHeap: false };
       kq.laneByLicense.set(job.licenseKey, lane);
     }
     lane.jobs.push(job);
@@ -159,6 +160,15 @@ export class JobQueue {
     return this.#indexOf(this.#keys.get(entry.key)!.ordered, entry.job) + 1;
   }
 
+  /**
+   * Queued jobs that come before a job with these targets and sort key: the place a job that is
+   * not in the queue (yet) would take. Jobs the queue has not seen are not counted.
+   */
+  ahead(targets: readonly string[], sortKey: number, jobId: string): number {
+    const kq = this.#keys.get(capabilityKey(targets));
+    return kq ? this.#insertionIndex(kq.ordered, { jobId, sortKey }) : 0;
+  }
+
   /** Queued jobs of a key in dispatch order (ignoring license limits), for position updates. */
   ordered(key: string, limit: number): readonly QueuedJob[] {
     return this.#keys.get(key)?.ordered.slice(0, limit) ?? [];
@@ -179,7 +189,7 @@ export class JobQueue {
     kq.lanes.push({ lane, headKey: head.sortKey });
   }
 
-  #insertionIndex(list: readonly QueuedJob[], job: QueuedJob): number {
+  #insertionIndex(list: readonly QueuedJob[], job: Ordered): number {
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {

@@ -1,0 +1,229 @@
+/**
+ * `npm run bench -- dispatch`. Starts its own nats-server and MariaDB, runs the hub as a child
+ * process (`perry-hub start`, self-hosted: no quotas or concurrency limits) and measures:
+ *
+ *   1. dispatch latency (HTTP 200 of POST /api/v1/build → `job_assign` at an idle worker) at 20
+ *      and 100 jobs/s, against a NATS request/reply to an echo responder at the same rate;
+ *   2. a worker's log line → a watching CLI at 5,000 lines/s, against NATS publish → subscribe;
+ *   3. the hub's RSS added by 10,000 idle workers, against a bare `ws` server's for 10,000 sockets;
+ *   4. dispatch and GET /api/v1/status with 100,000 jobs queued, against the empty-queue figures;
+ *   5. 64 MiB artifact upload and download, against writing the same bytes to disk with SHA-256.
+ *
+ * Benchmarks are not tests: it prints figures and exits 0 whatever they are.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSealKey } from '@perry-hub/runtime';
+import { transferRun } from './artifacts.js';
+import { diskWriteAndHash, natsPubSub, natsRequestReply } from './baselines.js';
+import { Fleet } from './fleet.js';
+import { bareWsMemory, hubWorkerMemory } from './idle.js';
+import { logRun } from './logs.js';
+import { insertQueued } from './queued.js';
+import { cpuDuring, hubPorts, registerLicense, startHub, startInfra, type Hub, type Infra } from './stack.js';
+import { machine, table, until, type Row } from './stats.js';
+import { dispatchRun, status, submit } from './submit.js';
+
+const RUN_SECONDS = 10;
+const BASELINE_SECONDS = 5;
+const STATUS_PER_SECOND = 10;
+const FLEET = { workers: 20, maxConcurrent: 50 };
+/**
+ * Submitters, round robin: one license's submissions serialize on its row lock in the license
+ * service (authorization and usage counting), which caps a single license well below 100/s here.
+ */
+const LICENSES = 20;
+const IDLE_WORKERS = 10_000;
+const LOG_LINES_PER_SECOND = 5_000;
+const LOG_SECONDS = 5;
+const ARTIFACT_BYTES = 64 * 2 ** 20;
+const QUEUED_JOBS = 100_000;
+/** A command to a worker is about this long (the job_assign command with its manifest). */
+const REQUEST_BYTES = 1_024;
+
+const began = performance.now();
+const say = (text: string) =>
+  process.stderr.write(`[bench dispatch ${((performance.now() - began) / 1000).toFixed(0).padStart(3)} s] ${text}\n`);
+
+async function connectFleet(hub: Hub): Promise<Fleet> {
+  const before = (await status(hub)).connected_workers;
+  const fleet = new Fleet(hub.workerUrl, FLEET.workers, FLEET.maxConcurrent);
+  const ok = await until(async () => (await status(hub)).connected_workers >= before + FLEET.workers, 30_000, 100);
+  if (!ok) throw new Error('the bench workers did not register');
+  return fleet;
+}
+
+async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Promise<Row[]> {
+  const credentialsKey = generateSealKey();
+  const natsUrl = infra.nats.url;
+
+  say('idle memory: 10,000 plain ws connections to a bare ws server');
+  const bare = await bareWsMemory(IDLE_WORKERS);
+  say('starting the hub');
+  const hub = await startHub(infra, join(dir, 'hub'), await hubPorts(), credentialsKey);
+  hubs.push(hub);
+  const licenses: string[] = [];
+  for (let i = 0; i < LICENSES; i++) licenses.push(await registerLicense(hub));
+  say('idle memory: 10,000 workers said hello to the hub');
+  const idle = await hubWorkerMemory(hub, IDLE_WORKERS);
+
+  const fleet = await connectFleet(hub);
+  fleets.push(fleet);
+  say('warm-up');
+  await dispatchRun(hub, fleet, licenses, 20, 3);
+  say('dispatch latency, and its NATS request/reply baseline');
+  const rr20 = await natsRequestReply(natsUrl, 20, BASELINE_SECONDS, REQUEST_BYTES);
+  const d20 = await dispatchRun(hub, fleet, licenses, 20, RUN_SECONDS);
+  const rr100 = await natsRequestReply(natsUrl, 100, BASELINE_SECONDS, REQUEST_BYTES);
+  const pids = { hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid };
+  const { result: d100, cpu: cpu100 } = await cpuDuring(pids, () =>
+    dispatchRun(hub, fleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
+  );
+
+  say('log lines to a CLI, and the NATS publish/subscribe baseline');
+  fleet.holdNext = 1;
+  const accepted = await submit(hub, licenses[0]!, ['linux']);
+  const job = await fleet.held(accepted.jobId);
+  const logs = await logRun(hub, job, LOG_LINES_PER_SECOND, LOG_SECONDS);
+  const pubsub = await natsPubSub(natsUrl, LOG_LINES_PER_SECOND, LOG_SECONDS, logs.frameBytes);
+
+  say('64 MiB artifact transfer, and the disk write + SHA-256 baseline');
+  const data = randomBytes(ARTIFACT_BYTES);
+  const disk = await diskWriteAndHash(join(dir, 'baseline.bin'), data);
+  const transfer = await transferRun(job, data);
+  fleet.release(job.jobId);
+
+  say('100,000 queued jobs: stopping the hub, inserting them, starting it again');
+  fleet.close();
+  await hub.stop();
+  const insertMs = await insertQueued(infra, QUEUED_JOBS);
+  const restartedAt = performance.now();
+  const deep = await startHub(infra, join(dir, 'hub'), await hubPorts(), credentialsKey);
+  hubs.push(deep);
+  const deepFleet = await connectFleet(deep);
+  fleets.push(deepFleet);
+  const probe = await submit(deep, licenses[0]!, ['linux']);
+  await until(() => deepFleet.assignedAt.has(probe.jobId), 120_000);
+  const firstDispatchMs = (deepFleet.assignedAt.get(probe.jobId) ?? NaN) - restartedAt;
+  const queueLength = (await status(deep)).queue_length;
+  await dispatchRun(deep, deepFleet, licenses, 20, 3);
+  say('dispatch and status with 100,000 queued jobs');
+  const deepPids = { ...pids, hub: deep.child.pid };
+  const { result: dq, cpu: cpuDeep } = await cpuDuring(deepPids, () =>
+    dispatchRun(deep, deepFleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
+  );
+
+  const runNote = (r: typeof d20) =>
+    `${r.latency.count} jobs, max ${r.latency.max.toFixed(1)} ms, ${r.early} assigned before their 200 arrived, ` +
+    `${r.missing} never assigned, ${r.failed} submissions failed${r.firstFailure ? ` (${r.firstFailure})` : ''}; POST /api/v1/build p50 ${r.submit.p50.toFixed(1)} ms p99 ${r.submit.p99.toFixed(1)} ms`;
+  const emptyStatus = d100.status!;
+  const deepStatus = dq.status!;
+  return [
+    { metric: 'dispatch p50 @ 20 jobs/s', value: d20.latency.p50, baseline: rr20.p50, unit: 'ms', note: runNote(d20) },
+    { metric: 'dispatch p99 @ 20 jobs/s', value: d20.latency.p99, baseline: rr20.p99, unit: 'ms' },
+    {
+      metric: 'dispatch p50 @ 100 jobs/s',
+      value: d100.latency.p50,
+      baseline: rr100.p50,
+      unit: 'ms',
+      note: runNote(d100),
+    },
+    {
+      metric: 'dispatch p99 @ 100 jobs/s',
+      value: d100.latency.p99,
+      baseline: rr100.p99,
+      unit: 'ms',
+      goal: { text: '<= 20 ms', met: d100.latency.p99 <= 20 },
+      note:
+        `CPU during the run: ${cpu100}; ` +
+        `baseline: NATS request/reply (${REQUEST_BYTES} B) to an echo responder at the same rate`,
+    },
+    { metric: 'log line -> CLI p50 @ 5000/s', value: logs.latency.p50, baseline: pubsub.p50, unit: 'ms' },
+    {
+      metric: 'log line -> CLI p99 @ 5000/s',
+      value: logs.latency.p99,
+      baseline: pubsub.p99,
+      unit: 'ms',
+      goal: { text: '<= 50 ms', met: logs.latency.p99 <= 50 },
+      note:
+        `${logs.sent} lines sent, ${logs.lost} not received, max ${logs.latency.max.toFixed(1)} ms; ` +
+        `baseline: NATS publish -> subscribe of ${logs.frameBytes} B at the same rate (max ${pubsub.max.toFixed(1)} ms)`,
+    },
+    {
+      metric: 'RSS added by 10k idle workers',
+      value: idle.addedMiB,
+      baseline: bare.addedMiB,
+      unit: 'MiB',
+      goal: { text: '<= 256 MiB', met: idle.addedMiB <= 256 },
+      note:
+        `hub ${idle.beforeMiB.toFixed(0)} -> ${idle.afterMiB.toFixed(0)} MiB (${idle.opened} workers), ` +
+        `hub CPU while they idle ${idle.idleCpuPercent.toFixed(1)}% of a core; baseline: bare ws server ` +
+        `${bare.beforeMiB.toFixed(0)} -> ${bare.afterMiB.toFixed(0)} MiB (${bare.opened} plain connections)`,
+    },
+    {
+      metric: 'dispatch p99 @ 100 jobs/s, 100k queued',
+      value: dq.latency.p99,
+      baseline: d100.latency.p99,
+      unit: 'ms',
+      goal: { text: '<= 2x baseline', met: dq.latency.p99 <= 2 * d100.latency.p99 },
+      note:
+        `${runNote(dq)}; CPU during the run: ${cpuDeep}; queue_length ${queueLength}; rows inserted in ${(insertMs / 1000).toFixed(1)} s; ` +
+        `first dispatch ${(firstDispatchMs / 1000).toFixed(1)} s after the restart began; baseline: the empty-queue p99 above`,
+    },
+    {
+      metric: 'GET /api/v1/status p99, 100k queued',
+      value: deepStatus.p99,
+      baseline: emptyStatus.p99,
+      unit: 'ms',
+      goal: { text: '< 10 ms', met: deepStatus.p99 < 10 },
+      note:
+        `${deepStatus.count} requests at ${STATUS_PER_SECOND}/s during the 100 jobs/s run, p50 ${deepStatus.p50.toFixed(1)} ms; ` +
+        `baseline: the same during the empty-queue run (p50 ${emptyStatus.p50.toFixed(1)} ms)`,
+    },
+    ...(
+      [
+        ['artifact upload, base64', transfer.uploadBase64, 0.3],
+        ['artifact upload, raw', transfer.uploadRaw, 0.3],
+        ['artifact download, base64', transfer.downloadBase64, 0.5],
+        ['artifact download, raw', transfer.downloadRaw, 0.5],
+      ] as const
+    ).map(([metric, value, share]) => ({
+      metric: `${metric} (64 MiB)`,
+      value,
+      baseline: disk,
+      unit: 'MiB/s',
+      goal: { text: `>= ${share * 100}% of baseline`, met: value >= share * disk },
+      ...(metric.endsWith('raw') && metric.includes('download')
+        ? { note: 'baseline: writing the same 64 MiB to a file with SHA-256; MiB/s of artifact (decoded) bytes' }
+        : {}),
+    })),
+  ];
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'perry-hub-bench-dispatch-'));
+  const hubs: Hub[] = [];
+  const fleets: Fleet[] = [];
+  let infra: Infra | undefined;
+  try {
+    say(machine());
+    infra = await startInfra(dir);
+    const rows = await run(dir, infra, hubs, fleets);
+    console.log('\ndispatch benchmark (perry-hub start as a child process, its own nats-server and MariaDB)\n');
+    console.log(table(rows));
+    console.log(`\n${machine()}`);
+  } catch (err) {
+    console.error(`dispatch benchmark failed: ${(err as Error).stack ?? String(err)}`);
+    for (const hub of hubs) console.error(`hub output (tail):\n${hub.output().slice(-4_000)}`);
+    process.exitCode = 1;
+  } finally {
+    for (const fleet of fleets) fleet.close();
+    for (const hub of hubs) await hub.stop();
+    await infra?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,261 @@
+// `npm run bench -- intake`: build submissions against the all-in-one (`perry-hub start`, built),
+// 8 concurrent clients, 1 MiB and 50 MiB tarballs, the CLI's base64 path and the binary path.
+// Each figure sits next to a baseline measured in the same run on the same machine: writing the
+// same bytes to a file while hashing them with SHA-256 (what storing a tarball minimally costs).
+// Prints figures; never fails on them. Goals: peak RSS of the hub under 300 MiB during the
+// 50 MiB runs; the binary path at 30% or more of the baseline throughput.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MiB = 1024 * 1024;
+const CLIENTS = 8;
+const CHUNK = 256 * 1024;
+const SCENARIOS = [
+  { sizeMiB: 1, submissions: 64 },
+  { sizeMiB: 50, submissions: 16 },
+];
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds a process has used (user + system). */
+function cpuSecs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Peak RSS of a process while `work` runs, sampled every 20 ms. */
+async function withPeakRss(pid, work) {
+  let peak = rssKiB(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, rssKiB(pid))), 20);
+  try {
+    const result = await work();
+    return { result, peakMiB: Math.max(peak, rssKiB(pid)) / 1024 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function startHub(dataDir) {
+  const http = await freePort();
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    PERRY_HUB_DATA_DIR: dataDir,
+    PERRY_HUB_HTTP_PORT: String(http),
+    PERRY_HUB_LOCAL_NATS_PORT: String(await freePort()),
+    PERRY_HUB_LOCAL_DB_PORT: String(await freePort()),
+    PERRY_HUB_LOG_LEVEL: 'warn',
+    // No quotas: the benchmark submits more than a free license may in an hour.
+    PERRY_HUB_SELF_HOSTED: 'true',
+  };
+  const child = spawn(process.execPath, [join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const deadline = Date.now() + 120_000;
+  while (!out.includes('Perry Hub is up')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`perry-hub did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, url: `http://127.0.0.1:${http}` };
+}
+
+function post(url, headers, parts) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    let i = 0;
+    const write = () => {
+      while (i < parts.length) if (!req.write(parts[i++])) return void req.once('drain', write);
+      req.end();
+    };
+    write();
+  });
+}
+
+function chunks(buffer) {
+  const out = [];
+  for (let i = 0; i < buffer.length; i += CHUNK) out.push(buffer.subarray(i, i + CHUNK));
+  return out;
+}
+
+/** The request `perry publish` sends (binary: a `tarball` file part instead of `tarball_b64`). */
+function submission(tarball, licenseKey, binary) {
+  const boundary = randomBytes(16).toString('hex');
+  const field = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  const manifest = JSON.stringify({
+    app_name: 'Bench',
+    bundle_id: 'com.example.bench',
+    version: '1',
+    entry: 'src/main.ts',
+    targets: ['linux'],
+  });
+  const head = Buffer.from(
+    field('manifest', manifest) +
+      field('credentials', '{}') +
+      (binary
+        ? `--${boundary}\r\nContent-Disposition: form-data; name="tarball"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`
+        : `--${boundary}\r\nContent-Disposition: form-data; name="tarball_b64"\r\n\r\n`),
+  );
+  const tail = Buffer.from(`\r\n${field('license_key', licenseKey)}--${boundary}--\r\n`);
+  const parts = [head, ...chunks(tarball), tail];
+  return {
+    headers: {
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+      'content-length': parts.reduce((n, p) => n + p.length, 0),
+    },
+    parts,
+  };
+}
+
+async function pool(total, work) {
+  const latencies = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (next < total) {
+        next++;
+        const t0 = performance.now();
+        await work();
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  return { perSecond: total / seconds, seconds, p50: pct(50), p99: pct(99) };
+}
+
+/** Baseline: the same bytes written to a file and hashed, by 8 writers at once. */
+function writeAndHash(path, data) {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const out = createWriteStream(path);
+    out.on('error', reject);
+    out.on('close', () => {
+      hash.digest();
+      rmSync(path, { force: true });
+      resolve();
+    });
+    let i = 0;
+    const parts = chunks(data);
+    const write = () => {
+      while (i < parts.length) {
+        hash.update(parts[i]);
+        if (!out.write(parts[i++])) return void out.once('drain', write);
+      }
+      out.end();
+    };
+    write();
+  });
+}
+
+const fmt = (n, digits = 1) => n.toFixed(digits).padStart(8);
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'perry-hub-bench-'));
+  let hub;
+  try {
+    console.log(`intake benchmark: ${CLIENTS} concurrent clients against perry-hub start (all-in-one)`);
+    const loadBefore = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+    hub = await startHub(dataDir);
+    const reg = await post(`${hub.url}/api/v1/license/register`, { 'content-type': 'application/json' }, [
+      Buffer.from('{}'),
+    ]);
+    const licenseKey = JSON.parse(reg.body).license_key;
+    const idleMiB = rssKiB(hub.child.pid) / 1024;
+    const natsPidFile = join(dataDir, 'nats', 'nats-server.pid');
+    const natsPid = existsSync(natsPidFile) ? Number(readFileSync(natsPidFile, 'utf8').trim()) : 0;
+    const rows = [];
+    let peakAll = 0;
+    for (const { sizeMiB, submissions } of SCENARIOS) {
+      const tarball = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08]), randomBytes(sizeMiB * MiB - 3)]);
+      const base64 = Buffer.from(tarball.toString('base64'));
+      let n = 0;
+      const baseline = await pool(submissions, () => writeAndHash(join(dataDir, `baseline-${n++}`), tarball));
+      for (const binary of [false, true]) {
+        const cpuBefore = { hub: cpuSecs(hub.child.pid), nats: cpuSecs(natsPid) };
+        const { result, peakMiB } = await withPeakRss(hub.child.pid, () =>
+          pool(submissions, async () => {
+            const { headers, parts } = submission(binary ? tarball : base64, licenseKey, binary);
+            const reply = await post(`${hub.url}/api/v1/build`, headers, parts);
+            if (reply.status !== 200) throw new Error(`submission failed: ${reply.status} ${reply.body}`);
+          }),
+        );
+        peakAll = Math.max(peakAll, peakMiB);
+        const mib = sizeMiB * submissions;
+        const cpu = {
+          hub: ((cpuSecs(hub.child.pid) - cpuBefore.hub) * 1000) / mib,
+          nats: ((cpuSecs(natsPid) - cpuBefore.nats) * 1000) / mib,
+        };
+        rows.push({ sizeMiB, path: binary ? 'binary' : 'base64', result, baseline, peakMiB, cpu });
+      }
+    }
+    console.log('');
+    console.log(
+      'tarball  path    |   subs/s     MiB/s   p50 ms   p99 ms | baseline subs/s     MiB/s   p50 ms   p99 ms |    ratio | peak RSS MiB | CPU ms/MiB hub  nats',
+    );
+    for (const { sizeMiB, path, result: r, baseline: b, peakMiB, cpu } of rows) {
+      console.log(
+        `${String(sizeMiB).padStart(3)} MiB  ${path.padEnd(6)}  | ${fmt(r.perSecond, 2)}  ${fmt(r.perSecond * sizeMiB)} ${fmt(r.p50, 0)} ${fmt(r.p99, 0)} |        ${fmt(b.perSecond, 2)}  ${fmt(b.perSecond * sizeMiB)} ${fmt(b.p50, 0)} ${fmt(b.p99, 0)} | ${fmt((100 * r.perSecond) / b.perSecond, 0)}% |     ${fmt(peakMiB)} |    ${fmt(cpu.hub, 2)} ${fmt(cpu.nats, 2)}`,
+      );
+    }
+    const big = rows.filter((r) => r.sizeMiB === 50);
+    const binary = big.find((r) => r.path === 'binary');
+    console.log('');
+    console.log(`hub RSS idle ${idleMiB.toFixed(1)} MiB; peak during the runs ${peakAll.toFixed(1)} MiB`);
+    console.log(`machine: ${cpus().length} CPUs, load average before the runs ${loadBefore}`);
+    console.log(
+      `goal: peak RSS during 8 x 50 MiB uploads < 300 MiB: ${Math.max(...big.map((r) => r.peakMiB)).toFixed(1)} MiB`,
+    );
+    console.log(
+      `goal: binary path >= 30% of baseline throughput (50 MiB): ${((100 * binary.result.perSecond) / binary.baseline.perSecond).toFixed(0)}%`,
+    );
+  } finally {
+    if (hub) {
+      hub.child.kill('SIGTERM');
+      await new Promise((r) => (hub.child.exitCode !== null ? r() : hub.child.once('exit', r)));
+    }
+    if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
