@@ -41,7 +41,12 @@ export class BenchWorker {
 
   #onMessage(data: Buffer): void {
     const at = performance.now();
-    const m = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return; // like the Rust workers: what does not parse is ignored
+    }
     if (m['type'] !== 'job_assign' || typeof m['job_id'] !== 'string') return;
     const assignment: Assignment = {
       jobId: m['job_id'],

@@ -116,7 +116,8 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
   );
 
   const runNote = (r: typeof d20) =>
-    `${r.latency.count} jobs, max ${r.latency.max.toFixed(1)} ms, ${r.early} assigned before their 200 arrived, ` +
+    `${r.latency.count} jobs (load average ${r.loadAverage.toFixed(2)} after), max ${r.latency.max.toFixed(1)} ms, ` +
+    `${r.early} assigned before their 200 arrived, ` +
     `${r.missing} never assigned, ${r.failed} submissions failed${r.firstFailure ? ` (${r.firstFailure})` : ''}; POST /api/v1/build p50 ${r.submit.p50.toFixed(1)} ms p99 ${r.submit.p99.toFixed(1)} ms`;
   const emptyStatus = d100.status!;
   const deepStatus = dq.status!;

@@ -2,6 +2,7 @@
  * Submitting builds as `perry publish` does (its exact multipart, test/support/perry-cli-wire.ts)
  * and timing the way from an accepted submission to `job_assign` at a worker.
  */
+import { loadavg } from 'node:os';
 import { buildRequest } from '../../support/perry-cli-wire.js';
 import type { Fleet } from './fleet.js';
 import type { Hub } from './stack.js';
@@ -43,6 +44,8 @@ export interface DispatchRun {
   readonly firstFailure: string | undefined;
   /** GET /api/v1/status latency, sampled during the run (if asked for). */
   readonly status: Summary | undefined;
+  /** The machine's 1-minute load average right after the run: other work on it shows here. */
+  readonly loadAverage: number;
 }
 
 /** Submit Linux builds at a steady rate and time each one's dispatch. */
@@ -87,6 +90,7 @@ export async function dispatchRun(
     failed: failures.length,
     firstFailure: failures[0],
     status: sampling ? summarize(statusMs) : undefined,
+    loadAverage: loadavg()[0] ?? NaN,
   };
 }
 
