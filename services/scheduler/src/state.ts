@@ -52,6 +52,8 @@ export interface Context {
   readonly events: JobEvents;
   readonly queue: JobQueue;
   readonly queued: Map<string, QueuedInfo>;
+  /** Licenses with queued jobs, their tier and count: kept with `queued`, read by every round. */
+  readonly queuedLicenses: Map<string, { tier: Tier; count: number }>;
   readonly running: Map<string, RunningJob>;
   readonly workers: Map<string, KnownWorker>;
   /** Capabilities whose VM pool is draining: not assigned. */
@@ -72,7 +74,24 @@ export function sortKey(ctx: Pick<Context, 'config'>, job: QueuedInfo): number {
   return job.queuedAt - (priority + boost) * ctx.config.agingStepMs;
 }
 
+function countLicense(ctx: Context, job: QueuedInfo, delta: 1 | -1): void {
+  const entry = ctx.queuedLicenses.get(job.licenseKey);
+  if (!entry) {
+    if (delta > 0) ctx.queuedLicenses.set(job.licenseKey, { tier: job.tier, count: 1 });
+  } else if ((entry.count += delta) <= 0) ctx.queuedLicenses.delete(job.licenseKey);
+}
+
+/** Take a job out of `queued` (dispatched, cancelled, expired); the queue itself is separate. */
+export function unqueue(ctx: Context, jobId: string): QueuedInfo | undefined {
+  const info = ctx.queued.get(jobId);
+  if (!info) return undefined;
+  ctx.queued.delete(jobId);
+  countLicense(ctx, info, -1);
+  return info;
+}
+
 export function enqueue(ctx: Context, job: QueuedInfo): void {
+  if (!ctx.queued.has(job.jobId)) countLicense(ctx, job, 1);
   ctx.queued.set(job.jobId, job);
   ctx.queue.add({
     jobId: job.jobId,
@@ -86,8 +105,7 @@ export function enqueue(ctx: Context, job: QueuedInfo): void {
 }
 
 export function dequeue(ctx: Context, jobId: string): QueuedInfo | undefined {
-  const info = ctx.queued.get(jobId);
-  ctx.queued.delete(jobId);
+  const info = unqueue(ctx, jobId);
   ctx.queue.remove(jobId);
   ctx.touched();
   return info;

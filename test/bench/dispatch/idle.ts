@@ -2,6 +2,8 @@
  * Memory of idle connections: the hub's RSS before and after 10,000 workers said hello, next to
  * a bare `ws` server's RSS before and after 10,000 plain connections. The connections come from a
  * child process (test/bench/dispatch/conns.ts), and each server is a process of its own.
+ * Each side holds one descriptor per socket: `ulimit -n` must exceed 10,000 in the shell that
+ * runs the benchmark (20,000 on the bench machine); with less, the table shows how many opened.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
