@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Set-up shared by `npm start`, `npm test` and `npm run bench`: installs what is missing (npm
-// dependencies; nats-server and mariadb-server through apt-get when running as root), builds,
-// then runs the requested mode. Plain JavaScript with no dependencies: it runs before they exist.
+// dependencies; mariadb-server through apt-get when running as root; nats-server 2.10 from
+// Debian 13's package into .tools/), builds, then runs the requested mode. Plain JavaScript with
+// no dependencies: it runs before they exist.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,10 +42,14 @@ function ensureNodeModules() {
   mustRun('npm', ['ci', '--no-audit', '--no-fund'], 'npm ci');
 }
 
-const SYSTEM_PACKAGES = [
-  { pkg: 'nats-server', binaries: ['nats-server'] },
-  { pkg: 'mariadb-server', binaries: ['mariadbd', 'mariadb-install-db'] },
-];
+const SYSTEM_PACKAGES = [{ pkg: 'mariadb-server', binaries: ['mariadbd', 'mariadb-install-db'] }];
+
+// nats-server comes from Debian 13 (trixie): 2.10.27 has sync_interval, multi-filter consumers and
+// the CVE-2023-47090 fix that Debian 12's 2.9.10 lacks. It depends only on libc6, so the .deb is
+// unpacked into a project-local directory; the system's apt sources and packages stay untouched.
+const NATS = { pkg: 'nats-server', version: '2.10.27', suite: 'trixie' };
+const natsDir = join(root, '.tools', 'nats-server');
+const natsBinary = join(natsDir, 'usr', 'sbin', 'nats-server');
 
 function onPath(binary) {
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/bin'];
@@ -65,12 +70,93 @@ function ensureSystemPackages() {
   mustRun('apt-get', ['install', '-y', '-qq', ...missing], command, { env });
 }
 
+function natsVersion(binary) {
+  const r = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? /v?(\d+\.\d+\.\d+)/.exec(r.stdout)?.[1] : undefined;
+}
+
+/** The URIs of the system's own Debian source (deb822 or one-line format), so no host is named here. */
+function debianUris() {
+  const uris = [];
+  const dir = '/etc/apt/sources.list.d';
+  const files = existsSync(dir) ? readdirSync(dir).map((f) => join(dir, f)) : [];
+  for (const file of ['/etc/apt/sources.list', ...files]) {
+    if (!existsSync(file) || !/(\.list|\.sources)$/.test(file)) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const stanza of text.split(/\n\s*\n/)) {
+      const field = (name) => new RegExp(`^${name}:\\s*(.+)$`, 'mi').exec(stanza)?.[1]?.trim() ?? '';
+      if (/\bdeb\b/.test(field('Types')) && /\bmain\b/.test(field('Components')) && !/security/.test(field('Suites'))) {
+        uris.push(...field('URIs').split(/\s+/));
+      }
+    }
+    for (const line of text.split('\n')) {
+      const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+.*\bmain\b/.exec(line.trim());
+      if (m && !/security/.test(m[2])) uris.push(m[1]);
+    }
+  }
+  return [...new Set(uris.filter((u) => /^https?:/.test(u) && /debian/.test(u)))];
+}
+
+function ensureNatsServer() {
+  if (existsSync(natsBinary) && natsVersion(natsBinary) === NATS.version) return;
+  const uris = debianUris();
+  if (uris.length === 0) {
+    say(
+      `cannot install nats-server ${NATS.version}: no Debian source found in /etc/apt; install it by hand into ${natsDir}`,
+    );
+    process.exit(1);
+  }
+  say(`installing nats-server ${NATS.version} (Debian ${NATS.suite}'s package) into .tools/`);
+  const work = join(root, '.tools', 'apt');
+  rmSync(work, { recursive: true, force: true });
+  for (const d of ['lists/partial', 'cache/archives/partial', 'sources', 'deb'])
+    mkdirSync(join(work, d), { recursive: true });
+  writeFileSync(
+    join(work, 'sources', `${NATS.suite}.sources`),
+    `Types: deb\nURIs: ${uris.join(' ')}\nSuites: ${NATS.suite}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+  );
+  const apt = [
+    ...['Dir::State::Lists', 'lists', 'Dir::Cache', 'cache', 'Dir::Etc::SourceParts', 'sources'].flatMap((v, i, a) =>
+      i % 2 === 0 ? ['-o', `${v}=${join(work, a[i + 1])}`] : [],
+    ),
+    '-o',
+    'Dir::Etc::SourceList=/dev/null',
+    '-o',
+    'Debug::NoLocking=1',
+    '-o',
+    'APT::Sandbox::User=root',
+    '-qq',
+  ];
+  mustRun('apt-get', [...apt, 'update'], `apt-get update (${NATS.suite})`);
+  const status = run('apt-get', [...apt, 'download', NATS.pkg], { cwd: join(work, 'deb') });
+  if (status !== 0) {
+    say(`apt-get download ${NATS.pkg} failed (exit ${status})`);
+    process.exit(status);
+  }
+  const deb = readdirSync(join(work, 'deb')).find((f) => f.endsWith('.deb'));
+  if (!deb) throw new Error('apt-get download left no .deb');
+  const staging = `${natsDir}.new`;
+  rmSync(staging, { recursive: true, force: true });
+  mustRun('dpkg-deb', ['-x', join(work, 'deb', deb), staging], 'dpkg-deb -x');
+  const got = natsVersion(join(staging, 'usr', 'sbin', 'nats-server'));
+  if (got !== NATS.version) {
+    say(`the downloaded nats-server is ${got ?? 'unusable'}, expected ${NATS.version}`);
+    process.exit(1);
+  }
+  rmSync(natsDir, { recursive: true, force: true });
+  renameSync(staging, natsDir);
+  rmSync(work, { recursive: true, force: true });
+}
+
 function build() {
   mustRun(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], 'build (tsc -b)');
 }
 
 ensureNodeModules();
 ensureSystemPackages();
+ensureNatsServer();
+// Children (the hub, vitest, benches) find this nats-server first; see libs/localstack binaries.ts.
+process.env['PERRY_HUB_NATS_SERVER_BIN'] ??= natsBinary;
 
 if (mode === 'start') {
   build();

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { findBinary, LocalStackError } from '../src/index.js';
+import { compareVersions, MIN_NATS_SERVER_VERSION, natsServerVersion } from '../src/binaries.js';
 import { makeTempDir } from './support/helpers.js';
 
 describe('findBinary', () => {
@@ -27,5 +30,27 @@ describe('findBinary', () => {
     } finally {
       empty.remove();
     }
+  });
+});
+
+describe('nats-server version', () => {
+  it('refuses a nats-server older than 2.10 with the fix in the message', () => {
+    const dir = makeTempDir('oldnats');
+    try {
+      const fake = join(dir.dir, 'nats-server');
+      writeFileSync(fake, '#!/bin/sh\necho "nats-server: v2.9.10"\n');
+      chmodSync(fake, 0o755);
+      expect(() => findBinary('nats-server', { searchDirs: [dir.dir] })).toThrow(
+        /nats-server 2\.10\.0 or newer is required; found only .*\(2\.9\.10\)/,
+      );
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('runs 2.10 or newer by default', () => {
+    const version = natsServerVersion(findBinary('nats-server'));
+    expect(version).toBeDefined();
+    expect(compareVersions(version ?? '0', MIN_NATS_SERVER_VERSION)).toBeGreaterThanOrEqual(0);
   });
 });
