@@ -79,6 +79,7 @@ export class Dispatcher {
     await this.#watch(this.#presence, (key, value) => this.#onPresence(key, value));
     await this.#watch(await new Kvm(nc).open(names.vmBucket), (_key, value) => this.#onVmState(value));
     await this.#reconcile();
+    this.#resyncOnReconnect();
     this.#subscribe(subjects.workers('lost'), (data) => this.#onLost(data));
     this.#subscribe(subjects.workers('activity'), (data) => this.#onActivity(data));
     await this.#consumeIntake(names.intakeStream, names.schedulerIntakeConsumer);
@@ -127,6 +128,37 @@ export class Dispatcher {
       }
     }
     this.#deps.log.info({ queued: this.ctx.queued.size, running: this.ctx.running.size }, 'scheduler state recovered');
+  }
+
+  /**
+   * A nats-server killed mid-write can lose an intake message it had acknowledged (it writes
+   * behind unless `sync_interval: always`), while the job's row, written first, is in MySQL.
+   * Nothing that matters may live only in JetStream: after every reconnect, queued rows the queue
+   * does not hold are taken from MySQL. Later duplicates of their intake messages are no-ops.
+   */
+  #resyncOnReconnect(): void {
+    void (async () => {
+      // Ends at the first status after stop() (a dispatcher lives as long as its lease).
+      for await (const s of this.#deps.nc.status()) {
+        if (this.#stopped) break;
+        if (s.type !== 'reconnect') continue;
+        await this.#resync().catch((err: unknown) => this.#deps.log.error({ err }, 'resync after reconnect failed'));
+      }
+    })();
+  }
+
+  async #resync(): Promise<void> {
+    const missing = (await this.#deps.store.active()).filter(
+      (row) => row.status === 'queued' && !this.ctx.queued.has(row.id) && !this.ctx.running.has(row.id),
+    );
+    for (const row of missing) enqueue(this.ctx, queuedInfo(row));
+    if (missing.length > 0) {
+      this.#deps.log.warn(
+        { jobs: missing.map((r) => r.id) },
+        'queued jobs recovered from MySQL after a NATS reconnect',
+      );
+      this.#kick();
+    }
   }
 
   #kick(): void {

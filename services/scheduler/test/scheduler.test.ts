@@ -2,7 +2,7 @@ import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { cancelJobEndpoint, queueStatsEndpoint, subjects, workerEventEndpoint } from '@perry-hub/contracts';
-import { serviceEnv, test } from '@perry-hub/testkit';
+import { serviceEnv, startIsolatedNats, test } from '@perry-hub/testkit';
 import { scheduler } from '../src/index.js';
 import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob, until } from './support.js';
 
@@ -202,6 +202,33 @@ describe('scheduler', () => {
     } finally {
       await h.close();
       await leader.stop();
+    }
+  });
+
+  test('a queued job whose intake message nats-server lost in a crash is dispatched after the reconnect', async ({
+    prefix,
+    database,
+  }) => {
+    const nats = await startIsolatedNats();
+    const env = serviceEnv({ natsUrl: nats.url, prefix, database }, FAST);
+    const svc = await start(env);
+    let h = await harness(nats.url, prefix, database);
+    try {
+      // A first job dispatched shows the scheduler leads, so its start-up reconcile is over.
+      await addWorker(h, prefix, 'busy', ['linux']);
+      const first = await submitJob(h, prefix);
+      await until(() => assignsFor(h, first).length === 1);
+      const lost = await submitJob(h, prefix, { loseIntake: true });
+      await h.close();
+      process.kill(nats.pid, 'SIGKILL');
+      await nats.restart();
+      h = await harness(nats.url, prefix, database);
+      await addWorker(h, prefix, 'w', ['linux']);
+      const [assign] = await until(() => assignsFor(h, lost).length > 0 && assignsFor(h, lost), 15_000);
+      expect(assign).toMatchObject({ workerId: 'w', attempt: 1 });
+    } finally {
+      await h.close();
+      await svc.stop();
     }
   });
 });

@@ -93,7 +93,14 @@ export async function addWorker(
 export async function submitJob(
   h: Harness,
   prefix: string,
-  opts: { targets?: string[]; tier?: 'free' | 'pro'; licenseKey?: string; queuedAt?: number } = {},
+  opts: {
+    targets?: string[];
+    tier?: 'free' | 'pro';
+    licenseKey?: string;
+    queuedAt?: number;
+    /** The row only, as when nats-server lost the acknowledged intake message in a crash. */
+    loseIntake?: boolean;
+  } = {},
 ): Promise<string> {
   const jobId = randomUUID();
   const tier = opts.tier ?? 'free';
@@ -121,6 +128,7 @@ export async function submitJob(
       `tarballs/${jobId}`,
     ],
   );
+  if (opts.loseIntake) return jobId;
   await jetstream(h.nc).publish(
     subjects(prefix).intake(jobId),
     enc.encode(
