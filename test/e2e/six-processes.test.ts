@@ -22,6 +22,15 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** SIGTERM, then how long the process took to exit (a process manager SIGKILLs a lingerer). */
+async function terminate(hub: HubProcess): Promise<number> {
+  const startedAt = Date.now();
+  hub.child.kill('SIGTERM');
+  await hub.exited;
+  running.splice(running.indexOf(hub), 1);
+  return Date.now() - startedAt;
+}
+
 describe('six service processes', () => {
   it('answer /api/v1/status exactly like the all-in-one', { timeout: 180_000 }, async () => {
     const ports = await freePorts();
@@ -54,5 +63,10 @@ describe('six service processes', () => {
     expect(await res.text()).toBe(
       '{"status":"ok","queue_length":0,"perry_version":"0.1.0","expected_perry_version":"","supported_targets":[],"connected_workers":0}',
     );
+
+    // Each exits promptly on SIGTERM, the local servers' supervisor included (its first start,
+    // which installed MariaDB's system tables, once held the process open for about a minute).
+    for (const service of [...services].reverse()) expect(await terminate(service)).toBeLessThan(2_000);
+    expect(await terminate(infra)).toBeLessThan(10_000);
   });
 });

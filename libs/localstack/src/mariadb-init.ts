@@ -57,7 +57,9 @@ export async function ensureInitialized(options: InitOptions): Promise<void> {
     log: openChildLog(options.logFile),
     shutdownTimeoutMs: options.shutdownTimeoutMs,
   });
-  const code = await Promise.race([child.exited, sleep(options.timeoutMs).then(() => 'timeout' as const)]);
+  // Unref'd: a pending deadline must not hold the process open long after the install finished.
+  const deadline = sleep(options.timeoutMs, 'timeout' as const, { ref: false });
+  const code = await Promise.race([child.exited, deadline]);
   await child.stop();
   rmSync(pidFile, { force: true });
   if (code !== 0 || !existsSync(join(scratchDir, SYSTEM_DIR))) {
