@@ -266,7 +266,7 @@ describe('CLI watchers', () => {
     }
   });
 
-  test('a finished job whose log lacks complete gets the synthetic one; cancel reaches the scheduler', async ({
+  test("a finished job whose log lacks complete gets the synthetic one; a watcher's cancel is refused, not forwarded", async ({
     natsUrl,
     prefix,
   }) => {
@@ -281,8 +281,14 @@ describe('CLI watchers', () => {
         `{"type":"complete","job_id":"${JOB}","success":true,"duration_secs":0,"artifacts":[]}`,
       ]);
       cli.send({ type: 'cancel', job_id: JOB });
-      await until('cancel', () => bus.cancels.length === 1);
-      expect(bus.cancels).toEqual([{ jobId: JOB, by: 'cli' }]);
+      expect(await cli.frameCount(3)).toEqual([
+        expect.any(String),
+        expect.any(String),
+        `{"type":"error","job_id":"${JOB}","code":"FORBIDDEN","message":"A watcher cannot cancel: use POST /api/v1/jobs/${JOB}/cancel with the credential that submitted the job"}`,
+      ]);
+      await sleep(300);
+      expect(bus.cancels).toEqual([]);
+      expect(cli.closeCode).toBeUndefined();
       cli.close();
     } finally {
       await gw.service.stop();

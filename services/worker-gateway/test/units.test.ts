@@ -6,25 +6,68 @@ import { UpdatePolicy } from '../src/updates.js';
 import { Outbox } from '../src/outbox.js';
 
 describe('worker_hello', () => {
-  it('takes the original defaults', () => {
+  const accepted = (message: Record<string, unknown>, name = () => 'worker-1') => {
+    const check = readHello(message, name);
+    if (!check.ok) throw new Error(`refused: ${check.reason}`);
+    return check.hello;
+  };
+  const refusal = (message: Record<string, unknown>) => {
+    const check = readHello(message, () => 'worker-1');
+    return check.ok ? undefined : check.reason;
+  };
+
+  it('takes the original defaults for absent fields', () => {
     let n = 0;
     const name = () => `worker-${++n}`;
-    expect(readHello({ type: 'worker_hello' }, name)).toEqual({
+    expect(accepted({ type: 'worker_hello' }, name)).toEqual({
       name: 'worker-1',
       capabilities: ['macos'],
       maxConcurrent: 1,
       perryVersion: '',
     });
-    expect(readHello({ name: 'w', capabilities: ['windows-sign'], perry_version: '0.5.14' }, name)).toEqual({
+    expect(accepted({ name: 'w', capabilities: ['windows-sign'], perry_version: '0.5.14' }, name)).toEqual({
       name: 'w',
       capabilities: ['windows-sign'],
       maxConcurrent: 1,
       perryVersion: '0.5.14',
     });
-    expect(readHello({ max_concurrent: 0 }, name).maxConcurrent).toBe(1);
-    expect(readHello({ max_concurrent: '3' }, name).maxConcurrent).toBe(1);
-    expect(readHello({ max_concurrent: 2.7 }, name).maxConcurrent).toBe(2);
-    expect(readHello({ capabilities: 'linux' }, name).capabilities).toEqual(['macos']);
+  });
+
+  it("accepts the three Rust workers' real hellos (reference 8.2)", () => {
+    const real = [
+      '{"type":"worker_hello","capabilities":["linux","android","windows","ios","macos","tvos"],"name":"kamatera-fra","secret":"s3cr3t","perry_version":"0.5.14","max_concurrent":2}',
+      '{"type":"worker_hello","capabilities":["macos-sign","ios-sign"],"name":"oakhost-tart","secret":"s3cr3t","perry_version":"0.5.14","max_concurrent":2}',
+      '{"type":"worker_hello","capabilities":["windows-sign"],"name":"perry-sign-win","secret":"s3cr3t","perry_version":"0.5.14"}',
+    ];
+    expect(real.map((text) => accepted(JSON.parse(text) as Record<string, unknown>))).toEqual([
+      {
+        name: 'kamatera-fra',
+        capabilities: ['linux', 'android', 'windows', 'ios', 'macos', 'tvos'],
+        maxConcurrent: 2,
+        perryVersion: '0.5.14',
+      },
+      { name: 'oakhost-tart', capabilities: ['macos-sign', 'ios-sign'], maxConcurrent: 2, perryVersion: '0.5.14' },
+      { name: 'perry-sign-win', capabilities: ['windows-sign'], maxConcurrent: 1, perryVersion: '0.5.14' },
+    ]);
+  });
+
+  it('refuses a bad name, unknown or malformed capabilities, and max_concurrent out of range', () => {
+    for (const name of ['x'.repeat(129), 'has space', "o'brien", '-leading', 'nul\u0000', 'ünï', 42, ['a']]) {
+      expect(refusal({ name }), JSON.stringify(name)).toMatch(/^name must be 1 to 128 characters/);
+    }
+    expect(accepted({ name: 'x'.repeat(128) }).name).toHaveLength(128);
+    for (const capabilities of ['linux', [], [1], ['linux', 'beos'], ['LINUX'], {}, ['linux', null]]) {
+      expect(refusal({ capabilities }), JSON.stringify(capabilities)).toMatch(/capabilities/);
+    }
+    for (const max_concurrent of [0, -1, 2.7, 65, 1e9, '3', true, Number.NaN]) {
+      expect(refusal({ max_concurrent }), String(max_concurrent)).toMatch(
+        /^max_concurrent must be an integer from 1 to 64/,
+      );
+    }
+    expect(accepted({ max_concurrent: 64 }).maxConcurrent).toBe(64);
+    for (const perry_version of ['v'.repeat(65), 'a b', 7]) {
+      expect(refusal({ perry_version }), String(perry_version)).toMatch(/^perry_version/);
+    }
   });
 
   it('compares secrets exactly, whatever their length', () => {
