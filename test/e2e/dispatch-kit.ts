@@ -27,6 +27,7 @@ import {
   startTestHub,
   tarball,
   type TestHub,
+  type TestHubOptions,
 } from '../support/test-hub.js';
 
 /** Wait until `check` returns something other than undefined/false; fail with `what` at the deadline. */
@@ -78,8 +79,9 @@ export async function withHub(
   input: ServiceEnvInput,
   extra: Record<string, string>,
   body: (s: Scenario) => Promise<void>,
+  options: TestHubOptions = {},
 ): Promise<void> {
-  const hub = await startTestHub(input, extra);
+  const hub = await startTestHub(input, extra, options);
   const workers: SimulatedWorker[] = [];
   const watchers: Watcher[] = [];
   let nc: Promise<NatsConnection> | undefined;
