@@ -77,16 +77,16 @@ export const WorkerGatewayConfig = configSchema({
   }),
   workerMessagesPerSec: fromEnv('PERRY_HUB_WORKER_MESSAGES_PER_SEC', Type.Integer({ minimum: 1, default: 1_000 }), {
     description:
-      'Sustained progress/log messages per second relayed for one worker; excess is dropped and summarised in the log',
+      'Sustained frames per second one worker may send; over its budget its progress and log messages are dropped (complete and error always pass) and counted in the log',
   }),
   workerBurstMessages: fromEnv('PERRY_HUB_WORKER_BURST_MESSAGES', Type.Integer({ minimum: 1, default: 10_000 }), {
-    description: 'Progress/log messages a worker may send at once above its sustained rate',
+    description: 'Frames a worker may send at once above its sustained rate (a compiler burst)',
   }),
   workerBytesPerSec: fromEnv('PERRY_HUB_WORKER_BYTES_PER_SEC', Type.Integer({ minimum: 1024, default: MIB }), {
-    description: 'Sustained bytes per second of progress/log messages relayed for one worker',
+    description: 'Sustained bytes per second one worker may send, counted like PERRY_HUB_WORKER_MESSAGES_PER_SEC',
   }),
   workerBurstBytes: fromEnv('PERRY_HUB_WORKER_BURST_BYTES', Type.Integer({ minimum: 1024, default: 8 * MIB }), {
-    description: 'Bytes of progress/log messages a worker may send at once above its sustained rate',
+    description: 'Bytes a worker may send at once above its sustained rate',
   }),
   logSummaryMs: fromEnv('PERRY_HUB_WS_LOG_SUMMARY_MS', Type.Integer({ minimum: 100, default: 10_000 }), {
     description:
