@@ -4,6 +4,12 @@ import { pino } from 'pino';
 import { readHello, secretMatches } from '../src/hello.js';
 import { UpdatePolicy } from '../src/updates.js';
 import { Outbox } from '../src/outbox.js';
+import type { IncomingMessage } from 'node:http';
+import type { JobStatusReply } from '@perry-hub/contracts';
+import { AddressLimiter, addressKey, clientAddress } from '../src/addresses.js';
+import { TokenBucket } from '../src/budget.js';
+import { JobStatusLookup } from '../src/job-status.js';
+import { Notices } from '../src/notices.js';
 
 describe('worker_hello', () => {
   const accepted = (message: Record<string, unknown>, name = () => 'worker-1') => {
@@ -131,5 +137,69 @@ describe('outbox', () => {
     release();
     await box.idle();
     expect(pressure).toEqual([true, false]);
+  });
+});
+
+describe('the edge limits, pure parts', () => {
+  it('a token bucket allows its burst, then its rate', () => {
+    const bucket = new TokenBucket(10, 5, 0);
+    expect(Array.from({ length: 7 }, () => bucket.take(1, 0))).toEqual([true, true, true, true, true, false, false]);
+    expect(bucket.take(1, 50)).toBe(false); // half a token
+    expect(bucket.take(1, 100)).toBe(true);
+    expect(bucket.take(3, 10_000)).toBe(true); // refilled, but never above the burst
+    expect(bucket.take(3, 10_000)).toBe(false);
+  });
+
+  it('addresses: IPv4-mapped as IPv4, IPv6 per /64, X-Forwarded-For only from a trusted proxy', () => {
+    expect(addressKey('::ffff:127.0.0.2')).toBe('127.0.0.2');
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    const req = (remoteAddress: string, xff?: string) =>
+      ({ socket: { remoteAddress }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as unknown as IncomingMessage;
+    const proxies = new Set(['10.0.0.1']);
+    expect(clientAddress(req('10.0.0.1', 'forged, 203.0.113.7'), proxies)).toBe('203.0.113.7');
+    expect(clientAddress(req('198.51.100.9', '203.0.113.7'), proxies)).toBe('198.51.100.9');
+    expect(clientAddress(req('::ffff:10.0.0.1'), proxies)).toBe('10.0.0.1');
+    const limiter = new AddressLimiter(2);
+    expect([limiter.acquire('a'), limiter.acquire('a'), limiter.acquire('a'), limiter.acquire('b')]).toEqual([
+      true,
+      true,
+      false,
+      true,
+    ]);
+    limiter.release('a');
+    expect(limiter.acquire('a')).toBe(true);
+  });
+
+  it('job status: concurrent lookups share one request, answers are reused for the cache time', async () => {
+    const asked: string[] = [];
+    let answer!: (reply: JobStatusReply) => void;
+    const lookup = new JobStatusLookup((jobId) => {
+      asked.push(jobId);
+      return new Promise((resolve) => (answer = resolve));
+    }, 1_000);
+    const waiting = Array.from({ length: 50 }, () => lookup.get('job-1'));
+    expect(asked).toEqual(['job-1']);
+    answer({ found: true, status: 'queued', position: 3 });
+    expect(new Set(await Promise.all(waiting)).size).toBe(1);
+    await lookup.get('job-1');
+    expect(asked).toEqual(['job-1']);
+    const later = lookup.get('job-1', Date.now() + 1_000);
+    expect(asked).toEqual(['job-1', 'job-1']);
+    answer({ found: true, status: 'running', position: 0 });
+    expect(await later).toEqual({ found: true, status: 'running', position: 0 });
+  });
+
+  it('notices: the first of a kind is logged, the rest of the interval is one summary with a count', () => {
+    const lines: { msg: string; count?: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as never) });
+    const notices = new Notices(log, 1_000);
+    for (let i = 0; i < 500; i++) notices.note('bad frame', { i });
+    notices.note('other kind');
+    expect(lines.map((l) => l.msg)).toEqual(['bad frame', 'other kind']);
+    notices.flush(Date.now() + 1_000);
+    expect(lines.slice(2)).toEqual([expect.objectContaining({ msg: 'bad frame (repeated)', count: 499 })]);
+    notices.stop();
   });
 });
