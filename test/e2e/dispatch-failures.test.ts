@@ -2,6 +2,8 @@
 // client and the worker see, and how the build record ends.
 import { describe, expect } from 'vitest';
 import { WebSocket } from 'ws';
+import { connect } from '@nats-io/transport-node';
+import { subjects } from '@perry-hub/contracts';
 import { test } from '@perry-hub/testkit';
 import { expectedArtifact } from '../support/rust-worker-jobs.js';
 import * as wire from '../support/rust-wire.js';
@@ -154,8 +156,11 @@ describe('lost workers end to end', () => {
   });
 });
 
-describe('cancel end to end', () => {
-  test('a queued job (a target nobody serves) cancelled by a subscribed client', async ({
+/** What a stranger gets for someone else's job, and for a job that does not exist: the same. */
+const NOT_FOUND = { status: 404, body: { error: { code: 'JOB_NOT_FOUND', message: 'Job not found' } } };
+
+describe('cancel end to end: only the owner (or the admin) cancels', () => {
+  test("a queued job: a watcher's cancel frame and a stranger's license are refused; the submitting license cancels", async ({
     natsUrl,
     prefix,
     database,
@@ -163,12 +168,30 @@ describe('cancel end to end', () => {
     await withHub({ natsUrl, prefix, database }, {}, async (s) => {
       await s.worker('linux', { name: 'kamatera-fra' });
       const licenseKey = await s.hub.registerLicense();
+      const stranger = await s.hub.registerLicense();
       const run = s.publish(['visionos'], { licenseKey });
       const jobId = await run.jobId;
       expect(await s.status(jobId)).toEqual({ status: 'queued', position: 1 });
       const client = await s.watch(jobId);
       await client.next('job_created', ofType('job_created'));
+
+      // Attacks that used to cancel: a watcher's frame (it knows the id), another license.
       client.send({ type: 'cancel', job_id: jobId });
+      const refused = await client.next('the refusal', (m) => m['code'] === 'FORBIDDEN');
+      expect(refused).toEqual({
+        type: 'error',
+        job_id: jobId,
+        code: 'FORBIDDEN',
+        message: `A watcher cannot cancel: use POST /api/v1/jobs/${jobId}/cancel with the credential that submitted the job`,
+      });
+      expect(await s.cancel(jobId, { licenseKey: stranger })).toEqual(NOT_FOUND);
+      expect(await s.cancel(jobId, { apiToken: await s.hub.account('free') })).toEqual(NOT_FOUND);
+      // An unknown job looks the same, so cancel cannot probe for job ids; no credential is a 401.
+      expect(await s.cancel('3f2c8a9e-5b1d-4c7e-9a2f-1e6d0b7c4a58', { licenseKey })).toEqual(NOT_FOUND);
+      expect(await s.cancel(jobId, {})).toMatchObject({ status: 401, body: { error: { code: 'AUTH_REQUIRED' } } });
+      expect(await s.status(jobId)).toEqual({ status: 'queued', position: 1 });
+
+      expect(await s.cancel(jobId, { licenseKey })).toEqual({ status: 200, body: { job_id: jobId, cancelled: true } });
       await client.next('complete', ofType('complete'));
       const frames = client.frames;
       expect(frames[0]).toBe(`{"type":"job_created","job_id":"${jobId}","position":1,"estimated_wait_secs":0}`);
@@ -184,25 +207,54 @@ describe('cancel end to end', () => {
       expect(result.outcome).toBe('error');
       expect(result.reason).toBe('Build error [INTERNAL_ERROR]: Build cancelled');
       expect(await s.status(jobId)).toEqual({ status: 'cancelled', position: 0 });
+      expect(await s.cancel(jobId, { licenseKey })).toMatchObject({
+        status: 409,
+        body: { error: { code: 'JOB_NOT_RUNNING' } },
+      });
       expect(s.history.started).toEqual([]);
     });
   });
 
-  test('a running job cancelled by a subscribed client: the worker is told, stops, and the record ends cancelled', async ({
+  test('a running job: strangers on HTTP and NATS are refused, the owning account cancels over NATS, the worker is told once', async ({
     natsUrl,
     prefix,
     database,
   }) => {
     await withHub({ natsUrl, prefix, database }, {}, async (s) => {
       const linux = await s.worker('linux', { name: 'kamatera-fra', script: () => ({ hang: true }) });
-      const licenseKey = await s.hub.registerLicense();
-      const run = s.publish(['linux'], { licenseKey });
+      const apiToken = await s.hub.account('free');
+      const run = s.publish(['linux'], { apiToken });
       const jobId = await run.jobId;
       await until('the build to run', () => s.history.started.some((h) => h.jobId === jobId));
       const client = await s.watch(jobId);
       await client.next('the compiling stage', (m) => m['stage'] === 'compiling');
-      client.send({ type: 'cancel', job_id: jobId });
       const cancel = `{"type":"cancel","job_id":"${jobId}"}`;
+
+      const nc = await connect({ servers: natsUrl });
+      try {
+        const overNats = async (payload: object) => {
+          const reply = await nc.request(subjects(prefix).buildsCancel, JSON.stringify(payload), { timeout: 5_000 });
+          return reply.json<Record<string, unknown>>();
+        };
+        const notFound = { ok: false, error: { code: 'JOB_NOT_FOUND', message: 'Job not found', retry: 'never' } };
+        client.send({ type: 'cancel', job_id: jobId });
+        await client.next('the refusal', (m) => m['code'] === 'FORBIDDEN');
+        expect(await s.cancel(jobId, { apiToken: await s.hub.account('pro') })).toEqual(NOT_FOUND);
+        expect(await overNats({ job_id: jobId, license_key: await s.hub.registerLicense() })).toEqual(notFound);
+        expect(await overNats({ job_id: jobId, api_token: 'not-a-token' })).toMatchObject({
+          ok: false,
+          error: { code: 'AUTH_INVALID' },
+        });
+        expect(await overNats({ job_id: jobId })).toMatchObject({ ok: false, error: { code: 'AUTH_REQUIRED' } });
+        expect(linux.received).not.toContain(cancel);
+
+        expect(await overNats({ job_id: jobId, api_token: apiToken })).toEqual({
+          ok: true,
+          result: { job_id: jobId, cancelled: true },
+        });
+      } finally {
+        await nc.close();
+      }
       await until('the worker to get the cancel', () => linux.received.includes(cancel));
       await client.next('complete', ofType('complete'));
       const frames = client.frames;

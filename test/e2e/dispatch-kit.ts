@@ -27,6 +27,7 @@ import {
   startTestHub,
   tarball,
   type TestHub,
+  type TestHubOptions,
 } from '../support/test-hub.js';
 
 /** Wait until `check` returns something other than undefined/false; fail with `what` at the deadline. */
@@ -59,9 +60,13 @@ export interface Scenario {
   hubStatus(): Promise<{ queue_length: number; connected_workers: number }>;
   /** A subscriber that keeps every frame (also after `error`, unlike the CLI). */
   watch(jobId: string): Promise<Watcher>;
+  /** `POST /api/v1/jobs/:id/cancel` with a license key, an API token or the admin secret. */
+  cancel(jobId: string, auth: CancelAuth): Promise<{ status: number; body: unknown }>;
   /** `perry publish` against this hub, with short test defaults. */
   publish(targets: string[], options?: Partial<PublishOptions>): Publishing;
 }
+
+export type CancelAuth = { licenseKey: string } | { apiToken: string } | { admin: true } | Record<string, never>;
 
 export interface Publishing {
   /** Resolves once the hub accepted the build and the CLI subscribed (its first frame arrived). */
@@ -74,8 +79,9 @@ export async function withHub(
   input: ServiceEnvInput,
   extra: Record<string, string>,
   body: (s: Scenario) => Promise<void>,
+  options: TestHubOptions = {},
 ): Promise<void> {
-  const hub = await startTestHub(input, extra);
+  const hub = await startTestHub(input, extra, options);
   const workers: SimulatedWorker[] = [];
   const watchers: Watcher[] = [];
   let nc: Promise<NatsConnection> | undefined;
@@ -110,6 +116,18 @@ export async function withHub(
       nc ??= connect({ servers: input.natsUrl });
       const reply = await call(await nc, subjects(input.prefix), jobStatusEndpoint, { jobId });
       return { status: reply.status, position: reply.position };
+    },
+    cancel: async (jobId, auth) => {
+      const bearer = 'admin' in auth ? ADMIN_SECRET : 'apiToken' in auth ? auth.apiToken : undefined;
+      const res = await fetch(`${hub.url}/api/v1/jobs/${jobId}/cancel`, {
+        method: 'POST',
+        headers: {
+          ...(bearer !== undefined ? { authorization: `Bearer ${bearer}` } : {}),
+          ...('licenseKey' in auth ? { 'content-type': 'application/json' } : {}),
+        },
+        ...('licenseKey' in auth ? { body: JSON.stringify({ license_key: auth.licenseKey }) } : {}),
+      });
+      return { status: res.status, body: await res.json() };
     },
     watch: async (jobId) => {
       const w = await Watcher.open(`${hub.url.replace('http://', 'ws://')}/ws`, jobId);

@@ -7,11 +7,11 @@ import type { SimulatedWorker } from '../support/rust-workers.js';
 import { tarball } from '../support/test-hub.js';
 import { ofType, until, withHub, type Scenario } from './dispatch-kit.js';
 
-/** Cancel through a subscribed client and wait for the job's last message. */
+/** Cancel as the admin and wait for the job's last message at a subscribed client. */
 async function cancel(s: Scenario, jobId: string): Promise<void> {
   const client = await s.watch(jobId);
   await client.next('job_created', ofType('job_created'));
-  client.send({ type: 'cancel', job_id: jobId });
+  expect(await s.cancel(jobId, { admin: true })).toEqual({ status: 200, body: { job_id: jobId, cancelled: true } });
   await client.next('complete', ofType('complete'));
 }
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { startHub, type Hub } from '@perry-hub/cli';
 import { getFreePort } from '@perry-hub/localstack';
 import { generateSealKey } from '@perry-hub/runtime';
@@ -29,7 +29,16 @@ export interface TestHub {
   account(tier: 'free' | 'pro'): Promise<string>;
 }
 
-export async function startTestHub(input: ServiceEnvInput, extra: Record<string, string> = {}): Promise<TestHub> {
+export interface TestHubOptions {
+  /** Where the hub logs (default: silent, or the level in TEST_LOG); tests that count lines pass one. */
+  readonly log?: Logger;
+}
+
+export async function startTestHub(
+  input: ServiceEnvInput,
+  extra: Record<string, string> = {},
+  options: TestHubOptions = {},
+): Promise<TestHub> {
   const httpPort = await getFreePort();
   const wsPort = await getFreePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'perry-hub-testhub-'));
@@ -47,7 +56,8 @@ export async function startTestHub(input: ServiceEnvInput, extra: Record<string,
     PERRY_HUB_SHUTDOWN_GRACE_MS: '3000',
     ...extra,
   });
-  const hub = await startHub({ services: [], env, log: pino({ level: process.env['TEST_LOG'] ?? 'silent' }) });
+  const log = options.log ?? pino({ level: process.env['TEST_LOG'] ?? 'silent' });
+  const hub = await startHub({ services: [], env, log });
   const post = async (path: string, body: unknown, auth?: string) => {
     const res = await fetch(`${url}${path}`, {
       method: 'POST',

@@ -52,13 +52,23 @@ function parseAll(names: readonly ServiceName[], env: Env): Map<ServiceName, Bas
 
 const SECRETS_FILE = 'secrets.json';
 
+/** Generated secrets the operator needs (to call admin routes, to configure workers), by label. */
+const SHOWN: Readonly<Record<string, string>> = {
+  PERRY_HUB_ADMIN_SECRET: 'Admin secret',
+  PERRY_HUB_WORKER_SECRET: 'Worker secret (PERRY_HUB_WORKER_SECRET of the workers)',
+};
+
 /**
- * The all-in-one works without configuration: a missing admin secret or credentials key is
- * generated once and kept in the data directory (mode 0600), so queued jobs' sealed credentials
- * still open after a restart. The admin secret is shown only when it is generated.
+ * The all-in-one works without configuration, and not open: a missing admin secret, worker
+ * secret or credentials key is generated once and kept in the data directory (mode 0600), so
+ * queued jobs' sealed credentials still open after a restart and no client can register as a
+ * worker (and receive signing credentials) without the worker secret. The admin and worker
+ * secrets are printed only when they are generated, never logged.
  */
 function localSecrets(dataDir: string, env: Env): { env: Record<string, string>; notices: string[] } {
-  const wanted = ['PERRY_HUB_ADMIN_SECRET', 'PERRY_HUB_CREDENTIALS_KEY'].filter((name) => !env[name]);
+  const wanted = ['PERRY_HUB_ADMIN_SECRET', 'PERRY_HUB_WORKER_SECRET', 'PERRY_HUB_CREDENTIALS_KEY'].filter(
+    (name) => !env[name],
+  );
   if (wanted.length === 0) return { env: {}, notices: [] };
   const file = join(resolve(dataDir), SECRETS_FILE);
   const saved: Record<string, string> = existsSync(file)
@@ -70,7 +80,8 @@ function localSecrets(dataDir: string, env: Env): { env: Record<string, string>;
     if (saved[name]) continue;
     saved[name] = name === 'PERRY_HUB_CREDENTIALS_KEY' ? generateSealKey() : randomBytes(32).toString('base64url');
     changed = true;
-    if (name === 'PERRY_HUB_ADMIN_SECRET') notices.push(`  Admin secret (generated, kept in ${file}): ${saved[name]}`);
+    const label = SHOWN[name];
+    if (label) notices.push(`  ${label} (generated, kept in ${file}): ${saved[name]}`);
   }
   if (changed) {
     mkdirSync(resolve(dataDir), { recursive: true });

@@ -6,6 +6,7 @@
  *   <p>.svc.<service>.<endpoint>     request/reply endpoint of a service; served with the service
  *                                    name as queue group, so any number of instances share the load
  *   <p>.builds.submit                NATS-native build submission (same intake logic as HTTP)
+ *   <p>.builds.cancel                NATS-native cancel, by the submitting license or account
  *   <p>.intake.<jobId>               JetStream INTAKE stream: one message per accepted job,
  *                                    Nats-Msg-Id = jobId, consumed by the scheduler
  *   <p>.jobs.<jobId>.events          JetStream EVENTS stream: the per-job event log that CLIs replay
@@ -42,6 +43,7 @@ export interface Subjects {
   endpoint(service: ServiceName, endpoint: string): string;
   serviceGroup(service: ServiceName): string;
   readonly buildsSubmit: string;
+  readonly buildsCancel: string;
   intake(jobId: string): string;
   readonly intakeAll: string;
   jobEvents(jobId: string): string;
@@ -67,6 +69,7 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     endpoint: (service, endpoint) => `${p}.svc.${service}.${token(endpoint)}`,
     serviceGroup: (service) => `${p}.svc.${service}`,
     buildsSubmit: `${p}.builds.submit`,
+    buildsCancel: `${p}.builds.cancel`,
     intake: (jobId) => `${p}.intake.${token(jobId)}`,
     intakeAll: `${p}.intake.*`,
     jobEvents: (jobId) => `${p}.jobs.${token(jobId)}.events`,

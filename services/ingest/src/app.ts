@@ -15,6 +15,7 @@ import { buildRoutes } from './routes/build.js';
 import { licenseRoutes } from './routes/license.js';
 import { accountRoutes } from './routes/account.js';
 import { adminRoutes } from './routes/admin.js';
+import { jobRoutes } from './routes/jobs.js';
 import { transferRoutes } from './routes/transfer.js';
 
 export interface IngestDeps {
@@ -87,6 +88,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
   void app.register(licenseRoutes(bus));
   void app.register(accountRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(adminRoutes({ ...bus, adminSecret: options.adminSecret }));
+  void app.register(jobRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(
     transferRoutes({ ...bus, log: deps.log, blobs: deps.blobs, maxArtifactBytes: options.maxArtifactBytes }),
   );

@@ -8,7 +8,8 @@ import { BlobStore, defineService, parseSealKeys, type SealKey } from '@perry-hu
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { IngestConfig } from './config.js';
-import { serveSubmissions } from './submit.js';
+import { cancelOverNats } from './cancel.js';
+import { serveRequests, serveSubmissions } from './submit.js';
 
 export { IngestConfig } from './config.js';
 export { buildApp } from './app.js';
@@ -30,12 +31,14 @@ export const ingest = defineService({
     const app = buildApp(intake, config);
     await app.listen({ port: config.httpPort, host: config.httpHost });
     const submissions = serveSubmissions(intake);
+    const cancels = serveRequests(intake, deps.subjects.buildsCancel, (payload) => cancelOverNats(intake, payload));
     const address = app.server.address() as AddressInfo;
     deps.log.info({ port: address.port, host: config.httpHost }, 'HTTP API listening');
     return {
       info: { httpPort: address.port, server: app.server },
       stop: async () => {
         submissions.unsubscribe();
+        cancels.unsubscribe();
         await app.close();
       },
     };

@@ -50,21 +50,28 @@ function failure(err: unknown, log: Logger): RpcReply {
       },
     };
   }
-  log.error({ err }, 'builds.submit failed');
+  log.error({ err }, 'bus request failed');
   return { ok: false, error: { code: 'INTERNAL_ERROR', message: 'Internal error' } };
 }
 
-/** Serve `<p>.builds.submit` in the `ingest` queue group, so instances share submissions. */
-export function serveSubmissions(deps: IntakeDeps): Subscription {
-  return deps.nc.subscribe(deps.subjects.buildsSubmit, {
+/**
+ * Serve a tool-facing request subject in the `ingest` queue group, so instances share the load;
+ * answers in the bus envelope, with the HTTP API's error codes.
+ */
+export function serveRequests(
+  deps: Pick<IntakeDeps, 'nc' | 'subjects' | 'log'>,
+  subject: string,
+  run: (payload: unknown) => Promise<unknown>,
+): Subscription {
+  return deps.nc.subscribe(subject, {
     queue: `${deps.subjects.prefix}.ingest`,
     callback: (err, msg) => {
-      if (err) return deps.log.error({ err }, 'builds.submit subscription failed');
+      if (err) return deps.log.error({ err, subject }, 'request subscription failed');
       void (async () => {
         let reply: RpcReply;
         try {
           const payload: unknown = JSON.parse(decoder.decode(msg.data));
-          reply = { ok: true, result: await submitOverNats(deps, payload) };
+          reply = { ok: true, result: await run(payload) };
         } catch (e) {
           reply = failure(e instanceof SyntaxError ? new HubError('BAD_REQUEST', 'Request is not JSON') : e, deps.log);
         }
@@ -72,4 +79,9 @@ export function serveSubmissions(deps: IntakeDeps): Subscription {
       })();
     },
   });
+}
+
+/** Serve `<p>.builds.submit`. */
+export function serveSubmissions(deps: IntakeDeps): Subscription {
+  return serveRequests(deps, deps.subjects.buildsSubmit, (payload) => submitOverNats(deps, payload));
 }

@@ -1,5 +1,6 @@
 /** Leader-only endpoints: what workers report about their jobs, and cancel. */
-import { HubError, type Ack, type WorkerEvent } from '@perry-hub/contracts';
+import { HubError, type Ack, type CancelJobRequest, type WorkerEvent } from '@perry-hub/contracts';
+import { sameSecret } from '@perry-hub/runtime';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, toSigningStage } from './outcomes.js';
 import { dequeue, type Context } from './state.js';
@@ -45,7 +46,25 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
   }
 }
 
-export async function cancelJob(ctx: Context, jobId: string): Promise<Ack> {
+/**
+ * A job id is a capability to watch, not to act (design 8): only the license or account that
+ * submitted the job, or the admin, may cancel it. A stranger is told the job does not exist,
+ * exactly as for an unknown id, so cancel cannot be used to probe for job ids.
+ */
+async function assertMayCancel(ctx: Context, request: CancelJobRequest): Promise<void> {
+  const owner = await ctx.store.owner(request.jobId);
+  const notFound = new HubError('JOB_NOT_FOUND', 'Job not found');
+  if (!owner) throw notFound;
+  if (request.by === 'admin') return;
+  const byLicense = request.licenseKey !== undefined && sameSecret(request.licenseKey, owner.licenseKey);
+  const byAccount =
+    request.accountId !== undefined && owner.accountId !== null && sameSecret(request.accountId, owner.accountId);
+  if (!byLicense && !byAccount) throw notFound;
+}
+
+export async function cancelJob(ctx: Context, request: CancelJobRequest): Promise<Ack> {
+  await assertMayCancel(ctx, request);
+  const { jobId } = request;
   const queued = ctx.queued.get(jobId);
   if (queued) {
     dequeue(ctx, jobId);

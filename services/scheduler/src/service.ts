@@ -77,7 +77,7 @@ export const scheduler = defineService({
         { nc: deps.nc, subjects: deps.subjects, service: 'scheduler', version: HUB_VERSION, log: deps.log },
         [
           handle(workerEventEndpoint, (event) => onWorkerEvent(d.ctx, event)),
-          handle(cancelJobEndpoint, ({ jobId }) => cancelJob(d.ctx, jobId)),
+          handle(cancelJobEndpoint, (request) => cancelJob(d.ctx, request)),
         ],
       );
     };

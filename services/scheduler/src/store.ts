@@ -192,6 +192,16 @@ export class JobStore {
     ]);
   }
 
+  /** Who submitted a job: the license it was accepted under and, with an API token, the account. */
+  async owner(jobId: string): Promise<{ licenseKey: string; accountId: string | null } | undefined> {
+    const [rows] = await this.db.query<RowDataPacket[]>('SELECT licenseKey, account_id FROM builds WHERE id = ?', [
+      jobId,
+    ]);
+    const r = rows[0];
+    if (!r) return undefined;
+    return { licenseKey: String(r['licenseKey'] ?? ''), accountId: (r['account_id'] as string | null) ?? null };
+  }
+
   async requestCancel(jobId: string, attempt: number, now: number): Promise<void> {
     await this.db.query('UPDATE builds SET cancel_requested_at = ? WHERE id = ? AND attempt = ?', [
       now,

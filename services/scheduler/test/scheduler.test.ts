@@ -1,7 +1,15 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
-import { cancelJobEndpoint, queueStatsEndpoint, subjects, workerEventEndpoint } from '@perry-hub/contracts';
+import { randomUUID } from 'node:crypto';
+import {
+  cancelJobEndpoint,
+  queueStatsEndpoint,
+  subjects,
+  workerEventEndpoint,
+  type CancelJobRequest,
+  type HubError,
+} from '@perry-hub/contracts';
 import { serviceEnv, startIsolatedNats, test } from '@perry-hub/testkit';
 import { scheduler } from '../src/index.js';
 import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob, until } from './support.js';
@@ -155,11 +163,26 @@ describe('scheduler', () => {
     const svc = await start(serviceEnv({ natsUrl, prefix, database }, FAST));
     const h = await harness(natsUrl, prefix, database);
     try {
-      const jobId = await submitJob(h, prefix, { targets: ['watchos'] });
-      await until(async () => {
-        const r = await call(h.nc, subjects(prefix), cancelJobEndpoint, { jobId, by: 'cli' }).catch(() => undefined);
-        return r?.accepted;
-      });
+      const jobId = await submitJob(h, prefix, { targets: ['watchos'], licenseKey: 'FREE-AAAA-BBBB-CCCC' });
+      const cancel = (request: Omit<CancelJobRequest, 'jobId'>) =>
+        call(h.nc, subjects(prefix), cancelJobEndpoint, { jobId, ...request });
+      // Wait for a leader: an unknown job's answer proves the leader-only endpoint is served.
+      await until(() =>
+        call(h.nc, subjects(prefix), cancelJobEndpoint, { jobId: randomUUID(), by: 'admin' }).then(
+          () => false,
+          (err: HubError) => err.code === 'JOB_NOT_FOUND',
+        ),
+      );
+      // A stranger, whatever it claims, is told the job does not exist; the job stays queued.
+      for (const stranger of [
+        { by: 'owner', licenseKey: 'FREE-0000-0000-0000' },
+        { by: 'owner', accountId: 'not-the-account' },
+        { by: 'owner' },
+      ] as const) {
+        await expect(cancel(stranger)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+      }
+      expect((await jobRow(h, jobId))['status']).toBe('queued');
+      expect(await cancel({ by: 'owner', licenseKey: 'FREE-AAAA-BBBB-CCCC' })).toEqual({ accepted: true });
       expect((await jobRow(h, jobId))['status']).toBe('cancelled');
       expect(await eventLog(h, prefix, jobId)).toEqual([
         { type: 'error', job_id: jobId, code: 'INTERNAL_ERROR', message: 'Build cancelled' },

@@ -6,21 +6,25 @@
  * `error` and leaves at `complete`, so the gateway never invents an `error` the original would
  * not have sent: when the scheduler cannot be asked, the socket closes without one and the CLI
  * reconnects.
+ *
+ * A watcher is a stranger who knows a job id: it may watch, within limits (frames per connection,
+ * watchers per job; the job's status is asked once for all of them), and it may not act: its
+ * `cancel` is answered with an error frame and never forwarded.
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
-import {
-  cancelJobEndpoint,
-  jobStatusEndpoint,
-  token,
-  topologyNames,
-  type JobStatusReply,
-  type WireObject,
-} from '@perry-hub/contracts';
-import { call } from '@perry-hub/runtime';
+import { token, topologyNames, type JobStatusReply, type WireObject } from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { retrying } from './retry.js';
-import { JOB_NOT_FOUND, jobCreated, parseFrame, stringField, syntheticComplete } from './wire.js';
+import {
+  JOB_NOT_FOUND,
+  TOO_MANY_WATCHERS,
+  cancelRefused,
+  jobCreated,
+  parseFrame,
+  stringField,
+  syntheticComplete,
+} from './wire.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired']);
 /** How long the scheduler may be away before a subscriber is sent off to reconnect. */
@@ -34,6 +38,9 @@ export class CliSession implements Session {
   readonly #ctx: GatewayContext;
   readonly #conn: Connection;
   #jobId: string | undefined;
+  /** The job this socket counts against in `ctx.watchers`, once it subscribed. */
+  #watching: string | undefined;
+  #frames = 0;
   #messages: ConsumerMessages | undefined;
   #closed = false;
 
@@ -43,12 +50,27 @@ export class CliSession implements Session {
   }
 
   onMessage(text: string): void {
+    if (!this.#counted()) return;
     const message = parseFrame(text);
-    if (message) this.handle(message);
+    if (message) this.#handle(message);
   }
 
-  /** The first message (`subscribe`) comes here too. */
+  /** The first message (`subscribe`) comes here. */
   handle(message: WireObject): void {
+    if (this.#counted()) this.#handle(message);
+  }
+
+  /** The CLI sends one frame per connection; a watcher that keeps talking is closed. */
+  #counted(): boolean {
+    if (++this.#frames <= this.#ctx.config.maxWatcherFrames) return true;
+    if (!this.#conn.closed) {
+      this.#ctx.notices.note('watcher closed: too many frames', { remote: this.#conn.remote });
+      this.#conn.close(1008, 'too many frames');
+    }
+    return false;
+  }
+
+  #handle(message: WireObject): void {
     const type = stringField(message, 'type');
     const jobId = stringField(message, 'job_id');
     if (type === 'subscribe' && this.#jobId === undefined) {
@@ -57,15 +79,23 @@ export class CliSession implements Session {
         this.#conn.log.error({ err, jobId }, 'subscription failed');
         this.#conn.close(1011);
       });
-    } else if (type === 'cancel' && jobId !== undefined) {
-      void call(this.#ctx.nc, this.#ctx.subjects, cancelJobEndpoint, { jobId, by: 'cli' }).catch((err: unknown) =>
-        this.#conn.log.warn({ err, jobId }, 'cancel not delivered'),
-      );
+    } else if (type === 'cancel') {
+      void this.#conn.send(cancelRefused(jobId !== undefined && isToken(jobId) ? jobId : undefined));
     }
     // A second subscribe, and anything else (the spec's `ping`), is ignored, as by the original.
   }
 
   async #subscribe(jobId: string): Promise<void> {
+    if (!isToken(jobId)) return this.#conn.sendAndClose(JOB_NOT_FOUND);
+    // Refused before anything is asked: the excess of a storm costs nobody a round trip.
+    const { watchers, config } = this.#ctx;
+    const watching = watchers.get(jobId) ?? 0;
+    if (watching >= config.maxWatchersPerJob) {
+      this.#ctx.notices.note('watcher refused: too many watchers of one job', { remote: this.#conn.remote, jobId });
+      return this.#conn.sendAndClose(TOO_MANY_WATCHERS, 1008, 'too many watchers');
+    }
+    watchers.set(jobId, watching + 1);
+    this.#watching = jobId;
     const status = await this.#status(jobId);
     if (this.#closed) return;
     if (!status) return this.#conn.close(1011, 'scheduler unavailable');
@@ -75,14 +105,13 @@ export class CliSession implements Session {
   }
 
   async #status(jobId: string): Promise<JobStatusReply | undefined> {
-    if (!isToken(jobId)) return { found: false, status: null, position: 0 };
     try {
-      return await retrying(() => call(this.#ctx.nc, this.#ctx.subjects, jobStatusEndpoint, { jobId }), {
+      return await retrying(() => this.#ctx.jobStatus.get(jobId), {
         forMs: STATUS_RETRY_MS,
         cancelled: () => this.#closed,
       });
     } catch (err) {
-      this.#conn.log.warn({ err, jobId }, 'job status unavailable');
+      this.#ctx.notices.note('job status unavailable', { err, jobId });
       return undefined;
     }
   }
@@ -128,12 +157,21 @@ export class CliSession implements Session {
   }
 
   onClose(): void {
+    if (this.#closed) return;
     this.#closed = true;
     this.#stopFollowing();
+    const jobId = this.#watching;
+    if (jobId === undefined) return;
+    this.#watching = undefined;
+    const left = (this.#ctx.watchers.get(jobId) ?? 1) - 1;
+    if (left > 0) this.#ctx.watchers.set(jobId, left);
+    else this.#ctx.watchers.delete(jobId);
   }
 }
 
+/** A job id the bus can carry: one subject token, and no longer than any id the hub hands out. */
 function isToken(value: string): boolean {
+  if (value.length > 128) return false;
   try {
     token(value);
     return true;

@@ -53,5 +53,44 @@ export const WorkerGatewayConfig = configSchema({
   maxQueuedMessages: fromEnv('PERRY_HUB_WORKER_MAX_QUEUED', Type.Integer({ minimum: 16, default: 10_000 }), {
     description: 'Worker messages waiting for the bus before the gateway stops reading that socket',
   }),
+  // Limits of the WebSocket edge: what one address, one watcher, one job and one worker may cost.
+  maxConnectionsPerAddress: fromEnv(
+    'PERRY_HUB_WS_MAX_CONNECTIONS_PER_ADDRESS',
+    Type.Integer({ minimum: 1, default: 32 }),
+    {
+      description:
+        'Open WebSocket connections one client address may hold on a gateway instance (IPv6: per /64); more are refused with HTTP 429',
+    },
+  ),
+  trustedProxies: fromEnv('PERRY_HUB_WS_TRUSTED_PROXIES', Type.String({ default: '' }), {
+    description:
+      'Reverse proxies (comma-separated IP addresses) whose connections are counted by the X-Forwarded-For client address instead of their own',
+  }),
+  maxWatcherFrames: fromEnv('PERRY_HUB_WS_MAX_WATCHER_FRAMES', Type.Integer({ minimum: 1, default: 8 }), {
+    description: 'Frames a watcher may send on one connection (the CLI sends one subscribe); more close it (1008)',
+  }),
+  maxWatchersPerJob: fromEnv('PERRY_HUB_WS_MAX_WATCHERS_PER_JOB', Type.Integer({ minimum: 1, default: 16 }), {
+    description: 'Sockets watching one job on a gateway instance; a further subscribe gets RATE_LIMITED and is closed',
+  }),
+  jobStatusCacheMs: fromEnv('PERRY_HUB_WS_JOB_STATUS_CACHE_MS', Type.Integer({ minimum: 0, default: 1_000 }), {
+    description: "How long a job's status, asked once for all its concurrent subscribers, answers further subscribes",
+  }),
+  workerMessagesPerSec: fromEnv('PERRY_HUB_WORKER_MESSAGES_PER_SEC', Type.Integer({ minimum: 1, default: 1_000 }), {
+    description:
+      'Sustained frames per second one worker may send; over its budget its progress and log messages are dropped (complete and error always pass) and counted in the log',
+  }),
+  workerBurstMessages: fromEnv('PERRY_HUB_WORKER_BURST_MESSAGES', Type.Integer({ minimum: 1, default: 10_000 }), {
+    description: 'Frames a worker may send at once above its sustained rate (a compiler burst)',
+  }),
+  workerBytesPerSec: fromEnv('PERRY_HUB_WORKER_BYTES_PER_SEC', Type.Integer({ minimum: 1024, default: MIB }), {
+    description: 'Sustained bytes per second one worker may send, counted like PERRY_HUB_WORKER_MESSAGES_PER_SEC',
+  }),
+  workerBurstBytes: fromEnv('PERRY_HUB_WORKER_BURST_BYTES', Type.Integer({ minimum: 1024, default: 8 * MIB }), {
+    description: 'Bytes a worker may send at once above its sustained rate',
+  }),
+  logSummaryMs: fromEnv('PERRY_HUB_WS_LOG_SUMMARY_MS', Type.Integer({ minimum: 100, default: 10_000 }), {
+    description:
+      'Refused connections, bad frames and dropped worker messages are logged once per kind, then counted in one summary line per interval',
+  }),
 });
 export type WorkerGatewayConfig = Static<typeof WorkerGatewayConfig>;

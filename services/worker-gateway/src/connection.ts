@@ -26,6 +26,8 @@ export class Connection {
   lastHeardAt = Date.now();
   lastPingAt = Date.now();
   session: Session | undefined;
+  /** Unparseable frames received before the first message that names a role. */
+  unidentifiedFrames = 0;
   /** Set while reading is paused for backpressure: silence is then ours, not the peer's. */
   paused = false;
   #closed = false;
@@ -89,9 +91,9 @@ export class Connection {
   }
 
   /** Send a last frame, then close; the original closed right after its error frames. */
-  async sendAndClose(text: string, code = 1000): Promise<void> {
+  async sendAndClose(text: string, code = 1000, reason = ''): Promise<void> {
     await this.send(text);
-    this.close(code);
+    this.close(code, reason);
   }
 
   close(code = 1000, reason = ''): void {

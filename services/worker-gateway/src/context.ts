@@ -6,6 +6,8 @@ import type { Subjects, WireObject } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
 import type { ActivityBatcher } from './activity.js';
 import type { WorkerGatewayConfig } from './config.js';
+import type { JobStatusLookup } from './job-status.js';
+import type { Notices } from './notices.js';
 import type { EventPublisher } from './publisher.js';
 import type { UpdatePolicy } from './updates.js';
 
@@ -33,6 +35,12 @@ export interface GatewayContext {
   readonly updates: UpdatePolicy;
   /** Opens `credentialsSealed` of an assign command; null means no credentials (`{}`). */
   openCredentials(sealed: string | null, jobId: string): WireObject;
+  /** Bounded log lines about refused connections, bad frames and dropped messages. */
+  readonly notices: Notices;
+  /** The scheduler's job-status, asked once per job for all its concurrent subscribers. */
+  readonly jobStatus: JobStatusLookup;
+  /** Open watcher sockets per job id on this instance (PERRY_HUB_WS_MAX_WATCHERS_PER_JOB). */
+  readonly watchers: Map<string, number>;
   /** Workers connected to this instance, by worker id. */
   readonly workers: Map<string, WorkerSessionHandle>;
   /** Default names for workers that send none: `worker-<n>`, as the original counted. */

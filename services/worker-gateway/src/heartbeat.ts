@@ -22,7 +22,7 @@ export function sweepIntervalMs(config: GatewayContext['config']): number {
 }
 
 export function startHeartbeat(ctx: GatewayContext, door: WsFrontDoor): () => void {
-  const { config, log } = ctx;
+  const { config, notices } = ctx;
   const pingMs = pingEveryMs(config);
   let lastActivityAt = Date.now();
 
@@ -32,7 +32,7 @@ export function startHeartbeat(ctx: GatewayContext, door: WsFrontDoor): () => vo
       if (conn.closed) continue;
       if (conn.paused) conn.heard(); // we stopped reading: its silence is ours
       if (now - conn.lastHeardAt > config.workerLostMs) {
-        log.warn({ remote: conn.remote, silentMs: now - conn.lastHeardAt }, 'silent connection closed');
+        notices.note('silent connection closed', { remote: conn.remote, silentMs: now - conn.lastHeardAt });
         conn.terminate();
         continue;
       }

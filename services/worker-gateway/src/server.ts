@@ -7,11 +7,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { AddressLimiter, addressKey, clientAddress } from './addresses.js';
 import { CliSession } from './cli-session.js';
 import { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { readHello, secretMatches } from './hello.js';
-import { AUTH_FAILED, parseFrame, stringField } from './wire.js';
+import { AUTH_FAILED, invalidHello, parseFrame, stringField } from './wire.js';
 import { WorkerSession } from './worker-session.js';
 
 /** `/ws`, tolerating the `//ws` a server URL with a trailing slash makes the CLI ask for. */
@@ -25,10 +26,19 @@ export class WsFrontDoor {
   readonly #ctx: GatewayContext;
   readonly #wss: WebSocketServer;
   readonly #attached = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
+  readonly #perAddress: AddressLimiter;
+  readonly #trustedProxies: ReadonlySet<string>;
   #listener: Server | undefined;
 
   constructor(ctx: GatewayContext) {
     this.#ctx = ctx;
+    this.#perAddress = new AddressLimiter(ctx.config.maxConnectionsPerAddress);
+    this.#trustedProxies = new Set(
+      ctx.config.trustedProxies
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
+    );
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -75,11 +85,25 @@ export class WsFrontDoor {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
+    // Counted from the upgrade on, released when the TCP connection ends (handshake or not).
+    const address = clientAddress(req, this.#trustedProxies);
+    const key = addressKey(address);
+    if (!this.#perAddress.acquire(key)) {
+      this.#ctx.notices.note('connection refused: too many from one address', { address: key });
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    let released = false;
+    const release = () => {
+      if (!released) this.#perAddress.release(key);
+      released = true;
+    };
+    socket.once('close', release);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, address));
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage): void {
-    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+  #accept(ws: WebSocket, req: IncomingMessage, address: string): void {
+    const remote = `${address}:${req.socket.remotePort ?? '?'}`;
     const { config, log } = this.#ctx;
     const conn = new Connection(ws, remote, config, log);
     this.connections.add(conn);
@@ -100,17 +124,31 @@ export class WsFrontDoor {
 
   #identify(conn: Connection, text: string): void {
     const message = parseFrame(text);
-    if (!message) return; // unparseable frames are dropped, also before the role is known
+    // Unparseable frames are dropped, also before the role is known, but not without end.
+    if (!message) {
+      if (++conn.unidentifiedFrames > this.#ctx.config.maxWatcherFrames) {
+        this.#ctx.notices.note('connection closed: unparseable frames', { remote: conn.remote });
+        conn.session = REFUSED;
+        conn.close(1008, 'unparseable frames');
+      }
+      return;
+    }
     const type = stringField(message, 'type');
     if (type === 'worker_hello') {
       if (!secretMatches(this.#ctx.config.workerSecret, message['secret'])) {
         conn.session = REFUSED;
-        conn.log.warn({ remote: conn.remote, name: message['name'] }, 'worker refused: invalid secret');
+        this.#ctx.notices.note('worker refused: invalid secret', { remote: conn.remote });
         void conn.sendAndClose(AUTH_FAILED);
         return;
       }
-      const hello = readHello(message, () => `worker-${this.#ctx.nextWorkerNumber()}`);
-      const session = new WorkerSession(this.#ctx, conn, hello);
+      const check = readHello(message, () => `worker-${this.#ctx.nextWorkerNumber()}`);
+      if (!check.ok) {
+        conn.session = REFUSED;
+        this.#ctx.notices.note('worker refused: invalid worker_hello', { remote: conn.remote, reason: check.reason });
+        void conn.sendAndClose(invalidHello(check.reason), 1008, 'invalid worker_hello');
+        return;
+      }
+      const session = new WorkerSession(this.#ctx, conn, check.hello);
       conn.session = session;
       void session.start().catch((err: unknown) => {
         conn.log.error({ err, workerId: session.workerId }, 'worker registration failed');

@@ -7,13 +7,15 @@
 import type { Server } from 'node:http';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { topologyNames, workersSummaryEndpoint } from '@perry-hub/contracts';
-import { defineService, handle } from '@perry-hub/runtime';
+import { jobStatusEndpoint, topologyNames, workersSummaryEndpoint } from '@perry-hub/contracts';
+import { call, defineService, handle } from '@perry-hub/runtime';
 import { ActivityBatcher } from './activity.js';
 import { WorkerGatewayConfig } from './config.js';
 import type { GatewayContext, WorkerSessionHandle } from './context.js';
 import { credentialsOpener } from './credentials.js';
 import { startHeartbeat } from './heartbeat.js';
+import { JobStatusLookup } from './job-status.js';
+import { Notices } from './notices.js';
 import { PresenceView, supportedTargets } from './presence.js';
 import { EventPublisher } from './publisher.js';
 import { WsFrontDoor } from './server.js';
@@ -39,6 +41,7 @@ export const workerGateway = defineService({
     let stopping = false;
     let workerNumber = 0;
     const workers = new Map<string, WorkerSessionHandle>();
+    const notices = new Notices(log, config.logSummaryMs);
     const events = new EventPublisher(nc);
     events.start();
     const ctx: GatewayContext = {
@@ -55,6 +58,12 @@ export const workerGateway = defineService({
       activity: new ActivityBatcher(nc, subjects),
       updates: new UpdatePolicy({ cooldownMs: config.updateCooldownMs, expectedVersion: () => expected.current }),
       openCredentials: credentialsOpener(config.credentialsKey),
+      notices,
+      jobStatus: new JobStatusLookup(
+        (jobId) => call(nc, subjects, jobStatusEndpoint, { jobId }),
+        config.jobStatusCacheMs,
+      ),
+      watchers: new Map(),
       workers,
       nextWorkerNumber: () => ++workerNumber,
       stopping: () => stopping,
@@ -97,6 +106,7 @@ export const workerGateway = defineService({
       await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
       for (const conn of door.connections) conn.terminate();
       ctx.activity.flush();
+      notices.flush(Date.now(), true);
       view.stop();
       expected.stop();
       events.stop();

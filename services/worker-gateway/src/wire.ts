@@ -9,6 +9,32 @@ export const AUTH_FAILED = JSON.stringify({ type: 'error', code: 'AUTH_FAILED', 
 export const JOB_NOT_FOUND = JSON.stringify({ type: 'error', code: 'JOB_NOT_FOUND', message: 'Job not found' });
 export const UPDATE_PERRY = JSON.stringify({ type: 'update_perry' });
 
+/** A hello the gateway refuses (bad name, capabilities, max_concurrent): the reason, then a close. */
+export function invalidHello(reason: string): string {
+  return JSON.stringify({ type: 'error', code: 'BAD_REQUEST', message: `Invalid worker_hello: ${reason}` });
+}
+
+/** A watcher over PERRY_HUB_WS_MAX_WATCHERS_PER_JOB: refused, then closed. */
+export const TOO_MANY_WATCHERS = JSON.stringify({
+  type: 'error',
+  code: 'RATE_LIMITED',
+  message: 'Too many connections are watching this job',
+});
+
+/**
+ * A watcher's `cancel`: knowing a job id lets a client watch, not act (design 8). The owner
+ * cancels with the submitting credential over HTTP or NATS; the watcher keeps watching.
+ */
+export function cancelRefused(jobId: string | undefined): string {
+  const route = `POST /api/v1/jobs/${jobId ?? '<job_id>'}/cancel`;
+  return JSON.stringify({
+    type: 'error',
+    ...(jobId !== undefined ? { job_id: jobId } : {}),
+    code: 'FORBIDDEN',
+    message: `A watcher cannot cancel: use ${route} with the credential that submitted the job`,
+  });
+}
+
 export interface JobAssignFrame {
   jobId: string;
   authToken: string;

@@ -9,6 +9,7 @@ import type { WireObject, WorkerLifecycle, WorkerPresence } from '@perry-hub/con
 import type { Connection, Session } from './connection.js';
 import type { GatewayContext, WorkerSessionHandle } from './context.js';
 import type { Hello } from './hello.js';
+import { MessageBudget } from './budget.js';
 import { Outbox } from './outbox.js';
 import { handleCommand } from './commands.js';
 import { appendEvent, forwardToScheduler } from './forward.js';
@@ -35,7 +36,8 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   readonly #hello: Hello;
   readonly #outbox: Outbox;
   readonly #connectedAt = Date.now();
-  readonly #droppedFor = new Set<string>();
+  /** What this worker may have relayed per second (progress and logs; outcomes always pass). */
+  readonly #budget: MessageBudget;
   #perryVersion: string;
   #lastAssigned: string | undefined;
   #commands: Subscription | undefined;
@@ -50,6 +52,12 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     this.conn = conn;
     this.#hello = hello;
     this.#perryVersion = hello.perryVersion;
+    this.#budget = new MessageBudget({
+      messagesPerSec: ctx.config.workerMessagesPerSec,
+      burstMessages: ctx.config.workerBurstMessages,
+      bytesPerSec: ctx.config.workerBytesPerSec,
+      burstBytes: ctx.config.workerBurstBytes,
+    });
     this.#outbox = new Outbox({
       window: 256,
       highWater: ctx.config.maxQueuedMessages,
@@ -144,7 +152,6 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     for (const [id, job] of this.jobs) if (job.finished && job.reported) this.jobs.delete(id);
     this.jobs.set(jobId, { attempt, finished: false, reported: false });
     this.#lastAssigned = jobId;
-    this.#droppedFor.delete(jobId);
     void this.writePresence();
   }
 
@@ -153,18 +160,34 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     void this.writePresence();
   }
 
+  /**
+   * Every frame spends the worker's budget; over it, progress and logs are dropped (one summary
+   * line per interval says how many), while outcomes (`complete`, `error`, ...) always pass: a
+   * flooding worker loses its own chatter, never its build's result, and cannot slow the others.
+   */
   onMessage(text: string): void {
+    const withinBudget = this.#budget.allow(Buffer.byteLength(text, 'utf8'));
     const message = parseFrame(text);
-    if (!message) return; // the original dropped unparseable frames silently
+    if (!message) {
+      this.#ctx.notices.note('worker frame dropped: not a JSON object', { workerId: this.workerId, name: this.name });
+      return;
+    }
     const type = stringField(message, 'type');
     if (type === 'worker_hello') return; // a second hello is ignored
     if (type === 'update_result') return this.#updateResult(message);
     if (type === 'artifact_ready') {
       // Path-based, from a worker that shares the hub's filesystem: there is none to share.
-      this.conn.log.warn({ workerId: this.workerId, jobId: message['job_id'] }, 'legacy artifact_ready dropped');
+      this.#ctx.notices.note('legacy artifact_ready dropped', { workerId: this.workerId, jobId: message['job_id'] });
       return;
     }
     if (type === undefined || (!EVENT_TYPES.has(type) && !OUTCOME_TYPES.has(type))) return;
+    if (!withinBudget && EVENT_TYPES.has(type)) {
+      this.#ctx.notices.note('worker messages dropped: over the rate limit', {
+        workerId: this.workerId,
+        name: this.name,
+      });
+      return;
+    }
     // The Windows worker's early `error` has no job_id: the original fell back to the last job.
     const jobId = stringField(message, 'job_id') ?? this.#lastAssigned;
     const job = jobId === undefined ? undefined : this.jobs.get(jobId);
@@ -210,14 +233,12 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   }
 
   #dropForeign(jobId: string | undefined, type: string): void {
-    const key = jobId ?? '';
-    if (this.#droppedFor.has(key)) return;
-    if (this.#droppedFor.size >= 100) this.#droppedFor.clear(); // log again rather than grow
-    this.#droppedFor.add(key);
-    this.conn.log.warn(
-      { workerId: this.workerId, name: this.name, jobId, type },
-      'message for a job not assigned here',
-    );
+    this.#ctx.notices.note('worker message for a job not assigned here dropped', {
+      workerId: this.workerId,
+      name: this.name,
+      jobId: jobId?.slice(0, 64),
+      type,
+    });
   }
 
   /** The socket is gone: stop taking commands, vanish from presence, then tell the bus. */

@@ -6,7 +6,7 @@ import { test } from '@perry-hub/testkit';
 import { call, describeConfig } from '@perry-hub/runtime';
 import { workersSummaryEndpoint, type WorkerPresence } from '@perry-hub/contracts';
 import { workerGateway } from '../src/index.js';
-import { LINUX_HELLO, Peer, openBus, sleep, startGateway, until, workerIdOf } from './support/harness.js';
+import { LINUX_HELLO, Peer, memoryLog, openBus, sleep, startGateway, until, workerIdOf } from './support/harness.js';
 
 const SECRET = { PERRY_HUB_WORKER_SECRET: 's3cr3t' };
 
@@ -92,6 +92,46 @@ describe('roles and the worker secret', () => {
   });
 });
 
+describe('worker_hello is checked on arrival', () => {
+  test('a bad name, unknown capabilities or max_concurrent out of range: error frame, 1008, nothing registered', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, SECRET);
+    try {
+      const bad: [Record<string, unknown>, RegExp][] = [
+        [{ name: 'x'.repeat(2_000) }, /name must be 1 to 128 characters/],
+        [{ name: "w'; DROP TABLE builds; --" }, /name must be/],
+        [{ capabilities: ['linux', 'beos'] }, /unknown capabilities \["beos"\]/],
+        [{ capabilities: 'linux' }, /capabilities must be a non-empty list/],
+        [{ max_concurrent: 0 }, /max_concurrent must be an integer from 1 to 64/],
+        [{ max_concurrent: 1_000 }, /max_concurrent must be an integer from 1 to 64/],
+      ];
+      for (const [change, reason] of bad) {
+        const peer = await Peer.open(gw.url);
+        peer.send({ ...LINUX_HELLO, ...change });
+        const closed = await peer.closed;
+        expect(closed).toEqual({ code: 1008, reason: 'invalid worker_hello' });
+        expect(peer.frames).toHaveLength(1);
+        const frame = JSON.parse(peer.frames[0]!) as Record<string, unknown>;
+        expect(frame).toMatchObject({ type: 'error', code: 'BAD_REQUEST' });
+        expect(frame['message']).toMatch(reason);
+      }
+      // None of them reached presence or the bus; a good hello still does.
+      expect(bus.lifecycle.filter((l) => l.subject.endsWith('.connected'))).toEqual([]);
+      const good = await Peer.open(gw.url);
+      good.send(LINUX_HELLO);
+      await workerIdOf(bus, 'kamatera-fra');
+      expect(bus.lifecycle.filter((l) => l.subject.endsWith('.connected'))).toHaveLength(1);
+      good.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+});
+
 describe('hello, presence and lifecycle', () => {
   test('defaults: Windows without max_concurrent has one slot; no capabilities means macos', async ({
     natsUrl,
@@ -124,9 +164,6 @@ describe('hello, presence and lifecycle', () => {
         perryVersion: '',
       });
       await until('connected events', () => bus.lifecycle.filter((l) => l.subject.endsWith('.connected')).length === 2);
-      expect(
-        await call(bus.nc, bus.subjects, workersSummaryEndpoint, {}).then((s) => s.connectedWorkers),
-      ).toBeGreaterThanOrEqual(0);
       await until(
         'summary',
         async () => (await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).connectedWorkers === 2,
@@ -259,5 +296,106 @@ describe('heartbeats and limits', () => {
     expect(env).toEqual(
       expect.arrayContaining(['PERRY_HUB_WS_PORT', 'PERRY_HUB_WORKER_LOST_MS', 'PERRY_HUB_WORKER_SECRET']),
     );
+  });
+});
+
+describe('limits of the WebSocket edge', () => {
+  test('connections per client address: the excess gets 429; another address and a freed slot get in', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const gw = await startGateway(natsUrl, prefix, { PERRY_HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '3' });
+    try {
+      const held = [await Peer.open(gw.url), await Peer.open(gw.url), await Peer.open(gw.url)];
+      await expect(Peer.open(gw.url)).rejects.toThrow(/429/);
+      const other = await Peer.open(gw.url, { localAddress: '127.0.0.2' });
+      held[0]!.close();
+      await held[0]!.closed;
+      await until('the slot to be released', async () => {
+        const again = await Peer.open(gw.url).catch(() => undefined);
+        again?.close();
+        return again !== undefined;
+      });
+      for (const peer of [...held, other]) peer.close();
+    } finally {
+      await gw.service.stop();
+    }
+  });
+
+  test('a subscribe storm on one job: one job-status request, watchers capped, the excess refused', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    bus.jobs.set('job-storm', { status: 'running', position: 0 });
+    bus.jobs.set('job-other', { status: 'queued', position: 2 });
+    const gw = await startGateway(natsUrl, prefix, {
+      PERRY_HUB_WS_MAX_WATCHERS_PER_JOB: '4',
+      PERRY_HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '100',
+    });
+    try {
+      const peers = await Promise.all(Array.from({ length: 40 }, () => Peer.open(gw.url)));
+      for (const peer of peers) peer.send({ type: 'subscribe', job_id: 'job-storm' });
+      await until('every socket answered', () => peers.every((p) => p.frames.length > 0));
+      const created = peers.filter((p) => p.frames[0]!.includes('"job_created"'));
+      const refused = peers.filter((p) => p.frames[0]!.includes('"RATE_LIMITED"'));
+      expect(created).toHaveLength(4);
+      expect(refused).toHaveLength(36);
+      expect(refused[0]!.frames).toEqual([
+        '{"type":"error","code":"RATE_LIMITED","message":"Too many connections are watching this job"}',
+      ]);
+      expect(await refused[0]!.closed).toEqual({ code: 1008, reason: 'too many watchers' });
+      // Not one request per socket: the concurrent subscribers shared one.
+      expect(bus.statusAsked.filter((id) => id === 'job-storm')).toHaveLength(1);
+      // Another job is not affected, and a watcher that leaves frees its place.
+      const other = await Peer.open(gw.url);
+      other.send({ type: 'subscribe', job_id: 'job-other' });
+      expect(await other.frameCount(1)).toEqual([
+        '{"type":"job_created","job_id":"job-other","position":2,"estimated_wait_secs":0}',
+      ]);
+      created[0]!.close();
+      await created[0]!.closed;
+      const late = await until('a freed place', async () => {
+        const peer = await Peer.open(gw.url);
+        peer.send({ type: 'subscribe', job_id: 'job-storm' });
+        const first = await peer.frameCount(1);
+        if (first[0]!.includes('job_created')) return peer;
+        return undefined;
+      });
+      late.close();
+      for (const peer of [...peers, other]) peer.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test('a watcher that keeps sending frames is closed; the log gets one line per interval, not one per socket', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    bus.jobs.set('job-chatty', { status: 'running', position: 0 });
+    const logged = memoryLog();
+    const gw = await startGateway(
+      natsUrl,
+      prefix,
+      { PERRY_HUB_WS_MAX_WATCHER_FRAMES: '3', PERRY_HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '100' },
+      logged.log,
+    );
+    try {
+      const before = logged.lines.length;
+      const peers = await Promise.all(Array.from({ length: 30 }, () => Peer.open(gw.url)));
+      for (const peer of peers) {
+        peer.send({ type: 'subscribe', job_id: 'job-chatty' });
+        for (let i = 0; i < 10; i++) peer.send({ type: 'subscribe', job_id: 'job-chatty' });
+      }
+      for (const peer of peers) expect(await peer.closed).toEqual({ code: 1008, reason: 'too many frames' });
+      const lines = logged.lines.slice(before).filter((l) => l.includes('too many frames'));
+      expect(lines).toHaveLength(1);
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
   });
 });

@@ -4,7 +4,17 @@ import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
 import { generateSealKey, parseSealKeys, seal } from '@perry-hub/runtime';
 import type { AssignCommand } from '@perry-hub/contracts';
-import { LINUX_HELLO, Peer, openBus, sleep, startGateway, until, workerIdOf, type Bus } from './support/harness.js';
+import {
+  LINUX_HELLO,
+  Peer,
+  memoryLog,
+  openBus,
+  sleep,
+  startGateway,
+  until,
+  workerIdOf,
+  type Bus,
+} from './support/harness.js';
 
 const JOB = '3f2c8a9e-5b1d-4c7e-9a2f-1e6d0b7c4a58';
 const KEY = generateSealKey();
@@ -266,7 +276,7 @@ describe('CLI watchers', () => {
     }
   });
 
-  test('a finished job whose log lacks complete gets the synthetic one; cancel reaches the scheduler', async ({
+  test("a finished job whose log lacks complete gets the synthetic one; a watcher's cancel is refused, not forwarded", async ({
     natsUrl,
     prefix,
   }) => {
@@ -281,12 +291,77 @@ describe('CLI watchers', () => {
         `{"type":"complete","job_id":"${JOB}","success":true,"duration_secs":0,"artifacts":[]}`,
       ]);
       cli.send({ type: 'cancel', job_id: JOB });
-      await until('cancel', () => bus.cancels.length === 1);
-      expect(bus.cancels).toEqual([{ jobId: JOB, by: 'cli' }]);
+      expect(await cli.frameCount(3)).toEqual([
+        expect.any(String),
+        expect.any(String),
+        `{"type":"error","job_id":"${JOB}","code":"FORBIDDEN","message":"A watcher cannot cancel: use POST /api/v1/jobs/${JOB}/cancel with the credential that submitted the job"}`,
+      ]);
+      await sleep(300);
+      expect(bus.cancels).toEqual([]);
+      expect(cli.closeCode).toBeUndefined();
       cli.close();
     } finally {
       await gw.service.stop();
       await bus.close();
     }
   });
+});
+
+describe('a flooding worker', () => {
+  test(
+    'its progress and logs over the rate are dropped, its complete is not, and the log gets summaries only',
+    {
+      timeout: 30_000,
+    },
+    async ({ natsUrl, prefix }) => {
+      const bus = await openBus(natsUrl, prefix);
+      const logged = memoryLog();
+      const gw = await startGateway(
+        natsUrl,
+        prefix,
+        {
+          ...ENV,
+          PERRY_HUB_WORKER_MESSAGES_PER_SEC: '100',
+          PERRY_HUB_WORKER_BURST_MESSAGES: '200',
+          PERRY_HUB_WS_LOG_SUMMARY_MS: '500',
+        },
+        logged.log,
+      );
+      try {
+        const { peer, workerId } = await connectWorker(bus, gw.url);
+        await bus.command(workerId, assignCommand());
+        await peer.frameCount(1);
+        const linesBefore = logged.lines.length;
+        const started = Date.now();
+        // 3,000 log lines for its job and 3,000 frames for jobs it never had (each used to be logged).
+        for (let i = 0; i < 3_000; i++) {
+          peer.send(`{"job_id":"${JOB}","line":"flood ${i}","stage":"compiling","stream":"stdout","type":"log"}`);
+          peer.send(`{"job_id":"unknown-${i}","line":"x","stage":"compiling","stream":"stdout","type":"log"}`);
+        }
+        const complete = `{"artifacts":[],"duration_secs":1.0,"job_id":"${JOB}","success":true,"type":"complete"}`;
+        peer.send(complete);
+        await until('the complete', () => bus.events.some((e) => e.message['type'] === 'complete'), 15_000);
+        const elapsedSecs = (Date.now() - started) / 1000;
+        const relayed = (await bus.log(JOB)).length;
+        // Every frame spends the budget (the foreign ones too, half of this flood): at most the
+        // burst plus the sustained rate over the flood, with room for timing; far below 3,000.
+        expect(relayed).toBeGreaterThanOrEqual(50);
+        expect(relayed).toBeLessThanOrEqual(200 + Math.ceil(100 * elapsedSecs) + 50);
+        await sleep(700); // one summary interval: the counts are written
+        const lines = logged.lines.slice(linesBefore).map((l) => JSON.parse(l) as { msg: string; count?: number });
+        expect(lines.length).toBeLessThan(20);
+        const summarised = (msg: string) =>
+          lines.filter((l) => l.msg === msg || l.msg === `${msg} (repeated)`).reduce((n, l) => n + (l.count ?? 1), 0);
+        // Every dropped frame is counted, under one of two kinds (over the rate is checked first).
+        const foreign = summarised('worker message for a job not assigned here dropped');
+        const overRate = summarised('worker messages dropped: over the rate limit');
+        expect(foreign).toBeGreaterThan(0);
+        expect(foreign + overRate).toBe(6_000 - relayed);
+        peer.close();
+      } finally {
+        await gw.service.stop();
+        await bus.close();
+      }
+    },
+  );
 });

@@ -99,6 +99,14 @@ export async function startHub(infra: Infra, dir: string, ports: HubPorts, crede
     PERRY_HUB_SELF_HOSTED: 'true',
     PERRY_HUB_LOG_LEVEL: process.env['BENCH_HUB_LOG_LEVEL'] ?? 'warn',
     PERRY_HUB_SHUTDOWN_GRACE_MS: '3000',
+    // The bench's 10,000 idle workers and its fleet all connect from this one address.
+    PERRY_HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '100000',
+    // The log relay figure measures what the hub can carry (5,000 lines/s for 5 s), not the
+    // per-worker budget that protects it (1,000/s with a burst of 10,000 by default).
+    PERRY_HUB_WORKER_MESSAGES_PER_SEC: '20000',
+    PERRY_HUB_WORKER_BURST_MESSAGES: '100000',
+    PERRY_HUB_WORKER_BYTES_PER_SEC: String(64 * 1024 * 1024),
+    PERRY_HUB_WORKER_BURST_BYTES: String(256 * 1024 * 1024),
   };
   // BENCH_HUB_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the hub.
   const nodeArgs = (process.env['BENCH_HUB_NODE_OPTIONS'] ?? '').split(' ').filter(Boolean);

@@ -122,10 +122,27 @@ export const jobStatusEndpoint = defineEndpoint({
   timeoutMs: 3_000,
 });
 
+/**
+ * Cancel a job. A job id is a capability to watch, not to act: `owner` must name the license or
+ * the account the job was submitted with, and the scheduler compares it with the build record (a
+ * stranger gets JOB_NOT_FOUND, as for a job that does not exist). `admin` is for callers that
+ * checked the admin secret themselves (the ingest); tools never reach this internal subject.
+ */
+export const CancelJobRequest = Type.Object(
+  {
+    jobId: Type.String(),
+    by: Type.Enum(['owner', 'admin']),
+    licenseKey: Type.Optional(Type.String({ maxLength: 256 })),
+    accountId: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type CancelJobRequest = Static<typeof CancelJobRequest>;
+
 export const cancelJobEndpoint = defineEndpoint({
   service: 'scheduler',
   name: 'cancel',
-  request: Type.Object({ jobId: Type.String(), by: Type.Enum(['cli', 'admin']) }, { additionalProperties: false }),
+  request: CancelJobRequest,
   response: Ack,
   timeoutMs: 5_000,
 });

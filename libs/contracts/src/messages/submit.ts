@@ -66,3 +66,40 @@ export const BuildSubmitRequest = Type.Object(
   { additionalProperties: false },
 );
 export type BuildSubmitRequest = Static<typeof BuildSubmitRequest>;
+
+/**
+ * `<p>.builds.cancel` request (JSON), and the body `POST /api/v1/jobs/:id/cancel` may carry. Only
+ * the credential that submitted the job may cancel it (or the admin secret, over HTTP): a job id
+ * alone lets a client watch a build, never act on it. Reply: `{"ok":true,"result":BuildCancelled}`
+ * or the error envelope; a stranger's cancel and an unknown job both get JOB_NOT_FOUND.
+ */
+export const BuildCancelRequest = Type.Object(
+  {
+    job_id: Type.String({ format: 'uuid' }),
+    license_key: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'The license the job was submitted with' }),
+    ),
+    api_token: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 128, description: 'API token of the account that submitted the job' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type BuildCancelRequest = Static<typeof BuildCancelRequest>;
+
+/** `POST /api/v1/jobs/:id/cancel` body: the credential in the body, like `/license/verify` takes it. */
+export const CancelBody = Type.Object(
+  { license_key: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) },
+  { additionalProperties: false },
+);
+export type CancelBody = Static<typeof CancelBody>;
+
+/**
+ * A cancel was accepted: a queued job is cancelled at once, a running one once its worker stops
+ * (or after PERRY_HUB_CANCEL_GRACE_MS). Watchers see the job end as usual.
+ */
+export const BuildCancelled = Type.Object(
+  { job_id: Type.String({ format: 'uuid' }), cancelled: Type.Literal(true) },
+  { additionalProperties: false },
+);
+export type BuildCancelled = Static<typeof BuildCancelled>;

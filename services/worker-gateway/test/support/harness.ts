@@ -3,7 +3,7 @@
  * scheduler serving the two endpoints the gateway calls, raw WebSocket peers that record every
  * frame as text, and the bus as the scheduler sees it (commands, lifecycle, event log).
  */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -60,10 +60,17 @@ export interface Gateway {
   readonly url: string;
 }
 
+/** A logger that keeps every line it writes (JSON), for tests that count what was logged. */
+export function memoryLog(level = 'info'): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { log: pino({ level }, { write: (line: string) => void lines.push(line) }), lines };
+}
+
 export async function startGateway(
   natsUrl: string,
   prefix: string,
   env: Record<string, string> = {},
+  logger: Logger = log,
 ): Promise<Gateway> {
   const config = loadConfig(workerGateway.config, {
     PERRY_HUB_NATS_URL: natsUrl,
@@ -72,7 +79,7 @@ export async function startGateway(
     PERRY_HUB_WS_HOST: '127.0.0.1',
     ...env,
   });
-  const service = await launchService(workerGateway, config, log);
+  const service = await launchService(workerGateway, config, logger);
   const port = service.info['wsPort'] as number;
   return { service, port, url: `ws://127.0.0.1:${port}` };
 }
@@ -101,8 +108,8 @@ export class Peer {
     );
   }
 
-  static async open(url: string): Promise<Peer> {
-    const peer = new Peer(url);
+  static async open(url: string, options: ConstructorParameters<typeof WebSocket>[2] = {}): Promise<Peer> {
+    const peer = new Peer(url, options);
     await peer.opened;
     return peer;
   }
@@ -150,6 +157,8 @@ export interface Bus {
   readonly lifecycle: { subject: string; value: Record<string, unknown> }[];
   /** Every cancel request the fake scheduler was sent. */
   readonly cancels: { jobId: string; by: string }[];
+  /** Every job id the fake `job-status` was asked about, in order. */
+  readonly statusAsked: string[];
   /** Jobs the fake `job-status` knows; unknown ids are not found. */
   readonly jobs: Map<string, Omit<JobStatusReply, 'found'>>;
   /** Answer for worker-event; default accepted. */
@@ -178,6 +187,7 @@ export async function openBus(natsUrl: string, prefix: string, options: { schedu
     presence,
     events: [],
     cancels: [],
+    statusAsked: [],
     lifecycle: [],
     jobs: new Map(),
     workerEventReply: () => ({ accepted: true }),
@@ -206,6 +216,7 @@ export async function openBus(natsUrl: string, prefix: string, options: { schedu
     serveScheduler: async () => {
       const svc = await serveEndpoints({ nc, subjects, service: 'scheduler', version: HUB_VERSION, log }, [
         handle(jobStatusEndpoint, ({ jobId }) => {
+          bus.statusAsked.push(jobId);
           const job = bus.jobs.get(jobId);
           return job ? { found: true, ...job } : { found: false, status: null, position: 0 };
         }),
