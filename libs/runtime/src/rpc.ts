@@ -14,6 +14,7 @@ import {
   type ResponseOf,
   type Subjects,
 } from '@perry-hub/contracts';
+import type { Static, TSchema } from 'typebox';
 import type { Logger } from 'pino';
 import { decode } from './validate.js';
 
@@ -33,7 +34,8 @@ export function handle<E extends EndpointSpec>(
   return { spec, handler: async (request) => handler(request as RequestOf<E>) };
 }
 
-function errorReply(err: unknown, log: Logger, endpoint: string): RpcReply {
+/** The bus's one error envelope: a HubError as it is, anything else logged and hidden. */
+export function errorReply(err: unknown, log: Logger, what: string): RpcReply {
   if (err instanceof HubError) {
     return {
       ok: false,
@@ -45,8 +47,35 @@ function errorReply(err: unknown, log: Logger, endpoint: string): RpcReply {
       },
     };
   }
-  log.error({ err, endpoint }, 'endpoint failed');
+  log.error({ err, endpoint: what }, 'request failed');
   return { ok: false, error: { code: 'INTERNAL_ERROR', message: 'Internal error' } };
+}
+
+/** What `respond` needs of a message: a core NATS `Msg` and a micro-service `ServiceMsg` both fit. */
+export interface Respondable {
+  readonly data: Uint8Array;
+  readonly reply?: string | undefined;
+  respond(data: Uint8Array): boolean;
+}
+
+/**
+ * The bus's one respond path: parse the JSON request (an empty body is `{}`), run it, and answer
+ * `{"ok":true,"result"}` or the error envelope. A request without a reply subject gets none.
+ */
+export async function respond(
+  msg: Respondable,
+  run: (body: unknown) => Promise<unknown>,
+  log: Logger,
+  what: string,
+): Promise<void> {
+  let reply: RpcReply;
+  try {
+    const body: unknown = msg.data.length === 0 ? {} : JSON.parse(decoder.decode(msg.data));
+    reply = { ok: true, result: await run(body) };
+  } catch (e) {
+    reply = errorReply(e instanceof SyntaxError ? new HubError('BAD_REQUEST', 'Request is not JSON') : e, log, what);
+  }
+  if (msg.reply) msg.respond(encoder.encode(JSON.stringify(reply)));
 }
 
 export interface ServeOptions {
@@ -75,21 +104,7 @@ export async function serveEndpoints(options: ServeOptions, endpoints: readonly 
           log.error({ err, endpoint: spec.name }, 'endpoint subscription failed');
           return;
         }
-        void (async () => {
-          let reply: RpcReply;
-          try {
-            const body: unknown = msg.data.length === 0 ? {} : JSON.parse(decoder.decode(msg.data));
-            const request = decode(spec.request, body, `${spec.name} request`);
-            reply = { ok: true, result: await handler(request) };
-          } catch (e) {
-            reply = errorReply(
-              e instanceof SyntaxError ? new HubError('BAD_REQUEST', 'Request is not JSON') : e,
-              log,
-              spec.name,
-            );
-          }
-          msg.respond(encoder.encode(JSON.stringify(reply)));
-        })();
+        void respond(msg, async (body) => handler(decode(spec.request, body, `${spec.name} request`)), log, spec.name);
       },
     });
   }
@@ -124,28 +139,52 @@ export async function call<E extends EndpointSpec>(
   }
 }
 
-async function callOnce<E extends EndpointSpec>(
+function callOnce<E extends EndpointSpec>(
   nc: NatsConnection,
   subjects: Subjects,
   spec: E,
   request: RequestOf<E>,
   timeoutMs: number,
 ): Promise<ResponseOf<E>> {
-  const subject = subjects.endpoint(spec.service, spec.name);
+  return requestReply(nc, subjects.endpoint(spec.service, spec.name), request, spec.response, {
+    timeoutMs,
+    what: spec.name,
+    who: `The ${spec.service} service`,
+  }) as Promise<ResponseOf<E>>;
+}
+
+export interface RequestOptions {
+  timeoutMs: number;
+  /** Names the request in errors (`account-get`, `worker command`). */
+  what: string;
+  /** Names the responder in errors (`The license service`). */
+  who: string;
+}
+
+/**
+ * The bus's one request path: send JSON, decode the RpcReply envelope, validate the result
+ * against `response`, or throw the HubError the responder answered with. No responders is
+ * SERVICE_UNAVAILABLE, silence UPSTREAM_TIMEOUT (both retryable).
+ */
+export async function requestReply<R extends TSchema>(
+  nc: NatsConnection,
+  subject: string,
+  request: unknown,
+  response: R,
+  options: RequestOptions,
+): Promise<Static<R>> {
   let data: Uint8Array;
   try {
-    const msg = await nc.request(subject, encoder.encode(JSON.stringify(request)), { timeout: timeoutMs });
+    const msg = await nc.request(subject, encoder.encode(JSON.stringify(request)), { timeout: options.timeoutMs });
     data = msg.data;
   } catch (err) {
     const text = String((err as Error)?.message ?? err);
     if (/no responders/i.test(text) || (err as { code?: string }).code === '503') {
-      throw new HubError('SERVICE_UNAVAILABLE', `The ${spec.service} service is not running`, { cause: err });
+      throw new HubError('SERVICE_UNAVAILABLE', `${options.who} is not running`, { cause: err });
     }
-    throw new HubError('UPSTREAM_TIMEOUT', `The ${spec.service} service did not answer ${spec.name} in time`, {
-      cause: err,
-    });
+    throw new HubError('UPSTREAM_TIMEOUT', `${options.who} did not answer ${options.what} in time`, { cause: err });
   }
-  const reply = decode(RpcReply, JSON.parse(decoder.decode(data)), `${spec.name} reply`, 'INTERNAL_ERROR');
+  const reply = decode(RpcReply, JSON.parse(decoder.decode(data)), `${options.what} reply`, 'INTERNAL_ERROR');
   if (!reply.ok) {
     const { code, message, retry, details } = reply.error;
     throw new HubError(isErrorCode(code) ? code : 'INTERNAL_ERROR', message, {
@@ -153,5 +192,5 @@ async function callOnce<E extends EndpointSpec>(
       ...(details ? { details } : {}),
     });
   }
-  return decode(spec.response, reply.result, `${spec.name} result`, 'INTERNAL_ERROR') as ResponseOf<E>;
+  return decode(response, reply.result, `${options.what} result`, 'INTERNAL_ERROR');
 }

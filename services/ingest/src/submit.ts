@@ -3,15 +3,12 @@
  * the tarball already uploaded to the Object Store (see BuildSubmitRequest). Answers in the bus
  * envelope `{"ok":true,"result":{job_id,ws_url,position}}` or `{"ok":false,"error":{...}}`.
  */
-import { BuildSubmitRequest, HubError, type RpcReply } from '@perry-hub/contracts';
-import { decode, type Logger } from '@perry-hub/runtime';
+import { BuildSubmitRequest, HubError } from '@perry-hub/contracts';
+import { decode, respond } from '@perry-hub/runtime';
 import type { Subscription } from '@nats-io/nats-core';
 import { Submission, type IntakeDeps } from './intake.js';
 import { MAX_UPLOAD_BYTES } from './limits.js';
 import { assertNoForbiddenKeys } from './manifest.js';
-
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 export async function submitOverNats(deps: IntakeDeps, payload: unknown) {
   const request = decode(BuildSubmitRequest, payload, 'builds.submit request');
@@ -38,22 +35,6 @@ export async function submitOverNats(deps: IntakeDeps, payload: unknown) {
   }
 }
 
-function failure(err: unknown, log: Logger): RpcReply {
-  if (err instanceof HubError) {
-    return {
-      ok: false,
-      error: {
-        code: err.code,
-        message: err.message,
-        retry: err.retry,
-        ...(err.details ? { details: err.details } : {}),
-      },
-    };
-  }
-  log.error({ err }, 'bus request failed');
-  return { ok: false, error: { code: 'INTERNAL_ERROR', message: 'Internal error' } };
-}
-
 /**
  * Serve a tool-facing request subject in the `ingest` queue group, so instances share the load;
  * answers in the bus envelope, with the HTTP API's error codes.
@@ -67,16 +48,7 @@ export function serveRequests(
     queue: `${deps.subjects.prefix}.ingest`,
     callback: (err, msg) => {
       if (err) return deps.log.error({ err, subject }, 'request subscription failed');
-      void (async () => {
-        let reply: RpcReply;
-        try {
-          const payload: unknown = JSON.parse(decoder.decode(msg.data));
-          reply = { ok: true, result: await run(payload) };
-        } catch (e) {
-          reply = failure(e instanceof SyntaxError ? new HubError('BAD_REQUEST', 'Request is not JSON') : e, deps.log);
-        }
-        msg.respond(encoder.encode(JSON.stringify(reply)));
-      })();
+      void respond(msg, run, deps.log, subject);
     },
   });
 }

@@ -4,21 +4,13 @@
  * goes to each idle worker through its command subject, which reaches whichever gateway holds
  * its socket.
  */
-import {
-  adminWorkersEndpoint,
-  updatePerryEndpoint,
-  type AdminWorker,
-  type RpcReply,
-  type WorkerCommand,
-  type WorkerPresence,
-} from '@perry-hub/contracts';
-import { handle, type BoundEndpoint } from '@perry-hub/runtime';
+import { adminWorkersEndpoint, updatePerryEndpoint, type AdminWorker, type WorkerPresence } from '@perry-hub/contracts';
+import { commandWorker, handle, type BoundEndpoint } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 import type { PresenceView } from './presence.js';
 import type { ExpectedVersion } from './settings.js';
 
 const NOTIFY_TIMEOUT_MS = 2_000;
-const decoder = new TextDecoder();
 
 export interface AdminDeps {
   readonly ctx: GatewayContext;
@@ -63,15 +55,6 @@ function listWorkers(view: PresenceView): AdminWorker[] {
 }
 
 /** True when the worker's gateway wrote `update_perry` to its socket (it refuses busy workers). */
-async function notify(ctx: GatewayContext, workerId: string): Promise<boolean> {
-  const command: WorkerCommand = { kind: 'update_perry' };
-  try {
-    const msg = await ctx.nc.request(ctx.subjects.workerCommand(workerId), JSON.stringify(command), {
-      timeout: NOTIFY_TIMEOUT_MS,
-    });
-    const reply = JSON.parse(decoder.decode(msg.data)) as RpcReply;
-    return reply.ok && (reply.result as { accepted?: unknown }).accepted === true;
-  } catch {
-    return false; // gone meanwhile, or its gateway is too slow to answer: not notified
-  }
+function notify(ctx: GatewayContext, workerId: string): Promise<boolean> {
+  return commandWorker(ctx.nc, ctx.subjects, workerId, { kind: 'update_perry' }, NOTIFY_TIMEOUT_MS);
 }

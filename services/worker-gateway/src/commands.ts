@@ -8,26 +8,19 @@
  * build twice.
  */
 import type { Msg } from '@nats-io/nats-core';
-import { HubError, WorkerCommand, type Ack, type AssignCommand, type RpcReply } from '@perry-hub/contracts';
-import { decode } from '@perry-hub/runtime';
+import { HubError, WorkerCommand, type Ack, type AssignCommand } from '@perry-hub/contracts';
+import { decode, respond } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 import type { WorkerSession } from './worker-session.js';
 import { cancel, jobAssign, proceedDistribute, skipDistribute } from './wire.js';
 
-const decoder = new TextDecoder();
-
-export async function handleCommand(ctx: GatewayContext, session: WorkerSession, msg: Msg): Promise<void> {
-  let reply: RpcReply;
-  try {
-    const body: unknown = JSON.parse(decoder.decode(msg.data));
-    const command = decode(WorkerCommand, body, 'worker command');
-    reply = { ok: true, result: await run(ctx, session, command) };
-  } catch (err) {
-    const e = err instanceof HubError ? err : new HubError('BAD_REQUEST', 'Command is not JSON', { cause: err });
-    if (!(err instanceof HubError) && !(err instanceof SyntaxError)) ctx.log.error({ err }, 'worker command failed');
-    reply = { ok: false, error: { code: e.code, message: e.message, retry: e.retry } };
-  }
-  if (msg.reply) msg.respond(JSON.stringify(reply));
+export function handleCommand(ctx: GatewayContext, session: WorkerSession, msg: Msg): Promise<void> {
+  return respond(
+    msg,
+    (body) => run(ctx, session, decode(WorkerCommand, body, 'worker command')),
+    ctx.log,
+    'worker command',
+  );
 }
 
 async function run(ctx: GatewayContext, session: WorkerSession, command: WorkerCommand): Promise<Ack> {
