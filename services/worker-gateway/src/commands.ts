@@ -11,10 +11,19 @@ import type { Msg } from '@nats-io/nats-core';
 import { HubError, WorkerCommand, type Ack, type AssignCommand } from '@perry-hub/contracts';
 import { decode, respond } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
-import type { WorkerSession } from './worker-session.js';
 import { cancel, jobAssign, proceedDistribute, skipDistribute } from './wire.js';
 
-export function handleCommand(ctx: GatewayContext, session: WorkerSession, msg: Msg): Promise<void> {
+/** What a command needs of the worker's session (narrow, so this module does not import it). */
+export interface CommandTarget {
+  readonly workerId: string;
+  readonly conn: { readonly closed: boolean; send(text: string): Promise<boolean> };
+  readonly jobs: ReadonlyMap<string, { readonly attempt: number }>;
+  requestUpdate(): Promise<boolean>;
+  assigned(jobId: string, attempt: number): void;
+  unassigned(jobId: string, attempt: number): void;
+}
+
+export function handleCommand(ctx: GatewayContext, session: CommandTarget, msg: Msg): Promise<void> {
   return respond(
     msg,
     (body) => run(ctx, session, decode(WorkerCommand, body, 'worker command')),
@@ -23,7 +32,7 @@ export function handleCommand(ctx: GatewayContext, session: WorkerSession, msg: 
   );
 }
 
-async function run(ctx: GatewayContext, session: WorkerSession, command: WorkerCommand): Promise<Ack> {
+async function run(ctx: GatewayContext, session: CommandTarget, command: WorkerCommand): Promise<Ack> {
   if (session.conn.closed) return { accepted: false, reason: 'worker disconnected' };
   switch (command.kind) {
     case 'assign':
@@ -39,7 +48,7 @@ async function run(ctx: GatewayContext, session: WorkerSession, command: WorkerC
   }
 }
 
-async function assign(ctx: GatewayContext, session: WorkerSession, command: AssignCommand): Promise<Ack> {
+async function assign(ctx: GatewayContext, session: CommandTarget, command: AssignCommand): Promise<Ack> {
   const known = session.jobs.get(command.jobId);
   if (known?.attempt === command.attempt) return { accepted: true };
   let frame: string;

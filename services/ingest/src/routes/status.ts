@@ -8,7 +8,7 @@ import {
   type StatusResponse,
 } from '@perry-hub/contracts';
 import { call } from '@perry-hub/runtime';
-import type { IngestDeps } from '../app.js';
+import type { BusDeps } from './license.js';
 
 /**
  * `GET /api/v1/status`: the original's shape, with the queue answered by the scheduler and the
@@ -16,7 +16,7 @@ import type { IngestDeps } from '../app.js';
  * answers and manages VMs (provider azure or command); without one, or with automatic VM start
  * disabled (the default without Azure settings), the answer is exactly the original's.
  */
-export function statusRoutes(deps: IngestDeps): FastifyPluginAsync {
+export function statusRoutes(deps: BusDeps): FastifyPluginAsync {
   return async (app) => {
     app.get('/api/v1/status', async (): Promise<StatusResponse & { sign_vms?: SignVmSummary[] }> => {
       const [queue, workers, vms] = await Promise.all([
