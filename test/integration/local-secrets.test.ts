@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { startHub } from '@perry-hub/cli';
 import { parseSealKeys } from '@perry-hub/runtime';
-import { createTestDatabase, getTestStack, uniquePrefix } from '@perry-hub/testkit';
+import { createTestDatabase, getTestStack, uniquePrefix, testNatsCredentialsDir } from '@perry-hub/testkit';
 import { send } from './support/perry-publish.js';
 
 describe('perry-hub start without secrets configured', () => {
@@ -18,6 +18,7 @@ describe('perry-hub start without secrets configured', () => {
     const env = {
       PERRY_HUB_DATA_DIR: dataDir,
       PERRY_HUB_NATS_URL: stack.natsUrl,
+      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
       PERRY_HUB_SUBJECT_PREFIX: uniquePrefix('secrets'),
       PERRY_DB_HOST: database.host,
       PERRY_DB_PORT: String(database.port),
