@@ -82,8 +82,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       started.push(nats);
       env['PERRY_HUB_NATS_URL'] = nats.url;
       env['PERRY_HUB_NATS_CREDENTIALS_DIR'] = credentialsDir;
-      env['PERRY_HUB_NATS_USER'] = '';
-      env['PERRY_HUB_NATS_PASSWORD'] = '';
       servers.push({ name: 'NATS', url: nats.url });
     }
     if (options.startDb) {
