@@ -4,7 +4,7 @@ import { HUB_VERSION, SERVICE_NAMES } from '@perry-hub/contracts';
 import { ConfigError, configSchema, createLogger, loadConfig, natsFields, onShutdownSignal } from '@perry-hub/runtime';
 import { CliConfig, configTable } from './config.js';
 import { startLocalStack } from './local.js';
-import { renderDeploymentAccounts } from './nats-config.js';
+import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
 import { runStart } from './start.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -21,6 +21,8 @@ Usage:
   perry-hub config [--markdown]   List every configuration variable with its default.
   perry-hub nats-config           Print the nats-server accounts block (users, permissions) for
                                   the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR.
+  perry-hub nats-config --check FILE
+                                  Check a nats-server config: users only inside accounts.
   perry-hub --help | --version
 
 Services: ${SERVICE_NAMES.join(', ')}
@@ -42,6 +44,7 @@ export async function main(
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         markdown: { type: 'boolean' },
+        check: { type: 'string' },
       },
     });
   } catch (err) {
@@ -66,6 +69,11 @@ export async function main(
     case 'infra':
       return runInfra(env, out);
     case 'nats-config':
+      if (parsed.values.check !== undefined) {
+        const problems = checkNatsConfigFile(parsed.values.check);
+        out.write(problems.length === 0 ? `${parsed.values.check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
+        return problems.length === 0 ? 0 : 1;
+      }
       try {
         out.write(`${renderDeploymentAccounts(env)}\n`);
         return 0;

@@ -3,11 +3,12 @@
  * seed files in PERRY_HUB_NATS_CREDENTIALS_DIR (`<service>.nk`, `tool-<name>.nk`). It prints
  * public keys and permissions only, so its output can go to the server's config management.
  */
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Type from 'typebox';
 import { natsUsers } from '@perry-hub/contracts';
-import { renderNatsAccounts } from '@perry-hub/localstack';
+import { assertSafeNatsConfig, findBinary, isLocalStackError, renderNatsAccounts } from '@perry-hub/localstack';
 import {
   ConfigError,
   configSchema,
@@ -55,4 +56,31 @@ function usersOf(prefix: string, keys: ReadonlyMap<string, string>) {
   } catch (err) {
     throw new ConfigError([`PERRY_HUB_NATS_CREDENTIALS_DIR: ${(err as Error).message}`]);
   }
+}
+
+/**
+ * `perry-hub nats-config --check FILE`: refuses a config with a top-level authorization {} block
+ * beside accounts {}, then asks nats-server itself (`-t`) when it is installed. Returns problems.
+ */
+export function checkNatsConfigFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return [`${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`];
+  }
+  try {
+    assertSafeNatsConfig(text);
+  } catch (err) {
+    if (isLocalStackError(err, 'UNSAFE_CONFIG')) return [`${file}: ${err.message}`];
+    throw err;
+  }
+  let binary: string;
+  try {
+    binary = findBinary('nats-server');
+  } catch {
+    return [];
+  }
+  const check = spawnSync(binary, ['-t', '-c', file], { encoding: 'utf8' });
+  return check.status === 0 ? [] : [`${file}: nats-server -t: ${(check.stderr || check.stdout).trim()}`];
 }
