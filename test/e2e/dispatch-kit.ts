@@ -4,7 +4,7 @@
  * whose job id is known as soon as the hub answered, the build record as the scheduler reads it
  * from MySQL, and a deadline-bound wait for anything observable.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
 import { jobStatusEndpoint, subjects, type JobStatus } from '@perry-hub/contracts';
 import { call } from '@perry-hub/runtime';
@@ -29,6 +29,7 @@ import {
   type TestHub,
   type TestHubOptions,
 } from '../support/test-hub.js';
+import { connectTestNats } from '@perry-hub/testkit';
 
 /** Wait until `check` returns something other than undefined/false; fail with `what` at the deadline. */
 export async function until<T>(
@@ -113,7 +114,7 @@ export async function withHub(
       return w;
     },
     status: async (jobId) => {
-      nc ??= connect({ servers: input.natsUrl });
+      nc ??= connectTestNats(input.natsUrl);
       const reply = await call(await nc, subjects(input.prefix), jobStatusEndpoint, { jobId });
       return { status: reply.status, position: reply.position };
     },

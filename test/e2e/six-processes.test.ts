@@ -45,6 +45,7 @@ describe('six service processes', () => {
       'PERRY_DB_PASSWORD',
       'PERRY_DB_PORT',
       'PERRY_DB_USER',
+      'PERRY_HUB_NATS_CREDENTIALS_DIR',
       'PERRY_HUB_NATS_URL',
     ]);
     const env = {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { startHub } from '@perry-hub/cli';
 import { getFreePort } from '@perry-hub/localstack';
 import { parseSealKeys } from '@perry-hub/runtime';
-import { createTestDatabase, getTestStack, uniquePrefix } from '@perry-hub/testkit';
+import { createTestDatabase, getTestStack, testNatsCredentialsDir, uniquePrefix } from '@perry-hub/testkit';
 import { perryPublish } from '../support/perry-cli.js';
 import { expectedArtifact } from '../support/rust-worker-jobs.js';
 import { linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
@@ -38,6 +38,7 @@ describe('perry-hub start without secrets configured', () => {
       const env = {
         PERRY_HUB_DATA_DIR: dataDir,
         PERRY_HUB_NATS_URL: stack.natsUrl,
+        PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
         PERRY_HUB_SUBJECT_PREFIX: uniquePrefix('secrets'),
         PERRY_DB_HOST: database.host,
         PERRY_DB_PORT: String(database.port),

@@ -2,7 +2,6 @@
 // worker-gateway over NATS request/reply.
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { subjects, topologyNames } from '@perry-hub/contracts';
 import { jetstream } from '@nats-io/jetstream';
@@ -10,7 +9,7 @@ import { launchService, loadConfig, type LaunchedService, type ServiceDefinition
 import { scheduler } from '@perry-hub/scheduler';
 import { workerGateway } from '@perry-hub/worker-gateway';
 import { dbOptions, openPool } from '@perry-hub/db';
-import { test } from '@perry-hub/testkit';
+import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 import { ingest } from '@perry-hub/ingest';
 
 const log = pino({ level: 'silent' });
@@ -20,6 +19,7 @@ type Database = { host: string; port: number; user: string; password: string; da
 function envFor(natsUrl: string, prefix: string, db: Database, extra: Record<string, string> = {}) {
   return {
     PERRY_HUB_NATS_URL: natsUrl,
+    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
     PERRY_HUB_SUBJECT_PREFIX: prefix,
     PERRY_DB_HOST: db.host,
     PERRY_DB_PORT: String(db.port),
@@ -60,7 +60,7 @@ describe('GET /api/v1/status', () => {
       // The answer is live: queued build records and worker presence change it.
       const pool = openPool(dbOptions(database, 1));
       // Two queued jobs nobody can take, arriving as the ingest records and announces them.
-      const nc = await connect({ servers: natsUrl });
+      const nc = await connectTestNats(natsUrl);
       for (const n of [1, 2]) {
         const jobId = `00000000-0000-4000-8000-00000000000${n}`;
         await pool.query(

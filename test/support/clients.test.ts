@@ -3,8 +3,7 @@
 // scheduler (fake-hub.ts) standing in until the real routes exist.
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { connect } from '@nats-io/transport-node';
-import { test } from '@perry-hub/testkit';
+import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 import { launchService, loadConfig } from '@perry-hub/runtime';
 import { workerGateway } from '@perry-hub/worker-gateway';
 import { startFakeHub } from './fake-hub.js';
@@ -134,9 +133,10 @@ describe('a publish through the worker-gateway', () => {
   const TARBALL = Buffer.from('H4sI pretend this is a gzip tarball \u0000\u00ff', 'latin1');
 
   async function setup(natsUrl: string, prefix: string) {
-    const nc = await connect({ servers: natsUrl });
+    const nc = await connectTestNats(natsUrl);
     const env = {
       PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
       PERRY_HUB_SUBJECT_PREFIX: prefix,
       PERRY_HUB_WS_PORT: '0',
       PERRY_HUB_WS_HOST: '127.0.0.1',

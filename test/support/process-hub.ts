@@ -4,7 +4,6 @@
  * the fault tests judge by: what the hub acknowledged, and what it finally did.
  */
 import { jetstream } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topologyNames } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
@@ -13,6 +12,7 @@ import { getFreePort } from '@perry-hub/localstack';
 import { buildRequest } from './perry-cli.js';
 import { runHub, type HubProcess } from './hub-process.js';
 import { ADMIN_SECRET, CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from './test-hub.js';
+import { connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 
 export interface Database {
   host: string;
@@ -78,6 +78,7 @@ export class ProcessHub {
     this.workerUrl = `ws://127.0.0.1:${wsPort}`;
     this.env = {
       PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
       PERRY_HUB_SUBJECT_PREFIX: prefix,
       PERRY_DB_HOST: database.host,
       PERRY_DB_PORT: String(database.port),
@@ -105,7 +106,7 @@ export class ProcessHub {
       hub.processes.push(new ManagedProcess(name, ['start', ...services], hub.env));
     }
     await Promise.all(hub.processes.map((p) => p.up()));
-    hub.nc = await connect({ servers: options.natsUrl });
+    hub.nc = await connectTestNats(options.natsUrl);
     const d = options.database;
     hub.db = openPool(dbOptions(d, 2));
     hub.apiToken = await hub.proAccount();

@@ -4,8 +4,14 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startMariaDb, startNatsServer, type ChildServer } from '@perry-hub/localstack';
+import { natsUsers, SERVICE_NAMES } from '@perry-hub/contracts';
+import { ensureNkeySeeds, startMariaDb, startNatsServer, type ChildServer } from '@perry-hub/localstack';
 import type { Logger } from '@perry-hub/runtime';
+
+/** Seed files of the local NATS users, with the other local secrets (see start.ts). */
+export const LOCAL_NATS_CREDENTIALS_DIR = 'nats-credentials';
+/** A tool identity for trying NATS-native submission against the all-in-one. */
+export const LOCAL_TOOL = 'tool-local';
 
 export interface LocalStack {
   /** Environment overrides pointing the services at what was started. */
@@ -20,6 +26,8 @@ export interface LocalStackOptions {
   dbPort: number;
   startNats: boolean;
   startDb: boolean;
+  /** The hub's subject prefix: the NATS users' permissions are derived for exactly it. */
+  subjectPrefix: string;
   log: Logger;
 }
 
@@ -60,13 +68,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   try {
     if (options.startNats) {
       options.log.info({ dataDir: join(dataDir, 'nats') }, 'starting local nats-server');
+      // Every service its own NKEY user (generated once, kept 0600 in the data dir); the server
+      // config holds only the public keys.
+      const credentialsDir = join(dataDir, LOCAL_NATS_CREDENTIALS_DIR);
+      const keys = ensureNkeySeeds(credentialsDir, [...SERVICE_NAMES, LOCAL_TOOL]);
       const nats = await startNatsServer({
         dataDir: join(dataDir, 'nats'),
         port: options.natsPort,
         logFile: join(dataDir, 'nats.log'),
+        users: natsUsers(options.subjectPrefix, keys),
+        syncAlways: true,
       });
       started.push(nats);
       env['PERRY_HUB_NATS_URL'] = nats.url;
+      env['PERRY_HUB_NATS_CREDENTIALS_DIR'] = credentialsDir;
       servers.push({ name: 'NATS', url: nats.url });
     }
     if (options.startDb) {

@@ -1,9 +1,10 @@
 /** Command-line dispatch for `perry-hub`. */
 import { parseArgs } from 'node:util';
 import { HUB_VERSION, SERVICE_NAMES } from '@perry-hub/contracts';
-import { ConfigError, createLogger, loadConfig, onShutdownSignal } from '@perry-hub/runtime';
+import { ConfigError, configSchema, createLogger, loadConfig, natsFields, onShutdownSignal } from '@perry-hub/runtime';
 import { CliConfig, configTable } from './config.js';
 import { startLocalStack } from './local.js';
+import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
 import { runStart } from './start.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -18,6 +19,10 @@ Usage:
   perry-hub infra                 Run only the local nats-server and MariaDB, and print the
                                   variables that point services at them.
   perry-hub config [--markdown]   List every configuration variable with its default.
+  perry-hub nats-config           Print the nats-server accounts block (users, permissions) for
+                                  the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR.
+  perry-hub nats-config --check FILE
+                                  Check a nats-server config: users only inside accounts.
   perry-hub --help | --version
 
 Services: ${SERVICE_NAMES.join(', ')}
@@ -39,6 +44,7 @@ export async function main(
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         markdown: { type: 'boolean' },
+        check: { type: 'string' },
       },
     });
   } catch (err) {
@@ -62,6 +68,22 @@ export async function main(
       return 0;
     case 'infra':
       return runInfra(env, out);
+    case 'nats-config':
+      if (parsed.values.check !== undefined) {
+        const problems = checkNatsConfigFile(parsed.values.check);
+        out.write(problems.length === 0 ? `${parsed.values.check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
+        return problems.length === 0 ? 0 : 1;
+      }
+      try {
+        out.write(`${renderDeploymentAccounts(env)}\n`);
+        return 0;
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          out.write(`perry-hub: ${err.message}\n`);
+          return 2;
+        }
+        throw err;
+      }
     default:
       out.write(`perry-hub: unknown command "${command}"\n\n${USAGE}`);
       return 2;
@@ -70,8 +92,10 @@ export async function main(
 
 async function runInfra(env: Env, out: NodeJS.WritableStream): Promise<number> {
   let cli;
+  let subjectPrefix;
   try {
     cli = loadConfig(CliConfig, env);
+    ({ subjectPrefix } = loadConfig(configSchema({ subjectPrefix: natsFields.subjectPrefix }), env));
   } catch (err) {
     if (err instanceof ConfigError) {
       out.write(`perry-hub: ${err.message}\n`);
@@ -86,6 +110,7 @@ async function runInfra(env: Env, out: NodeJS.WritableStream): Promise<number> {
     dbPort: cli.localDbPort,
     startNats: true,
     startDb: true,
+    subjectPrefix,
     log,
   });
   out.write(

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isServiceName, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
+import { DEFAULT_SUBJECT_PREFIX, isServiceName, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
 import {
   ConfigError,
   createLogger,
@@ -113,7 +113,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   const notices: string[] = [];
   if (allInOne) {
     // Validate before starting anything, so a typo does not cost a MariaDB boot.
-    parseAll(names, env);
+    const prefix = parseAll(names, env).get('ingest')?.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
     const secrets = localSecrets(cli.dataDir, env);
     env = { ...env, ...secrets.env };
     notices.push(...secrets.notices);
@@ -126,6 +126,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
         dbPort: cli.localDbPort,
         startNats,
         startDb,
+        subjectPrefix: prefix,
         log,
       });
       env = { ...env, ...local.env };

@@ -16,3 +16,5 @@ export * from './messages/license.js';
 export * from './messages/admin.js';
 export * from './messages/verify.js';
 export * from './messages/worker-hello.js';
+export * from './bus.js';
+export * from './permissions.js';

@@ -5,8 +5,9 @@
  *
  *   <p>.svc.<service>.<endpoint>     request/reply endpoint of a service; served with the service
  *                                    name as queue group, so any number of instances share the load
- *   <p>.builds.submit                NATS-native build submission (same intake logic as HTTP)
- *   <p>.builds.cancel                NATS-native cancel, by the submitting license or account
+ *   <p>.builds.submit                NATS-native build submission (same intake logic as HTTP);
+ *                                    tool-facing, like every subject in TOOL_SUBJECTS
+ *   <p>.builds.cancel                NATS-native cancel of a job by the credential that submitted it
  *   <p>.intake.<jobId>               JetStream INTAKE stream: one message per accepted job,
  *                                    Nats-Msg-Id = jobId, consumed by the scheduler
  *   <p>.jobs.<jobId>.events          JetStream EVENTS stream: the per-job event log that CLIs replay
@@ -53,6 +54,7 @@ export interface Subjects {
   readonly queueDepth: string;
   workers(event: string): string;
   workerCommand(workerId: string): string;
+  readonly workerCommandAll: string;
   vmState(pool: string): string;
   readonly vmStateAll: string;
   readonly vmPrewarm: string;
@@ -79,9 +81,16 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     queueDepth: `${p}.queue.depth`,
     workers: (event) => `${p}.workers.${token(event)}`,
     workerCommand: (workerId) => `${p}.workers.${token(workerId)}.cmd`,
+    workerCommandAll: `${p}.workers.*.cmd`,
     vmState: (pool) => `${p}.vm.${token(pool)}.state`,
     vmStateAll: `${p}.vm.*.state`,
     vmPrewarm: `${p}.vm.prewarm`,
     metrics: (name) => `${p}.metrics.${token(name)}`,
   };
 }
+
+/**
+ * The only subjects external tools may publish to (see permissions.ts): everything else on the
+ * bus is internal. Both are request/reply; the reply goes to the tool's own inbox.
+ */
+export const TOOL_SUBJECTS = ['buildsSubmit', 'buildsCancel'] as const satisfies readonly (keyof Subjects)[];

@@ -5,9 +5,25 @@
  *
  * Consumer limits are always explicit: JetStream's defaults (30 s ack wait, unlimited
  * redeliveries, 1,000 pending) are rarely right.
+ *
+ * `usedBy` names the services that ensure an entry and the access each needs beyond ensuring it;
+ * their NATS permissions are derived from it (permissions.ts), so a service that starts using an
+ * entry must say so here or be refused by the server.
  */
 import type { ServiceName } from './services.js';
 import { subjects } from './subjects.js';
+
+/**
+ * Access beyond ensuring (INFO, CREATE, UPDATE) that every user of an entry has:
+ * - stream `read`: ad-hoc ordered consumers over it (e.g. replaying a job's events);
+ *   stream `purge`: purging it (by subject filter);
+ * - consumer: its users always consume it (next, ack);
+ * - kv / obj `read`: get, watch, list; `write`: put and delete (an Object Store delete or
+ *   replace purges the old chunks, so obj `write` includes purging).
+ */
+export type StreamAccess = 'read' | 'purge';
+export type BucketAccess = 'read' | 'write';
+export type UsedBy<A extends string> = Readonly<Partial<Record<ServiceName, readonly A[]>>>;
 
 export interface StreamSpec {
   readonly kind: 'stream';
@@ -18,7 +34,7 @@ export interface StreamSpec {
   /** Window in which a repeated Nats-Msg-Id is dropped: intake retries dedupe by job id. */
   readonly duplicateWindowMs: number;
   readonly maxMsgBytes: number;
-  readonly usedBy: readonly ServiceName[];
+  readonly usedBy: UsedBy<StreamAccess>;
 }
 
 export interface ConsumerSpec {
@@ -29,7 +45,7 @@ export interface ConsumerSpec {
   readonly ackWaitMs: number;
   readonly maxDeliver: number;
   readonly maxAckPending: number;
-  readonly usedBy: readonly ServiceName[];
+  readonly usedBy: UsedBy<never>;
 }
 
 export interface KvSpec {
@@ -38,13 +54,13 @@ export interface KvSpec {
   /** Entries expire after this long unless refreshed (0 = never). */
   readonly ttlMs: number;
   readonly history: number;
-  readonly usedBy: readonly ServiceName[];
+  readonly usedBy: UsedBy<BucketAccess>;
 }
 
 export interface ObjectStoreSpec {
   readonly kind: 'obj';
   readonly bucket: string;
-  readonly usedBy: readonly ServiceName[];
+  readonly usedBy: UsedBy<BucketAccess>;
 }
 
 export type TopologyEntry = StreamSpec | ConsumerSpec | KvSpec | ObjectStoreSpec;
@@ -79,7 +95,7 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       maxAgeMs: 7 * DAY_MS,
       duplicateWindowMs: 24 * HOUR_MS,
       maxMsgBytes: 1024 * 1024,
-      usedBy: ['ingest', 'scheduler'],
+      usedBy: { ingest: [], scheduler: [] },
     },
     {
       kind: 'consumer',
@@ -89,7 +105,7 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       ackWaitMs: 30_000,
       maxDeliver: 20,
       maxAckPending: 256,
-      usedBy: ['scheduler'],
+      usedBy: { scheduler: [] },
     },
     {
       kind: 'stream',
@@ -100,7 +116,8 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       // Long enough that a scheduler republishing its completion outbox after a crash is deduped.
       duplicateWindowMs: HOUR_MS,
       maxMsgBytes: 1024 * 1024,
-      usedBy: ['scheduler', 'worker-gateway', 'license', 'ingest'],
+      // The gateway replays a job's events to CLI watchers through ordered consumers.
+      usedBy: { scheduler: [], 'worker-gateway': ['read'], license: [], ingest: [] },
     },
     {
       kind: 'consumer',
@@ -110,21 +127,33 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       ackWaitMs: 30_000,
       maxDeliver: 50,
       maxAckPending: 64,
-      usedBy: ['license'],
+      usedBy: { license: [] },
     },
     {
       kind: 'kv',
       bucket: n.presenceBucket,
       ttlMs: 0,
       history: 1,
-      usedBy: ['worker-gateway', 'scheduler', 'vm-controller'],
+      usedBy: { 'worker-gateway': ['read', 'write'], scheduler: ['read'], 'vm-controller': ['read'] },
     },
-    { kind: 'kv', bucket: n.leasesBucket, ttlMs: 0, history: 1, usedBy: ['scheduler', 'vm-controller'] },
-    { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, usedBy: ['vm-controller', 'scheduler'] },
-    { kind: 'obj', bucket: n.blobsBucket, usedBy: ['artifact-store', 'ingest'] },
+    {
+      kind: 'kv',
+      bucket: n.leasesBucket,
+      ttlMs: 0,
+      history: 1,
+      usedBy: { scheduler: ['read', 'write'], 'vm-controller': ['read', 'write'] },
+    },
+    {
+      kind: 'kv',
+      bucket: n.vmBucket,
+      ttlMs: 0,
+      history: 5,
+      usedBy: { 'vm-controller': ['read', 'write'], scheduler: ['read'] },
+    },
+    { kind: 'obj', bucket: n.blobsBucket, usedBy: { 'artifact-store': ['read', 'write'], ingest: ['read', 'write'] } },
   ];
 }
 
 export function topologyFor(prefix: string, service: ServiceName): readonly TopologyEntry[] {
-  return topology(prefix).filter((entry) => entry.usedBy.includes(service));
+  return topology(prefix).filter((entry) => entry.usedBy[service] !== undefined);
 }

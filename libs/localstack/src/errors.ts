@@ -12,7 +12,9 @@ export type LocalStackErrorCode =
   /** mariadb-install-db failed while creating a fresh data directory. */
   | 'INIT_FAILED'
   /** A server left over from a crashed run holds the data directory and would not die. */
-  | 'STALE_PROCESS';
+  | 'STALE_PROCESS'
+  /** A nats-server config with a top-level authorization {} block beside accounts {}. */
+  | 'UNSAFE_CONFIG';
 
 export class LocalStackError extends Error {
   override readonly name = 'LocalStackError';

@@ -7,5 +7,14 @@ export type { ChildServer, MariaDbOptions, MariaDbServer, NatsServer, NatsServer
 export { LocalStackError, isLocalStackError, type LocalStackErrorCode } from './errors.js';
 export { findBinary, type BinaryName } from './binaries.js';
 export { startNatsServer } from './nats.js';
+export { ensureNkeySeeds, SEED_FILE_SUFFIX } from './nkeys.js';
+export {
+  HUB_ACCOUNT,
+  assertSafeNatsConfig,
+  renderNatsAccounts,
+  topLevelKeys,
+  type NatsUser,
+  type NatsUserPermissions,
+} from './nats-config.js';
 export { startMariaDb } from './mariadb.js';
 export { getFreePort } from './ports.js';

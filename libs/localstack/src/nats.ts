@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { findBinary } from './binaries.js';
+import { assertSafeNatsConfig, renderNatsAccounts } from './nats-config.js';
 import { LocalStackError, isLocalStackError } from './errors.js';
 import { openChildLog } from './log-tail.js';
 import { getFreePort, looksLikePortInUse } from './ports.js';
@@ -18,27 +19,31 @@ const RANDOM_PORT_ATTEMPTS = 5;
 
 /**
  * nats-server appends "jetstream" to store_dir, so pointing store_dir at the data directory puts
- * the store at `<dataDir>/jetstream`. No authorization block: it is a loopback-only dev server
- * (and a top-level one beside accounts is unsafe on 2.9.10, see design.md section 7).
+ * the store at `<dataDir>/jetstream`. Users, when given, live in one named account (never a
+ * top-level authorization block, see nats-config.ts); the whole text is checked before use.
  */
 function renderConfig(
   host: string,
   port: number,
   dataDir: string,
   serverName: string,
-  maxPayloadBytes?: number,
+  options: Pick<NatsServerOptions, 'maxPayloadBytes' | 'users' | 'syncAlways'>,
 ): string {
   const lines = [
     '# Written by @perry-hub/localstack on every start; edits are overwritten.',
     `server_name: ${JSON.stringify(serverName)}`,
     `listen: ${JSON.stringify(`${host}:${port}`)}`,
-    ...(maxPayloadBytes === undefined ? [] : [`max_payload: ${maxPayloadBytes}`]),
+    ...(options.maxPayloadBytes === undefined ? [] : [`max_payload: ${options.maxPayloadBytes}`]),
     'jetstream {',
     `  store_dir: ${JSON.stringify(dataDir)}`,
+    ...(options.syncAlways ? ['  sync_interval: always'] : []),
     '}',
+    ...(options.users ? [renderNatsAccounts(options.users)] : []),
     '',
   ];
-  return lines.join('\n');
+  const text = lines.join('\n');
+  assertSafeNatsConfig(text);
+  return text;
 }
 
 export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
@@ -56,7 +61,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     const port = fixedPort ?? (await getFreePort(host));
     // A fresh name per start lets the probe tell our server from another one on the same port.
     const serverName = `perry-hub-${randomBytes(6).toString('hex')}`;
-    writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, options.maxPayloadBytes));
+    // 0600: the file names users (public keys only for NKEY users, passwords for the others).
+    writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, options), { mode: 0o600 });
+    chmodSync(confPath, 0o600);
     const child = await SupervisedProcess.start({
       name: 'nats-server',
       command: binary,
@@ -121,6 +128,8 @@ export function probeNats(host: string, port: number, serverName: string): Promi
         if (info['jetstream'] !== true) {
           return finish(new LocalStackError('NOT_READY', `nats-server on port ${port} answers without JetStream`));
         }
+        // With authentication on, an anonymous CONNECT is refused: this server's INFO suffices.
+        if (info['auth_required'] === true) return finish(true);
         sentPing = true;
         socket.write('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
       }

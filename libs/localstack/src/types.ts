@@ -1,3 +1,5 @@
+import type { NatsUser } from './nats-config.js';
+
 /** A server running as a child process of this one. */
 export interface ChildServer {
   /** The server's own pid (not the watchdog's). */
@@ -27,6 +29,16 @@ export interface NatsServerOptions {
   /** Appended to; without it the output is discarded (a short tail is kept for error messages). */
   logFile?: string;
   maxPayloadBytes?: number;
+  /**
+   * Clients must authenticate as one of these users, all inside one account (`HUB_ACCOUNT`).
+   * Absent: no authentication (a loopback-only server for localstack's own tests).
+   */
+  users?: readonly NatsUser[];
+  /**
+   * `jetstream { sync_interval: always }`: every acknowledged write is fsynced, so it survives
+   * an OS crash, not only a process crash. Default false.
+   */
+  syncAlways?: boolean;
   /** Default 10 s. */
   readyTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL, on stop() and when this process dies. Default 10 s. */

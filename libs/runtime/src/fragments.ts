@@ -7,7 +7,14 @@ export const natsFields = {
   natsUrl: fromEnv('PERRY_HUB_NATS_URL', Type.String({ minLength: 1, default: 'nats://127.0.0.1:4222' }), {
     description: 'NATS server URL(s), comma-separated',
   }),
-  natsUser: fromEnv('PERRY_HUB_NATS_USER', Type.String({ default: '' }), { description: 'NATS user name' }),
+  natsCredentialsDir: fromEnv('PERRY_HUB_NATS_CREDENTIALS_DIR', Type.String({ default: '' }), {
+    description:
+      'Directory of NKEY seed files, one `<service>.nk` per service (mode 0600): each service connects as its own ' +
+      'user (see `perry-hub nats-config`). Instead of PERRY_HUB_NATS_USER/PASSWORD',
+  }),
+  natsUser: fromEnv('PERRY_HUB_NATS_USER', Type.String({ default: '' }), {
+    description: 'NATS user name (one user for every service; prefer PERRY_HUB_NATS_CREDENTIALS_DIR)',
+  }),
   natsPassword: fromEnv('PERRY_HUB_NATS_PASSWORD', Type.String({ default: '' }), {
     description: 'NATS password',
     secret: true,

@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './fragments.js';
 export * from './logger.js';
 export * from './nats.js';
+export * from './nats-credentials.js';
 export * from './topology.js';
 export * from './validate.js';
 export * from './rpc.js';

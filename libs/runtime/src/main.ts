@@ -29,6 +29,14 @@ export async function runServiceMain<C extends TObject>(
     onShutdownSignal(() => service.stop(), log);
     await service.stopped;
   } catch (err) {
+    if (err instanceof ConfigError) {
+      // E.g. a NATS seed file that is missing or too widely readable: a message, not a stack.
+      log.fatal({ problems: err.problems }, 'invalid configuration');
+      process.stderr.write(`perry-hub ${definition.name}: ${err.message}\n`);
+      log.flush();
+      process.exitCode = 2;
+      return;
+    }
     log.fatal({ err }, 'service failed to start');
     log.flush();
     process.exitCode = 1;

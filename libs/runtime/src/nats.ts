@@ -1,27 +1,41 @@
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { errors, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
+import { natsAuth, type NatsAuthOptions } from './nats-credentials.js';
 
 export type { NatsConnection } from '@nats-io/nats-core';
 
-export interface NatsOptions {
+export interface NatsOptions extends NatsAuthOptions {
   natsUrl: string;
-  natsUser: string;
-  natsPassword: string;
+}
+
+export interface NatsIdentityOptions {
+  /** Who connects: picks `<identity>.nk` in the credentials directory. */
+  identity: string;
+  /** Private inbox (see natsInboxPrefix in contracts): replies to others are not readable. */
+  inboxPrefix?: string;
 }
 
 /**
  * Connect with unlimited reconnects: a NATS restart must not take a service down. The initial
  * connect is retried too (`waitOnFirstConnect`), so services may start before the server.
+ * Credentials are checked before connecting, so a bad seed file is a ConfigError.
  */
-export async function connectNats(options: NatsOptions, name: string, log: Logger): Promise<NatsConnection> {
+export async function connectNats(
+  options: NatsOptions,
+  name: string,
+  log: Logger,
+  who: NatsIdentityOptions = { identity: 'hub' },
+): Promise<NatsConnection> {
+  const auth = natsAuth(options, who.identity);
   const nc = await connect({
     servers: options.natsUrl
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
     name,
-    ...(options.natsUser ? { user: options.natsUser, pass: options.natsPassword } : {}),
+    ...auth,
+    ...(who.inboxPrefix ? { inboxPrefix: who.inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
@@ -36,8 +50,17 @@ export async function connectNats(options: NatsOptions, name: string, log: Logge
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnecting') log.warn({ nats: s.type }, 'NATS connection lost');
       else if (s.type === 'reconnect') log.info({ nats: s.type }, 'NATS reconnected');
-      else if (s.type === 'error') log.error({ nats: s.type, err: s.error }, 'NATS error');
+      else if (s.type === 'error' && s.error instanceof errors.PermissionViolationError) {
+        // A subject the bus declaration (libs/contracts bus.ts, topology.ts) does not grant.
+        const { operation, subject, queue } = s.error;
+        log.error({ nats: 'permissions', operation, subject, queue }, 'NATS permissions violation');
+      } else if (s.type === 'error') log.error({ nats: s.type, err: s.error }, 'NATS error');
     }
   })().catch(() => undefined);
   return nc;
+}
+
+/** The inbox prefix a connection was opened with (for hand-made reply subjects). */
+export function inboxPrefixOf(nc: NatsConnection): string {
+  return (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || '_INBOX';
 }

@@ -10,6 +10,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import {
   HUB_VERSION,
   healthEndpoint,
+  natsInboxPrefix,
   subjects as makeSubjects,
   topologyFor,
   type Health,
@@ -79,7 +80,11 @@ export async function launchService<C extends TObject>(
   const subjects = makeSubjects(config.subjectPrefix);
   const startedAt = Date.now();
 
-  const nc = await connectNats(config, `perry-hub ${instanceId}`, log);
+  // Each service is its own NATS user, with the permissions derived from the bus declaration.
+  const nc = await connectNats(config, `perry-hub ${instanceId}`, log, {
+    identity: definition.name,
+    inboxPrefix: natsInboxPrefix(config.subjectPrefix, definition.name),
+  });
   let db: Pool | undefined;
   try {
     await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name));

@@ -3,10 +3,9 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { test } from '@perry-hub/testkit';
+import { test, connectTestNats } from '@perry-hub/testkit';
 import { base64Decoder, base64Encoder, BlobStore, gzipCheck } from '../src/index.js';
 
 /** Feed `data` in random-sized chunks (including 1-byte ones) through a transform. */
@@ -89,7 +88,7 @@ describe('BlobStore', () => {
     natsUrl,
     prefix,
   }) => {
-    const nc = await connect({ servers: natsUrl });
+    const nc = await connectTestNats(natsUrl);
     try {
       const bucket = `${prefix}-blobs`;
       await new Objm(nc).create(bucket);

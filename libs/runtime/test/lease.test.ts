@@ -1,7 +1,6 @@
 import { describe, expect } from 'vitest';
-import { connect } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { test } from '@perry-hub/testkit';
+import { test, connectTestNats } from '@perry-hub/testkit';
 import { Lease } from '../src/index.js';
 
 const TTL_MS = 600;
@@ -15,7 +14,7 @@ async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
 }
 
 async function withBucket<T>(natsUrl: string, prefix: string, body: (kv: KV) => Promise<T>): Promise<T> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectTestNats(natsUrl);
   try {
     // Like the topology's leases bucket: no TTL, so the entry carries its own expiry.
     const kv = await new Kvm(nc).create(`${prefix}-leases`, { history: 1 });

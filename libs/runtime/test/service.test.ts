@@ -1,8 +1,7 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { connect } from '@nats-io/transport-node';
 import { healthEndpoint, subjects } from '@perry-hub/contracts';
-import { test } from '@perry-hub/testkit';
+import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 import {
   call,
   configSchema,
@@ -41,6 +40,7 @@ describe('launchService', () => {
     });
     const config = loadConfig(Config, {
       PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
       PERRY_HUB_SUBJECT_PREFIX: prefix,
       PERRY_DB_HOST: database.host,
       PERRY_DB_PORT: String(database.port),
@@ -49,7 +49,7 @@ describe('launchService', () => {
       PERRY_DB_NAME: database.database,
     });
     const service = await launchService(definition, config, log);
-    const client = await connect({ servers: natsUrl });
+    const client = await connectTestNats(natsUrl);
     try {
       const health = await call(client, subjects(prefix), healthEndpoint('license'), {});
       expect(health).toMatchObject({ service: 'license', status: 'ok', checks: { nats: 'ok', mysql: 'ok' } });
@@ -78,7 +78,11 @@ describe('launchService', () => {
         throw new Error('cannot start');
       },
     });
-    const config = loadConfig(NatsOnly, { PERRY_HUB_NATS_URL: natsUrl, PERRY_HUB_SUBJECT_PREFIX: prefix });
+    const config = loadConfig(NatsOnly, {
+      PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
+      PERRY_HUB_SUBJECT_PREFIX: prefix,
+    });
     await expect(launchService(definition, config, log)).rejects.toThrow('cannot start');
   });
 });

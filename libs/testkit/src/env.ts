@@ -1,4 +1,9 @@
-/** The environment a service under test reads: the shared servers, this test's prefix and database. */
+import { testNatsCredentialsDir } from './nats-auth.js';
+
+/**
+ * The environment a service under test reads: the shared servers, this test's prefix and
+ * database, and the test NATS credentials (each service connects as its own user).
+ */
 export interface ServiceEnvInput {
   natsUrl: string;
   prefix: string;
@@ -9,6 +14,7 @@ export function serviceEnv(input: ServiceEnvInput, extra: Record<string, string>
   const db = input.database;
   return {
     PERRY_HUB_NATS_URL: input.natsUrl,
+    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
     PERRY_HUB_SUBJECT_PREFIX: input.prefix,
     PERRY_HUB_LOG_LEVEL: 'silent',
     PERRY_HUB_HTTP_PORT: '0',

@@ -15,4 +15,6 @@ export { createTestDatabase, type TestDatabase } from './database.js';
 export { uniquePrefix } from './names.js';
 export { test } from './fixtures.js';
 export { serviceEnv, type ServiceEnvInput } from './env.js';
+export { connectTestNats, testNatsCredentialsDir, testNatsUsers, TEST_TOOL } from './nats-auth.js';
+export { natsPermissionViolations } from './nats-violations.js';
 export { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';

@@ -10,6 +10,8 @@ import {
   type NatsServerOptions,
 } from '@perry-hub/localstack';
 import { onTestFinished } from 'vitest';
+import { testNatsUsers } from './nats-auth.js';
+import { recordNatsLog, watchNatsLog } from './nats-violations.js';
 import { newTempDir, trackServer } from './temp.js';
 
 /** Test data is throwaway: no point in waiting long for a clean shutdown. */
@@ -49,6 +51,7 @@ async function startStack(): Promise<TestStack> {
       dataDir: join(dir, 'nats'),
       logFile: join(dir, 'nats.log'),
       shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
+      users: testNatsUsers(),
     }),
     startMariaDb({
       dataDir: join(dir, 'mariadb'),
@@ -63,6 +66,7 @@ async function startStack(): Promise<TestStack> {
   }
   trackServer(nats.value);
   trackServer(mariadb.value);
+  watchNatsLog(join(dir, 'nats.log'));
   const db = mariadb.value;
   return {
     natsUrl: nats.value.url,
@@ -82,19 +86,29 @@ export interface IsolatedMariaDb extends MariaDbServer {
   restart(): Promise<IsolatedMariaDb>;
 }
 
-export type IsolatedNatsOptions = Omit<NatsServerOptions, 'dataDir' | 'logFile'>;
+/**
+ * Isolated servers require the test credentials too, unless `users` says otherwise. A test that
+ * commits permissions violations on purpose says so, or its file fails (see setup.ts).
+ */
+export type IsolatedNatsOptions = Omit<NatsServerOptions, 'dataDir' | 'logFile'> & {
+  expectPermissionViolations?: boolean;
+};
 export type IsolatedMariaDbOptions = Omit<MariaDbOptions, 'dataDir' | 'logFile'>;
 
 /**
  * Starts a nats-server of its own in a fresh temp dir. Called inside a test, it is stopped and its
  * directory removed when that test finishes; called elsewhere (beforeAll), when the process exits.
  */
-export async function startIsolatedNats(options: IsolatedNatsOptions = {}): Promise<IsolatedNats> {
+export async function startIsolatedNats(isolated: IsolatedNatsOptions = {}): Promise<IsolatedNats> {
+  const { expectPermissionViolations, ...options } = isolated;
   const dataDir = newTempDir('nats');
-  const cleanup = registerCleanup(dataDir);
+  const cleanup = registerCleanup(dataDir, () => {
+    if (!expectPermissionViolations) recordNatsLog(join(dataDir, 'nats.log'));
+  });
   const start = async (port: number | undefined): Promise<IsolatedNats> => {
     const server = await startNatsServer({
       shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
+      users: testNatsUsers(),
       ...options,
       ...(port === undefined ? {} : { port }),
       dataDir,
@@ -136,10 +150,11 @@ export async function startIsolatedMariaDb(options: IsolatedMariaDbOptions = {})
   return start(options.port);
 }
 
-function registerCleanup(dir: string): { track(server: ChildServer): void } {
+function registerCleanup(dir: string, beforeRemove?: () => void): { track(server: ChildServer): void } {
   const servers: ChildServer[] = [];
   const cleanup = async (): Promise<void> => {
     await Promise.all(servers.map((server) => server.stop()));
+    beforeRemove?.();
     rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   };
   try {

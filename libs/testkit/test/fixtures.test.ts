@@ -1,8 +1,8 @@
-import { connect } from '@nats-io/transport-node';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, describe, expect, test, uniquePrefix, type TestStack } from '../src/index.js';
+import { connectTestNats } from '@perry-hub/testkit';
 
 async function databasesOf(stack: TestStack): Promise<string[]> {
   const connection = await createConnection({ ...stack.db });
@@ -28,7 +28,7 @@ describe('fixtures', () => {
 
   test('first test gets a prefix and a database of its own', async ({ prefix, database, natsUrl }) => {
     seen.push({ prefix, database: database.database });
-    const nc = await connect({ servers: natsUrl });
+    const nc = await connectTestNats(natsUrl);
     try {
       const sub = nc.subscribe(`${prefix}.ping`, { max: 1 });
       nc.publish(`${prefix}.ping`, 'hello');

@@ -1,4 +1,3 @@
-import { connect } from '@nats-io/transport-node';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -6,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, startIsolatedMariaDb, startIsolatedNats, test } from '../src/index.js';
+import { connectTestNats } from '@perry-hub/testkit';
 
 const supportDir = join(dirname(fileURLToPath(import.meta.url)), 'support');
 let isolatedDir: string | undefined;
@@ -23,7 +23,7 @@ describe('isolated servers', () => {
   test('a private nats-server survives kill -9 and restart with its data and port', async () => {
     const nats = await startIsolatedNats();
     isolatedDir = nats.dataDir;
-    const nc = await connect({ servers: nats.url });
+    const nc = await connectTestNats(nats.url);
     const created = await nc.request(
       '$JS.API.STREAM.CREATE.KEEP',
       JSON.stringify({ name: 'KEEP', subjects: ['keep.>'], storage: 'file' }),
@@ -35,7 +35,7 @@ describe('isolated servers', () => {
     await nats.exited;
     const again = await nats.restart();
     expect(again.port).toBe(nats.port);
-    const nc2 = await connect({ servers: again.url });
+    const nc2 = await connectTestNats(again.url);
     const info = await nc2.request('$JS.API.STREAM.INFO.KEEP', '');
     expect(info.json<{ config?: { name?: string } }>().config?.name).toBe('KEEP');
     await nc2.close();

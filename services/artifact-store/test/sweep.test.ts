@@ -4,12 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { topologyNames } from '@perry-hub/contracts';
 import { dbOptions, openPool } from '@perry-hub/db';
 import { BlobStore, launchService, loadConfig } from '@perry-hub/runtime';
-import { test } from '@perry-hub/testkit';
+import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 import { artifactStore, sweepOrphans } from '../src/index.js';
 
 const log = pino({ level: 'silent' });
@@ -22,6 +21,7 @@ describe('orphan sweep', () => {
   }) => {
     const env = {
       PERRY_HUB_NATS_URL: natsUrl,
+      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
       PERRY_HUB_SUBJECT_PREFIX: prefix,
       PERRY_DB_HOST: database.host,
       PERRY_DB_PORT: String(database.port),
@@ -31,7 +31,7 @@ describe('orphan sweep', () => {
     };
     // The service ensures the bucket and migrates; its own timer is not what is tested here.
     const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
-    const nc = await connect({ servers: natsUrl });
+    const nc = await connectTestNats(natsUrl);
     const db = openPool(dbOptions(database, 2));
     try {
       const bucket = topologyNames(prefix).blobsBucket;

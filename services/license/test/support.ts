@@ -1,10 +1,11 @@
 import { pino } from 'pino';
-import { connect } from '@nats-io/transport-node';
 import { subjects, type EndpointSpec, type RequestOf, type ResponseOf } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool } from '@perry-hub/db';
 import { call, launchService, loadConfig, type LaunchedService, type NatsConnection } from '@perry-hub/runtime';
 import type { TestDatabase } from '@perry-hub/testkit';
 import { license } from '../src/index.js';
+import { connectTestNats } from '@perry-hub/testkit';
+import { testNatsCredentialsDir } from '@perry-hub/testkit';
 
 export interface LicenseHarness {
   nc: NatsConnection;
@@ -30,9 +31,15 @@ export async function startLicense(
   database: TestDatabase,
   extra: Record<string, string> = {},
 ): Promise<LicenseHarness> {
-  const env = { PERRY_HUB_NATS_URL: natsUrl, PERRY_HUB_SUBJECT_PREFIX: prefix, ...dbEnv(database), ...extra };
+  const env = {
+    PERRY_HUB_NATS_URL: natsUrl,
+    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
+    PERRY_HUB_SUBJECT_PREFIX: prefix,
+    ...dbEnv(database),
+    ...extra,
+  };
   const service = await launchService(license, loadConfig(license.config, env) as never, pino({ level: 'silent' }));
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectTestNats(natsUrl);
   const db = openPool(dbOptions(database, 2));
   return {
     nc,

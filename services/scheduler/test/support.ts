@@ -3,12 +3,12 @@
  * presence as the gateway keeps it, and a fake gateway that answers worker commands.
  */
 import { randomUUID } from 'node:crypto';
-import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { subjects, topologyNames, type AssignCommand, type WorkerCommand } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
+import { connectTestNats } from '@perry-hub/testkit';
 
 export interface Harness {
   nc: NatsConnection;
@@ -26,7 +26,7 @@ export async function harness(
   prefix: string,
   database: { host: string; port: number; user: string; password: string; database: string },
 ): Promise<Harness> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectTestNats(natsUrl);
   const db = openPool(dbOptions(database, 2));
   const presence = await new Kvm(nc).open(topologyNames(prefix).presenceBucket);
   const h: Harness = {

@@ -8,6 +8,7 @@
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { HubError } from '@perry-hub/contracts';
+import { inboxPrefixOf } from '@perry-hub/runtime';
 
 interface Pending {
   resolve(): void;
@@ -28,7 +29,8 @@ export class EventPublisher {
 
   constructor(nc: NatsConnection, timeoutMs = 5_000) {
     this.#nc = nc;
-    this.#prefix = createInbox();
+    // Under the connection's own inbox prefix: the only replies its NATS user may receive.
+    this.#prefix = createInbox(inboxPrefixOf(nc));
     this.#timeoutMs = timeoutMs;
   }
 

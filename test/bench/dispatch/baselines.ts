@@ -5,20 +5,20 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream, rmSync } from 'node:fs';
-import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { atRate, summarize, type Summary } from './stats.js';
 
 const SUBJECT = 'bench.baseline';
 
 /** Round trips of a request (`bytes` long) to an echo responder on another connection. */
 export async function natsRequestReply(
-  url: string,
+  connect: () => Promise<NatsConnection>,
   perSecond: number,
   seconds: number,
   bytes: number,
 ): Promise<Summary> {
-  const responder = await connect({ servers: url });
-  const requester = await connect({ servers: url });
+  const responder = await connect();
+  const requester = await connect();
   try {
     responder.subscribe(`${SUBJECT}.echo`, { callback: (_err, msg) => void msg.respond(msg.data) });
     await responder.flush();
@@ -37,9 +37,14 @@ export async function natsRequestReply(
 }
 
 /** Publish to subscribe latency of `bytes`-long messages, on two connections. */
-export async function natsPubSub(url: string, perSecond: number, seconds: number, bytes: number): Promise<Summary> {
-  const subscriber = await connect({ servers: url });
-  const publisher = await connect({ servers: url });
+export async function natsPubSub(
+  connect: () => Promise<NatsConnection>,
+  perSecond: number,
+  seconds: number,
+  bytes: number,
+): Promise<Summary> {
+  const subscriber = await connect();
+  const publisher = await connect();
   try {
     const sentAt: number[] = [];
     const samples: number[] = [];

@@ -57,7 +57,6 @@ async function connectFleet(hub: Hub): Promise<Fleet> {
 
 async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Promise<Row[]> {
   const credentialsKey = generateSealKey();
-  const natsUrl = infra.nats.url;
 
   say('idle memory: 10,000 plain ws connections to a bare ws server');
   const bare = await bareWsMemory(IDLE_WORKERS);
@@ -74,9 +73,9 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
   say('warm-up');
   await dispatchRun(hub, fleet, licenses, 20, 3);
   say('dispatch latency, and its NATS request/reply baseline');
-  const rr20 = await natsRequestReply(natsUrl, 20, BASELINE_SECONDS, REQUEST_BYTES);
+  const rr20 = await natsRequestReply(infra.connectNats, 20, BASELINE_SECONDS, REQUEST_BYTES);
   const d20 = await dispatchRun(hub, fleet, licenses, 20, RUN_SECONDS);
-  const rr100 = await natsRequestReply(natsUrl, 100, BASELINE_SECONDS, REQUEST_BYTES);
+  const rr100 = await natsRequestReply(infra.connectNats, 100, BASELINE_SECONDS, REQUEST_BYTES);
   const pids = { hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid };
   const { result: d100, cpu: cpu100 } = await cpuDuring(pids, () =>
     dispatchRun(hub, fleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
@@ -87,7 +86,7 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
   const accepted = await submit(hub, licenses[0]!, ['linux']);
   const job = await fleet.held(accepted.jobId);
   const logs = await logRun(hub, job, LOG_LINES_PER_SECOND, LOG_SECONDS);
-  const pubsub = await natsPubSub(natsUrl, LOG_LINES_PER_SECOND, LOG_SECONDS, logs.frameBytes);
+  const pubsub = await natsPubSub(infra.connectNats, LOG_LINES_PER_SECOND, LOG_SECONDS, logs.frameBytes);
 
   say('64 MiB artifact transfer, and the disk write + SHA-256 baseline');
   const data = randomBytes(ARTIFACT_BYTES);

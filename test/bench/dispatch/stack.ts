@@ -7,7 +7,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getFreePort, startMariaDb, startNatsServer, type MariaDbServer, type NatsServer } from '@perry-hub/localstack';
+import { nkeyAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { DEFAULT_SUBJECT_PREFIX, natsUsers, SERVICE_NAMES } from '@perry-hub/contracts';
+import {
+  ensureNkeySeeds,
+  getFreePort,
+  SEED_FILE_SUFFIX,
+  startMariaDb,
+  startNatsServer,
+  type MariaDbServer,
+  type NatsServer,
+} from '@perry-hub/localstack';
 import { sleep, until } from './stats.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -31,16 +42,35 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 export interface Infra {
   readonly nats: NatsServer;
+  /** One NKEY seed per service, as a deployment has: the hub runs with its real permissions. */
+  readonly natsCredentialsDir: string;
+  /** A connection of the benchmark itself (baselines), as a user with no restrictions. */
+  connectNats(): Promise<NatsConnection>;
   readonly db: MariaDbServer;
   stop(): Promise<void>;
 }
 
+const BENCH_USER = 'bench';
+
 export async function startInfra(dir: string): Promise<Infra> {
-  const nats = await startNatsServer({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats.log') });
+  const natsCredentialsDir = join(dir, 'nats-credentials');
+  const keys = ensureNkeySeeds(natsCredentialsDir, SERVICE_NAMES);
+  const bench = ensureNkeySeeds(natsCredentialsDir, [BENCH_USER]).get(BENCH_USER)!;
+  const nats = await startNatsServer({
+    dataDir: join(dir, 'nats'),
+    logFile: join(dir, 'nats.log'),
+    users: [...natsUsers(DEFAULT_SUBJECT_PREFIX, keys), { nkey: bench }],
+  });
+  const seed = new TextEncoder().encode(
+    readFileSync(join(natsCredentialsDir, `${BENCH_USER}${SEED_FILE_SUFFIX}`), 'utf8').trim(),
+  );
+  const connectNats = () => connect({ servers: nats.url, authenticator: nkeyAuthenticator(seed) });
   try {
     const db = await startMariaDb({ dataDir: join(dir, 'mariadb'), logFile: join(dir, 'mariadb.log') });
     return {
       nats,
+      natsCredentialsDir,
+      connectNats,
       db,
       stop: async () => {
         await db.stop();
@@ -82,6 +112,7 @@ export async function startHub(infra: Infra, dir: string, ports: HubPorts, crede
     HOME: process.env['HOME'] ?? '/root',
     PERRY_HUB_DATA_DIR: dir,
     PERRY_HUB_NATS_URL: infra.nats.url,
+    PERRY_HUB_NATS_CREDENTIALS_DIR: infra.natsCredentialsDir,
     PERRY_DB_HOST: infra.db.host,
     PERRY_DB_PORT: String(infra.db.port),
     PERRY_DB_USER: infra.db.user,

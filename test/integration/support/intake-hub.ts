@@ -5,7 +5,6 @@
  */
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
-import { connect } from '@nats-io/transport-node';
 import {
   HUB_VERSION,
   adminWorkersEndpoint,
@@ -31,7 +30,14 @@ import { artifactStore } from '@perry-hub/artifact-store';
 import { ingest } from '@perry-hub/ingest';
 import { license } from '@perry-hub/license';
 import { scheduler } from '@perry-hub/scheduler';
-import { createTestDatabase, getTestStack, uniquePrefix, type TestDatabase } from '@perry-hub/testkit';
+import {
+  createTestDatabase,
+  getTestStack,
+  uniquePrefix,
+  type TestDatabase,
+  connectTestNats,
+  testNatsCredentialsDir,
+} from '@perry-hub/testkit';
 
 export const ADMIN_SECRET = 'test-admin-secret-0123456789';
 
@@ -66,6 +72,7 @@ export async function startIntakeHub(
   const credentialsKey = generateSealKey();
   const env: Record<string, string> = {
     PERRY_HUB_NATS_URL: natsUrl,
+    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
     PERRY_HUB_SUBJECT_PREFIX: prefix,
     PERRY_DB_HOST: database.host,
     PERRY_DB_PORT: String(database.port),
@@ -84,7 +91,7 @@ export async function startIntakeHub(
   const log = pino({ level: 'trace' }, sink);
 
   const started: LaunchedService[] = [];
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectTestNats(natsUrl);
   const db = openPool(dbOptions(database, 2));
   for (const name of options.services ?? (['license', 'scheduler', 'artifact-store', 'ingest'] as const)) {
     const definition = DEFINITIONS[name]!;

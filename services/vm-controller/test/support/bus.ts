@@ -3,7 +3,6 @@
  * contracts' messages (QueueDepth every change and periodically, PrewarmSignal, JobDone) and
  * keep WorkerPresence entries in the presence bucket, as the real services will.
  */
-import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
 import {
@@ -18,6 +17,7 @@ import {
   type WorkerPresence,
 } from '@perry-hub/contracts';
 import { ensureTopology } from '@perry-hub/runtime';
+import { connectTestNats } from '@perry-hub/testkit';
 
 const encoder = new TextEncoder();
 
@@ -40,7 +40,7 @@ export interface Bus {
 }
 
 export async function openBus(natsUrl: string, prefix: string, periodMs = 250): Promise<Bus> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectTestNats(natsUrl);
   await ensureTopology(nc, topologyFor(prefix, 'vm-controller'));
   const subjects = makeSubjects(prefix);
   const names = topologyNames(prefix);

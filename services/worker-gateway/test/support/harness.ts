@@ -5,7 +5,6 @@
  */
 import { pino, type Logger } from 'pino';
 import { WebSocket } from 'ws';
-import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -33,6 +32,7 @@ import {
   type LaunchedService,
 } from '@perry-hub/runtime';
 import { workerGateway } from '../../src/index.js';
+import { connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 
 export const log = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
 const encoder = new TextEncoder();
@@ -74,6 +74,7 @@ export async function startGateway(
 ): Promise<Gateway> {
   const config = loadConfig(workerGateway.config, {
     PERRY_HUB_NATS_URL: natsUrl,
+    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
     PERRY_HUB_SUBJECT_PREFIX: prefix,
     PERRY_HUB_WS_PORT: '0',
     PERRY_HUB_WS_HOST: '127.0.0.1',
@@ -174,7 +175,7 @@ export interface Bus {
 }
 
 export async function openBus(natsUrl: string, prefix: string, options: { scheduler?: boolean } = {}): Promise<Bus> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectTestNats(natsUrl);
   await ensureTopology(nc, topologyFor(prefix, 'worker-gateway'));
   const subjects = makeSubjects(prefix);
   const js = jetstream(nc);

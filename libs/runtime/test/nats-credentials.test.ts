@@ -1,0 +1,78 @@
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { natsInboxPrefix, subjects } from '@perry-hub/contracts';
+import { startIsolatedNats, testNatsCredentialsDir, uniquePrefix } from '@perry-hub/testkit';
+import { ConfigError, connectNats, natsAuth } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'perry-hub-creds-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function problemOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.join('\n');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('NATS credentials', () => {
+  const seed = readFileSync(join(testNatsCredentialsDir(), 'license.nk'), 'utf8').trim();
+  const base = { natsCredentialsDir: dir, natsUser: '', natsPassword: '' };
+
+  it('reads a service seed file, and says what is wrong with a bad one without showing it', () => {
+    expect(problemOf(() => natsAuth(base, 'license'))).toMatch(/license\.nk cannot be read \(ENOENT\)/);
+
+    copyFileSync(join(testNatsCredentialsDir(), 'license.nk'), join(dir, 'license.nk'));
+    chmodSync(join(dir, 'license.nk'), 0o644);
+    const open = problemOf(() => natsAuth(base, 'license'));
+    expect(open).toMatch(/readable by others \(mode 644\); chmod 600/);
+    expect(open).not.toContain(seed);
+
+    chmodSync(join(dir, 'license.nk'), 0o600);
+    expect(natsAuth(base, 'license').authenticator).toBeTypeOf('function');
+
+    writeFileSync(join(dir, 'scheduler.nk'), `${seed.slice(0, -3)}xyz\n`, { mode: 0o600 });
+    const bad = problemOf(() => natsAuth(base, 'scheduler'));
+    expect(bad).toMatch(/does not hold an NKEY user seed/);
+    expect(bad).not.toContain(seed.slice(0, 20));
+
+    expect(problemOf(() => natsAuth({ ...base, natsUser: 'u' }, 'license'))).toMatch(/either/);
+    expect(natsAuth({ natsUser: 'u', natsPassword: 'p' }, 'license')).toEqual({ user: 'u', pass: 'p' });
+  });
+
+  it('logs a permissions violation at error', async () => {
+    const nats = await startIsolatedNats({ expectPermissionViolations: true });
+    const lines: { level: number; msg: string; subject?: string; operation?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const prefix = uniquePrefix();
+    const nc = await connectNats(
+      { natsUrl: nats.url, natsCredentialsDir: testNatsCredentialsDir(), natsUser: '', natsPassword: '' },
+      'test',
+      pino({ level: 'info' }, sink),
+      { identity: 'license', inboxPrefix: natsInboxPrefix(prefix, 'license') },
+    );
+    try {
+      // The license service has no business with worker commands.
+      nc.publish(subjects(prefix).workerCommand('w1'), '{}');
+      await nc.flush();
+      await expect
+        .poll(() => lines.filter((l) => l.msg === 'NATS permissions violation'))
+        .toEqual([
+          expect.objectContaining({ level: 50, operation: 'publish', subject: subjects(prefix).workerCommand('w1') }),
+        ]);
+    } finally {
+      await nc.close();
+    }
+  });
+});
