@@ -22,6 +22,18 @@ export interface InitOptions {
 }
 
 /**
+ * A temp dir beside the data dir (inside, it would be listed as a database). MariaDB servers
+ * sharing one tmpdir collide on their temporary tables' names: of 6 concurrent
+ * mariadb-install-db runs on this kind of machine, one typically aborts with "Unknown table
+ * 'mysql.tmp_user_sys'" — parallel test workers each start one.
+ */
+export function privateTmpDir(dataDir: string): string {
+  const dir = `${dataDir}.tmp`;
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
  * Creates the system tables when the data directory has none. The install runs into a sibling
  * scratch directory whose entries are then renamed in, the system schema last: a crash at any
  * point leaves either no `mysql/` (the next start simply installs again) or a complete directory.
@@ -44,6 +56,7 @@ export async function ensureInitialized(options: InitOptions): Promise<void> {
   const args = [
     '--no-defaults',
     `--datadir=${scratchDir}`,
+    `--tmpdir=${privateTmpDir(scratchDir)}`,
     '--auth-root-authentication-method=normal',
     '--skip-test-db',
     // Otherwise it resolves the host name, which hangs on machines with broken DNS.
@@ -78,4 +91,5 @@ export async function ensureInitialized(options: InitOptions): Promise<void> {
     renameSync(join(scratchDir, entry), join(dataDir, entry));
   }
   rmSync(scratchDir, { recursive: true, force: true });
+  rmSync(privateTmpDir(scratchDir), { recursive: true, force: true });
 }

@@ -6,7 +6,7 @@ import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { findBinary } from './binaries.js';
 import { isLocalStackError } from './errors.js';
 import { openChildLog } from './log-tail.js';
-import { ensureInitialized } from './mariadb-init.js';
+import { ensureInitialized, privateTmpDir } from './mariadb-init.js';
 import { getFreePort, looksLikePortInUse } from './ports.js';
 import { waitUntilReady } from './ready.js';
 import { terminateStale } from './stale.js';
@@ -34,6 +34,8 @@ function serverArgs(dataDir: string, socketPath: string, pidFile: string, port: 
     // Must come first; keeps the host's /etc/mysql settings out of a private server.
     '--no-defaults',
     `--datadir=${dataDir}`,
+    // Its own temp dir: servers sharing /tmp name temporary tables alike (see privateTmpDir).
+    `--tmpdir=${privateTmpDir(dataDir)}`,
     `--socket=${socketPath}`,
     `--pid-file=${pidFile}`,
     `--port=${port}`,

@@ -50,4 +50,22 @@ describe('startMariaDb', () => {
       await connection.end();
     }
   });
+
+  it('initializes six fresh data dirs at once (parallel test workers do)', { timeout: 120_000 }, async () => {
+    // Sharing /tmp, about one in six concurrent installs aborted ("Unknown table
+    // 'mysql.tmp_user_sys'"): each server now has a temp dir of its own.
+    const servers = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) =>
+        startMariaDb({
+          dataDir: join(temp.dir, `many-${i}`),
+          logFile: join(temp.dir, `many-${i}.log`),
+          durable: false,
+        }),
+      ),
+    );
+    for (const s of servers) if (s.status === 'fulfilled') started.push(s.value);
+    expect(
+      servers.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason)),
+    ).toEqual([]);
+  });
 });
