@@ -2,12 +2,11 @@
 // build goes through it: a subscribe storm on one job id, and a worker flooding frames. The hub
 // must keep serving the build (CLI and worker exactly as the Rust clients speak), ask the
 // scheduler about the stormed job a bounded number of times, and keep its log bounded.
-import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { describe, expect } from 'vitest';
 import { WebSocket } from 'ws';
 import { subjects } from '@perry-hub/contracts';
-import { test } from '@perry-hub/testkit';
+import { connectTestNats, test } from '@perry-hub/testkit';
 import { expectedArtifact } from '../support/rust-worker-jobs.js';
 import * as wire from '../support/rust-wire.js';
 import { WORKER_SECRET, tarball } from '../support/test-hub.js';
@@ -70,7 +69,7 @@ describe('attacks on the WebSocket edge, with a real build running', () => {
       await withHub({ natsUrl, prefix, database }, {}, async (s) => {
         await s.worker('linux', { name: 'kamatera-fra' });
         // Every job-status request the scheduler gets, from the attacker's own CLI on.
-        const nc = await connect({ servers: natsUrl });
+        const nc = await connectTestNats(natsUrl);
         const asked: string[] = [];
         nc.subscribe(`${subjects(prefix).endpoint('scheduler', 'job-status')}`, {
           callback: (_err, msg) => void asked.push(msg.json<{ jobId: string }>().jobId),

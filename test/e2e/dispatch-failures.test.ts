@@ -2,9 +2,8 @@
 // client and the worker see, and how the build record ends.
 import { describe, expect } from 'vitest';
 import { WebSocket } from 'ws';
-import { connect } from '@nats-io/transport-node';
-import { subjects } from '@perry-hub/contracts';
-import { test } from '@perry-hub/testkit';
+import { natsInboxPrefix, subjects } from '@perry-hub/contracts';
+import { connectTestNats, TEST_TOOL, test } from '@perry-hub/testkit';
 import { expectedArtifact } from '../support/rust-worker-jobs.js';
 import * as wire from '../support/rust-wire.js';
 import { WORKER_SECRET, tarball } from '../support/test-hub.js';
@@ -230,7 +229,11 @@ describe('cancel end to end: only the owner (or the admin) cancels', () => {
       await client.next('the compiling stage', (m) => m['stage'] === 'compiling');
       const cancel = `{"type":"cancel","job_id":"${jobId}"}`;
 
-      const nc = await connect({ servers: natsUrl });
+      // As a tool does: its own identity and inbox, allowed only the tool subjects.
+      const nc = await connectTestNats(natsUrl, {
+        as: TEST_TOOL,
+        inboxPrefix: natsInboxPrefix(prefix, { tool: 'test' }),
+      });
       try {
         const overNats = async (payload: object) => {
           const reply = await nc.request(subjects(prefix).buildsCancel, JSON.stringify(payload), { timeout: 5_000 });
