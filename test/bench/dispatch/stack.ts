@@ -52,7 +52,12 @@ export interface Infra {
 
 const BENCH_USER = 'bench';
 
-export async function startInfra(dir: string): Promise<Infra> {
+export interface InfraOptions {
+  /** nats-server `jetstream { sync_interval: always }`: every acknowledged write is on disk. */
+  readonly syncAlways?: boolean;
+}
+
+export async function startInfra(dir: string, options: InfraOptions = {}): Promise<Infra> {
   const natsCredentialsDir = join(dir, 'nats-credentials');
   const keys = ensureNkeySeeds(natsCredentialsDir, SERVICE_NAMES);
   const bench = ensureNkeySeeds(natsCredentialsDir, [BENCH_USER]).get(BENCH_USER)!;
@@ -60,6 +65,7 @@ export async function startInfra(dir: string): Promise<Infra> {
     dataDir: join(dir, 'nats'),
     logFile: join(dir, 'nats.log'),
     users: [...natsUsers(DEFAULT_SUBJECT_PREFIX, keys), { nkey: bench }],
+    ...(options.syncAlways ? { syncAlways: true } : {}),
   });
   const seed = new TextEncoder().encode(
     readFileSync(join(natsCredentialsDir, `${BENCH_USER}${SEED_FILE_SUFFIX}`), 'utf8').trim(),
