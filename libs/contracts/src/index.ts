@@ -15,3 +15,4 @@ export * from './messages/submit.js';
 export * from './messages/license.js';
 export * from './messages/admin.js';
 export * from './messages/verify.js';
+export * from './artifact-name.js';
