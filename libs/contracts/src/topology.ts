@@ -18,6 +18,10 @@ export interface StreamSpec {
   /** Window in which a repeated Nats-Msg-Id is dropped: intake retries dedupe by job id. */
   readonly duplicateWindowMs: number;
   readonly maxMsgBytes: number;
+  /** Total size the stream may reach (-1 = unlimited); what happens then is `discard`. */
+  readonly maxBytes: number;
+  /** 'old' drops the oldest messages to make room; 'new' refuses the write. */
+  readonly discard: 'old' | 'new';
   readonly usedBy: readonly ServiceName[];
 }
 
@@ -38,14 +42,34 @@ export interface KvSpec {
   /** Entries expire after this long unless refreshed (0 = never). */
   readonly ttlMs: number;
   readonly history: number;
+  /** Total size of the bucket (-1 = unlimited); a full bucket refuses writes. */
+  readonly maxBytes: number;
   readonly usedBy: readonly ServiceName[];
 }
 
 export interface ObjectStoreSpec {
   readonly kind: 'obj';
   readonly bucket: string;
+  /** Total size of the bucket (-1 = unlimited); a full bucket refuses writes, never drops. */
+  readonly maxBytes: number;
   readonly usedBy: readonly ServiceName[];
 }
+
+/**
+ * Sizes that are configuration (PERRY_HUB_BLOBS_MAX_BYTES, PERRY_HUB_EVENTS_MAX_BYTES): every
+ * service that ensures an entry must be given the same values, or they undo each other's update.
+ */
+export interface TopologyLimits {
+  readonly blobsMaxBytes: number;
+  readonly eventsMaxBytes: number;
+}
+
+const GiB = 1024 * 1024 * 1024;
+
+export const DEFAULT_TOPOLOGY_LIMITS: TopologyLimits = { blobsMaxBytes: 10 * GiB, eventsMaxBytes: 1 * GiB };
+
+/** Counters of the HTTP abuse limits live at most this long (the longest window they count). */
+export const LIMITS_BUCKET_TTL_MS = 24 * 3_600_000;
 
 export type TopologyEntry = StreamSpec | ConsumerSpec | KvSpec | ObjectStoreSpec;
 
@@ -64,10 +88,11 @@ export function topologyNames(prefix: string) {
     leasesBucket: `${prefix}-leases`,
     vmBucket: `${prefix}-vm`,
     blobsBucket: `${prefix}-blobs`,
+    limitsBucket: `${prefix}-limits`,
   } as const;
 }
 
-export function topology(prefix: string): readonly TopologyEntry[] {
+export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLOGY_LIMITS): readonly TopologyEntry[] {
   const s = subjects(prefix);
   const n = topologyNames(prefix);
   return [
@@ -79,6 +104,8 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       maxAgeMs: 7 * DAY_MS,
       duplicateWindowMs: 24 * HOUR_MS,
       maxMsgBytes: 1024 * 1024,
+      maxBytes: -1,
+      discard: 'old',
       usedBy: ['ingest', 'scheduler'],
     },
     {
@@ -100,6 +127,9 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       // Long enough that a scheduler republishing its completion outbox after a crash is deduped.
       duplicateWindowMs: HOUR_MS,
       maxMsgBytes: 1024 * 1024,
+      // A log: when full, the oldest jobs' history goes first; new events are never refused.
+      maxBytes: limits.eventsMaxBytes,
+      discard: 'old',
       usedBy: ['scheduler', 'worker-gateway', 'license', 'ingest'],
     },
     {
@@ -117,14 +147,29 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       bucket: n.presenceBucket,
       ttlMs: 0,
       history: 1,
+      maxBytes: -1,
       usedBy: ['worker-gateway', 'scheduler', 'vm-controller'],
     },
-    { kind: 'kv', bucket: n.leasesBucket, ttlMs: 0, history: 1, usedBy: ['scheduler', 'vm-controller'] },
-    { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, usedBy: ['vm-controller', 'scheduler'] },
-    { kind: 'obj', bucket: n.blobsBucket, usedBy: ['artifact-store', 'ingest'] },
+    { kind: 'kv', bucket: n.leasesBucket, ttlMs: 0, history: 1, maxBytes: -1, usedBy: ['scheduler', 'vm-controller'] },
+    { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, maxBytes: -1, usedBy: ['vm-controller', 'scheduler'] },
+    // Fixed-window counters of the HTTP abuse limits, shared by every ingest instance. Bounded so
+    // that counting many addresses cannot fill the disk; a full bucket fails open (see ingest).
+    {
+      kind: 'kv',
+      bucket: n.limitsBucket,
+      ttlMs: LIMITS_BUCKET_TTL_MS,
+      history: 1,
+      maxBytes: 64 * 1024 * 1024,
+      usedBy: ['ingest'],
+    },
+    { kind: 'obj', bucket: n.blobsBucket, maxBytes: limits.blobsMaxBytes, usedBy: ['artifact-store', 'ingest'] },
   ];
 }
 
-export function topologyFor(prefix: string, service: ServiceName): readonly TopologyEntry[] {
-  return topology(prefix).filter((entry) => entry.usedBy.includes(service));
+export function topologyFor(
+  prefix: string,
+  service: ServiceName,
+  limits: TopologyLimits = DEFAULT_TOPOLOGY_LIMITS,
+): readonly TopologyEntry[] {
+  return topology(prefix, limits).filter((entry) => entry.usedBy.includes(service));
 }

@@ -6,6 +6,7 @@ import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
@@ -32,6 +33,8 @@ function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     max_age: nanos(spec.maxAgeMs),
     duplicate_window: nanos(spec.duplicateWindowMs),
     max_msg_size: spec.maxMsgBytes,
+    max_bytes: spec.maxBytes,
+    discard: spec.discard === 'new' ? DiscardPolicy.New : DiscardPolicy.Old,
     num_replicas: 1,
   };
 }
@@ -89,6 +92,11 @@ async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec): Promis
   }
 }
 
+async function setMaxBytes(jsm: JetStreamManager, stream: string, maxBytes: number): Promise<void> {
+  const info = await jsm.streams.info(stream);
+  if (info.config.max_bytes !== maxBytes) await jsm.streams.update(stream, { max_bytes: maxBytes });
+}
+
 export async function ensureTopology(nc: NatsConnection, entries: readonly TopologyEntry[]): Promise<void> {
   const jsm = await jetstreamManager(nc);
   // Streams before their consumers.
@@ -105,11 +113,15 @@ export async function ensureTopology(nc: NatsConnection, entries: readonly Topol
         await new Kvm(nc).create(entry.bucket, {
           history: entry.history,
           ...(entry.ttlMs > 0 ? { ttl: entry.ttlMs } : {}),
+          max_bytes: entry.maxBytes,
           storage: StorageType.File,
         });
+        // create() leaves an existing bucket as it was: a changed size limit is applied here.
+        await setMaxBytes(jsm, `KV_${entry.bucket}`, entry.maxBytes);
         break;
       case 'obj':
-        await new Objm(nc).create(entry.bucket, { storage: StorageType.File });
+        await new Objm(nc).create(entry.bucket, { storage: StorageType.File, max_bytes: entry.maxBytes });
+        await setMaxBytes(jsm, `OBJ_${entry.bucket}`, entry.maxBytes);
         break;
     }
   }
