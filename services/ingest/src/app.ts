@@ -18,6 +18,7 @@ import { adminRoutes } from './routes/admin.js';
 import { transferRoutes } from './routes/transfer.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
+import { lingerAfterAnswer } from './abuse/linger.js';
 
 export interface IngestDeps {
   nc: NatsConnection;
@@ -81,7 +82,10 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     const retryAfter = retryAfterSecs(err);
     if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
     // An answer before the whole body arrived (a 413, a 401 mid-upload): do not read the rest.
-    if (!request.raw.complete) reply.header('connection', 'close');
+    if (!request.raw.complete) {
+      reply.header('connection', 'close');
+      lingerAfterAnswer(request);
+    }
     return reply.status(status).send(error.toEnvelope());
   });
   app.setNotFoundHandler((request, reply) =>
