@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
 import { ADMIN_SECRET } from '../support/test-hub.js';
+import { cliManifest, perryPublish as postForm } from '../integration/support/perry-publish.js';
 import { TRUST_LOOPBACK_PROXY, ask, buildHead, partHead, rawRequest, type Answer } from './abuse-kit.js';
 import { until, withHub, type Scenario } from './dispatch-kit.js';
 
@@ -283,6 +284,79 @@ describe('HTTP abuse limits, while a real build runs', () => {
       expect((await upload('MyApp-1.0.AppImage')).status).toBe(200);
       const ok = await realBuild(s);
       expect(ok.exitCode).toBe(0);
+    });
+  });
+
+  test('submissions are limited per license and per address; another license or address is not affected', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const env = {
+      ...LIMITS,
+      PERRY_HUB_SUBMISSIONS_PER_LICENSE_MAX_PER_HOUR: '3',
+      PERRY_HUB_SUBMISSIONS_PER_ADDRESS_MAX_PER_HOUR: '6',
+    };
+    await withHub({ natsUrl, prefix, database }, env, async (s) => {
+      await s.worker('linux');
+      const build = realBuild(s);
+      const submit = async (from: string, licenseKey: string) => {
+        const reply = await postForm(s.hub.url, {
+          manifest: cliManifest({ targets: ['linux'] }),
+          credentials: '{}',
+          tarball: Buffer.from([0x1f, 0x8b, 0x08, 0, 1, 2, 3]),
+          licenseKey,
+          headers: { 'x-forwarded-for': from },
+        });
+        return {
+          status: reply.status,
+          retryAfter: reply.headers['retry-after'],
+          body: JSON.parse(reply.body) as Answer['body'],
+        };
+      };
+      const [first, second] = [await s.hub.registerLicense(), await s.hub.registerLicense()];
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await submit('203.0.113.60', first)).status);
+      expect(statuses).toEqual([200, 200, 200]);
+      const perLicense = await submit('203.0.113.60', first);
+      expect(perLicense.status).toBe(429);
+      expect(perLicense.body.error).toEqual({
+        code: 'RATE_LIMITED',
+        message: 'Submission limit reached (3 per hour for one license)',
+      });
+      expect(Number(perLicense.retryAfter)).toBeGreaterThanOrEqual(1);
+      // The license counts wherever it is used from...
+      expect((await submit('203.0.113.61', first)).status).toBe(429);
+      // ...and the address counts whatever it presents (this is its 5th and 6th submission).
+      expect((await submit('203.0.113.60', second)).status).toBe(200);
+      expect((await submit('203.0.113.60', second)).status).toBe(200);
+      const perAddress = await submit('203.0.113.60', second);
+      expect(perAddress.status).toBe(429);
+      expect(perAddress.body.error?.message).toBe('Submission limit reached (6 per hour from one address)');
+      expect((await submit('203.0.113.62', second)).status).toBe(200);
+      expect((await build).exitCode).toBe(0);
+    });
+  });
+
+  test('self-hosted: no registration or submission limits, but failed authentications still are', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const env = {
+      ...LIMITS,
+      PERRY_HUB_SELF_HOSTED: 'true',
+      PERRY_HUB_REGISTER_MAX_PER_HOUR: '1',
+      PERRY_HUB_AUTH_FAILURES_MAX: '2',
+    };
+    await withHub({ natsUrl, prefix, database }, env, async (s) => {
+      for (let i = 0; i < 3; i++) {
+        expect((await ask(`${s.hub.url}/api/v1/license/register`, '203.0.113.70', { body: {} })).status).toBe(200);
+      }
+      const wrong = { authorization: 'Bearer wrong' };
+      expect((await ask(`${s.hub.url}/api/v1/admin/workers`, '203.0.113.70', { headers: wrong })).status).toBe(403);
+      expect((await ask(`${s.hub.url}/api/v1/admin/workers`, '203.0.113.70', { headers: wrong })).status).toBe(403);
+      expect429(await ask(`${s.hub.url}/api/v1/admin/workers`, '203.0.113.70', { headers: wrong }));
     });
   });
 });
