@@ -42,8 +42,10 @@ export interface KvSpec {
   /** Entries expire after this long unless refreshed (0 = never). */
   readonly ttlMs: number;
   readonly history: number;
-  /** Total size of the bucket (-1 = unlimited); a full bucket refuses writes. */
+  /** Total size of the bucket (-1 = unlimited). */
   readonly maxBytes: number;
+  /** When full: 'new' (KV's default) refuses writes, 'old' drops the oldest entries. */
+  readonly discard?: 'old' | 'new';
   readonly usedBy: readonly ServiceName[];
 }
 
@@ -153,13 +155,15 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
     { kind: 'kv', bucket: n.leasesBucket, ttlMs: 0, history: 1, maxBytes: -1, usedBy: ['scheduler', 'vm-controller'] },
     { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, maxBytes: -1, usedBy: ['vm-controller', 'scheduler'] },
     // Fixed-window counters of the HTTP abuse limits, shared by every ingest instance. Bounded so
-    // that counting many addresses cannot fill the disk; a full bucket fails open (see ingest).
+    // that counting many addresses cannot fill the disk; when full the oldest counters go, so a
+    // flood of addresses cannot turn the limits off by making every write fail.
     {
       kind: 'kv',
       bucket: n.limitsBucket,
       ttlMs: LIMITS_BUCKET_TTL_MS,
       history: 1,
       maxBytes: 64 * 1024 * 1024,
+      discard: 'old',
       usedBy: ['ingest'],
     },
     { kind: 'obj', bucket: n.blobsBucket, maxBytes: limits.blobsMaxBytes, usedBy: ['artifact-store', 'ingest'] },

@@ -92,9 +92,17 @@ async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec): Promis
   }
 }
 
-async function setMaxBytes(jsm: JetStreamManager, stream: string, maxBytes: number): Promise<void> {
-  const info = await jsm.streams.info(stream);
-  if (info.config.max_bytes !== maxBytes) await jsm.streams.update(stream, { max_bytes: maxBytes });
+async function setLimits(
+  jsm: JetStreamManager,
+  stream: string,
+  maxBytes: number,
+  discard?: 'old' | 'new',
+): Promise<void> {
+  const { config } = await jsm.streams.info(stream);
+  const wanted = discard === undefined ? config.discard : discard === 'old' ? DiscardPolicy.Old : DiscardPolicy.New;
+  if (config.max_bytes !== maxBytes || config.discard !== wanted) {
+    await jsm.streams.update(stream, { max_bytes: maxBytes, discard: wanted });
+  }
 }
 
 export async function ensureTopology(nc: NatsConnection, entries: readonly TopologyEntry[]): Promise<void> {
@@ -117,11 +125,11 @@ export async function ensureTopology(nc: NatsConnection, entries: readonly Topol
           storage: StorageType.File,
         });
         // create() leaves an existing bucket as it was: a changed size limit is applied here.
-        await setMaxBytes(jsm, `KV_${entry.bucket}`, entry.maxBytes);
+        await setLimits(jsm, `KV_${entry.bucket}`, entry.maxBytes, entry.discard);
         break;
       case 'obj':
         await new Objm(nc).create(entry.bucket, { storage: StorageType.File, max_bytes: entry.maxBytes });
-        await setMaxBytes(jsm, `OBJ_${entry.bucket}`, entry.maxBytes);
+        await setLimits(jsm, `OBJ_${entry.bucket}`, entry.maxBytes);
         break;
     }
   }

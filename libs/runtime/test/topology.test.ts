@@ -24,7 +24,7 @@ test('max_bytes of the blobs bucket and the events stream, on creation and on a 
       return {
         blobs: [blobs.max_bytes, blobs.discard],
         events: [events.max_bytes, events.discard],
-        limits: limits.max_bytes,
+        limits: [limits.max_bytes, limits.discard],
       };
     };
     await ensureTopology(nc, topology(prefix, { blobsMaxBytes: 64 * MiB, eventsMaxBytes: 32 * MiB }));
@@ -32,13 +32,13 @@ test('max_bytes of the blobs bucket and the events stream, on creation and on a 
     expect(await sizes()).toEqual({
       blobs: [64 * MiB, DiscardPolicy.New],
       events: [32 * MiB, DiscardPolicy.Old],
-      limits: 64 * MiB,
+      limits: [64 * MiB, DiscardPolicy.Old],
     });
     await ensureTopology(nc, topology(prefix, { blobsMaxBytes: 128 * MiB, eventsMaxBytes: 16 * MiB }));
     expect(await sizes()).toEqual({
       blobs: [128 * MiB, DiscardPolicy.New],
       events: [16 * MiB, DiscardPolicy.Old],
-      limits: 64 * MiB,
+      limits: [64 * MiB, DiscardPolicy.Old],
     });
   } finally {
     await nc.close();
