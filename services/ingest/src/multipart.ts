@@ -56,14 +56,15 @@ export function formError(err: unknown): unknown {
   if (err instanceof HubError) return err;
   const e = err as { code?: string; message?: string };
   switch (e.code) {
+    // Every part arrives as a file stream, so the files limit is a parts limit too (a second
+    // tarball part is refused by the submission itself).
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':
+    case 'FST_FILES_LIMIT':
       return new HubError(
         'BAD_REQUEST',
         `Too many parts in the multipart body (at most ${MAX_TEXT_FIELDS} text parts)`,
       );
-    case 'FST_FILES_LIMIT':
-      return new HubError('BAD_REQUEST', 'Only one tarball part is allowed');
     case 'FST_REQ_FILE_TOO_LARGE':
       return new HubError('UPLOAD_TOO_LARGE', 'Tarball too large');
     case 'FST_PROTO_VIOLATION':
