@@ -8,7 +8,7 @@ import { fromEnv } from '@perry-hub/runtime';
 
 const MiB = 1024 * 1024;
 const count = (env: string, fallback: number, description: string) =>
-  fromEnv(env, Type.Integer({ minimum: 0, default: fallback }), { description });
+  fromEnv(env, Type.Integer({ minimum: 0, default: fallback }), { description: `${description} (0: off)` });
 
 export const abuseFields = {
   selfHosted: fromEnv('PERRY_HUB_SELF_HOSTED', Type.Boolean({ default: false }), {
@@ -62,7 +62,7 @@ export const abuseFields = {
   minBodyBytesPerSec: count(
     'PERRY_HUB_MIN_BODY_BYTES_PER_SEC',
     1024,
-    'A request body arriving slower than this, averaged over PERRY_HUB_MIN_BODY_WINDOW_MS while the hub is waiting for it, is cut with 408 (0: off)',
+    'A request body arriving slower than this, averaged over PERRY_HUB_MIN_BODY_WINDOW_MS while the hub is waiting for it, is cut with 408',
   ),
   minBodyWindowMs: fromEnv('PERRY_HUB_MIN_BODY_WINDOW_MS', Type.Integer({ minimum: 500, default: 20_000 }), {
     description: 'Window of PERRY_HUB_MIN_BODY_BYTES_PER_SEC',
