@@ -73,6 +73,10 @@ async function startHub(dataDir) {
     PERRY_HUB_LOG_LEVEL: 'warn',
     // No quotas: the benchmark submits more than a free license may in an hour.
     PERRY_HUB_SELF_HOSTED: 'true',
+    // 8 clients at once from one address, each with license_key after a 50 MiB tarball: more
+    // than the default unauthenticated-upload budget of an address lets through at once.
+    PERRY_HUB_PREAUTH_BYTES_PER_ADDRESS: String(4096 * 1024 * 1024),
+    PERRY_HUB_PREAUTH_BYTES_TOTAL: String(4096 * 1024 * 1024),
   };
   const child = spawn(process.execPath, [join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
     cwd: ROOT,

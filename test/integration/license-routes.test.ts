@@ -10,7 +10,9 @@ let gateway: Awaited<ReturnType<typeof fakeWorkerGateway>>;
 const ADMIN = { authorization: `Bearer ${ADMIN_SECRET}` };
 
 beforeAll(async () => {
-  hub = await startIntakeHub({ services: ['license', 'ingest'] });
+  // These tests make dozens of deliberate wrong-credential requests from one address; the
+  // failed-authentication limit has its own tests (abuse-*.test.ts).
+  hub = await startIntakeHub({ services: ['license', 'ingest'], env: { PERRY_HUB_AUTH_FAILURES_MAX: '0' } });
   gateway = await fakeWorkerGateway(hub, [
     {
       workerId: 'w1',

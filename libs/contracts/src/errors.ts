@@ -21,6 +21,8 @@ export const ERROR_STATUS = {
   REQUEST_TIMEOUT: 408,
   ADMIN_DISABLED: 403,
   SERVICE_UNAVAILABLE: 503,
+  /** The hub's object storage or event log is full (WebDAV's 507, the closest standard status). */
+  INSUFFICIENT_STORAGE: 507,
   UPSTREAM_TIMEOUT: 504,
   RANGE_NOT_SATISFIABLE: 416,
   INTERNAL_ERROR: 500,
@@ -54,7 +56,13 @@ export class HubError extends Error {
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.retry = options.retry ?? (code === 'SERVICE_UNAVAILABLE' || code === 'UPSTREAM_TIMEOUT' ? 'retry' : 'never');
+    this.retry =
+      options.retry ??
+      (code === 'SERVICE_UNAVAILABLE' || code === 'UPSTREAM_TIMEOUT'
+        ? 'retry'
+        : code === 'INSUFFICIENT_STORAGE' || code === 'RATE_LIMITED'
+          ? 'retry-later'
+          : 'never');
     this.details = options.details;
   }
 

@@ -18,3 +18,4 @@ export * from './messages/verify.js';
 export * from './messages/worker-hello.js';
 export * from './bus.js';
 export * from './permissions.js';
+export * from './artifact-name.js';

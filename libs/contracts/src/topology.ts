@@ -34,6 +34,10 @@ export interface StreamSpec {
   /** Window in which a repeated Nats-Msg-Id is dropped: intake retries dedupe by job id. */
   readonly duplicateWindowMs: number;
   readonly maxMsgBytes: number;
+  /** Total size the stream may reach (-1 = unlimited); what happens then is `discard`. */
+  readonly maxBytes: number;
+  /** 'old' drops the oldest messages to make room; 'new' refuses the write. */
+  readonly discard: 'old' | 'new';
   readonly usedBy: UsedBy<StreamAccess>;
 }
 
@@ -54,14 +58,36 @@ export interface KvSpec {
   /** Entries expire after this long unless refreshed (0 = never). */
   readonly ttlMs: number;
   readonly history: number;
+  /** Total size of the bucket (-1 = unlimited). */
+  readonly maxBytes: number;
+  /** When full: 'new' (KV's default) refuses writes, 'old' drops the oldest entries. */
+  readonly discard?: 'old' | 'new';
   readonly usedBy: UsedBy<BucketAccess>;
 }
 
 export interface ObjectStoreSpec {
   readonly kind: 'obj';
   readonly bucket: string;
+  /** Total size of the bucket (-1 = unlimited); a full bucket refuses writes, never drops. */
+  readonly maxBytes: number;
   readonly usedBy: UsedBy<BucketAccess>;
 }
+
+/**
+ * Sizes that are configuration (PERRY_HUB_BLOBS_MAX_BYTES, PERRY_HUB_EVENTS_MAX_BYTES): every
+ * service that ensures an entry must be given the same values, or they undo each other's update.
+ */
+export interface TopologyLimits {
+  readonly blobsMaxBytes: number;
+  readonly eventsMaxBytes: number;
+}
+
+const GiB = 1024 * 1024 * 1024;
+
+export const DEFAULT_TOPOLOGY_LIMITS: TopologyLimits = { blobsMaxBytes: 10 * GiB, eventsMaxBytes: 1 * GiB };
+
+/** Counters of the HTTP abuse limits live at most this long (the longest window they count). */
+export const LIMITS_BUCKET_TTL_MS = 24 * 3_600_000;
 
 export type TopologyEntry = StreamSpec | ConsumerSpec | KvSpec | ObjectStoreSpec;
 
@@ -80,10 +106,11 @@ export function topologyNames(prefix: string) {
     leasesBucket: `${prefix}-leases`,
     vmBucket: `${prefix}-vm`,
     blobsBucket: `${prefix}-blobs`,
+    limitsBucket: `${prefix}-limits`,
   } as const;
 }
 
-export function topology(prefix: string): readonly TopologyEntry[] {
+export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLOGY_LIMITS): readonly TopologyEntry[] {
   const s = subjects(prefix);
   const n = topologyNames(prefix);
   return [
@@ -95,6 +122,8 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       maxAgeMs: 7 * DAY_MS,
       duplicateWindowMs: 24 * HOUR_MS,
       maxMsgBytes: 1024 * 1024,
+      maxBytes: -1,
+      discard: 'old',
       usedBy: { ingest: [], scheduler: [] },
     },
     {
@@ -116,6 +145,9 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       // Long enough that a scheduler republishing its completion outbox after a crash is deduped.
       duplicateWindowMs: HOUR_MS,
       maxMsgBytes: 1024 * 1024,
+      // A log: when full, the oldest jobs' history goes first; new events are never refused.
+      maxBytes: limits.eventsMaxBytes,
+      discard: 'old',
       // The gateway replays a job's events to CLI watchers through ordered consumers.
       usedBy: { scheduler: [], 'worker-gateway': ['read'], license: [], ingest: [] },
     },
@@ -134,6 +166,7 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       bucket: n.presenceBucket,
       ttlMs: 0,
       history: 1,
+      maxBytes: -1,
       usedBy: { 'worker-gateway': ['read', 'write'], scheduler: ['read'], 'vm-controller': ['read'] },
     },
     {
@@ -141,6 +174,7 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       bucket: n.leasesBucket,
       ttlMs: 0,
       history: 1,
+      maxBytes: -1,
       usedBy: { scheduler: ['read', 'write'], 'vm-controller': ['read', 'write'] },
     },
     {
@@ -148,12 +182,34 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       bucket: n.vmBucket,
       ttlMs: 0,
       history: 5,
+      maxBytes: -1,
       usedBy: { 'vm-controller': ['read', 'write'], scheduler: ['read'] },
     },
-    { kind: 'obj', bucket: n.blobsBucket, usedBy: { 'artifact-store': ['read', 'write'], ingest: ['read', 'write'] } },
+    // Fixed-window counters of the HTTP abuse limits, shared by every ingest instance. Bounded so
+    // that counting many addresses cannot fill the disk; when full the oldest counters go, so a
+    // flood of addresses cannot turn the limits off by making every write fail.
+    {
+      kind: 'kv',
+      bucket: n.limitsBucket,
+      ttlMs: LIMITS_BUCKET_TTL_MS,
+      history: 1,
+      maxBytes: 64 * 1024 * 1024,
+      discard: 'old',
+      usedBy: { ingest: ['read', 'write'] },
+    },
+    {
+      kind: 'obj',
+      bucket: n.blobsBucket,
+      maxBytes: limits.blobsMaxBytes,
+      usedBy: { 'artifact-store': ['read', 'write'], ingest: ['read', 'write'] },
+    },
   ];
 }
 
-export function topologyFor(prefix: string, service: ServiceName): readonly TopologyEntry[] {
-  return topology(prefix).filter((entry) => entry.usedBy[service] !== undefined);
+export function topologyFor(
+  prefix: string,
+  service: ServiceName,
+  limits: TopologyLimits = DEFAULT_TOPOLOGY_LIMITS,
+): readonly TopologyEntry[] {
+  return topology(prefix, limits).filter((entry) => entry.usedBy[service] !== undefined);
 }

@@ -16,6 +16,8 @@ const DEFAULT_READY_TIMEOUT_MS = 10_000;
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 const PROBE_TIMEOUT_MS = 1_000;
 const RANDOM_PORT_ATTEMPTS = 5;
+/** 64 TiB: a ceiling for reservations only; the disk is not claimed. */
+const LOCAL_MAX_FILE_STORE_BYTES = 64 * 1024 ** 4;
 
 /**
  * nats-server appends "jetstream" to store_dir, so pointing store_dir at the data directory puts
@@ -37,6 +39,10 @@ function renderConfig(
     'jetstream {',
     `  store_dir: ${JSON.stringify(dataDir)}`,
     ...(options.syncAlways ? ['  sync_interval: always'] : []),
+    // Every stream with max_bytes reserves that much up front against max_file_store, whose
+    // default is 75% of the free disk: a few hubs (one per test, all on one server) or one on a
+    // small disk would be refused their streams. The hub's own max_bytes bound what it stores.
+    `  max_file_store: ${LOCAL_MAX_FILE_STORE_BYTES}`,
     '}',
     ...(options.users ? [renderNatsAccounts(options.users)] : []),
     '',

@@ -129,7 +129,7 @@ export class BlobStore {
     } catch (err) {
       body.destroy();
       await this.purge(`${this.chunkSubjectPrefix}${id}`);
-      throw failure ?? err;
+      throw storageFull(err) ?? failure ?? err;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
@@ -189,6 +189,17 @@ export class BlobStore {
   async list(prefix = ''): Promise<ObjectInfo[]> {
     return (await this.store.list()).filter((o) => !o.deleted && o.name.startsWith(prefix));
   }
+}
+
+/**
+ * A write the server refused because the bucket reached its `max_bytes` (or the server its
+ * JetStream storage) as the hub's error, so that clients get an answer (507), not a 500.
+ */
+export function storageFull(err: unknown): HubError | undefined {
+  const e = err as { message?: unknown; api_error?: { description?: unknown } } | undefined;
+  const text = `${String(e?.message ?? '')} ${String(e?.api_error?.description ?? '')}`;
+  if (!/maximum bytes exceeded|insufficient (storage|resources)|no space left/i.test(text)) return undefined;
+  return new HubError('INSUFFICIENT_STORAGE', 'The hub is out of storage space; try again later', { cause: err });
 }
 
 /** Fails with `tooLarge(maxBytes)` once more than `maxBytes` bytes have passed. */

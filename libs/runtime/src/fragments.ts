@@ -1,6 +1,6 @@
 /** Configuration shared by several services. Names of the original hub keep their defaults. */
 import Type from 'typebox';
-import { DEFAULT_SUBJECT_PREFIX, SUBJECT_PREFIX_PATTERN } from '@perry-hub/contracts';
+import { DEFAULT_SUBJECT_PREFIX, DEFAULT_TOPOLOGY_LIMITS, SUBJECT_PREFIX_PATTERN } from '@perry-hub/contracts';
 import { fromEnv } from './config.js';
 
 export const natsFields = {
@@ -64,5 +64,27 @@ export const publicUrlFields = {
     'PERRY_HUB_PUBLIC_URL',
     Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'https://hub.perryts.com' }),
     { description: 'Public URL used in links handed to workers and CLIs (the local all-in-one uses its own address)' },
+  ),
+};
+
+/**
+ * Sizes of the shared JetStream storage, applied by the topology ensure of every service that
+ * uses the stream or bucket; give all of them the same values.
+ */
+export const storageFields = {
+  blobsMaxBytes: fromEnv(
+    'PERRY_HUB_BLOBS_MAX_BYTES',
+    Type.Integer({ minimum: 1024 * 1024, default: DEFAULT_TOPOLOGY_LIMITS.blobsMaxBytes }),
+    {
+      description:
+        'Largest total size of the tarball and artifact store (Object Store <p>-blobs); when full, uploads are refused with 507 until builds finish and their objects are removed',
+    },
+  ),
+  eventsMaxBytes: fromEnv(
+    'PERRY_HUB_EVENTS_MAX_BYTES',
+    Type.Integer({ minimum: 1024 * 1024, default: DEFAULT_TOPOLOGY_LIMITS.eventsMaxBytes }),
+    {
+      description: 'Largest total size of the job event log (stream <P>_EVENTS); when full, the oldest events go first',
+    },
   ),
 };

@@ -13,9 +13,11 @@ import {
   natsInboxPrefix,
   subjects as makeSubjects,
   topologyFor,
+  DEFAULT_TOPOLOGY_LIMITS,
   type Health,
   type ServiceName,
   type Subjects,
+  type TopologyLimits,
 } from '@perry-hub/contracts';
 import { ensureDatabase, migrate, openPool, type DbOptions, type Pool } from '@perry-hub/db';
 import type { Logger } from 'pino';
@@ -69,6 +71,15 @@ export interface LaunchedService {
   readonly info: Readonly<Record<string, unknown>>;
 }
 
+/** The storage sizes a service's config carries (storageFields), else the defaults. */
+function topologyLimits(config: object): TopologyLimits {
+  const c = config as Partial<TopologyLimits>;
+  return {
+    blobsMaxBytes: c.blobsMaxBytes ?? DEFAULT_TOPOLOGY_LIMITS.blobsMaxBytes,
+    eventsMaxBytes: c.eventsMaxBytes ?? DEFAULT_TOPOLOGY_LIMITS.eventsMaxBytes,
+  };
+}
+
 export async function launchService<C extends TObject>(
   definition: ServiceDefinition<C>,
   config: Static<C> & BaseConfig,
@@ -87,7 +98,7 @@ export async function launchService<C extends TObject>(
   });
   let db: Pool | undefined;
   try {
-    await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name));
+    await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name, topologyLimits(config)));
     if (definition.needsDb) {
       const dbOptions = config as unknown as DbOptions;
       await ensureDatabase(dbOptions);

@@ -1,10 +1,19 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, publicUrlFields, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import {
+  configSchema,
+  publicUrlFields,
+  dbFields,
+  fromEnv,
+  natsFields,
+  processFields,
+  storageFields,
+} from '@perry-hub/runtime';
 
 export const ArtifactStoreConfig = configSchema({
   ...natsFields,
   ...dbFields,
   ...processFields,
+  ...storageFields,
   ...publicUrlFields,
   artifactTtlSecs: fromEnv('PERRY_HUB_ARTIFACT_TTL_SECS', Type.Integer({ minimum: 1, default: 600 }), {
     description: 'How long an artifact download link stays valid',

@@ -17,6 +17,9 @@ import { accountRoutes } from './routes/account.js';
 import { adminRoutes } from './routes/admin.js';
 import { jobRoutes } from './routes/jobs.js';
 import { transferRoutes } from './routes/transfer.js';
+import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
+import { retryAfterSecs } from './abuse/retry-after.js';
+import { lingerAfterAnswer } from './abuse/linger.js';
 
 export interface IngestDeps {
   nc: NatsConnection;
@@ -35,6 +38,9 @@ export interface AppOptions {
   adminSecret: string;
   maxFieldBytes: number;
   maxArtifactBytes: number;
+  /** Fastify's `trustProxy`: addresses or CIDR ranges of proxies whose X-Forwarded-For counts; '' trusts none. */
+  trustProxy: string;
+  abuse: AbuseControls;
 }
 
 export type App = FastifyInstance;
@@ -63,17 +69,24 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     requestTimeout: options.requestTimeoutMs,
     connectionTimeout: options.idleTimeoutMs,
     keepAliveTimeout: 5_000,
+    trustProxy: options.trustProxy === '' ? false : options.trustProxy,
     return503OnClosing: true,
     // Node checks the headers timeout only this often (default 30 s): a slowloris would outlive it.
     http: { headersTimeout: options.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setErrorHandler((err: FastifyError, request, reply) => {
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const { status, error } = envelope(err);
     if (status >= 500 && !(err instanceof HubError)) request.log.error({ err }, 'request failed');
+    await noteAuthFailure(options.abuse, request, error.code);
+    const retryAfter = retryAfterSecs(err);
+    if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
     // An answer before the whole body arrived (a 413, a 401 mid-upload): do not read the rest.
-    if (!request.raw.complete) reply.header('connection', 'close');
+    if (!request.raw.complete) {
+      reply.header('connection', 'close');
+      lingerAfterAnswer(request);
+    }
     return reply.status(status).send(error.toEnvelope());
   });
   app.setNotFoundHandler((request, reply) =>
@@ -82,10 +95,16 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       .send({ error: { code: 'NOT_FOUND', message: `Route ${request.method} ${request.url} not found` } }),
   );
 
+  registerAbuseHooks(app as unknown as FastifyInstance, options.abuse);
   const bus = { nc: deps.nc, subjects: deps.subjects };
   void app.register(statusRoutes(deps));
-  void app.register(buildRoutes(deps, { maxFieldBytes: options.maxFieldBytes }));
-  void app.register(licenseRoutes(bus));
+  void app.register(
+    buildRoutes(
+      { ...deps, limits: options.abuse.limits },
+      { maxFieldBytes: options.maxFieldBytes, budget: options.abuse.budget },
+    ),
+  );
+  void app.register(licenseRoutes({ ...bus, abuse: options.abuse }));
   void app.register(accountRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(adminRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(jobRoutes({ ...bus, adminSecret: options.adminSecret }));

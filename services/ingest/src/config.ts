@@ -1,5 +1,15 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, publicUrlFields, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import {
+  configSchema,
+  publicUrlFields,
+  dbFields,
+  fromEnv,
+  natsFields,
+  processFields,
+  storageFields,
+} from '@perry-hub/runtime';
+
+import { abuseFields } from './abuse/config.js';
 
 const MiB = 1024 * 1024;
 
@@ -7,6 +17,7 @@ export const IngestConfig = configSchema({
   ...natsFields,
   ...dbFields,
   ...processFields,
+  ...storageFields,
   httpPort: fromEnv('PERRY_HUB_HTTP_PORT', Type.Integer({ minimum: 0, maximum: 65535, default: 3456 }), {
     description: 'HTTP port of the public API (0 picks a free port)',
   }),
@@ -39,5 +50,6 @@ export const IngestConfig = configSchema({
   maxArtifactBytes: fromEnv('PERRY_HUB_MAX_ARTIFACT_BYTES', Type.Integer({ minimum: 1024, default: 2 * 1024 * MiB }), {
     description: 'Largest artifact a worker may upload (decoded bytes)',
   }),
+  ...abuseFields,
 });
 export type IngestConfig = Static<typeof IngestConfig>;

@@ -10,7 +10,7 @@
  * failure that the process survives.
  */
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   HubError,
@@ -36,10 +36,14 @@ import {
 import { insertJob, publishIntake, queuePosition, type JobDeps } from './jobs.js';
 import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
+import type { AbuseLimits } from './abuse/limits.js';
+import type { BudgetAccount } from './abuse/budget.js';
 
 export interface IntakeDeps extends JobDeps {
   blobs: BlobStore;
   sealKeys: readonly SealKey[];
+  /** Submissions per credential; absent in tests of the intake alone. */
+  limits?: AbuseLimits | undefined;
 }
 
 export interface SubmissionOptions {
@@ -50,6 +54,8 @@ export interface SubmissionOptions {
   maxUploadBytes: number;
   /** Declared request size, compared with the tier's limit as soon as the tier is known. */
   contentLength?: number | undefined;
+  /** HTTP: what the request holds before its credential is checked; settled once it is. */
+  preauth?: BudgetAccount | undefined;
 }
 
 /** Multipart framing of one part, generously (boundary line and headers). */
@@ -58,6 +64,20 @@ const PART_FRAMING_BYTES = 512;
 const TRAILING_ALLOWANCE_BYTES = 64 * 1024;
 
 type Tarball = { name: string; sizeBytes: number } | 'drained';
+
+/** Passes chunks through after `charge` accepted their size (it throws to refuse them). */
+function charging(charge: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      try {
+        charge(chunk.length);
+        callback(null, chunk);
+      } catch (err) {
+        callback(err as Error);
+      }
+    },
+  });
+}
 
 export class Submission {
   readonly jobId = randomUUID();
@@ -78,6 +98,11 @@ export class Submission {
   /** Count a text part of the request (for the declared-size check). */
   noteTextPart(bytes: number): void {
     this.textBytes += bytes + PART_FRAMING_BYTES;
+  }
+
+  /** Count bytes received while the sender is unknown; throws the 429 past the budget. */
+  chargeUnauthenticated(bytes: number): void {
+    if (this.auth === undefined) this.options.preauth?.charge(bytes);
   }
 
   setManifest(text: string): void {
@@ -111,6 +136,7 @@ export class Submission {
     if (this.auth || !this.manifest || !this.hasCredential) return;
     const stored = this.tarball !== undefined && this.tarball !== 'drained' ? this.tarball.sizeBytes : undefined;
     const declaredBytes = declared ?? stored;
+    await this.deps.limits?.countSubmissionWith(this.options.apiToken ?? this.licenseKey ?? '');
     this.auth = await call(this.deps.nc, this.deps.subjects, authorizeSubmissionEndpoint, {
       jobId: this.jobId,
       ...(this.options.apiToken !== undefined ? { apiToken: this.options.apiToken } : { licenseKey: this.licenseKey }),
@@ -118,6 +144,8 @@ export class Submission {
       ...(declaredBytes !== undefined ? { declaredBytes } : {}),
       ...(this.options.idempotencyKey !== undefined ? { idempotencyKey: this.options.idempotencyKey } : {}),
     });
+    // The sender is known: what it sends from now on is bounded by its tier and its limits.
+    this.options.preauth?.settle();
     // The declared request size may already tell that the tarball cannot fit the tier.
     const { contentLength } = this.options;
     if (this.auth.kind === 'accepted' && contentLength !== undefined && this.tarball === undefined) {
@@ -155,6 +183,7 @@ export class Submission {
     const { maxBytes, tooLarge } = this.uploadLimit();
     const notGzip = () => new HubError('BAD_REQUEST', `Invalid '${field}': the tarball is not gzip-compressed`);
     const through = [
+      ...(this.auth === undefined && this.options.preauth ? [charging((n) => this.chargeUnauthenticated(n))] : []),
       ...(encoding === 'base64'
         ? [base64Decoder((at) => new HubError('BAD_REQUEST', `Invalid '${field}': not base64 (at character ${at})`))]
         : []),
@@ -255,6 +284,7 @@ export class Submission {
 
   /** Undo what a failed submission did: its tarball and its reservation. Best effort, idempotent. */
   async abandon(): Promise<void> {
+    this.options.preauth?.settle();
     if (this.recorded) return;
     const tarball = this.tarball;
     if (tarball !== undefined && tarball !== 'drained') {

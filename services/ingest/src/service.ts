@@ -10,6 +10,9 @@ import { buildApp } from './app.js';
 import { IngestConfig } from './config.js';
 import { cancelOverNats } from './cancel.js';
 import { serveRequests, serveSubmissions } from './submit.js';
+import { WindowCounters } from './abuse/counters.js';
+import { AbuseLimits } from './abuse/limits.js';
+import { PreauthBudget } from './abuse/budget.js';
 
 export { IngestConfig } from './config.js';
 export { buildApp } from './app.js';
@@ -25,10 +28,22 @@ export const ingest = defineService({
     } else {
       sealKeys = parseSealKeys(config.credentialsKey);
     }
-    const blobs = await BlobStore.open(deps.nc, topologyNames(config.subjectPrefix).blobsBucket);
-    const intake = { ...deps, db: deps.db as Pool, blobs, sealKeys };
+    const names = topologyNames(config.subjectPrefix);
+    const blobs = await BlobStore.open(deps.nc, names.blobsBucket);
+    const limits = new AbuseLimits(await WindowCounters.open(deps.nc, names.limitsBucket), config, deps.log);
+    const intake = { ...deps, db: deps.db as Pool, blobs, sealKeys, limits };
     if (config.adminSecret === '') deps.log.warn('PERRY_HUB_ADMIN_SECRET is not set: admin routes are disabled');
-    const app = buildApp(intake, config);
+    const app = buildApp(intake, {
+      ...config,
+      abuse: {
+        limits,
+        budget: new PreauthBudget({
+          perAddressBytes: config.preauthBytesPerAddress,
+          totalBytes: config.preauthBytesTotal,
+        }),
+        bodyRate: { minBytesPerSec: config.minBodyBytesPerSec, windowMs: config.minBodyWindowMs },
+      },
+    });
     await app.listen({ port: config.httpPort, host: config.httpHost });
     const submissions = serveSubmissions(intake);
     const cancels = serveRequests(intake, deps.subjects.buildsCancel, (payload) => cancelOverNats(intake, payload));

@@ -1,10 +1,11 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import { configSchema, dbFields, fromEnv, natsFields, processFields, storageFields } from '@perry-hub/runtime';
 
 export const LicenseConfig = configSchema({
   ...natsFields,
   ...dbFields,
   ...processFields,
+  ...storageFields,
   selfHosted: fromEnv('PERRY_HUB_SELF_HOSTED', Type.Boolean({ default: false }), {
     description:
       'Self-hosted hub: no monthly publish quota, no hourly limit and no device-to-project binding (licenses are still required)',

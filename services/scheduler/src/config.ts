@@ -1,5 +1,13 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, publicUrlFields, dbFields, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import {
+  configSchema,
+  publicUrlFields,
+  dbFields,
+  fromEnv,
+  natsFields,
+  processFields,
+  storageFields,
+} from '@perry-hub/runtime';
 
 const ms = (env: string, defaultMs: number, description: string, minimum = 1) =>
   fromEnv(env, Type.Integer({ minimum, default: defaultMs }), { description });
@@ -8,6 +16,7 @@ export const SchedulerConfig = configSchema({
   ...natsFields,
   ...dbFields,
   ...processFields,
+  ...storageFields,
   ...publicUrlFields,
   selfHosted: fromEnv('PERRY_HUB_SELF_HOSTED', Type.Boolean({ default: false }), {
     description: 'true disables rate limits, quotas and per-license concurrency limits',

@@ -1,11 +1,12 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, fromEnv, natsFields, processFields } from '@perry-hub/runtime';
+import { configSchema, fromEnv, natsFields, processFields, storageFields } from '@perry-hub/runtime';
 
 const MIB = 1024 * 1024;
 
 export const WorkerGatewayConfig = configSchema({
   ...natsFields,
   ...processFields,
+  ...storageFields,
   wsPort: fromEnv('PERRY_HUB_WS_PORT', Type.Integer({ minimum: 0, maximum: 65535, default: 3457 }), {
     description: 'WebSocket port for workers and CLIs, any path (0 picks a free port)',
   }),

@@ -8,9 +8,12 @@ import { bearerToken } from '../auth.js';
 import { Submission, type IntakeDeps } from '../intake.js';
 import { base64Length, MAX_UPLOAD_BYTES, tarballTooLarge } from '../limits.js';
 import { formOverheadBytes, readBuildForm, registerMultipart } from '../multipart.js';
+import type { PreauthBudget } from '../abuse/budget.js';
+import { clientAddress } from '../abuse/hooks.js';
 
 export interface BuildRouteOptions {
   maxFieldBytes: number;
+  budget: PreauthBudget;
 }
 
 const IDEMPOTENCY_KEY = new RegExp(IDEMPOTENCY_KEY_PATTERN);
@@ -56,9 +59,10 @@ export function buildRoutes(deps: IntakeDeps, options: BuildRouteOptions): Fasti
           idempotencyKey: idempotencyKey(request),
           maxUploadBytes: MAX_UPLOAD_BYTES,
           contentLength: declaredLength(request),
+          preauth: options.budget.open(clientAddress(request)),
         });
         try {
-          await readBuildForm(request, submission);
+          await readBuildForm(request, submission, limits.maxFieldBytes);
           return await submission.finish();
         } catch (err) {
           await submission.abandon();

@@ -4,11 +4,12 @@
  * the CLI get base64 text as the original served it; new clients ask for raw bytes with
  * `Accept: application/octet-stream` (and may resume downloads with HTTP Range).
  */
-import { pipeline, type Readable, type Transform } from 'node:stream';
+import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   HubError,
+  artifactNameProblem,
   authorizeTransferEndpoint,
   claimDownloadEndpoint,
   finishDownloadEndpoint,
@@ -18,6 +19,7 @@ import {
 import { base64Decoder, base64Encoder, call, type BlobStore, type Logger } from '@perry-hub/runtime';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parseRange, sliceBytes } from './range.js';
+import { bodySignal } from '../abuse/slow-body.js';
 
 export interface TransferDeps {
   nc: NatsConnection;
@@ -40,6 +42,26 @@ function bearer(request: FastifyRequest): string {
 
 const wantsRaw = (request: FastifyRequest) => /application\/octet-stream/i.test(request.headers.accept ?? '');
 const base64Length = (bytes: number) => 4 * Math.ceil(bytes / 3);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * `x-artifact-name`, which CLIs are told in `artifact_ready` and the old CLI writes to
+ * `<output>/<name>`: a plain file name or a 400. Header values arrive as latin1; workers mean
+ * UTF-8.
+ */
+export function artifactName(header: string): string {
+  let name: string;
+  try {
+    name = utf8.decode(Buffer.from(header, 'latin1'));
+  } catch {
+    throw new HubError('BAD_REQUEST', 'Invalid x-artifact-name: not UTF-8');
+  }
+  const problem = artifactNameProblem(name);
+  if (problem !== undefined) {
+    throw new HubError('BAD_REQUEST', `Invalid x-artifact-name: the name ${problem}; send a plain file name`);
+  }
+  return name;
+}
 const hex = (digest: string) => Buffer.from(digest.replace(/^SHA-256=/, ''), 'base64url').toString('hex');
 
 /** `pipeline` that hands back its last stage, so a failing source fails the response too. */
@@ -50,8 +72,12 @@ function chain(source: Readable, ...through: Transform[]): Readable {
 
 export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
   return async (app) => {
-    // Encapsulated: these parsers hand the raw body stream to the upload route only.
-    app.addContentTypeParser(['text/plain', 'application/octet-stream'], (_req, payload, done) => done(null, payload));
+    // Encapsulated: these parsers hand the body stream to the upload route only. Through a
+    // PassThrough, so that failing the upload (a slow body, a full store) does not destroy the
+    // request, and the worker still gets its answer.
+    app.addContentTypeParser(['text/plain', 'application/octet-stream'], (_req, payload, done) =>
+      done(null, payload.pipe(new PassThrough())),
+    );
 
     app.get<{ Params: { jobId: string } }>(
       '/api/v1/tarball/:jobId',
@@ -96,16 +122,19 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           const v = request.headers[name];
           return typeof v === 'string' ? v.trim() : '';
         };
-        const name = header('x-artifact-name') || 'artifact';
+        const name = artifactName(header('x-artifact-name') || 'artifact');
         const claimed = header('x-artifact-sha256').toLowerCase();
         const target = header('x-artifact-target');
-        if (name.length > 255 || target.length > 64)
-          throw new HubError('BAD_REQUEST', 'Artifact name or target too long');
+        if (target.length > 64 || !/^[A-Za-z0-9._-]*$/.test(target)) {
+          throw new HubError('BAD_REQUEST', 'Invalid x-artifact-target: at most 64 of A-Z a-z 0-9 . _ -');
+        }
         const blobs = deps.blobs;
         const objectName = `artifacts/${jobId}/${randomUUID()}`;
+        const signal = bodySignal(request);
         const info = await blobs.put(objectName, request.body, {
           maxBytes: deps.maxArtifactBytes,
           through: raw ? [] : [base64Decoder()],
+          ...(signal ? { signal } : {}),
         });
         const sha256 = hex(info.digest);
         if (info.size === 0 || (claimed !== '' && claimed !== sha256)) {
