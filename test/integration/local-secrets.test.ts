@@ -68,7 +68,7 @@ describe('perry-hub start without secrets configured', () => {
           expect(saved['PERRY_HUB_WORKER_SECRET']).toMatch(/^[A-Za-z0-9_-]{43}$/);
           expect(first.notices).toEqual([
             `  Admin secret (generated, kept in ${file}): ${saved['PERRY_HUB_ADMIN_SECRET']}`,
-            `  Worker secret (PERRY_HUB_WORKER_SECRET of the workers) (generated, kept in ${file}): ${saved['PERRY_HUB_WORKER_SECRET']}`,
+            `  Worker secret for PERRY_HUB_WORKER_SECRET (generated, kept in ${file}): ${saved['PERRY_HUB_WORKER_SECRET']}`,
           ]);
           url = `http://127.0.0.1:${String(first.services.find((s) => s.name === 'ingest')!.info['httpPort'])}`;
           const admin = await send(`${url}/api/v1/account/create`, {

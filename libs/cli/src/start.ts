@@ -55,7 +55,7 @@ const SECRETS_FILE = 'secrets.json';
 /** Generated secrets the operator needs (to call admin routes, to configure workers), by label. */
 const SHOWN: Readonly<Record<string, string>> = {
   PERRY_HUB_ADMIN_SECRET: 'Admin secret',
-  PERRY_HUB_WORKER_SECRET: 'Worker secret (PERRY_HUB_WORKER_SECRET of the workers)',
+  PERRY_HUB_WORKER_SECRET: 'Worker secret for PERRY_HUB_WORKER_SECRET',
 };
 
 /**
