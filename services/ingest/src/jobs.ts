@@ -96,20 +96,16 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
 }
 
 /**
- * The job's 1-based place in the queue. The original answered at least 1 even when the job was
- * dispatched at once; without a scheduler the place is counted from MySQL the same way.
+ * The job's 1-based place in the queue, as the scheduler (which owns the dispatch order) counts
+ * it. The original answered at least 1, even for a job dispatched at once; so does a hub whose
+ * scheduler did not answer in time (the CLI hears the real place in its first queue_update).
  */
 export async function queuePosition(deps: JobDeps, jobId: string): Promise<number> {
   try {
     const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId });
     return Math.max(1, position);
   } catch (err) {
-    deps.log.warn({ err: (err as Error).message, jobId }, 'queue position from MySQL: the scheduler did not answer');
-    const [rows] = await deps.db.query<RowDataPacket[]>(
-      `SELECT COUNT(*) AS n FROM builds b, (SELECT priority, queuedAt FROM builds WHERE id = ?) j
-        WHERE b.status = 'queued' AND (b.priority > j.priority OR (b.priority = j.priority AND b.queuedAt <= j.queuedAt))`,
-      [jobId],
-    );
-    return Math.max(1, Number(rows[0]?.['n'] ?? 1));
+    deps.log.warn({ err: (err as Error).message, jobId }, 'queue position unknown: the scheduler did not answer');
+    return 1;
   }
 }

@@ -24,7 +24,7 @@ import { Lease, defineService, handle, serveEndpoints } from '@perry-hub/runtime
 import { SchedulerConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
 import { cancelJob, onWorkerEvent } from './handlers.js';
-import { leaderPosition } from './positions.js';
+import { leaderPosition, recordPosition } from './positions.js';
 import { JobStore } from './store.js';
 
 export { SchedulerConfig } from './config.js';
@@ -32,23 +32,6 @@ export { SchedulerConfig } from './config.js';
 export async function countQueued(db: Pool): Promise<number> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM builds WHERE status = 'queued'");
   return Number(rows[0]?.['n'] ?? 0);
-}
-
-/** 1-based place among queued jobs needing the same targets, in dispatch order; 0 once it left the queue. */
-export async function queuePosition(db: Pool, jobId: string): Promise<number> {
-  const [rows] = await db.query<RowDataPacket[]>(
-    'SELECT status, priority, queuedAt, targets FROM builds WHERE id = ?',
-    [jobId],
-  );
-  const job = rows[0];
-  if (!job) throw new HubError('JOB_NOT_FOUND', 'Job not found');
-  if (job['status'] !== 'queued') return 0;
-  const [ahead] = await db.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM builds WHERE status = 'queued' AND targets = ? AND id <> ?
-       AND (priority > ? OR (priority = ? AND (queuedAt < ? OR (queuedAt = ? AND id < ?))))`,
-    [job['targets'], jobId, job['priority'], job['priority'], job['queuedAt'], job['queuedAt'], jobId],
-  );
-  return Number(ahead[0]?.['n'] ?? 0) + 1;
 }
 
 function sameToken(token: string, hash: string | null): boolean {
@@ -111,7 +94,7 @@ export const scheduler = defineService({
       handle(queueStatsEndpoint, async () => ({ queueLength: leader()?.queued.size ?? (await countQueued(db)) })),
       handle(queuePositionEndpoint, async ({ jobId }) => {
         const ctx = leader();
-        if (!ctx) return { position: await queuePosition(db, jobId) };
+        if (!ctx) return { position: await recordPosition(db, config.agingStepMs, jobId) };
         const queued = ctx.queue.position(jobId);
         if (queued > 0 || ctx.running.has(jobId)) return { position: queued };
         const row = await store.get(jobId);
@@ -122,7 +105,12 @@ export const scheduler = defineService({
         const row = await store.get(jobId);
         if (!row) return { found: false, status: null, position: 0 };
         const ctx = leader();
-        const position = row.status !== 'queued' ? 0 : ctx ? leaderPosition(ctx, row) : await queuePosition(db, jobId);
+        const position =
+          row.status !== 'queued'
+            ? 0
+            : ctx
+              ? leaderPosition(ctx, row)
+              : await recordPosition(db, config.agingStepMs, jobId);
         return { found: true, status: row.status as JobStatus, position };
       }),
       handle(authorizeTransferEndpoint, async ({ jobId, token, purpose }) => {

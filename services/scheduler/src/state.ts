@@ -1,6 +1,6 @@
 /** The leader's in-memory view, rebuilt from MySQL and the presence bucket when it takes over. */
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { Subjects, Tier } from '@perry-hub/contracts';
+import { TIER_PRIORITY, type Subjects, type Tier } from '@perry-hub/contracts';
 import type { Logger } from '@perry-hub/runtime';
 import type { JobEvents } from './events.js';
 import type { JobQueue } from './queue/job-queue.js';
@@ -68,10 +68,18 @@ export interface Context {
 
 export const SIGN_BOOST_STEPS = 100;
 
-export function sortKey(ctx: Pick<Context, 'config'>, job: QueuedInfo): number {
-  const priority = job.tier === 'pro' ? 10 : 1;
-  const boost = job.stage === 'sign' ? SIGN_BOOST_STEPS : 0;
-  return job.queuedAt - (priority + boost) * ctx.config.agingStepMs;
+/**
+ * The one rule of dispatch order (lower first), and so of queue positions: a job waits as if it
+ * had been queued `agingStepMs` earlier per priority point of its tier (TIER_PRIORITY), and a
+ * sign stage, whose build already ran, as if SIGN_BOOST_STEPS points more. positions.ts counts
+ * in MySQL with the same rule when this instance does not lead.
+ */
+export function sortKey(ctx: Pick<Context, 'config'>, job: Pick<QueuedInfo, 'tier' | 'stage' | 'queuedAt'>): number {
+  return job.queuedAt - priorityPoints(job) * ctx.config.agingStepMs;
+}
+
+export function priorityPoints(job: Pick<QueuedInfo, 'tier' | 'stage'>): number {
+  return TIER_PRIORITY[job.tier] + (job.stage === 'sign' ? SIGN_BOOST_STEPS : 0);
 }
 
 function countLicense(ctx: Context, job: QueuedInfo, delta: 1 | -1): void {

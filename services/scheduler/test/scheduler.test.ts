@@ -4,6 +4,7 @@ import { call, launchService, loadConfig, type LaunchedService } from '@perry-hu
 import { randomUUID } from 'node:crypto';
 import {
   cancelJobEndpoint,
+  queuePositionEndpoint,
   queueStatsEndpoint,
   subjects,
   workerEventEndpoint,
@@ -12,6 +13,7 @@ import {
 } from '@perry-hub/contracts';
 import { serviceEnv, startIsolatedNats, test } from '@perry-hub/testkit';
 import { scheduler } from '../src/index.js';
+import { recordPosition } from '../src/positions.js';
 import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob, until } from './support.js';
 
 const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
@@ -249,6 +251,37 @@ describe('scheduler', () => {
       await addWorker(h, prefix, 'w', ['linux']);
       const [assign] = await until(() => assignsFor(h, lost).length > 0 && assignsFor(h, lost), 15_000);
       expect(assign).toMatchObject({ workerId: 'w', attempt: 1 });
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('a standby counts queue positions in MySQL by the leader rule (tier, aging)', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const agingStepMs = 1000;
+    const svc = await start(serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_AGING_STEP_MS: '1000' }));
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      const t = Date.now();
+      // Nobody can take them. The old free build has aged past the pro one (12 s > 9 points).
+      const jobs = [
+        await submitJob(h, prefix, { queuedAt: t - 2_000 }),
+        await submitJob(h, prefix, { tier: 'pro', queuedAt: t - 1_000 }),
+        await submitJob(h, prefix, { queuedAt: t - 12_000 }),
+        await submitJob(h, prefix, { tier: 'pro', queuedAt: t - 500 }),
+        await submitJob(h, prefix, { targets: ['windows'], queuedAt: t }),
+      ];
+      await until(async () => (await call(h.nc, subjects(prefix), queueStatsEndpoint, {})).queueLength === 5);
+      const leader = await Promise.all(
+        jobs.map(async (jobId) => (await call(h.nc, subjects(prefix), queuePositionEndpoint, { jobId })).position),
+      );
+      expect(leader).toEqual([4, 2, 1, 3, 1]);
+      const standby = await Promise.all(jobs.map((jobId) => recordPosition(h.db, agingStepMs, jobId)));
+      expect(standby).toEqual(leader);
     } finally {
       await h.close();
       await svc.stop();
