@@ -33,13 +33,18 @@ import {
   type BlobStore,
   type SealKey,
 } from '@perry-hub/runtime';
-import { insertJob, publishIntake, queuePosition, type JobDeps } from './jobs.js';
+import { publishIntake, queuePosition, type JobDeps } from './jobs.js';
+import { recordOrAdopt, submissionKey } from './resubmit.js';
 import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
 
 export interface IntakeDeps extends JobDeps {
   blobs: BlobStore;
   sealKeys: readonly SealKey[];
+  /** How long an identical submission whose result was not delivered gets the same job. */
+  resubmitWindowMs: number;
+  /** Longest a request may take after authorization: its reservation's deadline. */
+  reservationHoldMs: number;
 }
 
 export interface SubmissionOptions {
@@ -57,7 +62,7 @@ const PART_FRAMING_BYTES = 512;
 /** What may still follow the tarball besides its own framing (the CLI sends only license_key). */
 const TRAILING_ALLOWANCE_BYTES = 64 * 1024;
 
-type Tarball = { name: string; sizeBytes: number } | 'drained';
+type Tarball = { name: string; sizeBytes: number; digest: string } | 'drained';
 
 export class Submission {
   readonly jobId = randomUUID();
@@ -117,6 +122,7 @@ export class Submission {
       projectId: projectIdOf(this.manifest),
       ...(declaredBytes !== undefined ? { declaredBytes } : {}),
       ...(this.options.idempotencyKey !== undefined ? { idempotencyKey: this.options.idempotencyKey } : {}),
+      holdMs: this.deps.reservationHoldMs,
     });
     // The declared request size may already tell that the tarball cannot fit the tier.
     const { contentLength } = this.options;
@@ -176,7 +182,7 @@ export class Submission {
       through,
       metadata: { job: this.jobId },
     });
-    this.tarball = { name, sizeBytes: info.size };
+    this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
 
   /** NATS clients upload first: take over `uploads/<uuid>` as this job's tarball. */
@@ -196,7 +202,7 @@ export class Submission {
     }
     const name = tarballObjectName(this.jobId);
     await this.deps.blobs.rename(objectName, name);
-    this.tarball = { name, sizeBytes: info.size };
+    this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
 
   private async firstBytes(objectName: string): Promise<Buffer> {
@@ -237,12 +243,18 @@ export class Submission {
       sealedCredentials: this.sealedCredentials!,
       tarballRef: this.tarball.name,
       idempotencyKey: this.options.idempotencyKey,
+      submissionKey:
+        this.options.idempotencyKey === undefined && this.deps.resubmitWindowMs > 0
+          ? submissionKey(auth.accountId ?? auth.licenseKey, this.manifestText, this.tarball.digest)
+          : undefined,
       via: this.options.via,
     };
-    const { existing } = await insertJob(this.deps.db, job, queuedAt);
-    if (existing) {
+    const recorded = await recordOrAdopt(this.deps, job, queuedAt, this.deps.resubmitWindowMs);
+    if (recorded.adopted) {
+      // The same build as an earlier submission: this one's tarball and reservation go.
       await this.abandon();
-      return this.answer(existing);
+      this.deps.log.info({ jobId: recorded.jobId, duplicate: this.jobId }, 'a retried submission got its earlier job');
+      return this.answer(recorded.jobId);
     }
     this.recorded = true;
     await publishIntake(this.deps, job, queuedAt);

@@ -24,6 +24,8 @@ export interface NewJob {
   sealedCredentials: Buffer;
   tarballRef: string;
   idempotencyKey: string | undefined;
+  /** What the submission is (resubmit.ts); unset when an idempotency key names it. */
+  submissionKey?: string | undefined;
   via: JobIntake['via'];
 }
 
@@ -44,8 +46,8 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
   try {
     await db.query(
       `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
-         manifest, credentials_enc, tarball_ref, account_id, idempotency_key, updated_at)
-       VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?)`,
+         manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at)
+       VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?)`,
       [
         job.jobId,
         job.licenseKey,
@@ -58,6 +60,7 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
         job.tarballRef,
         job.accountId,
         job.idempotencyKey ?? null,
+        job.submissionKey ?? null,
         queuedAt,
       ],
     );

@@ -14,6 +14,8 @@ import { serveRequests, serveSubmissions } from './submit.js';
 export { IngestConfig } from './config.js';
 export { buildApp } from './app.js';
 
+const RESERVATION_MARGIN_MS = 10_000;
+
 export const ingest = defineService({
   name: 'ingest',
   config: IngestConfig,
@@ -26,7 +28,15 @@ export const ingest = defineService({
       sealKeys = parseSealKeys(config.credentialsKey);
     }
     const blobs = await BlobStore.open(deps.nc, topologyNames(config.subjectPrefix).blobsBucket);
-    const intake = { ...deps, db: deps.db as Pool, blobs, sealKeys };
+    const intake = {
+      ...deps,
+      db: deps.db as Pool,
+      blobs,
+      sealKeys,
+      resubmitWindowMs: config.resubmitWindowSecs * 1000,
+      // A request may run this long; its reservation outlives it a little (clocks, the last insert).
+      reservationHoldMs: config.requestTimeoutMs + RESERVATION_MARGIN_MS,
+    };
     if (config.adminSecret === '') deps.log.warn('PERRY_HUB_ADMIN_SECRET is not set: admin routes are disabled');
     const app = buildApp(intake, config);
     await app.listen({ port: config.httpPort, host: config.httpHost });
