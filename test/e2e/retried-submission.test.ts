@@ -4,9 +4,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { get } from 'node:http';
 import { describe, expect } from 'vitest';
-import { topologyNames } from '@perry-hub/contracts';
+import { expireArtifacts } from '@perry-hub/artifact-store';
+import { jobStatusEndpoint, subjects, topologyNames } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
-import { BlobStore } from '@perry-hub/runtime';
+import { BlobStore, call } from '@perry-hub/runtime';
 import { test } from '@perry-hub/testkit';
 import { connect } from '@nats-io/transport-node';
 import { buildRequest, perryPublish, sniffDownload } from '../support/perry-cli.js';
@@ -187,6 +188,47 @@ describe('a retried submission', () => {
         expect(await publishes(db)).toBe(2);
         expect(await one(db, 'SELECT COUNT(*) AS n FROM builds')).toEqual([{ n: 2 }]);
       } finally {
+        await db.end();
+      }
+    });
+  });
+
+  test('a result nobody fetched within its lifetime is marked unfetched, and the same submission builds again', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      const db = openPool(dbOptions(database, 2));
+      const nc = await connect({ servers: natsUrl });
+      try {
+        await s.worker('linux', { name: 'kamatera-fra' });
+        const apiToken = await s.hub.account('pro');
+        const input = tarball('never fetched');
+        const jobId = await postOnly(s, input, apiToken);
+        await until('the build to complete', async () => (await s.status(jobId)).status === 'completed');
+        const status = () => call(nc, subjects(prefix), jobStatusEndpoint, { jobId });
+        expect(await status()).toEqual({ found: true, status: 'completed', position: 0, delivery: 'pending' });
+
+        // The artifact-store's expiry pass, run as it would run once the links' lifetime is over.
+        const blobs = await BlobStore.open(nc, topologyNames(prefix).blobsBucket);
+        expect(await expireArtifacts({ db, blobs, now: () => Date.now() + 3_600_000 })).toBe(1);
+        expect(await status()).toEqual({ found: true, status: 'completed', position: 0, delivery: 'unfetched' });
+        expect((await one(db, 'SELECT result_delivery FROM builds WHERE id = ?', [jobId]))[0]).toEqual({
+          result_delivery: 'unfetched',
+        });
+
+        // Nothing left to give: running the CLI again builds anew.
+        const rerun = await cli(s, input, { apiToken });
+        expect(rerun.reason).toBe('Ready');
+        expect(rerun.jobId).not.toBe(jobId);
+        expect(rerun.artifact?.bytes).toEqual(expectedArtifact('linux', 'linux', input));
+        await until('the rerun to be recorded as delivered', async () => {
+          const reply = await call(nc, subjects(prefix), jobStatusEndpoint, { jobId: rerun.jobId! });
+          return reply.delivery === 'delivered';
+        });
+      } finally {
+        await nc.close();
         await db.end();
       }
     });
