@@ -98,6 +98,27 @@ describe('a retried submission', () => {
         // Another source is another build.
         const other = await postOnly(s, tarball('concurrent, edited'), apiToken);
         expect(other).not.toBe(ids[0]);
+
+        // An Idempotency-Key names a submission through the same mechanism: concurrent requests
+        // with one key are one job, whatever they upload.
+        const keyed = await Promise.all(
+          [0, 1, 2].map(async (i) => {
+            const request = buildRequest({
+              manifest: { ...MANIFEST, targets: ['linux'] },
+              credentials: CREDENTIALS,
+              tarball: tarball(`keyed ${i}`),
+              apiToken,
+            });
+            const res = await fetch(`${s.hub.url}/api/v1/build`, {
+              ...request,
+              headers: { ...request.headers, 'idempotency-key': 'release-7' },
+            });
+            expect(res.status).toBe(200);
+            return ((await res.json()) as { job_id: string }).job_id;
+          }),
+        );
+        expect(new Set(keyed).size).toBe(1);
+        expect(await one(db, 'SELECT COUNT(*) AS n FROM builds')).toEqual([{ n: 3 }]);
       } finally {
         await nc.close();
         await db.end();

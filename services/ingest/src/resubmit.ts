@@ -1,15 +1,17 @@
 /**
  * A retried submission is the same build. The CLI sends no Idempotency-Key and gives up when a
  * crash cuts its request or its first WebSocket connect; its user then runs it again with the
- * same project. So a submission is named by what it is: who sent it (account, else license), its
- * manifest and its tarball's digest. That name (`submission_key`) has a unique index on `builds`:
- * of identical concurrent submissions exactly one inserts its row, the others adopt that job.
- * An explicit Idempotency-Key names a submission the same way, through its own unique index
- * (see `insertJob`), and is never released: the client said which submissions are the same.
+ * same project. So a submission is named, either by the client (an Idempotency-Key, per
+ * license) or by what it is: who sent it (account, else license), its manifest and its
+ * tarball's digest (`submission_key`). Both names have a unique index on `builds`, and one
+ * mechanism serves both: the insert of the job's row decides atomically, so of identical
+ * concurrent submissions exactly one records a job and the others adopt it (their tarball and
+ * reservation are dropped by the caller).
  *
- * A content key holds only while the job's result was not delivered: queued or running, or
- * completed with an unexpired artifact nobody has fully downloaded, within the resubmission
- * window. Past that, the holder is released by compare-and-set and the submission builds anew.
+ * A client's key names its job for good. A content name holds only while the job's result was
+ * not delivered: queued or running, or completed with an unexpired artifact nobody has fully
+ * downloaded, within the resubmission window. Past that, the holder's name is released by
+ * compare-and-set and the submission builds anew.
  */
 import { createHash } from 'node:crypto';
 import { renewDownloadsEndpoint } from '@perry-hub/contracts';
@@ -28,6 +30,8 @@ export function submissionKey(owner: string, manifestText: string, tarballDigest
 }
 
 interface Holder {
+  /** Named by the client's idempotency key: the same job, whatever became of it. */
+  named: boolean;
   id: string;
   status: string;
   changedAt: number;
@@ -36,18 +40,23 @@ interface Holder {
   fetchable: number;
 }
 
-async function holderOf(db: Pool, key: string, now: number): Promise<Holder | undefined> {
+/** The job holding the submission's name: by its idempotency key, else by its content key. */
+async function holderOf(db: Pool, job: NewJob, now: number): Promise<Holder | undefined> {
+  const named = job.idempotencyKey !== undefined;
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT b.id, b.status, COALESCE(b.completedAt, b.queuedAt) AS changed_at, b.result_delivery,
        (SELECT COUNT(*) FROM artifacts a WHERE a.job_id = b.id AND a.held = FALSE AND a.state = 'done') AS fetched,
        (SELECT COUNT(*) FROM artifacts a WHERE a.job_id = b.id AND a.held = FALSE AND a.state <> 'done'
           AND a.expires_at > ?) AS fetchable
-     FROM builds b WHERE b.submission_key = ?`,
-    [now, key],
+     FROM builds b WHERE ${
+       named ? 'b.licenseKey = ? AND b.idempotency_key = ? AND BINARY b.idempotency_key = ?' : 'b.submission_key = ?'
+     }`,
+    named ? [now, job.licenseKey, job.idempotencyKey, job.idempotencyKey] : [now, job.submissionKey],
   );
   const r = rows[0];
   if (!r) return undefined;
   return {
+    named,
     id: String(r['id']),
     status: String(r['status']),
     changedAt: Number(r['changed_at'] ?? 0),
@@ -58,7 +67,7 @@ async function holderOf(db: Pool, key: string, now: number): Promise<Holder | un
 }
 
 /** Whether a retry of the holder's submission should get the holder instead of a new build. */
-export function undelivered(holder: Holder, now: number, windowMs: number): boolean {
+function undelivered(holder: Holder, now: number, windowMs: number): boolean {
   if (holder.changedAt <= now - windowMs || holder.delivery !== null) return false;
   if (holder.status === 'queued' || holder.status === 'running') return true;
   return holder.status === 'completed' && holder.fetched === 0 && holder.fetchable > 0;
@@ -70,27 +79,26 @@ export interface Recorded {
   adopted: boolean;
 }
 
-/** Insert the job's row, or adopt the job of an identical submission whose result is pending. */
+/** Insert the job's row, or adopt the job of an identical submission (see the top). */
 export async function recordOrAdopt(deps: JobDeps, job: NewJob, queuedAt: number, windowMs: number): Promise<Recorded> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const { existing } = await insertJob(deps.db, job, queuedAt);
-      return existing ? { jobId: existing, adopted: true } : { jobId: job.jobId, adopted: false };
+      await insertJob(deps.db, job, queuedAt);
+      return { jobId: job.jobId, adopted: false };
     } catch (err) {
-      const key = job.submissionKey;
-      const dup = (err as { errno?: number }).errno === DUPLICATE_KEY && /submission_key/.test(String(err));
-      if (!dup || key === undefined || attempt >= ATTEMPTS) throw err;
+      const named = job.idempotencyKey !== undefined || job.submissionKey !== undefined;
+      if ((err as { errno?: number }).errno !== DUPLICATE_KEY || !named || attempt >= ATTEMPTS) throw err;
       const now = Date.now();
-      const holder = await holderOf(deps.db, key, now);
+      const holder = await holderOf(deps.db, job, now);
       if (!holder) continue;
-      if (undelivered(holder, now, windowMs)) {
+      if (holder.named || undelivered(holder, now, windowMs)) {
         if (holder.status === 'completed') await renewDownloads(deps, holder.id);
         return { jobId: holder.id, adopted: true };
       }
-      // Delivered, failed, or too old: the key is free for this submission.
+      // Delivered, failed, or too old: the name is free for this submission.
       await deps.db.query('UPDATE builds SET submission_key = NULL WHERE id = ? AND submission_key = ?', [
         holder.id,
-        key,
+        job.submissionKey,
       ]);
     }
   }
