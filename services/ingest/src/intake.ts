@@ -6,8 +6,9 @@
  * tarball into the Object Store under the tier's size limit, then records the job.
  *
  * Order of effects: tarball stored → job row → intake message. A crash before the row leaves at
- * most an unreferenced tarball, which the artifact-store sweeps; `abandon()` cleans up after a
- * failure that the process survives.
+ * most an unreferenced tarball, which the artifact-store sweeps, and a reservation, which the
+ * license service releases after its deadline; `abandon()` cleans up after a failure that the
+ * process survives, and after a retried submission that adopted its earlier job (resubmit.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
