@@ -80,14 +80,20 @@ function rerun(hub: ProcessHub, input: Buffer, download = true) {
   });
 }
 
-/** A plain GET like the CLI's that has received at least `bytes` (the rest still in flight). */
+/**
+ * A plain GET like the CLI's that has received at least `bytes`, then stops reading: the hub
+ * cannot finish sending (the rest is far more than socket buffers hold) until it dies.
+ */
 function downloadStarted(url: string, bytes: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = get(url, (res) => {
       let received = 0;
       res.on('data', (chunk: Buffer) => {
         received += chunk.length;
-        if (received >= bytes) resolve();
+        if (received >= bytes) {
+          res.pause();
+          resolve();
+        }
       });
       res.on('end', () => reject(new Error('the download finished before the crash')));
       res.on('error', () => undefined);
