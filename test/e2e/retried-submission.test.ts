@@ -28,7 +28,7 @@ const publishes = async (db: Pool) =>
   Number((await one(db, 'SELECT COALESCE(SUM(publishes), 0) AS n FROM usage_counters'))[0]?.['n']);
 
 /** `perry publish` as its user re-runs it: same project, same credential. */
-function cli(s: Scenario, input: Buffer, auth: { apiToken: string }, download = true) {
+function cli(s: Scenario, input: Buffer, auth: { apiToken: string } | { licenseKey: string }, download = true) {
   return perryPublish({
     server: s.hub.url,
     manifest: { ...MANIFEST, targets: ['linux'] },
@@ -43,15 +43,17 @@ function cli(s: Scenario, input: Buffer, auth: { apiToken: string }, download = 
 
 /** The CLI's POST alone: it got its 200, then its first WebSocket connect failed, so it exited. */
 async function postOnly(s: Scenario, input: Buffer, apiToken: string): Promise<string> {
-  const request = buildRequest({
-    manifest: { ...MANIFEST, targets: ['linux'] },
-    credentials: CREDENTIALS,
-    tarball: input,
-    apiToken,
-  });
-  const res = await fetch(`${s.hub.url}/api/v1/build`, request);
+  const res = await post(s, input, { apiToken });
   expect(res.status).toBe(200);
   return ((await res.json()) as { job_id: string }).job_id;
+}
+
+function post(s: Scenario, input: Buffer, auth: { apiToken: string } | { licenseKey: string }) {
+  const manifest = { ...MANIFEST, targets: ['linux'] };
+  return fetch(
+    `${s.hub.url}/api/v1/build`,
+    buildRequest({ manifest, credentials: CREDENTIALS, tarball: input, ...auth }),
+  );
 }
 
 /** Start a plain GET like the CLI's, take `keepBytes`, then drop the connection. */
@@ -250,6 +252,42 @@ describe('a retried submission', () => {
         });
       } finally {
         await nc.close();
+        await db.end();
+      }
+    });
+  });
+
+  test('a free license at its hourly limit still gets the re-run of a build it was charged for, and nothing new', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      const db = openPool(dbOptions(database, 2));
+      try {
+        await s.worker('linux', { name: 'kamatera-fra' });
+        const licenseKey = await s.hub.registerLicense();
+        const inputs = [0, 1, 2, 3, 4].map((i) => tarball(`hourly ${i}`));
+        const ids: string[] = [];
+        for (const input of inputs) {
+          const res = await post(s, input, { licenseKey });
+          expect(res.status).toBe(200);
+          ids.push(((await res.json()) as { job_id: string }).job_id);
+        }
+        const refused = await post(s, tarball('hourly 5'), { licenseKey });
+        expect(refused.status).toBe(429);
+        expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+
+        // The fifth CLI run was cut after its 200: run again, it is that build, not a sixth.
+        const rerun = await cli(s, inputs[4]!, { licenseKey });
+        expect(rerun.reason).toBe('Ready');
+        expect(rerun.jobId).toBe(ids[4]);
+        expect(rerun.artifact?.bytes).toEqual(expectedArtifact('linux', 'linux', inputs[4]!));
+        await until('the five publishes to be counted', async () => (await publishes(db)) === 5);
+        expect(await one(db, 'SELECT COUNT(*) AS n FROM builds')).toEqual([{ n: 5 }]);
+        // Delivered now: the same submission again would be a new build, and the limit says no.
+        expect((await post(s, inputs[4]!, { licenseKey })).status).toBe(429);
+      } finally {
         await db.end();
       }
     });

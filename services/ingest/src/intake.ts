@@ -35,7 +35,7 @@ import {
   type SealKey,
 } from '@perry-hub/runtime';
 import { publishIntake, queuePosition, type JobDeps } from './jobs.js';
-import { recordOrAdopt, submissionKey } from './resubmit.js';
+import { owedJob, recordOrAdopt, submissionKey } from './resubmit.js';
 import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
 
@@ -72,6 +72,8 @@ export class Submission {
   private sealedCredentials: Buffer | undefined;
   private licenseKey: string | undefined;
   private auth: SubmissionAuthorization | undefined;
+  /** Refused by a limit, but a retry of a job still owed to its user: that job. */
+  private owed: string | undefined;
   private tarball: Tarball | undefined;
   private recorded = false;
   private textBytes = 0;
@@ -114,13 +116,37 @@ export class Submission {
    * is that of the stored tarball when there is one.
    */
   async authorizeWhenReady(declared?: number): Promise<void> {
-    if (this.auth || !this.manifest || !this.hasCredential) return;
+    if (this.auth || this.owed !== undefined || !this.manifest || !this.hasCredential) return;
     const stored = this.tarball !== undefined && this.tarball !== 'drained' ? this.tarball.sizeBytes : undefined;
     const declaredBytes = declared ?? stored;
+    try {
+      await this.authorize(this.manifest, declaredBytes);
+    } catch (err) {
+      this.owed = await this.owedAtLimit(err);
+      if (this.owed === undefined) throw err;
+    }
+  }
+
+  /**
+   * A license at its hourly limit or monthly quota still gets a retry of a build it was already
+   * charged for. Known only once the tarball is (its digest), i.e. for the CLI's license_key,
+   * which comes after the tarball; a Bearer submission is authorized before its upload.
+   */
+  private async owedAtLimit(err: unknown): Promise<string | undefined> {
+    const atLimit = err instanceof HubError && (err.code === 'RATE_LIMITED' || err.code === 'PUBLISH_LIMIT_REACHED');
+    const { tarball, licenseKey, manifestText } = this;
+    if (!atLimit || tarball === undefined || tarball === 'drained' || licenseKey === undefined) return undefined;
+    if (this.options.apiToken !== undefined || this.options.idempotencyKey !== undefined) return undefined;
+    if (manifestText === undefined || this.deps.resubmitWindowMs === 0) return undefined;
+    const key = submissionKey(licenseKey, manifestText, tarball.digest);
+    return owedJob(this.deps, key, this.deps.resubmitWindowMs);
+  }
+
+  private async authorize(manifest: BuildManifest, declaredBytes: number | undefined): Promise<void> {
     this.auth = await call(this.deps.nc, this.deps.subjects, authorizeSubmissionEndpoint, {
       jobId: this.jobId,
       ...(this.options.apiToken !== undefined ? { apiToken: this.options.apiToken } : { licenseKey: this.licenseKey }),
-      projectId: projectIdOf(this.manifest),
+      projectId: projectIdOf(manifest),
       ...(declaredBytes !== undefined ? { declaredBytes } : {}),
       ...(this.options.idempotencyKey !== undefined ? { idempotencyKey: this.options.idempotencyKey } : {}),
       holdMs: this.deps.reservationHoldMs,
@@ -226,6 +252,11 @@ export class Submission {
     }
     if (this.sealedCredentials === undefined) this.setCredentials('{}');
     await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
+    if (this.owed !== undefined) {
+      await this.abandon();
+      this.deps.log.info({ jobId: this.owed }, 'a retried submission at its limit got its earlier job');
+      return this.answer(this.owed);
+    }
     const auth = this.auth!;
     if (auth.kind === 'duplicate') {
       await this.abandon();
@@ -246,7 +277,7 @@ export class Submission {
       idempotencyKey: this.options.idempotencyKey,
       submissionKey:
         this.options.idempotencyKey === undefined && this.deps.resubmitWindowMs > 0
-          ? submissionKey(auth.accountId ?? auth.licenseKey, this.manifestText, this.tarball.digest)
+          ? submissionKey(auth.licenseKey, this.manifestText, this.tarball.digest)
           : undefined,
       via: this.options.via,
     };

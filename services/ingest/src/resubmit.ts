@@ -40,9 +40,17 @@ interface Holder {
   fetchable: number;
 }
 
-/** The job holding the submission's name: by its idempotency key, else by its content key. */
-async function holderOf(db: Pool, job: NewJob, now: number): Promise<Holder | undefined> {
-  const named = job.idempotencyKey !== undefined;
+/** A submission's name: the client's idempotency key (per license), or its content key. */
+type Name = { kind: 'client'; licenseKey: string; key: string } | { kind: 'content'; key: string };
+
+function nameOf(job: NewJob): Name | undefined {
+  if (job.idempotencyKey !== undefined) return { kind: 'client', licenseKey: job.licenseKey, key: job.idempotencyKey };
+  return job.submissionKey === undefined ? undefined : { kind: 'content', key: job.submissionKey };
+}
+
+/** The job holding a submission's name. */
+async function holderOf(db: Pool, name: Name, now: number): Promise<Holder | undefined> {
+  const named = name.kind === 'client';
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT b.id, b.status, COALESCE(b.completedAt, b.queuedAt) AS changed_at, b.result_delivery,
        (SELECT COUNT(*) FROM artifacts a WHERE a.job_id = b.id AND a.held = FALSE AND a.state = 'done') AS fetched,
@@ -51,7 +59,7 @@ async function holderOf(db: Pool, job: NewJob, now: number): Promise<Holder | un
      FROM builds b WHERE ${
        named ? 'b.licenseKey = ? AND b.idempotency_key = ? AND BINARY b.idempotency_key = ?' : 'b.submission_key = ?'
      }`,
-    named ? [now, job.licenseKey, job.idempotencyKey, job.idempotencyKey] : [now, job.submissionKey],
+    name.kind === 'client' ? [now, name.licenseKey, name.key, name.key] : [now, name.key],
   );
   const r = rows[0];
   if (!r) return undefined;
@@ -86,10 +94,10 @@ export async function recordOrAdopt(deps: JobDeps, job: NewJob, queuedAt: number
       await insertJob(deps.db, job, queuedAt);
       return { jobId: job.jobId, adopted: false };
     } catch (err) {
-      const named = job.idempotencyKey !== undefined || job.submissionKey !== undefined;
-      if ((err as { errno?: number }).errno !== DUPLICATE_KEY || !named || attempt >= ATTEMPTS) throw err;
+      const name = nameOf(job);
+      if ((err as { errno?: number }).errno !== DUPLICATE_KEY || !name || attempt >= ATTEMPTS) throw err;
       const now = Date.now();
-      const holder = await holderOf(deps.db, job, now);
+      const holder = await holderOf(deps.db, name, now);
       if (!holder) continue;
       if (holder.named || undelivered(holder, now, windowMs)) {
         if (holder.status === 'completed') await renewDownloads(deps, holder.id);
@@ -102,6 +110,18 @@ export async function recordOrAdopt(deps: JobDeps, job: NewJob, queuedAt: number
       ]);
     }
   }
+}
+
+/**
+ * The job a content key names, if its result is still owed: a retry refused by a limit it did
+ * not add to (its build was already counted in) gets it instead of the refusal.
+ */
+export async function owedJob(deps: JobDeps, key: string, windowMs: number): Promise<string | undefined> {
+  const now = Date.now();
+  const holder = await holderOf(deps.db, { kind: 'content', key }, now);
+  if (!holder || !undelivered(holder, now, windowMs)) return undefined;
+  if (holder.status === 'completed') await renewDownloads(deps, holder.id);
+  return holder.id;
 }
 
 /** The retried CLI downloads the replayed links: they live another artifact lifetime. */
