@@ -77,6 +77,8 @@ async function startHub(dataDir) {
     // than the default unauthenticated-upload budget of an address lets through at once.
     PERRY_HUB_PREAUTH_BYTES_PER_ADDRESS: String(4096 * 1024 * 1024),
     PERRY_HUB_PREAUTH_BYTES_TOTAL: String(4096 * 1024 * 1024),
+    // It sends one tarball many times to measure intake: each must be a new build, not a retry.
+    PERRY_HUB_RESUBMIT_WINDOW_SECS: '0',
   };
   const child = spawn(process.execPath, [join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
     cwd: ROOT,

@@ -87,6 +87,7 @@ export async function withHub(
   const watchers: Watcher[] = [];
   let nc: Promise<NatsConnection> | undefined;
   const history = new WorkerHistory();
+  let published = 0;
   const spawn = (kind: WorkerKind, options: Partial<WorkerOptions> = {}) => {
     const w = WORKERS[kind]({ url: hub.workerUrl, secret: WORKER_SECRET, history, reconnectDelayMs: 200, ...options });
     workers.push(w);
@@ -143,7 +144,8 @@ export async function withHub(
         server: hub.url,
         manifest: { ...MANIFEST, targets },
         credentials: CREDENTIALS,
-        tarball: tarball(targets.join('+')),
+        // Each publish its own source: identical submissions would be one build (a retry).
+        tarball: tarball(`${targets.join('+')} #${++published}`),
         timeoutMs: 30_000,
         reconnectDelayMs: () => 200,
         ...options,

@@ -29,6 +29,7 @@ import {
   jobFinishedEndpoint,
   promoteEndpoint,
   registerArtifactEndpoint,
+  renewDownloadsEndpoint,
 } from './messages/artifacts.js';
 import {
   authorizeTransferEndpoint,
@@ -70,6 +71,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
       registerArtifactEndpoint,
       claimDownloadEndpoint,
       finishDownloadEndpoint,
+      renewDownloadsEndpoint,
       queueStatsEndpoint,
       workersSummaryEndpoint,
       vmStatusEndpoint,

@@ -1,7 +1,8 @@
 /**
  * Artifacts: metadata and one-time download tokens in MySQL, bytes in the Object Store. A token
- * is fresh until a download starts (claimed), may then be resumed with HTTP Range until it
- * expires, and is spent (done) once a download completes: a second download gets 404. Artifacts
+ * is fresh until a download starts (claimed); until it expires it may be downloaded again, whole
+ * or with HTTP Range, as long as no download completed; it is spent (done) once one did: a
+ * further download gets 404. Artifacts
  * of `*-precompiled` targets are intermediates for the next stage: never announced to the CLI,
  * never downloadable, and promoted to the job's next input.
  */
@@ -15,6 +16,7 @@ import {
   jobFinishedEndpoint,
   promoteEndpoint,
   registerArtifactEndpoint,
+  renewDownloadsEndpoint,
   type ArtifactMeta,
   type Subjects,
 } from '@perry-hub/contracts';
@@ -92,28 +94,47 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
     }),
 
-    handle(claimDownloadEndpoint, async ({ token, resume }) => {
+    // Claiming marks a transfer begun, and nothing more: a download cut by a crash or a dropped
+    // connection is retried with a plain GET (the CLI never sends Range). Only a transfer whose
+    // last byte went out spends the token (finish-download).
+    handle(claimDownloadEndpoint, async ({ token }) => {
       const [rows] = await deps.db.query<RowDataPacket[]>(
-        'SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ?',
+        "SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ? AND state <> 'done'",
         [token, now()],
       );
       const row = rows[0];
       if (!row) throw NOT_FOUND();
-      const allowed = resume ? ['fresh', 'claimed'] : ['fresh'];
-      const [r] = await deps.db.query<ResultSetHeader>(
-        `UPDATE artifacts SET state = 'claimed' WHERE token = ? AND state IN (?)`,
-        [token, allowed],
-      );
-      if (r.affectedRows !== 1) throw NOT_FOUND();
+      if (row['state'] === 'fresh') {
+        await deps.db.query("UPDATE artifacts SET state = 'claimed' WHERE token = ? AND state = 'fresh'", [token]);
+      }
       return meta(row);
     }),
 
     handle(finishDownloadEndpoint, async ({ token }) => {
-      const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name FROM artifacts WHERE token = ?', [token]);
+      const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name, job_id FROM artifacts WHERE token = ?', [
+        token,
+      ]);
       await deps.db.query("UPDATE artifacts SET state = 'done' WHERE token = ?", [token]);
+      const row = rows[0];
+      if (!row) return {};
+      // The result reached its owner: a same submission builds anew from now on.
+      await deps.db.query("UPDATE builds SET result_delivery = 'delivered', submission_key = NULL WHERE id = ?", [
+        row['job_id'],
+      ]);
       // Spent: the bytes can go now rather than at expiry.
-      if (rows[0]) await deps.blobs.delete(String(rows[0]['object_name'])).catch(() => false);
+      await deps.blobs.delete(String(row['object_name'])).catch(() => false);
       return {};
+    }),
+
+    // A retried submission was given this finished job again: its links live another lifetime.
+    handle(renewDownloadsEndpoint, async ({ jobId }) => {
+      const at = now();
+      const [r] = await deps.db.query<ResultSetHeader>(
+        `UPDATE artifacts SET expires_at = GREATEST(expires_at, ?)
+          WHERE job_id = ? AND held = FALSE AND state <> 'done' AND expires_at > ?`,
+        [at + deps.artifactTtlSecs * 1000, jobId, at],
+      );
+      return { renewed: r.affectedRows };
     }),
 
     handle(promoteEndpoint, async ({ jobId, attempt }) => {
@@ -142,18 +163,32 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
 }
 
 /**
- * Expired and spent artifacts: bytes and rows. Held intermediates are not touched: they are the
- * next stage's input however long it waits, and go when the job ends.
+ * Expired and spent artifacts: bytes and rows. A job whose artifact expired before anybody
+ * downloaded it is marked `unfetched` (support refunds or rebuilds it). Each row is deleted by a
+ * conditional statement, so a renewal that won the race keeps its artifact. Held intermediates
+ * are not touched: they are the next stage's input however long it waits, and go when the job ends.
  */
 export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 'now'>, batch = 500): Promise<number> {
   const now = (deps.now ?? Date.now)();
   const [rows] = await deps.db.query<RowDataPacket[]>(
-    "SELECT token, object_name FROM artifacts WHERE held = FALSE AND (expires_at <= ? OR state = 'done') LIMIT ?",
+    "SELECT token, job_id, object_name, state FROM artifacts WHERE held = FALSE AND (expires_at <= ? OR state = 'done') LIMIT ?",
     [now, batch],
   );
+  let expired = 0;
   for (const r of rows) {
+    const [gone] = await deps.db.query<ResultSetHeader>(
+      "DELETE FROM artifacts WHERE token = ? AND (expires_at <= ? OR state = 'done')",
+      [r['token'], now],
+    );
+    if (gone.affectedRows !== 1) continue;
+    expired += 1;
     await deps.blobs.delete(String(r['object_name'])).catch(() => false);
-    await deps.db.query('DELETE FROM artifacts WHERE token = ?', [r['token']]);
+    if (r['state'] !== 'done') {
+      await deps.db.query(
+        "UPDATE builds SET result_delivery = 'unfetched', submission_key = NULL WHERE id = ? AND result_delivery IS NULL",
+        [r['job_id']],
+      );
+    }
   }
-  return rows.length;
+  return expired;
 }

@@ -15,6 +15,7 @@ import { startSweeper } from './sweep.js';
 
 export { ArtifactStoreConfig } from './config.js';
 export { sweepOrphans } from './sweep.js';
+export { expireArtifacts } from './artifacts.js';
 
 export const artifactStore = defineService({
   name: 'artifact-store',

@@ -29,6 +29,9 @@ export interface IngestDeps {
   blobs: BlobStore;
   /** Empty when PERRY_HUB_CREDENTIALS_KEY is unset: builds are then refused. */
   sealKeys: readonly SealKey[];
+  /** See IntakeDeps. */
+  resubmitWindowMs: number;
+  reservationHoldMs: number;
 }
 
 export interface AppOptions {

@@ -51,5 +51,9 @@ export const IngestConfig = configSchema({
     description: 'Largest artifact a worker may upload (decoded bytes)',
   }),
   ...abuseFields,
+  resubmitWindowSecs: fromEnv('PERRY_HUB_RESUBMIT_WINDOW_SECS', Type.Integer({ minimum: 0, default: 3600 }), {
+    description:
+      'A submission identical to one accepted (or finished) this recently whose result was not delivered yet (queued, running, or artifacts not downloaded) gets that job instead of a new build; 0 turns this off',
+  }),
 });
 export type IngestConfig = Static<typeof IngestConfig>;

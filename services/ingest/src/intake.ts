@@ -6,8 +6,9 @@
  * tarball into the Object Store under the tier's size limit, then records the job.
  *
  * Order of effects: tarball stored → job row → intake message. A crash before the row leaves at
- * most an unreferenced tarball, which the artifact-store sweeps; `abandon()` cleans up after a
- * failure that the process survives.
+ * most an unreferenced tarball, which the artifact-store sweeps, and a reservation, which the
+ * license service releases after its deadline; `abandon()` cleans up after a failure that the
+ * process survives, and after a retried submission that adopted its earlier job (resubmit.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
@@ -33,7 +34,8 @@ import {
   type BlobStore,
   type SealKey,
 } from '@perry-hub/runtime';
-import { insertJob, publishIntake, queuePosition, type JobDeps } from './jobs.js';
+import { publishIntake, queuePosition, type JobDeps } from './jobs.js';
+import { owedJob, recordOrAdopt, submissionKey } from './resubmit.js';
 import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
 import type { AbuseLimits } from './abuse/limits.js';
@@ -44,6 +46,10 @@ export interface IntakeDeps extends JobDeps {
   sealKeys: readonly SealKey[];
   /** Submissions per credential; absent in tests of the intake alone. */
   limits?: AbuseLimits | undefined;
+  /** How long an identical submission whose result was not delivered gets the same job. */
+  resubmitWindowMs: number;
+  /** Longest a request may take after authorization: its reservation's deadline. */
+  reservationHoldMs: number;
 }
 
 export interface SubmissionOptions {
@@ -63,7 +69,7 @@ const PART_FRAMING_BYTES = 512;
 /** What may still follow the tarball besides its own framing (the CLI sends only license_key). */
 const TRAILING_ALLOWANCE_BYTES = 64 * 1024;
 
-type Tarball = { name: string; sizeBytes: number } | 'drained';
+type Tarball = { name: string; sizeBytes: number; digest: string } | 'drained';
 
 /** Passes chunks through after `charge` accepted their size (it throws to refuse them). */
 function charging(charge: (bytes: number) => void): Transform {
@@ -86,6 +92,8 @@ export class Submission {
   private sealedCredentials: Buffer | undefined;
   private licenseKey: string | undefined;
   private auth: SubmissionAuthorization | undefined;
+  /** Refused by a limit, but a retry of a job still owed to its user: that job. */
+  private owed: string | undefined;
   private tarball: Tarball | undefined;
   private recorded = false;
   private textBytes = 0;
@@ -133,16 +141,41 @@ export class Submission {
    * is that of the stored tarball when there is one.
    */
   async authorizeWhenReady(declared?: number): Promise<void> {
-    if (this.auth || !this.manifest || !this.hasCredential) return;
+    if (this.auth || this.owed !== undefined || !this.manifest || !this.hasCredential) return;
     const stored = this.tarball !== undefined && this.tarball !== 'drained' ? this.tarball.sizeBytes : undefined;
     const declaredBytes = declared ?? stored;
-    await this.deps.limits?.countSubmissionWith(this.options.apiToken ?? this.licenseKey ?? '');
+    try {
+      await this.deps.limits?.countSubmissionWith(this.options.apiToken ?? this.licenseKey ?? '');
+      await this.authorize(this.manifest, declaredBytes);
+    } catch (err) {
+      this.owed = await this.owedAtLimit(err);
+      if (this.owed === undefined) throw err;
+    }
+  }
+
+  /**
+   * A license at its hourly limit or monthly quota still gets a retry of a build it was already
+   * charged for. Known only once the tarball is (its digest), i.e. for the CLI's license_key,
+   * which comes after the tarball; a Bearer submission is authorized before its upload.
+   */
+  private async owedAtLimit(err: unknown): Promise<string | undefined> {
+    const atLimit = err instanceof HubError && (err.code === 'RATE_LIMITED' || err.code === 'PUBLISH_LIMIT_REACHED');
+    const { tarball, licenseKey, manifestText } = this;
+    if (!atLimit || tarball === undefined || tarball === 'drained' || licenseKey === undefined) return undefined;
+    if (this.options.apiToken !== undefined || this.options.idempotencyKey !== undefined) return undefined;
+    if (manifestText === undefined || this.deps.resubmitWindowMs === 0) return undefined;
+    const key = submissionKey(licenseKey, manifestText, tarball.digest);
+    return owedJob(this.deps, key, this.deps.resubmitWindowMs);
+  }
+
+  private async authorize(manifest: BuildManifest, declaredBytes: number | undefined): Promise<void> {
     this.auth = await call(this.deps.nc, this.deps.subjects, authorizeSubmissionEndpoint, {
       jobId: this.jobId,
       ...(this.options.apiToken !== undefined ? { apiToken: this.options.apiToken } : { licenseKey: this.licenseKey }),
-      projectId: projectIdOf(this.manifest),
+      projectId: projectIdOf(manifest),
       ...(declaredBytes !== undefined ? { declaredBytes } : {}),
       ...(this.options.idempotencyKey !== undefined ? { idempotencyKey: this.options.idempotencyKey } : {}),
+      holdMs: this.deps.reservationHoldMs,
     });
     // The sender is known: what it sends from now on is bounded by its tier and its limits.
     this.options.preauth?.settle();
@@ -205,7 +238,7 @@ export class Submission {
       through,
       metadata: { job: this.jobId },
     });
-    this.tarball = { name, sizeBytes: info.size };
+    this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
 
   /** NATS clients upload first: take over `uploads/<uuid>` as this job's tarball. */
@@ -225,7 +258,7 @@ export class Submission {
     }
     const name = tarballObjectName(this.jobId);
     await this.deps.blobs.rename(objectName, name);
-    this.tarball = { name, sizeBytes: info.size };
+    this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
 
   private async firstBytes(objectName: string): Promise<Buffer> {
@@ -248,6 +281,11 @@ export class Submission {
     }
     if (this.sealedCredentials === undefined) this.setCredentials('{}');
     await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
+    if (this.owed !== undefined) {
+      await this.abandon();
+      this.deps.log.info({ jobId: this.owed }, 'a retried submission at its limit got its earlier job');
+      return this.answer(this.owed);
+    }
     const auth = this.auth!;
     if (auth.kind === 'duplicate') {
       await this.abandon();
@@ -266,12 +304,18 @@ export class Submission {
       sealedCredentials: this.sealedCredentials!,
       tarballRef: this.tarball.name,
       idempotencyKey: this.options.idempotencyKey,
+      submissionKey:
+        this.options.idempotencyKey === undefined && this.deps.resubmitWindowMs > 0
+          ? submissionKey(auth.licenseKey, this.manifestText, this.tarball.digest)
+          : undefined,
       via: this.options.via,
     };
-    const { existing } = await insertJob(this.deps.db, job, queuedAt);
-    if (existing) {
+    const recorded = await recordOrAdopt(this.deps, job, queuedAt, this.deps.resubmitWindowMs);
+    if (recorded.adopted) {
+      // The same build as an earlier submission: this one's tarball and reservation go.
       await this.abandon();
-      return this.answer(existing);
+      this.deps.log.info({ jobId: recorded.jobId, duplicate: this.jobId }, 'a retried submission got its earlier job');
+      return this.answer(recorded.jobId);
     }
     this.recorded = true;
     await publishIntake(this.deps, job, queuedAt);

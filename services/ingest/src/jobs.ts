@@ -24,6 +24,8 @@ export interface NewJob {
   sealedCredentials: Buffer;
   tarballRef: string;
   idempotencyKey: string | undefined;
+  /** What the submission is (resubmit.ts); unset when an idempotency key names it. */
+  submissionKey?: string | undefined;
   via: JobIntake['via'];
 }
 
@@ -34,44 +36,31 @@ export interface JobDeps {
   db: Pool;
 }
 
-const DUPLICATE_KEY = 1062;
-
 /**
- * Insert the job's row. Returns the id of an existing job instead when another submission with
- * the same idempotency key won the race (the unique index decides).
+ * Insert the job's row. A unique index refuses it (MySQL error 1062) when an identical
+ * submission holds the same idempotency or submission key: resubmit.ts decides what then.
  */
-export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<{ existing?: string }> {
-  try {
-    await db.query(
-      `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
-         manifest, credentials_enc, tarball_ref, account_id, idempotency_key, updated_at)
-       VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?)`,
-      [
-        job.jobId,
-        job.licenseKey,
-        job.tier,
-        JSON.stringify(job.manifest.targets),
-        queuedAt,
-        job.priority,
-        job.manifestText,
-        job.sealedCredentials,
-        job.tarballRef,
-        job.accountId,
-        job.idempotencyKey ?? null,
-        queuedAt,
-      ],
-    );
-    return {};
-  } catch (err) {
-    if ((err as { errno?: number }).errno !== DUPLICATE_KEY || job.idempotencyKey === undefined) throw err;
-    const [rows] = await db.query<RowDataPacket[]>(
-      'SELECT id FROM builds WHERE licenseKey = ? AND idempotency_key = ? AND BINARY idempotency_key = ?',
-      [job.licenseKey, job.idempotencyKey, job.idempotencyKey],
-    );
-    const existing = rows[0]?.['id'];
-    if (!existing) throw err;
-    return { existing: String(existing) };
-  }
+export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<void> {
+  await db.query(
+    `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
+       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at)
+     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      job.jobId,
+      job.licenseKey,
+      job.tier,
+      JSON.stringify(job.manifest.targets),
+      queuedAt,
+      job.priority,
+      job.manifestText,
+      job.sealedCredentials,
+      job.tarballRef,
+      job.accountId,
+      job.idempotencyKey ?? null,
+      job.submissionKey ?? null,
+      queuedAt,
+    ],
+  );
 }
 
 /**

@@ -17,6 +17,8 @@ import { PreauthBudget } from './abuse/budget.js';
 export { IngestConfig } from './config.js';
 export { buildApp } from './app.js';
 
+const RESERVATION_MARGIN_MS = 10_000;
+
 export const ingest = defineService({
   name: 'ingest',
   config: IngestConfig,
@@ -31,7 +33,16 @@ export const ingest = defineService({
     const names = topologyNames(config.subjectPrefix);
     const blobs = await BlobStore.open(deps.nc, names.blobsBucket);
     const limits = new AbuseLimits(await WindowCounters.open(deps.nc, names.limitsBucket), config, deps.log);
-    const intake = { ...deps, db: deps.db as Pool, blobs, sealKeys, limits };
+    const intake = {
+      ...deps,
+      db: deps.db as Pool,
+      blobs,
+      sealKeys,
+      limits,
+      resubmitWindowMs: config.resubmitWindowSecs * 1000,
+      // A request may run this long; its reservation outlives it a little (clocks, the last insert).
+      reservationHoldMs: config.requestTimeoutMs + RESERVATION_MARGIN_MS,
+    };
     if (config.adminSecret === '') deps.log.warn('PERRY_HUB_ADMIN_SECRET is not set: admin routes are disabled');
     const app = buildApp(intake, {
       ...config,

@@ -6,7 +6,8 @@
  *
  * A reservation is a `submissions` row. It counts toward the hourly limit unless released, and
  * toward the monthly quota while in flight (pending and either recorded as a build or younger
- * than the grace period: an intake that died never records one).
+ * than the grace period: an intake that died never records one). It carries the deadline of the
+ * request that made it, so one whose request died with its process is released (reservations.ts).
  */
 import type { authorizeSubmissionEndpoint } from '@perry-hub/contracts';
 import { TIER_LIMITS, TIER_PRIORITY, type RequestOf, type SubmissionAuthorization } from '@perry-hub/contracts';
@@ -95,9 +96,16 @@ export async function authorizeSubmission(
     const bound = options.selfHosted ? false : await bindProject(conn, license, request.projectId);
     if (!options.selfHosted) await checkQuotas(conn, license, now, options);
     await conn.query(
-      `INSERT INTO submissions (job_id, license_key, account_id, submitted_at, state, bound_project)
-       VALUES (?, ?, ?, ?, 'pending', ?)`,
-      [request.jobId, license.licenseKey, license.accountId, now, bound],
+      `INSERT INTO submissions (job_id, license_key, account_id, submitted_at, state, bound_project, expires_at)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?)`,
+      [
+        request.jobId,
+        license.licenseKey,
+        license.accountId,
+        now,
+        bound,
+        now + (request.holdMs ?? options.inFlightGraceMs),
+      ],
     );
     return {
       kind: 'accepted',

@@ -26,5 +26,9 @@ export const LicenseConfig = configSchema({
     description:
       'How long an accepted submission without a build record (its intake died) still counts as in flight against the quota',
   }),
+  reservationSweepSecs: fromEnv('PERRY_HUB_RESERVATION_SWEEP_SECS', Type.Integer({ minimum: 1, default: 60 }), {
+    description:
+      'How often reservations of submissions that died before recording their job (past their request deadline) are released; also at start',
+  }),
 });
 export type LicenseConfig = Static<typeof LicenseConfig>;

@@ -17,6 +17,7 @@ import { createAccount, getAccount, registerLicense, updateAccount, verifyLicens
 import { authorizeSubmission, releaseSubmission } from './authorize.js';
 import { LicenseConfig } from './config.js';
 import { startUsageConsumer } from './usage.js';
+import { startReservationSweeper } from './reservations.js';
 
 export { LicenseConfig } from './config.js';
 export { recordCompletion } from './usage.js';
@@ -44,7 +45,16 @@ export const license = defineService({
       { nc: deps.nc, db, log: deps.log, prefix: config.subjectPrefix },
       { accessToken: config.polarAccessToken, meterId: config.polarMeterPublish, apiUrl: config.polarApiUrl },
     );
+    const sweeper = startReservationSweeper(
+      { db, log: deps.log },
+      { intervalMs: config.reservationSweepSecs * 1000, graceMs: config.inFlightGraceMs },
+    );
     if (config.selfHosted) deps.log.info('self-hosted: no publish quota, hourly limit or device binding');
-    return { stop: () => usage.stop() };
+    return {
+      stop: async () => {
+        await sweeper.stop();
+        await usage.stop();
+      },
+    };
   },
 });

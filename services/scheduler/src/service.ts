@@ -18,6 +18,7 @@ import {
   topologyNames,
   workerEventEndpoint,
   type JobStatus,
+  type JobStatusReply,
 } from '@perry-hub/contracts';
 import type { Pool, RowDataPacket } from '@perry-hub/db';
 import { Lease, defineService, handle, serveEndpoints } from '@perry-hub/runtime';
@@ -101,7 +102,7 @@ export const scheduler = defineService({
         if (!row) throw new HubError('JOB_NOT_FOUND', 'Job not found');
         return { position: leaderPosition(ctx, row) };
       }),
-      handle(jobStatusEndpoint, async ({ jobId }) => {
+      handle(jobStatusEndpoint, async ({ jobId }): Promise<JobStatusReply> => {
         const row = await store.get(jobId);
         if (!row) return { found: false, status: null, position: 0 };
         const ctx = leader();
@@ -111,7 +112,8 @@ export const scheduler = defineService({
             : ctx
               ? leaderPosition(ctx, row)
               : await recordPosition(db, config.agingStepMs, jobId);
-        return { found: true, status: row.status as JobStatus, position };
+        if (row.status !== 'completed') return { found: true, status: row.status as JobStatus, position };
+        return { found: true, status: row.status, position, delivery: row.resultDelivery ?? 'pending' };
       }),
       handle(authorizeTransferEndpoint, async ({ jobId, token, purpose }) => {
         const row = await store.tokenHash(jobId);

@@ -24,10 +24,12 @@ export interface JobRow {
   workerName: string | null;
   tarballRef: string | null;
   cancelRequestedAt: number | null;
+  /** NULL while a completed job's result waits to be downloaded. */
+  resultDelivery: 'delivered' | 'unfetched' | null;
 }
 
 const COLUMNS = `id, licenseKey, tier, targets, status, priority, attempt, retries, stage, queuedAt, startedAt,
-  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at`;
+  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery`;
 
 function toJob(r: RowDataPacket): JobRow {
   let targets: string[] = [];
@@ -58,6 +60,8 @@ function toJob(r: RowDataPacket): JobRow {
     workerName: (r['workerName'] as string | null) ?? null,
     tarballRef: (r['tarball_ref'] as string | null) ?? null,
     cancelRequestedAt: num(r['cancel_requested_at']),
+    resultDelivery:
+      r['result_delivery'] === 'delivered' || r['result_delivery'] === 'unfetched' ? r['result_delivery'] : null,
   };
 }
 

@@ -8,8 +8,13 @@ import type { Fleet } from './fleet.js';
 import type { Hub } from './stack.js';
 import { atRate, summarize, until, type Summary } from './stats.js';
 
-/** A gzip header and a few bytes: the hub checks the magic, the workers here never untar. */
-const TARBALL = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3]), Buffer.from('bench project')]);
+/**
+ * A gzip header and a few bytes: the hub checks the magic, the workers here never untar. Each
+ * submission its own source: identical ones would be one build (a retry).
+ */
+let submitted = 0;
+const tarball = () =>
+  Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3]), Buffer.from(`bench project ${++submitted}`)]);
 
 /** A saturated hub must not hold the benchmark: what takes longer than this counts as failed. */
 const TIMEOUT_MS = 10_000;
@@ -22,7 +27,7 @@ export interface Accepted {
 
 export async function submit(hub: Hub, licenseKey: string, targets: readonly string[]): Promise<Accepted> {
   const manifest = { app_name: 'Bench', bundle_id: 'com.example.bench', version: '1', entry: 'src/main.ts', targets };
-  const request = buildRequest({ manifest, credentials: {}, tarball: TARBALL, licenseKey });
+  const request = buildRequest({ manifest, credentials: {}, tarball: tarball(), licenseKey });
   const res = await fetch(`${hub.url}/api/v1/build`, { ...request, signal: AbortSignal.timeout(TIMEOUT_MS) });
   const text = await res.text();
   const at = performance.now();

@@ -34,11 +34,26 @@ export const registerArtifactEndpoint = defineEndpoint({
   timeoutMs: 10_000,
 });
 
+/**
+ * A retried submission was answered with this finished job: its unspent, unexpired download
+ * links stay valid for another artifact lifetime from now.
+ */
+export const renewDownloadsEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'renew-downloads',
+  request: Type.Object({ jobId: Type.String() }, { additionalProperties: false }),
+  response: Type.Object({ renewed: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+  timeoutMs: 5_000,
+});
+
 export const claimDownloadEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'claim-download',
   request: Type.Object(
-    { token: Type.String(), resume: Type.Boolean({ description: 'A Range request continuing a download' }) },
+    {
+      token: Type.String(),
+      resume: Type.Boolean({ description: 'A Range request; any request may continue a download that did not finish' }),
+    },
     { additionalProperties: false },
   ),
   response: ArtifactMeta,

@@ -103,12 +103,22 @@ export type JobActivity = Static<typeof JobActivity>;
 export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'expired'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
+/** What became of a completed job's result (`builds.result_delivery`, NULL = pending). */
+export const RESULT_DELIVERIES = ['pending', 'delivered', 'unfetched'] as const;
+export type ResultDelivery = (typeof RESULT_DELIVERIES)[number];
+
 export const JobStatusRequest = Type.Object({ jobId: Type.String() }, { additionalProperties: false });
 export const JobStatusReply = Type.Object(
   {
     found: Type.Boolean(),
     status: Type.Union([Type.Enum(JOB_STATUSES), Type.Null()]),
     position: Type.Integer({ minimum: 0 }),
+    delivery: Type.Optional(
+      Type.Enum(RESULT_DELIVERIES, {
+        description:
+          'Completed jobs only: pending until an artifact was fully downloaded (delivered), unfetched when its artifacts expired first (support may refund or rebuild)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

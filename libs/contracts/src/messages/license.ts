@@ -68,6 +68,13 @@ export const authorizeSubmissionEndpoint = defineEndpoint({
       projectId: Type.String({ maxLength: 255, description: 'manifest bundle_id (device binding)' }),
       declaredBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Decoded tarball size, when known' })),
       idempotencyKey: Type.Optional(Type.String({ maxLength: 128 })),
+      holdMs: Type.Optional(
+        Type.Integer({
+          minimum: 0,
+          description:
+            'Longest the submitting request may still take to record its job; a reservation without a job after it is released',
+        }),
+      ),
     },
     { additionalProperties: false },
   ),

@@ -2,6 +2,7 @@ import * as m001 from './001_original_tables.js';
 import * as m002 from './002_job_lifecycle.js';
 import * as m003 from './003_license_usage.js';
 import * as m004 from './004_dispatch.js';
+import * as m005 from './005_delivery.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
@@ -19,4 +20,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, ...m002 },
   { version: 3, ...m003 },
   { version: 4, ...m004 },
+  { version: 5, ...m005 },
 ];

@@ -20,6 +20,7 @@ import { base64Decoder, base64Encoder, call, type BlobStore, type Logger } from 
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parseRange, sliceBytes } from './range.js';
 import { bodySignal } from '../abuse/slow-body.js';
+import { spendBeforeLastChunk } from './spend.js';
 
 export interface TransferDeps {
   nc: NatsConnection;
@@ -171,34 +172,43 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         if (!found) throw new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
         reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
         const reachesEnd = range === null || range.end === meta.size - 1;
-        reply.raw.once('finish', () => {
-          if (!reachesEnd) return;
-          call(deps.nc, deps.subjects, finishDownloadEndpoint, { token }).catch((err: unknown) =>
+        const spend = async () => {
+          await call(deps.nc, deps.subjects, finishDownloadEndpoint, { token }).catch((err: unknown) =>
             deps.log.warn({ err, token }, 'could not mark the download spent'),
           );
-        });
+        };
+        const last = reachesEnd ? [spendBeforeLastChunk(spend)] : [];
         if (range) {
           reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
           return sendBytes(
             reply,
-            chain(found.stream, sliceBytes(range.start, range.end)),
+            chain(found.stream, sliceBytes(range.start, range.end), ...last),
             range.end - range.start + 1,
             true,
           );
         }
         if (raw) reply.header('accept-ranges', 'bytes');
-        return sendBytes(reply, found.stream, meta.size, raw);
+        return sendBytes(reply, found.stream, meta.size, raw, last);
       },
     );
   };
 }
 
-function sendBytes(reply: FastifyReply, stream: Readable, size: number, raw: boolean): FastifyReply {
+function sendBytes(
+  reply: FastifyReply,
+  stream: Readable,
+  size: number,
+  raw: boolean,
+  after: Transform[] = [],
+): FastifyReply {
   if (raw) {
-    return reply.header('content-type', 'application/octet-stream').header('content-length', size).send(stream);
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .header('content-length', size)
+      .send(chain(stream, ...after));
   }
   return reply
     .header('content-type', 'text/plain')
     .header('content-length', base64Length(size))
-    .send(chain(stream, base64Encoder()));
+    .send(chain(stream, base64Encoder(), ...after));
 }
