@@ -310,11 +310,13 @@ describe('HTTP abuse limits, while a real build runs', () => {
     await withHub({ natsUrl, prefix, database }, env, async (s) => {
       await s.worker('linux');
       const build = realBuild(s);
+      // Each a different project: an identical one would be a retry of the same build.
+      let project = 0;
       const submit = async (from: string, licenseKey: string) => {
         const reply = await postForm(s.hub.url, {
           manifest: cliManifest({ targets: ['linux'] }),
           credentials: '{}',
-          tarball: Buffer.from([0x1f, 0x8b, 0x08, 0, 1, 2, 3]),
+          tarball: Buffer.from([0x1f, 0x8b, 0x08, 0, 1, 2, 3, project++]),
           licenseKey,
           headers: { 'x-forwarded-for': from },
         });
