@@ -214,14 +214,22 @@ describe('scheduler', () => {
       const next = await submitJob(h, prefix);
       await until(() => assignsFor(h, next).length === 1, 10_000);
       expect(Date.now() - startedAt).toBeLessThan(10_000);
-      // The running job survived the change of leader and completes normally.
-      const ack = await call(h.nc, subjects(prefix), workerEventEndpoint, {
-        workerId: 'w',
-        workerName: 'sim-w',
-        jobId: running,
-        attempt: 1,
-        message: { type: 'complete', job_id: running, success: true, artifacts: [], duration_secs: 1 },
-      });
+      // The running job survived the change of leader and completes normally. The new leader
+      // serves worker events once it has taken over, which may be just after its first dispatch:
+      // the gateway retries an unanswered event, and so does this.
+      const ack = await call(
+        h.nc,
+        subjects(prefix),
+        workerEventEndpoint,
+        {
+          workerId: 'w',
+          workerName: 'sim-w',
+          jobId: running,
+          attempt: 1,
+          message: { type: 'complete', job_id: running, success: true, artifacts: [], duration_secs: 1 },
+        },
+        { attempts: 10 },
+      );
       expect(ack.accepted).toBe(true);
       await standby.stop();
     } finally {
