@@ -19,6 +19,7 @@ import {
   type Logger,
 } from '@perry-hub/runtime';
 import { CliConfig } from './config.js';
+import { planInstances } from './instances.js';
 import { startLocalStack, type LocalStack } from './local.js';
 import { SERVICES } from './registry.js';
 
@@ -135,6 +136,9 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     }
   }
 
+  // Only with the local stack is the data directory locked to this hub, so that what it recorded
+  // there is certainly a previous run of it.
+  const plan = local ? planInstances(cli.dataDir, names) : undefined;
   const launched: LaunchedService[] = [];
   const stopAll = async () => {
     for (const service of [...launched].reverse()) await service.stop();
@@ -143,7 +147,8 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   try {
     const configs = parseAll(names, env);
     for (const name of names) {
-      launched.push(await launchService(SERVICES[name], configs.get(name) as never, log));
+      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors.get(name) };
+      launched.push(await launchService(SERVICES[name], configs.get(name) as never, log, ids));
     }
   } catch (err) {
     await stopAll();

@@ -61,6 +61,7 @@ export function topologyNames(prefix: string) {
     schedulerIntakeConsumer: 'scheduler-intake',
     licenseUsageConsumer: 'license-usage',
     presenceBucket: `${prefix}-presence`,
+    instancesBucket: `${prefix}-instances`,
     leasesBucket: `${prefix}-leases`,
     vmBucket: `${prefix}-vm`,
     blobsBucket: `${prefix}-blobs`,
@@ -118,6 +119,14 @@ export function topology(prefix: string): readonly TopologyEntry[] {
       ttlMs: 0,
       history: 1,
       usedBy: ['worker-gateway', 'scheduler', 'vm-controller'],
+    },
+    {
+      // Liveness records carry their own expiry; the bucket's TTL only clears away dead instances.
+      kind: 'kv',
+      bucket: n.instancesBucket,
+      ttlMs: HOUR_MS,
+      history: 1,
+      usedBy: ['license', 'artifact-store', 'scheduler', 'worker-gateway', 'vm-controller', 'ingest'],
     },
     { kind: 'kv', bucket: n.leasesBucket, ttlMs: 0, history: 1, usedBy: ['scheduler', 'vm-controller'] },
     { kind: 'kv', bucket: n.vmBucket, ttlMs: 0, history: 5, usedBy: ['vm-controller', 'scheduler'] },

@@ -11,3 +11,4 @@ export * from './main.js';
 export * from './lease.js';
 export * from './blobs.js';
 export * from './sealed.js';
+export * from './liveness.js';

@@ -7,11 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from 'typebox';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Kvm } from '@nats-io/kv';
 import {
   HUB_VERSION,
   healthEndpoint,
   subjects as makeSubjects,
   topologyFor,
+  topologyNames,
   type Health,
   type ServiceName,
   type Subjects,
@@ -22,11 +24,27 @@ import { connectNats, type NatsOptions } from './nats.js';
 import { ensureTopology } from './topology.js';
 import { handle, serveEndpoints, type BoundEndpoint } from './rpc.js';
 import { Lifecycle, type StopOutcome } from './lifecycle.js';
+import { LivenessWriter, forgetInstances } from './liveness.js';
+
+const DEFAULT_INSTANCE_TTL_MS = 5_000;
+
+export function newInstanceId(service: ServiceName): string {
+  return `${service}-${randomBytes(4).toString('hex')}`;
+}
 
 export interface BaseConfig extends NatsOptions {
   subjectPrefix: string;
   shutdownGraceMs: number;
   shutdownForceMs: number;
+  /** Liveness record TTL (`PERRY_HUB_INSTANCE_TTL_MS`); 5 s when absent. */
+  instanceTtlMs?: number;
+}
+
+export interface LaunchOptions {
+  /** Chosen by a launcher that records its instances (the all-in-one); random otherwise. */
+  readonly instanceId?: string;
+  /** Instances of this service known to be dead (the previous run): their records go at once. */
+  readonly predecessors?: readonly string[];
 }
 
 export interface ServiceDeps {
@@ -34,6 +52,8 @@ export interface ServiceDeps {
   readonly log: Logger;
   readonly subjects: Subjects;
   readonly instanceId: string;
+  /** Instances of this service that died with the previous run of this launcher (their leases are free). */
+  readonly predecessors: readonly string[];
   /** Present when the definition says `needsDb`; migrations have run. */
   readonly db: Pool | undefined;
   /** Add request/reply endpoints to this service (call during start). */
@@ -72,8 +92,9 @@ export async function launchService<C extends TObject>(
   definition: ServiceDefinition<C>,
   config: Static<C> & BaseConfig,
   parentLog: Logger,
+  options: LaunchOptions = {},
 ): Promise<LaunchedService> {
-  const instanceId = `${definition.name}-${randomBytes(4).toString('hex')}`;
+  const instanceId = options.instanceId ?? newInstanceId(definition.name);
   const log = parentLog.child({ service: definition.name });
   const lifecycle = new Lifecycle({ graceMs: config.shutdownGraceMs, forceMs: config.shutdownForceMs, log });
   const subjects = makeSubjects(config.subjectPrefix);
@@ -81,8 +102,19 @@ export async function launchService<C extends TObject>(
 
   const nc = await connectNats(config, `perry-hub ${instanceId}`, log);
   let db: Pool | undefined;
+  let liveness: LivenessWriter | undefined;
   try {
     await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name));
+    const instances = await new Kvm(nc).open(topologyNames(config.subjectPrefix).instancesBucket);
+    await forgetInstances(instances, options.predecessors ?? []);
+    liveness = new LivenessWriter({
+      kv: instances,
+      instanceId,
+      service: definition.name,
+      ttlMs: config.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS,
+      log,
+    });
+    await liveness.start();
     if (definition.needsDb) {
       const dbOptions = config as unknown as DbOptions;
       await ensureDatabase(dbOptions);
@@ -90,6 +122,7 @@ export async function launchService<C extends TObject>(
       await migrate(db);
     }
   } catch (err) {
+    await liveness?.stop();
     await nc.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
     throw err;
@@ -122,6 +155,7 @@ export async function launchService<C extends TObject>(
     log,
     subjects,
     instanceId,
+    predecessors: options.predecessors ?? [],
     db,
     serve: (more) => endpoints.push(...more),
   };
@@ -130,6 +164,7 @@ export async function launchService<C extends TObject>(
   try {
     running = await definition.start(deps, config);
   } catch (err) {
+    await liveness.stop();
     await nc.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
     throw err;
@@ -138,6 +173,8 @@ export async function launchService<C extends TObject>(
 
   lifecycle.add({ name: 'intake', close: () => running.stop() });
   lifecycle.add({ name: 'endpoints', close: () => micro.stop() });
+  const writer = liveness;
+  lifecycle.add({ name: 'liveness', close: () => writer.stop() });
   lifecycle.add({ name: 'nats', close: () => nc.drain(), force: () => nc.close() });
   if (db) {
     const pool = db;

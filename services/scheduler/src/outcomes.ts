@@ -5,6 +5,7 @@
 import { call } from '@perry-hub/runtime';
 import { jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
 import { durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
+import type { Delivery } from './commands.js';
 import type { Finish } from './store.js';
 import { SIGNING_MESSAGE, wire } from './wire.js';
 
@@ -119,4 +120,40 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
     from: 'running',
     finish: failure(ctx, job, 'failed', `Build failed after ${attempts} attempts (workers kept disconnecting)`, false),
   });
+}
+
+/**
+ * The instance holding the job's worker died (a crash of the gateway or of the whole hub): back to
+ * the queue. Not a retry: the build did nothing wrong, and a hub that restarts twice must not use
+ * up a job's retries. Its attempt still rises with the next assignment, fencing out the old one.
+ */
+export async function releaseJob(ctx: Context, job: RunningJob): Promise<boolean> {
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
+  ctx.running.delete(job.jobId);
+  enqueue(ctx, job);
+  const position = ctx.queue.position(job.jobId);
+  await ctx.events.append(
+    job.jobId,
+    wire.queueUpdate(job.jobId, position, 'Builder connection lost with a hub restart, re-queued'),
+  );
+  ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, "re-queued: its worker's gateway instance is gone");
+  return true;
+}
+
+/**
+ * An assignment that did not reach its worker. Certainly not delivered: the attempt number is
+ * handed back, so attempts count real hand-overs only. Perhaps delivered (no answer in time): the
+ * new attempt stands, so whatever the worker may have started is fenced out.
+ */
+export async function returnUndelivered(ctx: Context, job: RunningJob, delivery: Delivery): Promise<void> {
+  const now = ctx.now();
+  if (delivery === 'refused') {
+    if (!(await ctx.store.unassign(job.jobId, job.attempt, now))) return;
+    ctx.running.delete(job.jobId);
+    enqueue(ctx, { ...job, attempt: job.attempt - 1 });
+    return;
+  }
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, now))) return;
+  ctx.running.delete(job.jobId);
+  enqueue(ctx, job);
 }

@@ -33,6 +33,8 @@ export interface RunningJob extends QueuedInfo {
 export interface KnownWorker {
   readonly workerId: string;
   readonly name: string;
+  /** The gateway instance holding its socket: when that instance dies, so does this connection. */
+  readonly gatewayId: string;
   readonly capabilities: ReadonlySet<string>;
   readonly maxConcurrent: number;
   readonly connectedAt: number;
