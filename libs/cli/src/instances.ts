@@ -13,7 +13,11 @@ const FILE = 'instances.json';
 
 export interface InstancePlan {
   readonly ids: ReadonlyMap<ServiceName, string>;
-  readonly predecessors: ReadonlyMap<ServiceName, readonly string[]>;
+  /**
+   * Every instance of the previous run. Each service is given all of them: the first to start
+   * removes their records, so the scheduler never takes a dead gateway's workers for live ones.
+   */
+  readonly predecessors: readonly string[];
 }
 
 function readPrevious(file: string): Record<string, string> {
@@ -28,7 +32,7 @@ function readPrevious(file: string): Record<string, string> {
   }
 }
 
-/** Choose this run's ids and record them, returning the previous run's for each service. */
+/** Choose this run's ids and record them, returning the previous run's. */
 export function planInstances(dataDir: string, names: readonly ServiceName[]): InstancePlan {
   const file = join(resolve(dataDir), FILE);
   const previous = readPrevious(file);
@@ -36,8 +40,5 @@ export function planInstances(dataDir: string, names: readonly ServiceName[]): I
   const tmp = `${file}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(Object.fromEntries(ids), null, 2)}\n`);
   renameSync(tmp, file);
-  const predecessors = new Map(
-    names.map((name) => [name, previous[name] !== undefined ? [previous[name]] : []] as const),
-  );
-  return { ids, predecessors };
+  return { ids, predecessors: Object.values(previous) };
 }

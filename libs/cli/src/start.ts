@@ -51,6 +51,23 @@ function parseAll(names: readonly ServiceName[], env: Env): Map<ServiceName, Bas
   return configs;
 }
 
+/**
+ * A worker downloads its build's tarball from the ingest the moment it is assigned one: the
+ * gateway, which lets workers in (they reconnect at once after a restart), starts after the ingest.
+ */
+const START_ORDER: readonly ServiceName[] = [
+  'license',
+  'artifact-store',
+  'scheduler',
+  'ingest',
+  'worker-gateway',
+  'vm-controller',
+];
+
+function inStartOrder(names: readonly ServiceName[]): ServiceName[] {
+  return [...names].sort((a, b) => START_ORDER.indexOf(a) - START_ORDER.indexOf(b));
+}
+
 const SECRETS_FILE = 'secrets.json';
 
 /** Generated secrets the operator needs (to call admin routes, to configure workers), by label. */
@@ -104,7 +121,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     throw new ConfigError(unknown.map((s) => `unknown service "${s}" (services: ${SERVICE_NAMES.join(', ')})`));
   }
   const allInOne = options.services.length === 0;
-  const names: readonly ServiceName[] = allInOne ? SERVICE_NAMES : (options.services as ServiceName[]);
+  const names = inStartOrder(allInOne ? SERVICE_NAMES : (options.services as ServiceName[]));
   const cli = loadConfig(CliConfig, options.env);
   const baseLevel = options.env['PERRY_HUB_LOG_LEVEL'] || 'info';
   const log = options.log ?? createLogger({ level: baseLevel, name: 'perry-hub' });
@@ -147,7 +164,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   try {
     const configs = parseAll(names, env);
     for (const name of names) {
-      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors.get(name) };
+      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors };
       launched.push(await launchService(SERVICES[name], configs.get(name) as never, log, ids));
     }
   } catch (err) {

@@ -43,7 +43,7 @@ export interface BaseConfig extends NatsOptions {
 export interface LaunchOptions {
   /** Chosen by a launcher that records its instances (the all-in-one); random otherwise. */
   readonly instanceId?: string;
-  /** Instances of this service known to be dead (the previous run): their records go at once. */
+  /** Instances known to be dead (the launcher's previous run): their records go at once. */
   readonly predecessors?: readonly string[];
 }
 
@@ -52,7 +52,7 @@ export interface ServiceDeps {
   readonly log: Logger;
   readonly subjects: Subjects;
   readonly instanceId: string;
-  /** Instances of this service that died with the previous run of this launcher (their leases are free). */
+  /** Instances that died with the previous run of this launcher: leases they hold are free. */
   readonly predecessors: readonly string[];
   /** Present when the definition says `needsDb`; migrations have run. */
   readonly db: Pool | undefined;

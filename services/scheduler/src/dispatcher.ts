@@ -20,7 +20,7 @@ import { isValid, type Logger } from '@perry-hub/runtime';
 import { deliverCommand, sendCommand } from './commands.js';
 import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
-import { GatewayWatch } from './gateways.js';
+import { GatewayWatch, refusesJob } from './gateways.js';
 import { returnUndelivered } from './outcomes.js';
 import { JobQueue, capabilityKey } from './queue/job-queue.js';
 import { planDispatch, type WorkerSlots } from './queue/match.js';
@@ -86,6 +86,7 @@ export class Dispatcher {
     await this.#watch(this.#presence, (key, value) => this.#onPresence(key, value));
     await this.#watch(await new Kvm(nc).open(names.vmBucket), (_key, value) => this.#onVmState(value));
     await this.#reconcile();
+    void this.#gateways.sweep(); // jobs of workers released before their rows were read
     this.#resyncOnReconnect();
     this.#subscribe(subjects.workers('lost'), (data) => this.#onLost(data));
     this.#subscribe(subjects.workers('activity'), (data) => this.#onActivity(data));
@@ -202,11 +203,17 @@ export class Dispatcher {
         free: w.maxConcurrent - (perWorker.get(w.workerId) ?? 0),
         connectedAt: w.connectedAt,
       }));
-    const plan = planDispatch(ctx.queue, slots, ctx.draining, (job) => {
-      const n = (perLicense.get(job.licenseKey) ?? 0) + 1;
-      perLicense.set(job.licenseKey, n);
-      if (n >= (tierOf.get(job.licenseKey) ?? Infinity)) ctx.queue.setBlocked(job.licenseKey, true);
-    });
+    const plan = planDispatch(
+      ctx.queue,
+      slots,
+      ctx.draining,
+      (job) => {
+        const n = (perLicense.get(job.licenseKey) ?? 0) + 1;
+        perLicense.set(job.licenseKey, n);
+        if (n >= (tierOf.get(job.licenseKey) ?? Infinity)) ctx.queue.setBlocked(job.licenseKey, true);
+      },
+      (workerId, job) => refusesJob(ctx.queued.get(job.jobId), ctx.workers.get(workerId)?.name, now),
+    );
     for (const { job, workerId } of plan) {
       const queued = unqueue(ctx, job.jobId)!;
       const running: RunningJob = {

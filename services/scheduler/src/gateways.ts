@@ -11,11 +11,12 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { LivenessView, type InstanceState, type Logger } from '@perry-hub/runtime';
 import { releaseJob } from './outcomes.js';
-import type { Context } from './state.js';
+import type { Context, QueuedInfo } from './state.js';
 
 export interface WorkerRef {
   readonly workerId: string;
   readonly gatewayId: string;
+  readonly name?: string;
 }
 
 /**
@@ -29,12 +30,19 @@ export function workersToRelease(workers: Iterable<WorkerRef>, gateway: (id: str
   return out;
 }
 
+const RELEASED_KEPT_MS = 600_000;
+
 export class GatewayWatch {
   readonly #ctx: Context;
   readonly #presence: KV;
   readonly #view: LivenessView;
   /** Workers whose presence names a dead gateway, never added to the dispatchable set. */
   readonly #ghosts = new Map<string, WorkerRef>();
+  /**
+   * Released workers, kept a while: jobs on them may be read from MySQL after the release (a new
+   * leader reconciles while the presence watch already reports ghosts).
+   */
+  readonly #released = new Map<string, { name: string | undefined; at: number }>();
   #busy = Promise.resolve();
 
   constructor(ctx: Context, presence: KV, instances: KV, ttlMs: number) {
@@ -74,25 +82,36 @@ export class GatewayWatch {
     const now = ctx.now();
     const refs = [...ctx.workers.values(), ...this.#ghosts.values()];
     const gone = workersToRelease(refs, (id) => this.#view.state(id, now));
+    for (const [workerId, { at }] of this.#released) if (now - at > RELEASED_KEPT_MS) this.#released.delete(workerId);
+    for (const job of [...ctx.running.values()]) {
+      const released = this.#released.get(job.workerId);
+      if (released && !job.pending) await releaseJob(ctx, job, released.name);
+    }
     if (gone.length === 0) return;
     for (const workerId of gone) {
-      const known = ctx.workers.get(workerId);
+      const ref = refs.find((r) => r.workerId === workerId);
       ctx.workers.delete(workerId);
       this.#ghosts.delete(workerId);
+      this.#released.set(workerId, { name: ref?.name, at: now });
       // Gateways' views (the `/status` count) and the vm-controller stop seeing it too.
       await this.#presence.delete(workerId).catch(() => undefined);
       const jobs = [...ctx.running.values()].filter((j) => j.workerId === workerId && !j.pending);
-      for (const job of jobs) await releaseJob(ctx, job);
+      for (const job of jobs) await releaseJob(ctx, job, ref?.name);
       ctx.log.warn(
-        {
-          workerId,
-          name: known?.name,
-          gatewayId: refs.find((r) => r.workerId === workerId)?.gatewayId,
-          jobs: jobs.length,
-        },
+        { workerId, name: ref?.name, gatewayId: ref?.gatewayId, jobs: jobs.length },
         'worker released: its gateway instance is gone',
       );
     }
     ctx.kick();
   }
+}
+
+/** Pure: may this worker take this job now? Not the worker that held it when a crash released it. */
+export function refusesJob(
+  job: Pick<QueuedInfo, 'avoid'> | undefined,
+  workerName: string | undefined,
+  now: number,
+): boolean {
+  const avoid = job?.avoid;
+  return avoid !== undefined && avoid.workerName === workerName && now < avoid.untilMs;
 }

@@ -127,10 +127,11 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
  * the queue. Not a retry: the build did nothing wrong, and a hub that restarts twice must not use
  * up a job's retries. Its attempt still rises with the next assignment, fencing out the old one.
  */
-export async function releaseJob(ctx: Context, job: RunningJob): Promise<boolean> {
+export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
   if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
   ctx.running.delete(job.jobId);
-  enqueue(ctx, job);
+  const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
+  enqueue(ctx, { ...job, avoid });
   const position = ctx.queue.position(job.jobId);
   await ctx.events.append(
     job.jobId,

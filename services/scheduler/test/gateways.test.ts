@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceState } from '@perry-hub/runtime';
-import { workersToRelease } from '../src/gateways.js';
+import { refusesJob, workersToRelease } from '../src/gateways.js';
 
 describe('workersToRelease', () => {
   const states: Record<string, InstanceState> = { 'gw-live': 'live', 'gw-dead': 'dead', 'gw-new': 'unknown' };
@@ -18,5 +18,19 @@ describe('workersToRelease', () => {
   it.each(cases)('%s', (_name, ids, expected) => {
     const picked = workers.filter((w) => ids.includes(w.workerId));
     expect(workersToRelease(picked, (id) => states[id] ?? 'unknown')).toEqual(expected);
+  });
+});
+
+describe('refusesJob', () => {
+  const avoid = { workerName: 'linux-0', untilMs: 10_000 };
+  const cases: [string, { avoid?: typeof avoid } | undefined, string | undefined, number, boolean][] = [
+    ['the worker that held it at the crash, within the window', { avoid }, 'linux-0', 9_999, true],
+    ['the same worker after the window', { avoid }, 'linux-0', 10_000, false],
+    ['another worker', { avoid }, 'linux-1', 0, false],
+    ['a job never released by a crash', {}, 'linux-0', 0, false],
+    ['a job no longer queued', undefined, 'linux-0', 0, false],
+  ];
+  it.each(cases)('%s', (_name, job, worker, now, expected) => {
+    expect(refusesJob(job, worker, now)).toBe(expected);
   });
 });
