@@ -3,7 +3,7 @@
  * usage event survive a crash), moved on to their signing stage, or re-queued after a lost worker.
  */
 import { call } from '@perry-hub/runtime';
-import { jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
+import { attemptArtifactsEndpoint, jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
 import { durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
 import type { Delivery } from './commands.js';
 import type { Finish } from './store.js';
@@ -128,6 +128,20 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
  * up a job's retries. Its attempt still rises with the next assignment, fencing out the old one.
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
+  if (await delivered(ctx, job)) {
+    // The build outlived its gateway and uploaded before the hub noticed: running it again would
+    // announce a second artifact. Its own `complete` was lost with the connection.
+    ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, 'completed from its upload: its gateway instance is gone');
+    return finishJob(ctx, {
+      job,
+      from: 'running',
+      finish: {
+        status: 'completed',
+        errorMessage: null,
+        finalEvents: [wire.complete(job.jobId, true, durationSecs(ctx, job))],
+      },
+    });
+  }
   if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
   ctx.running.delete(job.jobId);
   const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
@@ -157,4 +171,18 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
   if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, now))) return;
   ctx.running.delete(job.jobId);
   enqueue(ctx, job);
+}
+
+/** Did this attempt already announce an artifact? Unknown counts as no: the build runs again. */
+async function delivered(ctx: Context, job: RunningJob): Promise<boolean> {
+  try {
+    const { announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
+      jobId: job.jobId,
+      attempt: job.attempt,
+    });
+    return announced > 0;
+  } catch (err) {
+    ctx.log.warn({ err, jobId: job.jobId }, 'could not ask the artifact-store what the attempt delivered');
+    return false;
+  }
 }
