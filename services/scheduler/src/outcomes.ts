@@ -128,20 +128,7 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
  * up a job's retries. Its attempt still rises with the next assignment, fencing out the old one.
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
-  if (await delivered(ctx, job)) {
-    // The build outlived its gateway and uploaded before the hub noticed: running it again would
-    // announce a second artifact. Its own `complete` was lost with the connection.
-    ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, 'completed from its upload: its gateway instance is gone');
-    return finishJob(ctx, {
-      job,
-      from: 'running',
-      finish: {
-        status: 'completed',
-        errorMessage: null,
-        finalEvents: [wire.complete(job.jobId, true, durationSecs(ctx, job))],
-      },
-    });
-  }
+  if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
   if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
   ctx.running.delete(job.jobId);
   const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
@@ -168,7 +155,12 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
     enqueue(ctx, { ...job, attempt: job.attempt - 1 });
     return;
   }
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, now))) return;
+  // No answer while the gateway died: the worker may have got it, built and uploaded meanwhile.
+  if (await delivered(ctx, job)) {
+    await completeFromUpload(ctx, job);
+    return;
+  }
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return;
   ctx.running.delete(job.jobId);
   enqueue(ctx, job);
 }
@@ -185,4 +177,21 @@ async function delivered(ctx: Context, job: RunningJob): Promise<boolean> {
     ctx.log.warn({ err, jobId: job.jobId }, 'could not ask the artifact-store what the attempt delivered');
     return false;
   }
+}
+
+/**
+ * The build outlived its connection and uploaded before the hub gave up on it: running it again
+ * would announce a second artifact. Its own `complete` was lost with the connection.
+ */
+function completeFromUpload(ctx: Context, job: RunningJob): Promise<boolean> {
+  ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, 'completed from its upload: its connection is gone');
+  return finishJob(ctx, {
+    job,
+    from: 'running',
+    finish: {
+      status: 'completed',
+      errorMessage: null,
+      finalEvents: [wire.complete(job.jobId, true, durationSecs(ctx, job))],
+    },
+  });
 }
