@@ -19,6 +19,8 @@ export async function expectEveryJobCompletedOnce(hub: ProcessHub, settleMs: num
   );
   expect(lost.map((id) => `${id}: ${statuses.get(id)}`)).toEqual([]);
   expect(duplicated.map((id) => `${id}: ${completes.get(id) ?? 0} completes, ${done.get(id) ?? 0} done`)).toEqual([]);
+  // An upload of an attempt that was then run again would be announced twice.
+  expect(announcedTwice).toBe(0);
   // Usage is counted from the done events, idempotently by job id.
   await expect.poll(() => hub.usage(), { timeout: 20_000 }).toBe(acked.length);
 }

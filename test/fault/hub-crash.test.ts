@@ -174,9 +174,6 @@ describe('fault: the whole hub killed', () => {
             `retries used: ${[...after.values()].reduce((n, r) => n + r.retries, 0)}`,
         );
         expect(dishonest.map(([id, attempt, most]) => `${id}: attempt ${attempt}, at most ${most}`)).toEqual([]);
-        const { artifactsReady } = await hub.completions();
-        const twice = [...artifactsReady].filter(([, n]) => n > 1);
-        expect(twice).toEqual([]);
       } finally {
         for (const w of workers) await w.stop();
         await hub.stop();
