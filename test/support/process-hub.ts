@@ -3,14 +3,17 @@
  * of them and start it again, on servers the test controls. It also keeps the external history
  * the fault tests judge by: what the hub acknowledged, and what it finally did.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { topologyNames } from '@perry-hub/contracts';
+import { DEFAULT_SUBJECT_PREFIX, natsInboxPrefix, topologyNames } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 import { generateSealKey } from '@perry-hub/runtime';
-import { getFreePort } from '@perry-hub/localstack';
+import { getFreePort, SEED_FILE_SUFFIX } from '@perry-hub/localstack';
 import { buildRequest } from './perry-cli.js';
-import { runHub, type HubProcess } from './hub-process.js';
+import { freePorts, localEnv, runHub, type HubProcess, type LocalPorts } from './hub-process.js';
 import { ADMIN_SECRET, CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from './test-hub.js';
 import { connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
 
@@ -56,6 +59,8 @@ export interface ProcessHubOptions {
   prefix: string;
   database: Database;
   env?: Record<string, string>;
+  /** The all-in-one's own servers (nats-server, MariaDB) in this data directory, not the test's. */
+  local?: { dataDir: string; ports: LocalPorts };
 }
 
 export class ProcessHub {
@@ -73,17 +78,22 @@ export class ProcessHub {
     httpPort: number,
     wsPort: number,
   ) {
-    const { natsUrl, prefix, database } = options;
+    const { natsUrl, prefix, database, local } = options;
     this.url = `http://127.0.0.1:${httpPort}`;
     this.workerUrl = `ws://127.0.0.1:${wsPort}`;
+    const servers = local
+      ? localEnv(local.dataDir, local.ports)
+      : {
+          PERRY_HUB_NATS_URL: natsUrl,
+          PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
+          PERRY_DB_HOST: database.host,
+          PERRY_DB_PORT: String(database.port),
+          PERRY_DB_USER: database.user,
+          PERRY_DB_PASSWORD: database.password,
+        };
     this.env = {
-      PERRY_HUB_NATS_URL: natsUrl,
-      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
+      ...servers,
       PERRY_HUB_SUBJECT_PREFIX: prefix,
-      PERRY_DB_HOST: database.host,
-      PERRY_DB_PORT: String(database.port),
-      PERRY_DB_USER: database.user,
-      PERRY_DB_PASSWORD: database.password,
       PERRY_DB_NAME: database.database,
       PERRY_HUB_HTTP_PORT: String(httpPort),
       PERRY_HUB_HTTP_HOST: '127.0.0.1',
@@ -106,11 +116,55 @@ export class ProcessHub {
       hub.processes.push(new ManagedProcess(name, ['start', ...services], hub.env));
     }
     await Promise.all(hub.processes.map((p) => p.up()));
-    hub.nc = await connectTestNats(options.natsUrl);
-    const d = options.database;
-    hub.db = openPool(dbOptions(d, 2));
+    await hub.reconnect();
     hub.apiToken = await hub.proAccount();
     return hub;
+  }
+
+  /**
+   * `perry-hub start` with its own nats-server and MariaDB under `dataDir`: a kill -9 of the
+   * process takes them down with it. The history is read from those servers (call `reconnect()`
+   * after each restart).
+   */
+  static async startAllInOne(dataDir: string, env: Record<string, string> = {}): Promise<ProcessHub> {
+    const ports = await freePorts();
+    const hub = new ProcessHub(
+      {
+        natsUrl: `nats://127.0.0.1:${ports.nats}`,
+        prefix: DEFAULT_SUBJECT_PREFIX,
+        database: { host: '127.0.0.1', port: ports.db, user: 'root', password: '', database: 'perry_hub' },
+        env,
+        local: { dataDir, ports },
+      },
+      ports.http,
+      ports.ws,
+    );
+    hub.processes.push(new ManagedProcess('hub', ['start'], hub.env));
+    await hub.process('hub').up();
+    await hub.reconnect();
+    hub.apiToken = await hub.proAccount();
+    return hub;
+  }
+
+  /** (Re)open the test's own connections to the hub's servers (after they restarted). */
+  async reconnect(): Promise<void> {
+    await this.nc?.close().catch(() => undefined);
+    await this.db?.end().catch(() => undefined);
+    const local = this.options.local;
+    // The all-in-one's own nats-server admits only the keys it generated: the test reads its
+    // history (events, presence) as the worker-gateway, which may read both.
+    this.nc = local
+      ? await connect({
+          servers: this.options.natsUrl,
+          authenticator: nkeyAuthenticator(
+            new TextEncoder().encode(
+              readFileSync(join(local.dataDir, 'nats-credentials', `worker-gateway${SEED_FILE_SUFFIX}`), 'utf8').trim(),
+            ),
+          ),
+          inboxPrefix: natsInboxPrefix(this.options.prefix, 'worker-gateway'),
+        })
+      : await connectTestNats(this.options.natsUrl);
+    this.db = openPool(dbOptions(this.options.database, 2));
   }
 
   process(name: string): ManagedProcess {
@@ -181,10 +235,15 @@ export class ProcessHub {
   }
 
   /** How many `complete` messages each job's event log holds (what CLIs saw), and JobDone events. */
-  async completions(): Promise<{ completes: Map<string, number>; done: Map<string, number> }> {
+  async completions(): Promise<{
+    completes: Map<string, number>;
+    done: Map<string, number>;
+    artifactsReady: Map<string, number>;
+  }> {
     const js = jetstream(this.nc);
     const completes = new Map<string, number>();
     const done = new Map<string, number>();
+    const artifactsReady = new Map<string, number>();
     // The stream holds exactly the job events and the done events (one filter: server 2.9).
     const consumer = await js.consumers.get(topologyNames(this.options.prefix).eventsStream);
     for (;;) {
@@ -192,12 +251,14 @@ export class ProcessHub {
       if (!m) break;
       const jobId = m.subject.split('.').at(-2)!;
       if (m.subject.endsWith('.done')) done.set(jobId, (done.get(jobId) ?? 0) + 1);
-      else if (new TextDecoder().decode(m.data).includes('"type":"complete"')) {
-        completes.set(jobId, (completes.get(jobId) ?? 0) + 1);
+      else {
+        const text = new TextDecoder().decode(m.data);
+        if (text.includes('"type":"complete"')) completes.set(jobId, (completes.get(jobId) ?? 0) + 1);
+        if (text.includes('"type":"artifact_ready"')) artifactsReady.set(jobId, (artifactsReady.get(jobId) ?? 0) + 1);
       }
       if (m.info.pending === 0) break;
     }
-    return { completes, done };
+    return { completes, done, artifactsReady };
   }
 
   async usage(): Promise<number> {

@@ -19,6 +19,7 @@ import {
   type Logger,
 } from '@perry-hub/runtime';
 import { CliConfig } from './config.js';
+import { planInstances } from './instances.js';
 import { startLocalStack, type LocalStack } from './local.js';
 import { SERVICES } from './registry.js';
 
@@ -48,6 +49,23 @@ function parseAll(names: readonly ServiceName[], env: Env): Map<ServiceName, Bas
   }
   if (problems.size > 0) throw new ConfigError([...problems]);
   return configs;
+}
+
+/**
+ * A worker downloads its build's tarball from the ingest the moment it is assigned one: the
+ * gateway, which lets workers in (they reconnect at once after a restart), starts after the ingest.
+ */
+const START_ORDER: readonly ServiceName[] = [
+  'license',
+  'artifact-store',
+  'scheduler',
+  'ingest',
+  'worker-gateway',
+  'vm-controller',
+];
+
+function inStartOrder(names: readonly ServiceName[]): ServiceName[] {
+  return [...names].sort((a, b) => START_ORDER.indexOf(a) - START_ORDER.indexOf(b));
 }
 
 const SECRETS_FILE = 'secrets.json';
@@ -103,7 +121,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     throw new ConfigError(unknown.map((s) => `unknown service "${s}" (services: ${SERVICE_NAMES.join(', ')})`));
   }
   const allInOne = options.services.length === 0;
-  const names: readonly ServiceName[] = allInOne ? SERVICE_NAMES : (options.services as ServiceName[]);
+  const names = inStartOrder(allInOne ? SERVICE_NAMES : (options.services as ServiceName[]));
   const cli = loadConfig(CliConfig, options.env);
   const baseLevel = options.env['PERRY_HUB_LOG_LEVEL'] || 'info';
   const log = options.log ?? createLogger({ level: baseLevel, name: 'perry-hub' });
@@ -136,6 +154,9 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     }
   }
 
+  // Only with the local stack is the data directory locked to this hub, so that what it recorded
+  // there is certainly a previous run of it.
+  const plan = local ? planInstances(cli.dataDir, names) : undefined;
   const launched: LaunchedService[] = [];
   const stopAll = async () => {
     for (const service of [...launched].reverse()) await service.stop();
@@ -144,7 +165,8 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   try {
     const configs = parseAll(names, env);
     for (const name of names) {
-      launched.push(await launchService(SERVICES[name], configs.get(name) as never, log));
+      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors };
+      launched.push(await launchService(SERVICES[name], configs.get(name) as never, log, ids));
     }
   } catch (err) {
     await stopAll();

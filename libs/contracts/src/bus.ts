@@ -24,6 +24,7 @@ import {
 } from './messages/license.js';
 import { adminWorkersEndpoint, updatePerryEndpoint } from './messages/admin.js';
 import {
+  attemptArtifactsEndpoint,
   claimDownloadEndpoint,
   finishDownloadEndpoint,
   jobFinishedEndpoint,
@@ -88,7 +89,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
     subscribes: [],
   },
   scheduler: {
-    calls: [submitVerificationEndpoint, jobFinishedEndpoint, promoteEndpoint],
+    calls: [submitVerificationEndpoint, jobFinishedEndpoint, promoteEndpoint, attemptArtifactsEndpoint],
     publishes: [
       (s) => s.queueDepth,
       (s) => s.vmPrewarm,

@@ -10,7 +10,7 @@
  * their NATS permissions are derived from it (permissions.ts), so a service that starts using an
  * entry must say so here or be refused by the server.
  */
-import type { ServiceName } from './services.js';
+import { SERVICE_NAMES, type ServiceName } from './services.js';
 import { subjects } from './subjects.js';
 
 /**
@@ -103,6 +103,7 @@ export function topologyNames(prefix: string) {
     schedulerIntakeConsumer: 'scheduler-intake',
     licenseUsageConsumer: 'license-usage',
     presenceBucket: `${prefix}-presence`,
+    instancesBucket: `${prefix}-instances`,
     leasesBucket: `${prefix}-leases`,
     vmBucket: `${prefix}-vm`,
     blobsBucket: `${prefix}-blobs`,
@@ -202,6 +203,17 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       bucket: n.blobsBucket,
       maxBytes: limits.blobsMaxBytes,
       usedBy: { 'artifact-store': ['read', 'write'], ingest: ['read', 'write'] },
+    },
+    {
+      // Liveness records carry their own expiry; the bucket's TTL only clears away dead instances.
+      // Every instance writes its own; whichever starts first after a crash of the all-in-one
+      // deletes its predecessors'; the scheduler and the gateways read them.
+      kind: 'kv',
+      bucket: n.instancesBucket,
+      ttlMs: HOUR_MS,
+      history: 1,
+      maxBytes: -1,
+      usedBy: Object.fromEntries(SERVICE_NAMES.map((name) => [name, ['read', 'write'] as const])),
     },
   ];
 }

@@ -53,6 +53,10 @@ export const processFields = {
   shutdownGraceMs: fromEnv('PERRY_HUB_SHUTDOWN_GRACE_MS', Type.Integer({ minimum: 0, default: 10_000 }), {
     description: 'How long an orderly shutdown may take before connections are closed by force',
   }),
+  instanceTtlMs: fromEnv('PERRY_HUB_INSTANCE_TTL_MS', Type.Integer({ minimum: 300, default: 5_000 }), {
+    description:
+      "An instance's liveness record expires this long after its last refresh: a dead gateway's workers and jobs are released then",
+  }),
   shutdownForceMs: fromEnv('PERRY_HUB_SHUTDOWN_FORCE_MS', Type.Integer({ minimum: 0, default: 5_000 }), {
     description: 'After the grace period, how long forced closing may take before the process exits',
   }),

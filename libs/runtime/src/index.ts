@@ -13,3 +13,4 @@ export * from './lease.js';
 export * from './blobs.js';
 export * from './sealed.js';
 export * from './worker-command.js';
+export * from './liveness.js';

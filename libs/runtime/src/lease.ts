@@ -25,6 +25,8 @@ export interface LeaseOptions {
   /** Unique per process (an instance id). */
   holder: string;
   ttlMs: number;
+  /** Holders known to be dead (this launcher's previous run): their unexpired leases are taken at once. */
+  predecessors?: readonly string[];
   /** Called once each time the lease is won. */
   onAcquired?: () => void;
   /** Called when a held lease is lost without release(): taken over, or not renewed in time. */
@@ -88,7 +90,8 @@ export class Lease {
     const entry = await this.#kv.get(key);
     const current = parse(entry);
     const sentAt = this.#now();
-    if (current && current.holder !== holder && current.expiresAt > sentAt) return false;
+    const dead = this.#options.predecessors?.includes(current?.holder ?? '') === true;
+    if (current && current.holder !== holder && current.expiresAt > sentAt && !dead) return false;
     const body = this.#record(sentAt);
     try {
       this.#revision =

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from 'typebox';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Kvm } from '@nats-io/kv';
 import {
   HUB_VERSION,
   healthEndpoint,
@@ -14,6 +15,7 @@ import {
   subjects as makeSubjects,
   topologyFor,
   DEFAULT_TOPOLOGY_LIMITS,
+  topologyNames,
   type Health,
   type ServiceName,
   type Subjects,
@@ -25,11 +27,27 @@ import { connectNats, type NatsOptions } from './nats.js';
 import { ensureTopology } from './topology.js';
 import { handle, serveEndpoints, type BoundEndpoint } from './rpc.js';
 import { Lifecycle, type StopOutcome } from './lifecycle.js';
+import { LivenessWriter, forgetInstances } from './liveness.js';
+
+const DEFAULT_INSTANCE_TTL_MS = 5_000;
+
+export function newInstanceId(service: ServiceName): string {
+  return `${service}-${randomBytes(4).toString('hex')}`;
+}
 
 export interface BaseConfig extends NatsOptions {
   subjectPrefix: string;
   shutdownGraceMs: number;
   shutdownForceMs: number;
+  /** Liveness record TTL (`PERRY_HUB_INSTANCE_TTL_MS`); 5 s when absent. */
+  instanceTtlMs?: number;
+}
+
+export interface LaunchOptions {
+  /** Chosen by a launcher that records its instances (the all-in-one); random otherwise. */
+  readonly instanceId?: string;
+  /** Instances known to be dead (the launcher's previous run): their records go at once. */
+  readonly predecessors?: readonly string[];
 }
 
 export interface ServiceDeps {
@@ -37,6 +55,8 @@ export interface ServiceDeps {
   readonly log: Logger;
   readonly subjects: Subjects;
   readonly instanceId: string;
+  /** Instances that died with the previous run of this launcher: leases they hold are free. */
+  readonly predecessors: readonly string[];
   /** Present when the definition says `needsDb`; migrations have run. */
   readonly db: Pool | undefined;
   /** Add request/reply endpoints to this service (call during start). */
@@ -84,8 +104,9 @@ export async function launchService<C extends TObject>(
   definition: ServiceDefinition<C>,
   config: Static<C> & BaseConfig,
   parentLog: Logger,
+  options: LaunchOptions = {},
 ): Promise<LaunchedService> {
-  const instanceId = `${definition.name}-${randomBytes(4).toString('hex')}`;
+  const instanceId = options.instanceId ?? newInstanceId(definition.name);
   const log = parentLog.child({ service: definition.name });
   const lifecycle = new Lifecycle({ graceMs: config.shutdownGraceMs, forceMs: config.shutdownForceMs, log });
   const subjects = makeSubjects(config.subjectPrefix);
@@ -97,8 +118,19 @@ export async function launchService<C extends TObject>(
     inboxPrefix: natsInboxPrefix(config.subjectPrefix, definition.name),
   });
   let db: Pool | undefined;
+  let liveness: LivenessWriter | undefined;
   try {
     await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name, topologyLimits(config)));
+    const instances = await new Kvm(nc).open(topologyNames(config.subjectPrefix).instancesBucket);
+    await forgetInstances(instances, options.predecessors ?? []);
+    liveness = new LivenessWriter({
+      kv: instances,
+      instanceId,
+      service: definition.name,
+      ttlMs: config.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS,
+      log,
+    });
+    await liveness.start();
     if (definition.needsDb) {
       const dbOptions = config as unknown as DbOptions;
       await ensureDatabase(dbOptions);
@@ -106,6 +138,7 @@ export async function launchService<C extends TObject>(
       await migrate(db);
     }
   } catch (err) {
+    await liveness?.stop();
     await nc.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
     throw err;
@@ -138,6 +171,7 @@ export async function launchService<C extends TObject>(
     log,
     subjects,
     instanceId,
+    predecessors: options.predecessors ?? [],
     db,
     serve: (more) => endpoints.push(...more),
   };
@@ -146,6 +180,7 @@ export async function launchService<C extends TObject>(
   try {
     running = await definition.start(deps, config);
   } catch (err) {
+    await liveness.stop();
     await nc.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
     throw err;
@@ -154,6 +189,8 @@ export async function launchService<C extends TObject>(
 
   lifecycle.add({ name: 'intake', close: () => running.stop() });
   lifecycle.add({ name: 'endpoints', close: () => micro.stop() });
+  const writer = liveness;
+  lifecycle.add({ name: 'liveness', close: () => writer.stop() });
   lifecycle.add({ name: 'nats', close: () => nc.drain(), force: () => nc.close() });
   if (db) {
     const pool = db;

@@ -1,7 +1,8 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { healthEndpoint, subjects } from '@perry-hub/contracts';
+import { healthEndpoint, subjects, topologyNames } from '@perry-hub/contracts';
 import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { Kvm } from '@nats-io/kv';
 import {
   call,
   configSchema,
@@ -17,7 +18,7 @@ const log = pino({ level: 'silent' });
 const Config = configSchema({ ...natsFields, ...dbFields, ...processFields });
 
 describe('launchService', () => {
-  test('serves health, then stops in order: intake, endpoints, NATS, MySQL; stop is idempotent', async ({
+  test('serves health, then stops in order: intake, endpoints, liveness record, NATS, MySQL; stop is idempotent', async ({
     natsUrl,
     prefix,
     database,
@@ -53,13 +54,17 @@ describe('launchService', () => {
     try {
       const health = await call(client, subjects(prefix), healthEndpoint('license'), {});
       expect(health).toMatchObject({ service: 'license', status: 'ok', checks: { nats: 'ok', mysql: 'ok' } });
+      const instances = await new Kvm(client).open(topologyNames(prefix).instancesBucket);
+      expect((await instances.get(service.instanceId))?.operation).toBe('PUT');
 
       const first = service.stop();
       expect(service.stop()).toBe(first);
       expect(await first).toBe('clean');
       expect(await service.stop()).toBe('clean');
       expect(events).toEqual(['intake-stop nats-closed=false']);
-      expect(service.history).toEqual(['intake', 'endpoints', 'nats', 'mysql']);
+      expect(service.history).toEqual(['intake', 'endpoints', 'liveness', 'nats', 'mysql']);
+      // An orderly stop leaves no liveness record to expire: what it held is released at once.
+      expect((await instances.get(service.instanceId))?.operation).not.toBe('PUT');
       await expect(call(client, subjects(prefix), healthEndpoint('license'), {})).rejects.toMatchObject({
         code: 'SERVICE_UNAVAILABLE',
       });

@@ -9,6 +9,7 @@ import type { Pool } from '@perry-hub/db';
 import { jetstream } from '@nats-io/jetstream';
 import { BlobStore, defineService } from '@perry-hub/runtime';
 import { artifactEndpoints, expireArtifacts } from './artifacts.js';
+import { attemptEndpoints } from './attempts.js';
 import { verifyEndpoints } from './verify.js';
 import { ArtifactStoreConfig } from './config.js';
 import { startSweeper } from './sweep.js';
@@ -36,7 +37,7 @@ export const artifactStore = defineService({
       publicUrl: config.publicUrl,
       artifactTtlSecs: config.artifactTtlSecs,
     };
-    deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts)]);
+    deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts), ...attemptEndpoints(deps.db as Pool)]);
     // Download links expire after PERRY_HUB_ARTIFACT_TTL_SECS; their bytes go at the next pass.
     const expiry = setInterval(() => {
       expireArtifacts(artifacts).catch((err: unknown) => deps.log.warn({ err }, 'artifact expiry failed'));

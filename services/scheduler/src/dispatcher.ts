@@ -17,9 +17,11 @@ import {
   type Subjects,
 } from '@perry-hub/contracts';
 import { isValid, type Logger } from '@perry-hub/runtime';
-import { sendCommand } from './commands.js';
+import { deliverCommand, sendCommand } from './commands.js';
 import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
+import { GatewayWatch, refusesJob } from './gateways.js';
+import { returnUndelivered } from './outcomes.js';
 import { JobQueue, capabilityKey } from './queue/job-queue.js';
 import { planDispatch, type WorkerSlots } from './queue/match.js';
 import { enqueue, queuedInfo, sortKey, unqueue, type Context, type KnownWorker, type RunningJob } from './state.js';
@@ -48,6 +50,7 @@ export class Dispatcher {
   #depthDirty = false;
   #stopped = false;
   #presence!: KV;
+  #gateways!: GatewayWatch;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -76,15 +79,21 @@ export class Dispatcher {
     const { nc, config, subjects } = this.#deps;
     const names = topologyNames(config.subjectPrefix);
     this.#presence = await new Kvm(nc).open(names.presenceBucket);
+    const instances = await new Kvm(nc).open(names.instancesBucket);
+    this.#gateways = new GatewayWatch(this.ctx, this.#presence, instances, config.instanceTtlMs);
+    this.#stops.push(() => this.#gateways.stop());
+    await this.#gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
     await this.#watch(this.#presence, (key, value) => this.#onPresence(key, value));
     await this.#watch(await new Kvm(nc).open(names.vmBucket), (_key, value) => this.#onVmState(value));
     await this.#reconcile();
+    void this.#gateways.sweep(); // jobs of workers released before their rows were read
     this.#resyncOnReconnect();
     this.#subscribe(subjects.workers('lost'), (data) => this.#onLost(data));
     this.#subscribe(subjects.workers('activity'), (data) => this.#onActivity(data));
     await this.#consumeIntake(names.intakeStream, names.schedulerIntakeConsumer);
     this.#every(1_000, async () => {
       await sweeps.enforceTimeouts(this.ctx);
+      await this.#gateways.sweep();
       await sweeps.sweepLostWorkers(this.ctx, this.#presence);
       await sweeps.announcePositions(this.ctx, this.#announced);
       this.#kick();
@@ -194,11 +203,17 @@ export class Dispatcher {
         free: w.maxConcurrent - (perWorker.get(w.workerId) ?? 0),
         connectedAt: w.connectedAt,
       }));
-    const plan = planDispatch(ctx.queue, slots, ctx.draining, (job) => {
-      const n = (perLicense.get(job.licenseKey) ?? 0) + 1;
-      perLicense.set(job.licenseKey, n);
-      if (n >= (tierOf.get(job.licenseKey) ?? Infinity)) ctx.queue.setBlocked(job.licenseKey, true);
-    });
+    const plan = planDispatch(
+      ctx.queue,
+      slots,
+      ctx.draining,
+      (job) => {
+        const n = (perLicense.get(job.licenseKey) ?? 0) + 1;
+        perLicense.set(job.licenseKey, n);
+        if (n >= (tierOf.get(job.licenseKey) ?? Infinity)) ctx.queue.setBlocked(job.licenseKey, true);
+      },
+      (workerId, job) => refusesJob(ctx.queued.get(job.jobId), ctx.workers.get(workerId)?.name, now),
+    );
     for (const { job, workerId } of plan) {
       const queued = unqueue(ctx, job.jobId)!;
       const running: RunningJob = {
@@ -239,7 +254,7 @@ export class Dispatcher {
     const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
     manifest['targets'] = [...job.targets];
     const base = ctx.config.publicUrl.replace(/\/+$/, '');
-    const delivered = await sendCommand(ctx, job.workerId, {
+    const delivery = await deliverCommand(ctx, job.workerId, {
       kind: 'assign',
       jobId: job.jobId,
       attempt,
@@ -249,13 +264,9 @@ export class Dispatcher {
       tarballUrl: `${base}/api/v1/tarball/${job.jobId}`,
       artifactUploadUrl: `${base}/api/v1/artifact/upload/${job.jobId}`,
     });
-    if (!delivered) {
+    if (delivery !== 'delivered') {
       if (worker) worker.avoidUntil = ctx.now() + 2_000;
-      if (await ctx.store.requeue(job.jobId, attempt, {}, ctx.now())) {
-        ctx.running.delete(job.jobId);
-        enqueue(ctx, { ...job, attempt });
-      }
-      return;
+      return returnUndelivered(ctx, { ...job, attempt }, delivery);
     }
     if (current.cancelRequestedAt !== null) {
       await ctx.store.requestCancel(job.jobId, attempt, ctx.now());
@@ -280,6 +291,7 @@ export class Dispatcher {
     if (!isValid(WorkerPresence, value)) return;
     const known = this.ctx.workers.get(key);
     const jobs = value.jobs ? new Set(value.jobs.map((j) => `${j.jobId}:${j.attempt}`)) : undefined;
+    if (!known && this.#gateways.isGhost(value)) return;
     if (known) {
       known.heartbeatAt = value.heartbeatAt;
       known.jobs = jobs;
@@ -288,6 +300,7 @@ export class Dispatcher {
     const worker: KnownWorker = {
       workerId: value.workerId,
       name: value.name,
+      gatewayId: value.gatewayId,
       capabilities: new Set(value.capabilities.map((c) => c.toLowerCase())),
       maxConcurrent: value.maxConcurrent,
       connectedAt: value.connectedAt,

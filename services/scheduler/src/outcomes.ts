@@ -3,8 +3,9 @@
  * usage event survive a crash), moved on to their signing stage, or re-queued after a lost worker.
  */
 import { call } from '@perry-hub/runtime';
-import { jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
+import { attemptArtifactsEndpoint, jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
 import { durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
+import type { Delivery } from './commands.js';
 import type { Finish } from './store.js';
 import { SIGNING_MESSAGE, wire } from './wire.js';
 
@@ -118,5 +119,79 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
     job,
     from: 'running',
     finish: failure(ctx, job, 'failed', `Build failed after ${attempts} attempts (workers kept disconnecting)`, false),
+  });
+}
+
+/**
+ * The instance holding the job's worker died (a crash of the gateway or of the whole hub): back to
+ * the queue. Not a retry: the build did nothing wrong, and a hub that restarts twice must not use
+ * up a job's retries. Its attempt still rises with the next assignment, fencing out the old one.
+ */
+export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
+  if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
+  ctx.running.delete(job.jobId);
+  const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
+  enqueue(ctx, { ...job, avoid });
+  const position = ctx.queue.position(job.jobId);
+  await ctx.events.append(
+    job.jobId,
+    wire.queueUpdate(job.jobId, position, 'Builder connection lost with a hub restart, re-queued'),
+  );
+  ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, "re-queued: its worker's gateway instance is gone");
+  return true;
+}
+
+/**
+ * An assignment that did not reach its worker. Certainly not delivered: the attempt number is
+ * handed back, so attempts count real hand-overs only. Perhaps delivered (no answer in time): the
+ * new attempt stands, so whatever the worker may have started is fenced out.
+ */
+export async function returnUndelivered(ctx: Context, job: RunningJob, delivery: Delivery): Promise<void> {
+  const now = ctx.now();
+  if (delivery === 'refused') {
+    if (!(await ctx.store.unassign(job.jobId, job.attempt, now))) return;
+    ctx.running.delete(job.jobId);
+    enqueue(ctx, { ...job, attempt: job.attempt - 1 });
+    return;
+  }
+  // No answer while the gateway died: the worker may have got it, built and uploaded meanwhile.
+  if (await delivered(ctx, job)) {
+    await completeFromUpload(ctx, job);
+    return;
+  }
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return;
+  ctx.running.delete(job.jobId);
+  enqueue(ctx, job);
+}
+
+/** Did this attempt already announce an artifact? Unknown counts as no: the build runs again. */
+async function delivered(ctx: Context, job: RunningJob): Promise<boolean> {
+  try {
+    const { announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
+      jobId: job.jobId,
+      attempt: job.attempt,
+    });
+    return announced > 0;
+  } catch (err) {
+    ctx.log.warn({ err, jobId: job.jobId }, 'could not ask the artifact-store what the attempt delivered');
+    return false;
+  }
+}
+
+/**
+ * The build outlived its connection and uploaded before the hub gave up on it: running it again
+ * would announce a second artifact. Its own `complete` was lost with the connection.
+ */
+function completeFromUpload(ctx: Context, job: RunningJob): Promise<boolean> {
+  ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, 'completed from its upload: its connection is gone');
+  return finishJob(ctx, {
+    job,
+    from: 'running',
+    finish: {
+      status: 'completed',
+      errorMessage: null,
+      finalEvents: [wire.complete(job.jobId, true, durationSecs(ctx, job))],
+    },
   });
 }

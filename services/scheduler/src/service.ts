@@ -76,6 +76,7 @@ export const scheduler = defineService({
     const lease = new Lease(kv, {
       key: 'scheduler',
       holder: deps.instanceId,
+      predecessors: deps.predecessors,
       ttlMs: config.leaseTtlMs,
       log: deps.log,
       onAcquired: () => {

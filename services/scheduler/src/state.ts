@@ -17,6 +17,12 @@ export interface QueuedInfo {
   readonly retries: number;
   readonly queuedAt: number;
   readonly startedAt: number | null;
+  /**
+   * Released by a crash: the worker that held it probably still builds the old attempt and will
+   * reconnect under the same name, where that build's messages would pass for the new attempt's.
+   * Another worker takes it; this one only after `untilMs`.
+   */
+  readonly avoid?: { readonly workerName: string; readonly untilMs: number };
 }
 
 export interface RunningJob extends QueuedInfo {
@@ -33,6 +39,8 @@ export interface RunningJob extends QueuedInfo {
 export interface KnownWorker {
   readonly workerId: string;
   readonly name: string;
+  /** The gateway instance holding its socket: when that instance dies, so does this connection. */
+  readonly gatewayId: string;
   readonly capabilities: ReadonlySet<string>;
   readonly maxConcurrent: number;
   readonly connectedAt: number;

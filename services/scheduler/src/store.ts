@@ -145,6 +145,21 @@ export class JobStore {
   }
 
   /**
+   * Undo an assignment that certainly never reached a worker: nobody holds the new attempt's
+   * token, so handing the attempt number back keeps fencing intact (anything older was fenced
+   * out when the job left its last worker, and a queued job accepts nothing).
+   */
+  async unassign(jobId: string, attempt: number, now: number): Promise<boolean> {
+    const [r] = await this.db.query<ResultSetHeader>(
+      `UPDATE builds SET status = 'queued', attempt = attempt - 1, worker_id = NULL, workerName = NULL,
+         job_token_hash = NULL, assigned_at = NULL, updated_at = ?
+       WHERE id = ? AND status = 'running' AND attempt = ?`,
+      [now, jobId, attempt],
+    );
+    return r.affectedRows === 1;
+  }
+
+  /**
    * The terminal transition. Credentials are destroyed in the same statement, and the messages to
    * publish go into the outbox column so a crash right after this cannot lose them.
    */

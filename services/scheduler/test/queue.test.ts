@@ -151,4 +151,20 @@ describe('JobQueue and planDispatch', () => {
     const keys = drained.map((a) => a.job.sortKey);
     expect(keys).toEqual([...keys].sort((a, b) => a - b));
   });
+
+  it('a worker that refuses a job leaves it to the next worker, and takes another line meanwhile', () => {
+    const q = new JobQueue();
+    const released = job('A', ['linux'], 1000, 10);
+    const other = job('B', ['android'], 2000);
+    [released, other].forEach((j) => q.add(j));
+    const refuses = (workerId: string, j: QueuedJob) => workerId === 'w1' && j.jobId === released.jobId;
+    const plan = planDispatch(
+      q,
+      [worker('w1', LINUX, 2, 0), worker('w2', LINUX, 1, 1)],
+      new Set(),
+      () => undefined,
+      refuses,
+    );
+    expect(plan.map((a) => `${a.job.jobId}@${a.workerId}`)).toEqual([`${other.jobId}@w1`, `${released.jobId}@w2`]);
+  });
 });

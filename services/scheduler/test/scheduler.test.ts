@@ -295,4 +295,30 @@ describe('scheduler', () => {
       await svc.stop();
     }
   });
+
+  test('an assignment its worker never got hands the attempt back: attempts count real hand-overs', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const env = serviceEnv({ natsUrl, prefix, database }, FAST);
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      // Connected first, so it is offered the job first; its gateway says the socket is gone.
+      await addWorker(h, prefix, 'gone', ['linux'], 1, false);
+      await new Promise((r) => setTimeout(r, 20));
+      await addWorker(h, prefix, 'real', ['linux'], 1);
+      const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+      const assigns = await until(
+        () => assignsFor(h, jobId).some((a) => a.workerId === 'real') && assignsFor(h, jobId),
+      );
+      expect(assigns.map((a) => `${a.workerId}@${a.attempt}`)).toEqual(['gone@1', 'real@1']);
+      const row = await jobRow(h, jobId);
+      expect([row['status'], row['attempt'], row['retries']]).toEqual(['running', 1, 0]);
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
 });

@@ -55,6 +55,7 @@ function listWorkers(view: PresenceView): AdminWorker[] {
 }
 
 /** True when the worker's gateway wrote `update_perry` to its socket (it refuses busy workers). */
-function notify(ctx: GatewayContext, workerId: string): Promise<boolean> {
-  return commandWorker(ctx.nc, ctx.subjects, workerId, { kind: 'update_perry' }, NOTIFY_TIMEOUT_MS);
+async function notify(ctx: GatewayContext, workerId: string): Promise<boolean> {
+  const delivery = await commandWorker(ctx.nc, ctx.subjects, workerId, { kind: 'update_perry' }, NOTIFY_TIMEOUT_MS);
+  return delivery === 'delivered';
 }

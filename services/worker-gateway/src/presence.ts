@@ -2,12 +2,13 @@
  * Worker presence in the KV bucket shared by every gateway instance, the scheduler and the
  * vm-controller (key = worker id). Each gateway writes its own workers and keeps a watched copy
  * of everyone's, from which it answers `workers-summary` and the admin routes without reading the
- * bucket per request. Entries of a gateway that died (kill -9) stop being refreshed: they are not
- * counted, and the scheduler deletes them and re-queues their jobs.
+ * bucket per request. Entries of a gateway that died (kill -9) are not counted from the moment its
+ * liveness record is gone or expired (the scheduler then deletes them and re-queues their jobs),
+ * nor once their heartbeat is older than the lost limit.
  */
 import type { KV } from '@nats-io/kv';
 import { WorkerPresence } from '@perry-hub/contracts';
-import { isValid } from '@perry-hub/runtime';
+import { isValid, type InstanceState } from '@perry-hub/runtime';
 import type { Logger } from 'pino';
 
 /** The only labels the original's status ever reported, in its order (reference 1.2 #1). */
@@ -22,6 +23,8 @@ export interface PresenceViewOptions {
   readonly kv: KV;
   /** An entry whose heartbeat is older than this belongs to a dead gateway (the scheduler deletes it). */
   readonly staleMs: number;
+  /** What is known of a gateway instance (its liveness record). */
+  readonly gatewayState: (gatewayId: string, now: number) => InstanceState;
   readonly log: Logger;
 }
 
@@ -60,7 +63,9 @@ export class PresenceView {
   live(now = Date.now()): WorkerPresence[] {
     const out: WorkerPresence[] = [];
     for (const value of this.#entries.values()) {
-      if (now - value.heartbeatAt <= this.#options.staleMs) out.push(value);
+      if (now - value.heartbeatAt > this.#options.staleMs) continue;
+      if (this.#options.gatewayState(value.gatewayId, now) === 'dead') continue;
+      out.push(value);
     }
     return out;
   }

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { jobStatusEndpoint, topologyNames, workersSummaryEndpoint } from '@perry-hub/contracts';
-import { call, defineService, handle } from '@perry-hub/runtime';
+import { LivenessView, call, defineService, handle } from '@perry-hub/runtime';
 import { ActivityBatcher } from './activity.js';
 import { WorkerGatewayConfig } from './config.js';
 import type { GatewayContext, WorkerSessionHandle } from './context.js';
@@ -75,7 +75,14 @@ export const workerGateway = defineService({
     if (config.credentialsKey === '') {
       log.warn('PERRY_HUB_CREDENTIALS_KEY is empty: jobs with signing credentials cannot be assigned');
     }
-    const view = new PresenceView({ kv: presence, staleMs: config.workerLostMs, log });
+    const instances = new LivenessView(await new Kvm(nc).open(names.instancesBucket), config.instanceTtlMs);
+    await instances.start(log, nc);
+    const view = new PresenceView({
+      kv: presence,
+      staleMs: config.workerLostMs,
+      gatewayState: (id, now) => instances.state(id, now),
+      log,
+    });
     await view.start();
     const door = new WsFrontDoor(ctx);
     const wsPort = await door.listen(config.wsPort, config.wsHost);
@@ -108,6 +115,7 @@ export const workerGateway = defineService({
       ctx.activity.flush();
       notices.flush(Date.now(), true);
       view.stop();
+      instances.stop();
       expected.stop();
       events.stop();
     };

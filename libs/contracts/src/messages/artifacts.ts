@@ -88,3 +88,18 @@ export const jobFinishedEndpoint = defineEndpoint({
   response: Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
   timeoutMs: 10_000,
 });
+
+/**
+ * How many artifacts of this attempt were announced (`artifact_ready`): a build that outlived
+ * its gateway may have delivered before the hub noticed; it is then completed, not run again.
+ */
+export const attemptArtifactsEndpoint = defineEndpoint({
+  service: 'artifact-store',
+  name: 'attempt-artifacts',
+  request: Type.Object(
+    { jobId: Type.String(), attempt: Type.Integer({ minimum: 1 }) },
+    { additionalProperties: false },
+  ),
+  response: Type.Object({ announced: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+  timeoutMs: 5_000,
+});

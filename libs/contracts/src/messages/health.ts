@@ -24,3 +24,21 @@ export type Health = Static<typeof Health>;
 export function healthEndpoint(service: (typeof SERVICE_NAMES)[number]) {
   return defineEndpoint({ service, name: 'health', request: HealthRequest, response: Health, timeoutMs: 2_000 });
 }
+
+/**
+ * An instance's liveness record in the instances bucket (key = instance id). Refreshed every
+ * third of the instance TTL; deleted on an orderly stop, and by the next start of the same
+ * all-in-one (which knows its predecessor died). An instance whose record expired or vanished is
+ * dead: what it held (workers' sockets, their jobs) is released without waiting for silence.
+ */
+export const InstanceLiveness = Type.Object(
+  {
+    instanceId: Type.String(),
+    service: Type.Enum(SERVICE_NAMES),
+    startedAt: Type.Integer(),
+    /** Epoch ms, on the writer's clock, after which readers may declare the instance dead. */
+    expiresAt: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+export type InstanceLiveness = Static<typeof InstanceLiveness>;

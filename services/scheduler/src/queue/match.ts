@@ -26,13 +26,18 @@ export function planDispatch(
   draining: ReadonlySet<string>,
   /** Called for each assignment before the next pick, so license limits apply within a round. */
   onAssign: (job: QueuedJob) => void,
+  /** A worker that must not take a job: the key's line is skipped for it this round. */
+  refuses: (workerId: string, job: QueuedJob) => boolean = () => false,
 ): Assignment[] {
   const assignments: Assignment[] = [];
   const ordered = [...workers].filter((w) => w.free > 0).sort((a, b) => a.connectedAt - b.connectedAt);
   for (const worker of ordered) {
+    const skipped = new Set<string>();
     while (worker.free > 0) {
       let best: QueuedJob | undefined;
+      let bestKey = '';
       for (const kq of queue.keys()) {
+        if (skipped.has(kq.key)) continue;
         if (!kq.targets.every((t) => worker.capabilities.has(t) && !draining.has(t))) continue;
         const head = queue.head(kq);
         if (
@@ -40,9 +45,14 @@ export function planDispatch(
           (!best || head.sortKey < best.sortKey || (head.sortKey === best.sortKey && head.jobId < best.jobId))
         ) {
           best = head;
+          bestKey = kq.key;
         }
       }
       if (!best) break;
+      if (refuses(worker.workerId, best)) {
+        skipped.add(bestKey);
+        continue;
+      }
       queue.remove(best.jobId);
       worker.free -= 1;
       onAssign(best);

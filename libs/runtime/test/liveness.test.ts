@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { Kvm } from '@nats-io/kv';
+import { pino } from 'pino';
+import { connectTestNats, test } from '@perry-hub/testkit';
+import {
+  Lease,
+  LivenessView,
+  LivenessWriter,
+  forgetInstances,
+  instanceState,
+  type InstanceRecord,
+} from '../src/index.js';
+
+const TTL_MS = 600;
+const log = pino({ level: 'silent' });
+
+describe('instanceState', () => {
+  const live = (expiresAt: number): InstanceRecord => ({ kind: 'live', expiresAt });
+  const cases: [string, InstanceRecord | undefined, number, number, 'live' | 'dead' | 'unknown'][] = [
+    ['no record: unknown, never guessed dead', undefined, 100_000, 0, 'unknown'],
+    ['deleted record: dead at once, even right after the reader started', { kind: 'gone' }, 1_000, 1_000, 'dead'],
+    ['fresh record', live(10_000), 9_000, 0, 'live'],
+    ['expired record, reader watching for a whole TTL', live(10_000), 10_001, 0, 'dead'],
+    ['expired record, reader just (re)connected: not believed yet', live(10_000), 12_000, 11_900, 'live'],
+    ['expired record, a TTL after the reader reconnected', live(10_000), 12_000 + TTL_MS + 1, 12_000, 'dead'],
+    ['expiry exactly now is still live', live(10_000), 10_000, 0, 'live'],
+  ];
+  it.each(cases)('%s', (_name, record, now, watchingSince, expected) => {
+    expect(instanceState(record, now, watchingSince, TTL_MS)).toBe(expected);
+  });
+});
+
+describe('liveness records', () => {
+  test('a stopped writer is dead at once; a killed one once its record expires', async ({ natsUrl, prefix }) => {
+    const nc = await connectTestNats(natsUrl);
+    try {
+      const kv = await new Kvm(nc).create(`${prefix}-instances`, { history: 1 });
+      const gone: string[] = [];
+      const view = new LivenessView(kv, TTL_MS, (id) => gone.push(id));
+      await view.start(log, nc);
+      const orderly = new LivenessWriter({ kv, instanceId: 'gw-a', service: 'worker-gateway', ttlMs: TTL_MS, log });
+      const killed = new LivenessWriter({ kv, instanceId: 'gw-b', service: 'worker-gateway', ttlMs: TTL_MS, log });
+      await orderly.start();
+      await killed.start();
+      await expect.poll(() => [view.state('gw-a'), view.state('gw-b')]).toEqual(['live', 'live']);
+      await new Promise((r) => setTimeout(r, TTL_MS * 2));
+      expect([view.state('gw-a'), view.state('gw-b')]).toEqual(['live', 'live']); // refreshed meanwhile
+      await orderly.stop();
+      await expect.poll(() => view.state('gw-a')).toBe('dead');
+      expect(gone).toEqual(['gw-a']);
+      killed.abandon();
+      const killedAt = Date.now();
+      await expect.poll(() => view.state('gw-b'), { timeout: 5_000 }).toBe('dead');
+      expect(Date.now() - killedAt).toBeLessThan(TTL_MS * 3);
+      expect(view.state('never-seen')).toBe('unknown');
+      view.stop();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('the next run forgets its predecessors, and takes their leases at once', async ({ natsUrl, prefix }) => {
+    const nc = await connectTestNats(natsUrl);
+    try {
+      const instances = await new Kvm(nc).create(`${prefix}-instances`, { history: 1 });
+      const leases = await new Kvm(nc).create(`${prefix}-leases`, { history: 1 });
+      const before = new LivenessWriter({
+        kv: instances,
+        instanceId: 'sched-1',
+        service: 'scheduler',
+        ttlMs: 60_000,
+        log,
+      });
+      await before.start();
+      const old = new Lease(leases, { key: 'scheduler', holder: 'sched-1', ttlMs: 60_000 });
+      expect(await old.acquire()).toBe(true);
+      const stranger = new Lease(leases, { key: 'scheduler', holder: 'sched-x', ttlMs: 60_000 });
+      expect(await stranger.acquire()).toBe(false);
+      const view = new LivenessView(instances, 60_000);
+      await view.start(log);
+      expect(view.state('sched-1')).toBe('live');
+      await forgetInstances(instances, ['sched-1']);
+      await expect.poll(() => view.state('sched-1')).toBe('dead');
+      const next = new Lease(leases, { key: 'scheduler', holder: 'sched-2', ttlMs: 60_000, predecessors: ['sched-1'] });
+      expect(await next.acquire()).toBe(true);
+      view.stop();
+      before.abandon();
+    } finally {
+      await nc.close();
+    }
+  });
+});
