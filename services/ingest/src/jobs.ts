@@ -10,7 +10,7 @@ import {
   type Subjects,
   type Tier,
 } from '@perry-hub/contracts';
-import type { Pool, RowDataPacket } from '@perry-hub/db';
+import type { Pool } from '@perry-hub/db';
 import { call, type Logger, type NatsConnection } from '@perry-hub/runtime';
 
 export interface NewJob {
