@@ -32,8 +32,26 @@ export interface TransferDeps {
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 const forbidden = () => new HubError('FORBIDDEN', 'Invalid job token');
-/** A read, safe to repeat: ride out a scheduler instance dying mid-request (workers fail the build on an error). */
-const AUTHORIZE = { timeoutMs: 1_500, attempts: 4 };
+/**
+ * A read, safe to repeat: ride out a scheduler instance dying mid-request or a nats-server
+ * restarting (about 20 s in all), since the Rust workers fail the build on an error.
+ */
+const AUTHORIZE = { timeoutMs: 1_500, attempts: 10 };
+/** The same for opening the tarball in the Object Store (its bytes are not retried once sent). */
+const OPEN_RETRY_MS = 15_000;
+
+/** `blobs.get` that rides out a NATS reconnect: only errors of the bus itself are retried. */
+async function openBlob(blobs: BlobStore, name: string): ReturnType<BlobStore['get']> {
+  const deadline = Date.now() + OPEN_RETRY_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await blobs.get(name);
+    } catch (err) {
+      if (err instanceof HubError || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * attempt)));
+    }
+  }
+}
 
 function bearer(request: FastifyRequest): string {
   const header = request.headers.authorization;
@@ -96,7 +114,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           },
           AUTHORIZE,
         );
-        const found = await deps.blobs.get(auth.tarballRef);
+        const found = await openBlob(deps.blobs, auth.tarballRef);
         if (!found) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         return sendBytes(reply, found.stream, found.info.size, wantsRaw(request));
       },
