@@ -256,7 +256,9 @@ describe('scheduler', () => {
       process.kill(nats.pid, 'SIGKILL');
       await nats.restart();
       h = await harness(nats.url, prefix, database);
-      await addWorker(h, prefix, 'w', ['linux']);
+      // Two slots: the first job, whose worker went silent with the old connection, is re-queued
+      // too and may well be dispatched first.
+      await addWorker(h, prefix, 'w', ['linux'], 2);
       const [assign] = await until(() => assignsFor(h, lost).length > 0 && assignsFor(h, lost), 15_000);
       expect(assign).toMatchObject({ workerId: 'w', attempt: 1 });
     } finally {
