@@ -47,15 +47,18 @@ export async function runTests(root, args) {
     passed = json.numPassedTests;
     failed = json.numFailedTests;
     skipped = json.numPendingTests + json.numTodoTests;
-    // A suite that fails to load has no failed test of its own; count it so it is not hidden.
+    // A file that fails outside its tests (it does not load, or an afterAll hook fails) has no
+    // failed test of its own; count it so the closing line never says 0 failed on a red run.
     failed += (json.testResults ?? []).filter(
-      (r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0,
+      (r) => r.status === 'failed' && !(r.assertionResults ?? []).some((a) => a.status === 'failed'),
     ).length;
   } catch {
     failed += 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  // vitest failed without a failed test or file to show for it (an unhandled error): still a failure.
+  if (!tests.ok && failed === 0) failed = 1;
   for (const c of checks) {
     if (c.ok) passed += 1;
     else failed += 1;

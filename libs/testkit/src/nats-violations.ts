@@ -12,11 +12,18 @@ const recorded: string[] = [];
 /** nats-server 2.10: `Publish Violation - Nkey "U...", Subject "..."` (or Subscription). */
 const VIOLATION = /(Publish|Subscription) Violation - (?:Nkey|User) "([^"]+)"(.*)$/;
 
+/**
+ * A publish to an inbox is only ever the answer to a request, allowed by `allow_responses`
+ * rather than declared; the server refuses it when the request came before a nats-server
+ * restart (the requester then retries). Such refusals say nothing about the declaration.
+ */
+const RESPONSE = /Publish Violation.*Subject "_INBOX\./;
+
 /** Deliberate attacks by the tool identity are the tests' own business. */
 function serviceViolations(logText: string): string[] {
   return logText.split('\n').flatMap((line) => {
     const m = VIOLATION.exec(line);
-    if (!m) return [];
+    if (!m || RESPONSE.test(line)) return [];
     const who = testIdentityOf(m[2]!) ?? m[2]!;
     return who === TEST_TOOL ? [] : [`${who}: ${m[1]} Violation${m[3]}`];
   });
