@@ -41,6 +41,12 @@ export class ManagedProcess {
   async up(): Promise<void> {
     await this.#current.waitFor(/Perry Hub is up/, 60_000);
   }
+  /** An orderly stop (SIGTERM), then start again on the same configuration. */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.#current = runHub(this.args, this.env);
+    this.starts += 1;
+  }
   /** kill -9, then start again on the same configuration. */
   async crashAndRestart(): Promise<void> {
     this.#current.child.kill('SIGKILL');
@@ -110,10 +116,19 @@ export class ProcessHub {
     };
   }
 
-  static async start(options: ProcessHubOptions, groups: Record<string, string[]>): Promise<ProcessHub> {
+  /**
+   * One process per group. A group given with `env` runs with those variables over the hub's
+   * (e.g. its own ports for a second gateway or ingest); the others share `hub.env`, so a change
+   * there applies at their next start.
+   */
+  static async start(
+    options: ProcessHubOptions,
+    groups: Record<string, string[] | { services: string[]; env: Record<string, string> }>,
+  ): Promise<ProcessHub> {
     const hub = new ProcessHub(options, await getFreePort(), await getFreePort());
-    for (const [name, services] of Object.entries(groups)) {
-      hub.processes.push(new ManagedProcess(name, ['start', ...services], hub.env));
+    for (const [name, group] of Object.entries(groups)) {
+      const [services, env] = Array.isArray(group) ? [group, hub.env] : [group.services, { ...hub.env, ...group.env }];
+      hub.processes.push(new ManagedProcess(name, ['start', ...services], env));
     }
     await Promise.all(hub.processes.map((p) => p.up()));
     await hub.reconnect();

@@ -3,7 +3,14 @@
  * all-in-one `perry-hub start` and for the test kit. Servers never outlive this process (a
  * watchdog stops them when it dies, even by SIGKILL), and a start after a crash needs no repair.
  */
-export type { ChildServer, MariaDbOptions, MariaDbServer, NatsServer, NatsServerOptions } from './types.js';
+export type {
+  ChildServer,
+  MariaDbOptions,
+  MariaDbServer,
+  NatsClusterNode,
+  NatsServer,
+  NatsServerOptions,
+} from './types.js';
 export { LocalStackError, isLocalStackError, type LocalStackErrorCode } from './errors.js';
 export { findBinary, type BinaryName } from './binaries.js';
 export { startNatsServer } from './nats.js';

@@ -29,8 +29,9 @@ function renderConfig(
   port: number,
   dataDir: string,
   serverName: string,
-  options: Pick<NatsServerOptions, 'maxPayloadBytes' | 'users' | 'syncAlways'>,
+  options: Pick<NatsServerOptions, 'maxPayloadBytes' | 'users' | 'syncAlways' | 'cluster'>,
 ): string {
+  const cluster = options.cluster;
   const lines = [
     '# Written by @perry-hub/localstack on every start; edits are overwritten.',
     `server_name: ${JSON.stringify(serverName)}`,
@@ -44,6 +45,15 @@ function renderConfig(
     // small disk would be refused their streams. The hub's own max_bytes bound what it stores.
     `  max_file_store: ${LOCAL_MAX_FILE_STORE_BYTES}`,
     '}',
+    ...(cluster
+      ? [
+          'cluster {',
+          `  name: ${JSON.stringify(cluster.name)}`,
+          `  listen: ${JSON.stringify(`${host}:${cluster.routePort}`)}`,
+          `  routes: [${cluster.routes.map((r) => JSON.stringify(r)).join(', ')}]`,
+          '}',
+        ]
+      : []),
     ...(options.users ? [renderNatsAccounts(options.users)] : []),
     '',
   ];
@@ -65,8 +75,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const fixedPort = options.port !== undefined && options.port !== 0 ? options.port : undefined;
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await getFreePort(host));
-    // A fresh name per start lets the probe tell our server from another one on the same port.
-    const serverName = `perry-hub-${randomBytes(6).toString('hex')}`;
+    // A fresh name per start lets the probe tell our server from another one on the same port;
+    // a cluster node keeps its name, which JetStream's placement of replicas is bound to.
+    const serverName = options.cluster?.serverName ?? `perry-hub-${randomBytes(6).toString('hex')}`;
     // 0600: the file names users (public keys only for NKEY users, passwords for the others).
     writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, options), { mode: 0o600 });
     chmodSync(confPath, 0o600);

@@ -39,10 +39,23 @@ export interface NatsServerOptions {
    * an OS crash, not only a process crash. Default false.
    */
   syncAlways?: boolean;
+  /** One node of a cluster: its route port and the other nodes' route URLs. */
+  cluster?: NatsClusterNode;
   /** Default 10 s. */
   readyTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL, on stop() and when this process dies. Default 10 s. */
   shutdownTimeoutMs?: number;
+}
+
+export interface NatsClusterNode {
+  /** The cluster's name, the same on every node. */
+  readonly name: string;
+  /** This node's name: JetStream places replicas by it, so it must stay the same across restarts. */
+  readonly serverName: string;
+  /** This node's route port (on the same host as its client port). */
+  readonly routePort: number;
+  /** Route URLs of the other nodes, e.g. `nats-route://127.0.0.1:6223`. */
+  readonly routes: readonly string[];
 }
 
 export interface MariaDbServer extends ChildServer {

@@ -19,6 +19,11 @@ export const natsFields = {
     description: 'NATS password',
     secret: true,
   }),
+  jsReplicas: fromEnv('PERRY_HUB_JS_REPLICAS', Type.Integer({ minimum: 1, maximum: 5, default: 1 }), {
+    description:
+      'Replicas of every JetStream stream, KV bucket and object store (3 on a three-node cluster); applied when a ' +
+      'service starts, raising existing ones, never lowering them',
+  }),
   subjectPrefix: fromEnv(
     'PERRY_HUB_SUBJECT_PREFIX',
     Type.String({ pattern: SUBJECT_PREFIX_PATTERN, default: DEFAULT_SUBJECT_PREFIX }),

@@ -39,6 +39,8 @@ export interface BaseConfig extends NatsOptions {
   subjectPrefix: string;
   shutdownGraceMs: number;
   shutdownForceMs: number;
+  /** Replicas of every stream and bucket (`PERRY_HUB_JS_REPLICAS`); 1 when absent. */
+  jsReplicas?: number;
   /** Liveness record TTL (`PERRY_HUB_INSTANCE_TTL_MS`); 5 s when absent. */
   instanceTtlMs?: number;
 }
@@ -120,7 +122,10 @@ export async function launchService<C extends TObject>(
   let db: Pool | undefined;
   let liveness: LivenessWriter | undefined;
   try {
-    await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name, topologyLimits(config)));
+    await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name, topologyLimits(config)), {
+      replicas: config.jsReplicas ?? 1,
+      log,
+    });
     const instances = await new Kvm(nc).open(topologyNames(config.subjectPrefix).instancesBucket);
     await forgetInstances(instances, options.predecessors ?? []);
     liveness = new LivenessWriter({

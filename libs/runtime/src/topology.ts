@@ -17,6 +17,16 @@ import {
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import type { ConsumerSpec, StreamSpec, TopologyEntry } from '@perry-hub/contracts';
+import type { Logger } from 'pino';
+
+/** How every stream, KV bucket and object store is placed (PERRY_HUB_JS_REPLICAS). */
+export interface Placement {
+  /** Replicas a new entry gets, and the least an existing one is raised to; never lowered. */
+  readonly replicas: number;
+  readonly log?: Pick<Logger, 'info' | 'warn'>;
+}
+
+const SINGLE: Placement = { replicas: 1 };
 
 const RETENTION = {
   limits: RetentionPolicy.Limits,
@@ -35,7 +45,6 @@ function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string 
     max_msg_size: spec.maxMsgBytes,
     max_bytes: spec.maxBytes,
     discard: spec.discard === 'new' ? DiscardPolicy.New : DiscardPolicy.Old,
-    num_replicas: 1,
   };
 }
 
@@ -58,23 +67,75 @@ function isNotFound(err: unknown): boolean {
   );
 }
 
-async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, placement: Placement): Promise<void> {
   const wanted = streamConfig(spec);
+  let current: StreamConfig;
   try {
-    await jsm.streams.info(spec.name);
+    current = (await jsm.streams.info(spec.name)).config;
   } catch (err) {
     if (!isNotFound(err)) throw err;
     try {
-      await jsm.streams.add(wanted);
+      await jsm.streams.add({ ...wanted, num_replicas: placement.replicas });
       return;
     } catch (addErr) {
       // Another instance created it between our info and add; fall through to update.
-      await jsm.streams.info(spec.name).catch(() => {
-        throw addErr;
-      });
+      current = (
+        await jsm.streams.info(spec.name).catch(() => {
+          throw addErr;
+        })
+      ).config;
     }
   }
-  await jsm.streams.update(spec.name, wanted);
+  const replicas = replicasFor(spec.name, current, placement);
+  await jsm.streams.update(spec.name, { ...wanted, num_replicas: replicas });
+  if (replicas > (current.num_replicas || 1)) await replicated(jsm, spec.name, replicas, placement);
+}
+
+const SCALE_UP_WAIT_MS = 30_000;
+
+/**
+ * After raising a stream's replicas, waits until it has a leader and every new replica caught up:
+ * until then its requests may time out while the group re-forms.
+ */
+async function replicated(
+  jsm: JetStreamManager,
+  stream: string,
+  replicas: number,
+  placement: Placement,
+): Promise<void> {
+  const deadline = Date.now() + SCALE_UP_WAIT_MS;
+  for (;;) {
+    const info = await jsm.streams.info(stream).catch(() => undefined);
+    const peers = info?.cluster?.replicas ?? [];
+    if (info?.cluster?.leader && peers.length === replicas - 1 && peers.every((p) => p.current && !p.offline)) return;
+    if (Date.now() > deadline) {
+      placement.log?.warn({ stream, replicas }, `stream ${stream} has not caught up on ${replicas} replicas yet`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * The replicas an existing stream keeps: raised to the configured count, never lowered (an
+ * operator may have raised it by hand, and lowering loses copies); a difference is logged.
+ */
+function replicasFor(stream: string, current: Pick<StreamConfig, 'num_replicas'>, placement: Placement): number {
+  const have = current.num_replicas || 1;
+  if (have > placement.replicas) {
+    placement.log?.warn(
+      { stream, replicas: have, configured: placement.replicas },
+      `stream ${stream} has ${have} replicas, PERRY_HUB_JS_REPLICAS is ${placement.replicas}: keeping ${have} (replicas are never lowered)`,
+    );
+    return have;
+  }
+  if (have < placement.replicas) {
+    placement.log?.info(
+      { stream, replicas: placement.replicas, was: have },
+      `raising stream ${stream} from ${have} to ${placement.replicas} replicas`,
+    );
+  }
+  return placement.replicas;
 }
 
 async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec): Promise<void> {
@@ -92,17 +153,21 @@ async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec): Promis
   }
 }
 
-async function setLimits(
+/** Applies a changed size limit and the placement to a bucket's stream (create() leaves it as it was). */
+async function reconcileBucket(
   jsm: JetStreamManager,
   stream: string,
   maxBytes: number,
-  discard?: 'old' | 'new',
+  discard: 'old' | 'new' | undefined,
+  placement: Placement,
 ): Promise<void> {
   const { config } = await jsm.streams.info(stream);
   const wanted = discard === undefined ? config.discard : discard === 'old' ? DiscardPolicy.Old : DiscardPolicy.New;
-  if (config.max_bytes !== maxBytes || config.discard !== wanted) {
-    await jsm.streams.update(stream, { max_bytes: maxBytes, discard: wanted });
+  const replicas = replicasFor(stream, config, placement);
+  if (config.max_bytes !== maxBytes || config.discard !== wanted || (config.num_replicas || 1) !== replicas) {
+    await jsm.streams.update(stream, { max_bytes: maxBytes, discard: wanted, num_replicas: replicas });
   }
+  if (replicas > (config.num_replicas || 1)) await replicated(jsm, stream, replicas, placement);
 }
 
 /**
@@ -122,23 +187,32 @@ function explainReservation(err: unknown, entry: TopologyEntry): unknown {
   );
 }
 
-export async function ensureTopology(nc: NatsConnection, entries: readonly TopologyEntry[]): Promise<void> {
+export async function ensureTopology(
+  nc: NatsConnection,
+  entries: readonly TopologyEntry[],
+  placement: Placement = SINGLE,
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
   // Streams before their consumers.
   const ordered = [...entries].sort((a, b) => (a.kind === 'consumer' ? 1 : 0) - (b.kind === 'consumer' ? 1 : 0));
   for (const entry of ordered) {
     try {
-      await ensureEntry(nc, jsm, entry);
+      await ensureEntry(nc, jsm, entry, placement);
     } catch (err) {
       throw explainReservation(err, entry);
     }
   }
 }
 
-async function ensureEntry(nc: NatsConnection, jsm: JetStreamManager, entry: TopologyEntry): Promise<void> {
+async function ensureEntry(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  entry: TopologyEntry,
+  placement: Placement,
+): Promise<void> {
   switch (entry.kind) {
     case 'stream':
-      await ensureStream(jsm, entry);
+      await ensureStream(jsm, entry, placement);
       break;
     case 'consumer':
       await ensureConsumer(jsm, entry);
@@ -149,13 +223,17 @@ async function ensureEntry(nc: NatsConnection, jsm: JetStreamManager, entry: Top
         ...(entry.ttlMs > 0 ? { ttl: entry.ttlMs } : {}),
         max_bytes: entry.maxBytes,
         storage: StorageType.File,
+        replicas: placement.replicas,
       });
-      // create() leaves an existing bucket as it was: a changed size limit is applied here.
-      await setLimits(jsm, `KV_${entry.bucket}`, entry.maxBytes, entry.discard);
+      await reconcileBucket(jsm, `KV_${entry.bucket}`, entry.maxBytes, entry.discard, placement);
       break;
     case 'obj':
-      await new Objm(nc).create(entry.bucket, { storage: StorageType.File, max_bytes: entry.maxBytes });
-      await setLimits(jsm, `OBJ_${entry.bucket}`, entry.maxBytes);
+      await new Objm(nc).create(entry.bucket, {
+        storage: StorageType.File,
+        max_bytes: entry.maxBytes,
+        replicas: placement.replicas,
+      });
+      await reconcileBucket(jsm, `OBJ_${entry.bucket}`, entry.maxBytes, undefined, placement);
       break;
   }
 }

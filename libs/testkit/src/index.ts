@@ -2,9 +2,11 @@
  * Real servers for tests: one nats-server and one MariaDB per test process, shared by its tests,
  * which isolate themselves by a unique subject prefix and a unique database.
  */
-export { getTestStack, startIsolatedMariaDb, startIsolatedNats } from './stack.js';
+export { getTestStack, startIsolatedMariaDb, startIsolatedNats, startIsolatedNatsCluster } from './stack.js';
 export type {
+  ClusterNode,
   DbCredentials,
+  IsolatedNatsCluster,
   IsolatedMariaDb,
   IsolatedMariaDbOptions,
   IsolatedNats,

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  getFreePort,
   startMariaDb,
   startNatsServer,
   type ChildServer,
@@ -10,7 +11,7 @@ import {
   type NatsServerOptions,
 } from '@perry-hub/localstack';
 import { onTestFinished } from 'vitest';
-import { testNatsUsers } from './nats-auth.js';
+import { connectTestNats, testNatsUsers } from './nats-auth.js';
 import { recordNatsLog, watchNatsLog } from './nats-violations.js';
 import { newTempDir, trackServer } from './temp.js';
 
@@ -148,6 +149,109 @@ export async function startIsolatedMariaDb(options: IsolatedMariaDbOptions = {})
     });
   };
   return start(options.port);
+}
+
+export interface ClusterNode extends NatsServer {
+  readonly serverName: string;
+  /** Stops this node (SIGKILL when `kill`, else an orderly stop) and starts it again, same ports and store. */
+  restart(options?: { kill?: boolean }): Promise<ClusterNode>;
+}
+
+export interface IsolatedNatsCluster {
+  /** The current process of each node (replaced by restart()). */
+  readonly nodes: ClusterNode[];
+  /** Every node's client URL, comma-separated, as PERRY_HUB_NATS_URL takes them. */
+  readonly urls: string;
+  /** Kills node `i` with SIGKILL (not restarted). */
+  kill(i: number): Promise<void>;
+  restart(i: number, options?: { kill?: boolean }): Promise<ClusterNode>;
+}
+
+/**
+ * A cluster of `size` nats-servers on loopback, each with its own store, routed to each other,
+ * requiring the test credentials like startIsolatedNats. Stopped and removed like it too.
+ */
+export async function startIsolatedNatsCluster(
+  size = 3,
+  isolated: Omit<IsolatedNatsOptions, 'port' | 'cluster'> = {},
+): Promise<IsolatedNatsCluster> {
+  const { expectPermissionViolations, ...options } = isolated;
+  const dir = newTempDir('nats-cluster');
+  const logs = Array.from({ length: size }, (_, i) => join(dir, `n${i}`, 'nats.log'));
+  const cleanup = registerCleanup(dir, () => {
+    if (!expectPermissionViolations) for (const log of logs) recordNatsLog(log);
+  });
+  const ports = await Promise.all(
+    Array.from({ length: size }, async () => ({ client: await getFreePort(), route: await getFreePort() })),
+  );
+  const name = `perry-hub-test-${ports[0]!.client}`;
+  const startNode = async (i: number): Promise<ClusterNode> => {
+    const serverName = `${name}-n${i}`;
+    const server = await startNatsServer({
+      shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
+      users: testNatsUsers(),
+      ...options,
+      port: ports[i]!.client,
+      dataDir: join(dir, `n${i}`),
+      logFile: logs[i]!,
+      cluster: {
+        name,
+        serverName,
+        routePort: ports[i]!.route,
+        routes: ports.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p.route}`),
+      },
+    });
+    cleanup.track(server);
+    const node: ClusterNode = Object.assign(server, {
+      serverName,
+      restart: async ({ kill = false } = {}) => {
+        if (kill) await killNode(server);
+        else await server.stop();
+        const next = await startNode(i);
+        cluster.nodes[i] = next;
+        return next;
+      },
+    });
+    return node;
+  };
+  const nodes = await Promise.all(ports.map((_, i) => startNode(i)));
+  await jetStreamAnswers(ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','));
+  const cluster: IsolatedNatsCluster = {
+    nodes,
+    urls: ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','),
+    kill: (i) => killNode(cluster.nodes[i]!),
+    restart: (i, opts) => cluster.nodes[i]!.restart(opts),
+  };
+  return cluster;
+}
+
+/** A new cluster answers JetStream requests only once it has elected its meta leader. */
+async function jetStreamAnswers(urls: string, timeoutMs = 30_000): Promise<void> {
+  const nc = await connectTestNats(urls);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await nc.request('$JS.API.INFO', undefined, { timeout: 1_000 });
+        return;
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new Error(`the NATS cluster has no JetStream leader after ${timeoutMs} ms`, { cause: err });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+async function killNode(server: NatsServer): Promise<void> {
+  try {
+    process.kill(server.pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  await server.exited;
 }
 
 function registerCleanup(dir: string, beforeRemove?: () => void): { track(server: ChildServer): void } {
