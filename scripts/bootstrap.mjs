@@ -47,9 +47,22 @@ const SYSTEM_PACKAGES = [{ pkg: 'mariadb-server', binaries: ['mariadbd', 'mariad
 // nats-server comes from Debian 13 (trixie): 2.10.27 has sync_interval, multi-filter consumers and
 // the CVE-2023-47090 fix that Debian 12's 2.9.10 lacks. It depends only on libc6, so the .deb is
 // unpacked into a project-local directory; the system's apt sources and packages stay untouched.
-const NATS = { pkg: 'nats-server', version: '2.10.27', suite: 'trixie' };
-const natsDir = join(root, '.tools', 'nats-server');
-const natsBinary = join(natsDir, 'usr', 'sbin', 'nats-server');
+// The tests also validate infra/compose/ with Debian 13's docker-compose (2.26, only libc6 too):
+// `docker compose config` checks a file against the compose specification without a Docker engine.
+const SUITE = 'trixie';
+const NATS = {
+  pkg: 'nats-server',
+  version: '2.10.27',
+  dir: join(root, '.tools', 'nats-server'),
+  binary: join('usr', 'sbin', 'nats-server'),
+};
+const COMPOSE = {
+  pkg: 'docker-compose',
+  version: '2.26.1',
+  dir: join(root, '.tools', 'docker-compose'),
+  binary: join('usr', 'libexec', 'docker', 'cli-plugins', 'docker-compose'),
+};
+const natsBinary = join(NATS.dir, NATS.binary);
 
 function onPath(binary) {
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/bin'];
@@ -70,7 +83,7 @@ function ensureSystemPackages() {
   mustRun('apt-get', ['install', '-y', '-qq', ...missing], command, { env });
 }
 
-function natsVersion(binary) {
+function versionOf(binary) {
   const r = spawnSync(binary, ['--version'], { encoding: 'utf8' });
   return r.status === 0 ? /v?(\d+\.\d+\.\d+)/.exec(r.stdout)?.[1] : undefined;
 }
@@ -97,23 +110,24 @@ function debianUris() {
   return [...new Set(uris.filter((u) => /^https?:/.test(u) && /debian/.test(u)))];
 }
 
-function ensureNatsServer() {
-  if (existsSync(natsBinary) && natsVersion(natsBinary) === NATS.version) return;
+/** Downloads Debian ${SUITE}'s package of `tool` with a private apt state and unpacks it into tool.dir. */
+function ensureDebianTool(tool) {
+  if (existsSync(join(tool.dir, tool.binary)) && versionOf(join(tool.dir, tool.binary)) === tool.version) return;
   const uris = debianUris();
   if (uris.length === 0) {
     say(
-      `cannot install nats-server ${NATS.version}: no Debian source found in /etc/apt; install it by hand into ${natsDir}`,
+      `cannot install ${tool.pkg} ${tool.version}: no Debian source found in /etc/apt; install it by hand into ${tool.dir}`,
     );
     process.exit(1);
   }
-  say(`installing nats-server ${NATS.version} (Debian ${NATS.suite}'s package) into .tools/`);
+  say(`installing ${tool.pkg} ${tool.version} (Debian ${SUITE}'s package) into .tools/`);
   const work = join(root, '.tools', 'apt');
   rmSync(work, { recursive: true, force: true });
   for (const d of ['lists/partial', 'cache/archives/partial', 'sources', 'deb'])
     mkdirSync(join(work, d), { recursive: true });
   writeFileSync(
-    join(work, 'sources', `${NATS.suite}.sources`),
-    `Types: deb\nURIs: ${uris.join(' ')}\nSuites: ${NATS.suite}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+    join(work, 'sources', `${SUITE}.sources`),
+    `Types: deb\nURIs: ${uris.join(' ')}\nSuites: ${SUITE}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
   );
   const apt = [
     ...['Dir::State::Lists', 'lists', 'Dir::Cache', 'cache', 'Dir::Etc::SourceParts', 'sources'].flatMap((v, i, a) =>
@@ -127,24 +141,24 @@ function ensureNatsServer() {
     'APT::Sandbox::User=root',
     '-qq',
   ];
-  mustRun('apt-get', [...apt, 'update'], `apt-get update (${NATS.suite})`);
-  const status = run('apt-get', [...apt, 'download', NATS.pkg], { cwd: join(work, 'deb') });
+  mustRun('apt-get', [...apt, 'update'], `apt-get update (${SUITE})`);
+  const status = run('apt-get', [...apt, 'download', tool.pkg], { cwd: join(work, 'deb') });
   if (status !== 0) {
-    say(`apt-get download ${NATS.pkg} failed (exit ${status})`);
+    say(`apt-get download ${tool.pkg} failed (exit ${status})`);
     process.exit(status);
   }
   const deb = readdirSync(join(work, 'deb')).find((f) => f.endsWith('.deb'));
   if (!deb) throw new Error('apt-get download left no .deb');
-  const staging = `${natsDir}.new`;
+  const staging = `${tool.dir}.new`;
   rmSync(staging, { recursive: true, force: true });
   mustRun('dpkg-deb', ['-x', join(work, 'deb', deb), staging], 'dpkg-deb -x');
-  const got = natsVersion(join(staging, 'usr', 'sbin', 'nats-server'));
-  if (got !== NATS.version) {
-    say(`the downloaded nats-server is ${got ?? 'unusable'}, expected ${NATS.version}`);
+  const got = versionOf(join(staging, tool.binary));
+  if (got !== tool.version) {
+    say(`the downloaded ${tool.pkg} is ${got ?? 'unusable'}, expected ${tool.version}`);
     process.exit(1);
   }
-  rmSync(natsDir, { recursive: true, force: true });
-  renameSync(staging, natsDir);
+  rmSync(tool.dir, { recursive: true, force: true });
+  renameSync(staging, tool.dir);
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -154,9 +168,13 @@ function build() {
 
 ensureNodeModules();
 ensureSystemPackages();
-ensureNatsServer();
+ensureDebianTool(NATS);
 // Children (the hub, vitest, benches) find this nats-server first; see libs/localstack binaries.ts.
 process.env['PERRY_HUB_NATS_SERVER_BIN'] ??= natsBinary;
+if (mode === 'test') {
+  ensureDebianTool(COMPOSE);
+  process.env['PERRY_HUB_DOCKER_COMPOSE_BIN'] ??= join(COMPOSE.dir, COMPOSE.binary);
+}
 
 if (mode === 'start') {
   build();

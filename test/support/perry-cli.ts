@@ -36,6 +36,11 @@ export interface PublishOptions {
   readonly maxReconnects?: number;
   /** The real CLI waits forever; tests should not. Default 120 s. */
   readonly timeoutMs?: number;
+  /**
+   * Where the CLI's WebSocket goes instead of `server` (its `/ws`): a split deployment's
+   * worker-gateway, which a reverse proxy puts behind the same address in production.
+   */
+  readonly wsServer?: string;
   /** Called with every accepted message, e.g. to kill things at the right moment. */
   readonly onMessage?: (message: ServerMessage, raw: string) => void;
 }
@@ -104,7 +109,7 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
   }
   result.jobId = created.job_id;
   result.position = created.position;
-  result.wsUrl = deriveWsUrl(options.server, created.ws_url);
+  result.wsUrl = deriveWsUrl(options.wsServer ?? options.server, created.ws_url);
 
   let lastArtifact: { name: string; url: string } | undefined;
   const ended = await watch(result.wsUrl, created.job_id, options, result, (m) => {

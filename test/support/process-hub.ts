@@ -38,9 +38,11 @@ export class ManagedProcess {
   get current(): HubProcess {
     return this.#current;
   }
-  async up(): Promise<void> {
-    await this.#current.waitFor(/Perry Hub is up/, 60_000);
+  async up(timeoutMs = this.upTimeoutMs): Promise<void> {
+    await this.#current.waitFor(/Perry Hub is up/, timeoutMs);
   }
+  /** How long a start may take (many processes starting at once on a small machine take longer). */
+  upTimeoutMs = 60_000;
   /** An orderly stop (SIGTERM), then start again on the same configuration. */
   async restart(): Promise<void> {
     await this.stop();
@@ -67,6 +69,10 @@ export interface ProcessHubOptions {
   env?: Record<string, string>;
   /** The all-in-one's own servers (nats-server, MariaDB) in this data directory, not the test's. */
   local?: { dataDir: string; ports: LocalPorts };
+  /** CA of NATS servers that require TLS: for the services and for the test's own connection. */
+  natsCaFile?: string;
+  /** How long each process may take to start (default 60 s). */
+  upTimeoutMs?: number;
 }
 
 export class ProcessHub {
@@ -92,6 +98,7 @@ export class ProcessHub {
       : {
           PERRY_HUB_NATS_URL: natsUrl,
           PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
+          ...(options.natsCaFile ? { PERRY_HUB_NATS_TLS_CA_FILE: options.natsCaFile } : {}),
           PERRY_DB_HOST: database.host,
           PERRY_DB_PORT: String(database.port),
           PERRY_DB_USER: database.user,
@@ -128,7 +135,9 @@ export class ProcessHub {
     const hub = new ProcessHub(options, await getFreePort(), await getFreePort());
     for (const [name, group] of Object.entries(groups)) {
       const [services, env] = Array.isArray(group) ? [group, hub.env] : [group.services, { ...hub.env, ...group.env }];
-      hub.processes.push(new ManagedProcess(name, ['start', ...services], env));
+      const p = new ManagedProcess(name, ['start', ...services], env);
+      if (options.upTimeoutMs !== undefined) p.upTimeoutMs = options.upTimeoutMs;
+      hub.processes.push(p);
     }
     await Promise.all(hub.processes.map((p) => p.up()));
     await hub.reconnect();
@@ -178,7 +187,10 @@ export class ProcessHub {
           ),
           inboxPrefix: natsInboxPrefix(this.options.prefix, 'worker-gateway'),
         })
-      : await connectTestNats(this.options.natsUrl);
+      : await connectTestNats(
+          this.options.natsUrl,
+          this.options.natsCaFile ? { tls: { caFile: this.options.natsCaFile } } : {},
+        );
     this.db = openPool(dbOptions(this.options.database, 2));
   }
 
@@ -201,7 +213,7 @@ export class ProcessHub {
   }
 
   /** One submission exactly as the CLI sends it; the job id is recorded only if acknowledged. */
-  async submit(i: number): Promise<string | undefined> {
+  async submit(i: number, url = this.url): Promise<string | undefined> {
     const request = buildRequest({
       manifest: { ...MANIFEST, targets: ['linux'] },
       credentials: CREDENTIALS,
@@ -209,7 +221,7 @@ export class ProcessHub {
       apiToken: this.apiToken,
     });
     try {
-      const res = await fetch(`${this.url}/api/v1/build`, request);
+      const res = await fetch(`${url}/api/v1/build`, request);
       if (res.status !== 200) return undefined;
       const body = (await res.json()) as { job_id: string };
       this.acknowledged.add(body.job_id);

@@ -79,7 +79,14 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     // a cluster node keeps its name, which JetStream's placement of replicas is bound to.
     const serverName = options.cluster?.serverName ?? `perry-hub-${randomBytes(6).toString('hex')}`;
     // 0600: the file names users (public keys only for NKEY users, passwords for the others).
-    writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, options), { mode: 0o600 });
+    const template = options.template;
+    if (template) {
+      assertSafeNatsConfig(template.text);
+      const accounts = join(dataDir, 'accounts.conf');
+      writeFileSync(accounts, options.users ? renderNatsAccounts(options.users) : '', { mode: 0o600 });
+      chmodSync(accounts, 0o600);
+    }
+    writeFileSync(confPath, template?.text ?? renderConfig(host, port, dataDir, serverName, options), { mode: 0o600 });
     chmodSync(confPath, 0o600);
     const child = await SupervisedProcess.start({
       name: 'nats-server',
@@ -88,6 +95,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       pidFile,
       log: openChildLog(options.logFile),
       shutdownTimeoutMs,
+      ...(options.template ? { env: options.template.env } : {}),
     });
     try {
       await waitUntilReady({

@@ -56,6 +56,8 @@ export interface SuperviseOptions {
   pidFile: string;
   log: ChildLog;
   shutdownTimeoutMs: number;
+  /** Variables added to this process's environment for the server. */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** Extra wait after the watchdog's own SIGKILL should have landed. */
@@ -95,7 +97,11 @@ export class SupervisedProcess implements ChildServer {
         options.command,
         ...options.args,
       ],
-      { stdio: ['pipe', options.log.stdio, options.log.stdio], detached: true },
+      {
+        stdio: ['pipe', options.log.stdio, options.log.stdio],
+        detached: true,
+        ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+      },
     );
     options.log.afterSpawn(watchdog);
     // We never write to the pipe; it exists only to be closed by our death.

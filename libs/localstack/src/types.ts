@@ -41,6 +41,13 @@ export interface NatsServerOptions {
   syncAlways?: boolean;
   /** One node of a cluster: its route port and the other nodes' route URLs. */
   cluster?: NatsClusterNode;
+  /**
+   * Run this configuration (e.g. a file of `infra/nats/`) instead of rendering one: its text is
+   * copied to `<dataDir>/nats.conf`, `users` are written beside it as `accounts.conf` (for its
+   * `include ./accounts.conf`), and the server gets `env` for the text's `$VARIABLES`. The text
+   * must listen on `host:port` and, with `cluster`, be named `cluster.serverName`.
+   */
+  template?: { readonly text: string; readonly env: Readonly<Record<string, string>> };
   /** Default 10 s. */
   readyTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL, on stop() and when this process dies. Default 10 s. */

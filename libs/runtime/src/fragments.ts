@@ -19,6 +19,16 @@ export const natsFields = {
     description: 'NATS password',
     secret: true,
   }),
+  natsTlsCaFile: fromEnv('PERRY_HUB_NATS_TLS_CA_FILE', Type.String({ default: '' }), {
+    description: "CA certificate (PEM) that signed the NATS servers' certificates; set, connections use TLS",
+  }),
+  natsTlsCertFile: fromEnv('PERRY_HUB_NATS_TLS_CERT_FILE', Type.String({ default: '' }), {
+    description: 'Client certificate (PEM) for NATS servers that verify clients (with PERRY_HUB_NATS_TLS_KEY_FILE)',
+  }),
+  natsTlsKeyFile: fromEnv('PERRY_HUB_NATS_TLS_KEY_FILE', Type.String({ default: '' }), {
+    description: 'Private key (PEM) of PERRY_HUB_NATS_TLS_CERT_FILE',
+    secret: true,
+  }),
   jsReplicas: fromEnv('PERRY_HUB_JS_REPLICAS', Type.Integer({ minimum: 1, maximum: 5, default: 1 }), {
     description:
       'Replicas of every JetStream stream, KV bucket and object store (3 on a three-node cluster); applied when a ' +

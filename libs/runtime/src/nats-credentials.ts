@@ -12,6 +12,40 @@ export interface NatsAuthOptions {
   natsCredentialsDir?: string;
   natsUser: string;
   natsPassword: string;
+  /** CA bundle that signed the servers' certificates (PEM): turns TLS on. */
+  natsTlsCaFile?: string;
+  /** Client certificate and key (PEM), for servers that verify clients. */
+  natsTlsCertFile?: string;
+  natsTlsKeyFile?: string;
+}
+
+/** The nats.js `tls` option, checked up front so a missing file is a ConfigError, not a hang. */
+export function natsTls(options: NatsAuthOptions): { tls?: { caFile?: string; certFile?: string; keyFile?: string } } {
+  const files = {
+    PERRY_HUB_NATS_TLS_CA_FILE: options.natsTlsCaFile,
+    PERRY_HUB_NATS_TLS_CERT_FILE: options.natsTlsCertFile,
+    PERRY_HUB_NATS_TLS_KEY_FILE: options.natsTlsKeyFile,
+  };
+  const problems = Object.entries(files).flatMap(([name, file]) => {
+    if (!file) return [];
+    try {
+      readFileSync(file);
+      return [];
+    } catch (err) {
+      return [`${name} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`];
+    }
+  });
+  if (!options.natsTlsCertFile !== !options.natsTlsKeyFile) {
+    problems.push('set both PERRY_HUB_NATS_TLS_CERT_FILE and PERRY_HUB_NATS_TLS_KEY_FILE, or neither');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (!options.natsTlsCaFile && !options.natsTlsCertFile) return {};
+  return {
+    tls: {
+      ...(options.natsTlsCaFile ? { caFile: options.natsTlsCaFile } : {}),
+      ...(options.natsTlsCertFile ? { certFile: options.natsTlsCertFile, keyFile: options.natsTlsKeyFile } : {}),
+    },
+  };
 }
 
 export const SEED_FILE_SUFFIX = '.nk';

@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import { errors, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
-import { natsAuth, type NatsAuthOptions } from './nats-credentials.js';
+import { natsAuth, natsTls, type NatsAuthOptions } from './nats-credentials.js';
 
 export type { NatsConnection } from '@nats-io/nats-core';
 
@@ -28,6 +28,7 @@ export async function connectNats(
   who: NatsIdentityOptions = { identity: 'hub' },
 ): Promise<NatsConnection> {
   const auth = natsAuth(options, who.identity);
+  const tls = natsTls(options);
   const nc = await connect({
     servers: options.natsUrl
       .split(',')
@@ -35,6 +36,7 @@ export async function connectNats(
       .filter(Boolean),
     name,
     ...auth,
+    ...tls,
     ...(who.inboxPrefix ? { inboxPrefix: who.inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

@@ -47,8 +47,32 @@ export function errorReply(err: unknown, log: Logger, what: string): RpcReply {
       },
     };
   }
+  if (isDatabaseUnreachable(err)) {
+    log.warn({ err, endpoint: what }, 'request failed: MySQL unreachable');
+    return {
+      ok: false,
+      error: { code: 'SERVICE_UNAVAILABLE', message: 'The hub cannot reach its database; try again', retry: 'retry' },
+    };
+  }
   log.error({ err, endpoint: what }, 'request failed');
   return { ok: false, error: { code: 'INTERNAL_ERROR', message: 'Internal error' } };
+}
+
+/** MySQL down or restarting: a passing condition for the caller to retry, not a fault of the hub's code. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+]);
+
+function isDatabaseUnreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; sqlState?: unknown; fatal?: unknown } | undefined;
+  return typeof e?.code === 'string' && UNREACHABLE.has(e.code);
 }
 
 /** What `respond` needs of a message: a core NATS `Msg` and a micro-service `ServiceMsg` both fit. */
@@ -126,12 +150,16 @@ export async function call<E extends EndpointSpec>(
   subjects: Subjects,
   spec: E,
   request: RequestOf<E>,
-  options: CallOptions = {},
+  options: CallOptions & {
+    /** The request to send again after a failed attempt (e.g. marked as a retry for the handler). */
+    again?: (request: RequestOf<E>) => RequestOf<E>;
+  } = {},
 ): Promise<ResponseOf<E>> {
   const attempts = Math.max(1, options.attempts ?? 1);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await callOnce(nc, subjects, spec, request, options.timeoutMs ?? spec.timeoutMs);
+      const sent = attempt > 1 && options.again ? options.again(request) : request;
+      return await callOnce(nc, subjects, spec, sent, options.timeoutMs ?? spec.timeoutMs);
     } catch (err) {
       if (attempt >= attempts || !(err instanceof HubError) || err.retry !== 'retry') throw err;
       await new Promise((resolve) => setTimeout(resolve, 100 * attempt));

@@ -7,6 +7,7 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
+  jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
@@ -76,6 +77,7 @@ async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, placement: 
     if (!isNotFound(err)) throw err;
     try {
       await jsm.streams.add({ ...wanted, num_replicas: placement.replicas });
+      if (placement.replicas > 1) await replicated(jsm, spec.name, placement.replicas, placement);
       return;
     } catch (addErr) {
       // Another instance created it between our info and add; fall through to update.
@@ -88,14 +90,15 @@ async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, placement: 
   }
   const replicas = replicasFor(spec.name, current, placement);
   await jsm.streams.update(spec.name, { ...wanted, num_replicas: replicas });
-  if (replicas > (current.num_replicas || 1)) await replicated(jsm, spec.name, replicas, placement);
+  if (replicas > 1) await replicated(jsm, spec.name, replicas, placement);
 }
 
 const SCALE_UP_WAIT_MS = 30_000;
 
 /**
- * After raising a stream's replicas, waits until it has a leader and every new replica caught up:
- * until then its requests may time out while the group re-forms.
+ * A replicated stream just created or raised takes a moment to elect its leader and bring every
+ * replica up to date; until then writes find no responder or time out. Waits for that (at start
+ * only; an already settled stream costs one info request).
  */
 async function replicated(
   jsm: JetStreamManager,
@@ -167,19 +170,19 @@ async function reconcileBucket(
   if (config.max_bytes !== maxBytes || config.discard !== wanted || (config.num_replicas || 1) !== replicas) {
     await jsm.streams.update(stream, { max_bytes: maxBytes, discard: wanted, num_replicas: replicas });
   }
-  if (replicas > (config.num_replicas || 1)) await replicated(jsm, stream, replicas, placement);
+  if (replicas > 1) await replicated(jsm, stream, replicas, placement);
 }
 
 /**
  * JetStream reserves a stream's max_bytes against the server's (or account's) storage limit up
  * front; a refusal names the settings to change instead of a bare "insufficient resources".
  */
-function explainReservation(err: unknown, entry: TopologyEntry): unknown {
+function explain(err: unknown, entry: TopologyEntry): unknown {
   const e = err as { message?: unknown; api_error?: { err_code?: number } } | undefined;
-  if (e?.api_error?.err_code !== 10047 && !/insufficient storage resources/i.test(String(e?.message ?? ''))) {
-    return err;
-  }
   const what = entry.kind === 'consumer' ? entry.durable : entry.kind === 'stream' ? entry.name : entry.bucket;
+  if (e?.api_error?.err_code !== 10047 && !/insufficient storage resources/i.test(String(e?.message ?? ''))) {
+    return new Error(`cannot ensure ${entry.kind} ${what}: ${String(e?.message ?? err)}`, { cause: err });
+  }
   return new Error(
     `JetStream cannot reserve the configured size of ${what} (max_bytes ${'maxBytes' in entry ? entry.maxBytes : '?'}): ` +
       "raise the nats-server's jetstream max_file_store (or the account's limit) or lower PERRY_HUB_BLOBS_MAX_BYTES / PERRY_HUB_EVENTS_MAX_BYTES",
@@ -192,16 +195,31 @@ export async function ensureTopology(
   entries: readonly TopologyEntry[],
   placement: Placement = SINGLE,
 ): Promise<void> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nc, { timeout: ENSURE_TIMEOUT_MS });
   // Streams before their consumers.
   const ordered = [...entries].sort((a, b) => (a.kind === 'consumer' ? 1 : 0) - (b.kind === 'consumer' ? 1 : 0));
   for (const entry of ordered) {
-    try {
-      await ensureEntry(nc, jsm, entry, placement);
-    } catch (err) {
-      throw explainReservation(err, entry);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ensureEntry(nc, jsm, entry, placement);
+        break;
+      } catch (err) {
+        // A cluster busy electing leaders (many services starting at once) may not answer in time;
+        // ensuring is idempotent, so it is simply tried again.
+        if (attempt < ENSURE_ATTEMPTS && isTransient(err)) continue;
+        throw explain(err, entry);
+      }
     }
   }
+}
+
+/** JetStream API requests at start may wait for a cluster's leader elections. */
+const ENSURE_TIMEOUT_MS = 20_000;
+const ENSURE_ATTEMPTS = 3;
+
+function isTransient(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown } | undefined;
+  return e?.name === 'TimeoutError' || /timeout|no responders/i.test(String(e?.message ?? ''));
 }
 
 async function ensureEntry(
@@ -218,7 +236,7 @@ async function ensureEntry(
       await ensureConsumer(jsm, entry);
       break;
     case 'kv':
-      await new Kvm(nc).create(entry.bucket, {
+      await new Kvm(jetstream(nc, { timeout: ENSURE_TIMEOUT_MS })).create(entry.bucket, {
         history: entry.history,
         ...(entry.ttlMs > 0 ? { ttl: entry.ttlMs } : {}),
         max_bytes: entry.maxBytes,
@@ -228,7 +246,7 @@ async function ensureEntry(
       await reconcileBucket(jsm, `KV_${entry.bucket}`, entry.maxBytes, entry.discard, placement);
       break;
     case 'obj':
-      await new Objm(nc).create(entry.bucket, {
+      await new Objm(jetstream(nc, { timeout: ENSURE_TIMEOUT_MS })).create(entry.bucket, {
         storage: StorageType.File,
         max_bytes: entry.maxBytes,
         replicas: placement.replicas,

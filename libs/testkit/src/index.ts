@@ -5,6 +5,7 @@
 export { getTestStack, startIsolatedMariaDb, startIsolatedNats, startIsolatedNatsCluster } from './stack.js';
 export type {
   ClusterNode,
+  ClusterNodeSpec,
   DbCredentials,
   IsolatedNatsCluster,
   IsolatedMariaDb,

@@ -93,6 +93,8 @@ export interface IsolatedMariaDb extends MariaDbServer {
  */
 export type IsolatedNatsOptions = Omit<NatsServerOptions, 'dataDir' | 'logFile'> & {
   expectPermissionViolations?: boolean;
+  /** TLS options for the test's own connections (a template that requires TLS). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
 };
 export type IsolatedMariaDbOptions = Omit<MariaDbOptions, 'dataDir' | 'logFile'>;
 
@@ -151,6 +153,20 @@ export async function startIsolatedMariaDb(options: IsolatedMariaDbOptions = {})
   return start(options.port);
 }
 
+/** What a cluster node's configuration needs to know about it (see `template`). */
+export interface ClusterNodeSpec {
+  readonly name: string;
+  readonly serverName: string;
+  readonly clientPort: number;
+  readonly routePort: number;
+  readonly monitorPort: number;
+  readonly storeDir: string;
+  /** Route URLs of the other nodes. */
+  readonly routes: readonly string[];
+  /** Route URLs of every node, this one included. */
+  readonly allRoutes: readonly string[];
+}
+
 export interface ClusterNode extends NatsServer {
   readonly serverName: string;
   /** Stops this node (SIGKILL when `kill`, else an orderly stop) and starts it again, same ports and store. */
@@ -173,36 +189,56 @@ export interface IsolatedNatsCluster {
  */
 export async function startIsolatedNatsCluster(
   size = 3,
-  isolated: Omit<IsolatedNatsOptions, 'port' | 'cluster'> = {},
+  isolated: Omit<IsolatedNatsOptions, 'port' | 'cluster' | 'template'> & {
+    /** Run each node from this configuration (e.g. infra/nats/cluster.conf) instead of a rendered one. */
+    template?: (node: ClusterNodeSpec) => { text: string; env: Record<string, string> };
+  } = {},
 ): Promise<IsolatedNatsCluster> {
-  const { expectPermissionViolations, ...options } = isolated;
+  const { expectPermissionViolations, template, ...options } = isolated;
   const dir = newTempDir('nats-cluster');
   const logs = Array.from({ length: size }, (_, i) => join(dir, `n${i}`, 'nats.log'));
   const cleanup = registerCleanup(dir, () => {
     if (!expectPermissionViolations) for (const log of logs) recordNatsLog(log);
   });
   const ports = await Promise.all(
-    Array.from({ length: size }, async () => ({ client: await getFreePort(), route: await getFreePort() })),
+    Array.from({ length: size }, async () => ({
+      client: await getFreePort(),
+      route: await getFreePort(),
+      monitor: await getFreePort(),
+    })),
   );
   const name = `perry-hub-test-${ports[0]!.client}`;
   const startNode = async (i: number): Promise<ClusterNode> => {
     const serverName = `${name}-n${i}`;
+    const dataDir = join(dir, `n${i}`);
+    const node = {
+      name,
+      serverName,
+      routePort: ports[i]!.route,
+      routes: ports.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p.route}`),
+    };
     const server = await startNatsServer({
       shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
       users: testNatsUsers(),
       ...options,
       port: ports[i]!.client,
-      dataDir: join(dir, `n${i}`),
+      dataDir,
       logFile: logs[i]!,
-      cluster: {
-        name,
-        serverName,
-        routePort: ports[i]!.route,
-        routes: ports.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p.route}`),
-      },
+      cluster: node,
+      ...(template
+        ? {
+            template: template({
+              ...node,
+              clientPort: ports[i]!.client,
+              monitorPort: ports[i]!.monitor,
+              storeDir: dataDir,
+              allRoutes: ports.map((p) => `nats-route://127.0.0.1:${p.route}`),
+            }),
+          }
+        : {}),
     });
     cleanup.track(server);
-    const node: ClusterNode = Object.assign(server, {
+    const running: ClusterNode = Object.assign(server, {
       serverName,
       restart: async ({ kill = false } = {}) => {
         if (kill) await killNode(server);
@@ -212,10 +248,10 @@ export async function startIsolatedNatsCluster(
         return next;
       },
     });
-    return node;
+    return running;
   };
   const nodes = await Promise.all(ports.map((_, i) => startNode(i)));
-  await jetStreamAnswers(ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','));
+  await jetStreamAnswers(ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','), options.tls);
   const cluster: IsolatedNatsCluster = {
     nodes,
     urls: ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','),
@@ -226,8 +262,8 @@ export async function startIsolatedNatsCluster(
 }
 
 /** A new cluster answers JetStream requests only once it has elected its meta leader. */
-async function jetStreamAnswers(urls: string, timeoutMs = 30_000): Promise<void> {
-  const nc = await connectTestNats(urls);
+async function jetStreamAnswers(urls: string, tls: IsolatedNatsOptions['tls'], timeoutMs = 30_000): Promise<void> {
+  const nc = await connectTestNats(urls, tls ? { tls } : {});
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -55,27 +55,35 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
   });
 
   return [
-    handle(registerArtifactEndpoint, async ({ jobId, attempt, artifact }) => {
-      const token = randomUUID();
+    handle(registerArtifactEndpoint, async ({ jobId, attempt, artifact, retried }) => {
       const isHeld = held(artifact.target);
       const createdAt = now();
-      await deps.db.query(
-        `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?)`,
-        [
-          token,
-          jobId,
-          attempt,
-          artifact.objectName,
-          artifact.name,
-          artifact.size,
-          artifact.sha256,
-          artifact.target,
-          isHeld,
-          createdAt,
-          createdAt + deps.artifactTtlSecs * 1000,
-        ],
-      );
+      const [known] = retried
+        ? await deps.db.query<RowDataPacket[]>('SELECT token FROM artifacts WHERE object_name = ? AND job_id = ?', [
+            artifact.objectName,
+            jobId,
+          ])
+        : [[]];
+      const token = known[0] ? String(known[0]['token']) : randomUUID();
+      if (!known[0]) {
+        await deps.db.query(
+          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?)`,
+          [
+            token,
+            jobId,
+            attempt,
+            artifact.objectName,
+            artifact.name,
+            artifact.size,
+            artifact.sha256,
+            artifact.target,
+            isHeld,
+            createdAt,
+            createdAt + deps.artifactTtlSecs * 1000,
+          ],
+        );
+      }
       const downloadUrl = `${base}/api/v1/dl/${token}`;
       if (!isHeld) {
         // The original's artifact_ready, key order included (reference 1.2 #12).
@@ -89,7 +97,10 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
           download_url: downloadUrl,
           expires_in_secs: deps.artifactTtlSecs,
         };
-        await deps.js.publish(deps.subjects.jobEvents(jobId), encoder.encode(JSON.stringify(ready)));
+        // One announcement per artifact, also when a retried registration publishes it again.
+        await deps.js.publish(deps.subjects.jobEvents(jobId), encoder.encode(JSON.stringify(ready)), {
+          msgID: `artifact-ready-${token}`,
+        });
       }
       return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
     }),

@@ -82,7 +82,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const { status, error } = envelope(err);
     if (status >= 500 && !(err instanceof HubError)) request.log.error({ err }, 'request failed');
-    await noteAuthFailure(options.abuse, request, error.code);
+    await noteAuthFailure(options.abuse, request, error.code, err);
     const retryAfter = retryAfterSecs(err);
     if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
     // An answer before the whole body arrived (a 413, a 401 mid-upload): do not read the rest.

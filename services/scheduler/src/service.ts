@@ -116,14 +116,13 @@ export const scheduler = defineService({
         if (row.status !== 'completed') return { found: true, status: row.status as JobStatus, position };
         return { found: true, status: row.status, position, delivery: row.resultDelivery ?? 'pending' };
       }),
-      handle(authorizeTransferEndpoint, async ({ jobId, token, purpose }) => {
+      handle(authorizeTransferEndpoint, async ({ jobId, token }) => {
         const row = await store.tokenHash(jobId);
-        if (!row || !sameToken(token, row.hash)) throw new HubError('FORBIDDEN', 'Invalid job token');
-        if (row.status !== 'running') {
-          throw purpose === 'artifact'
-            ? new HubError('JOB_NOT_RUNNING', 'Job is not in running state')
-            : new HubError('FORBIDDEN', 'Invalid job token');
-        }
+        if (!row) throw new HubError('FORBIDDEN', 'Invalid job token');
+        // A job back in the queue (or finished) leaves its last worker holding a stale token: not a
+        // guess, so not counted against the worker's address as a failed authentication.
+        if (row.status !== 'running') throw new HubError('JOB_NOT_RUNNING', 'Job is not in running state');
+        if (!sameToken(token, row.hash)) throw new HubError('FORBIDDEN', 'Invalid job token');
         if (!row.tarballRef) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         const stage: 'build' | 'sign' = row.stage === 'sign' ? 'sign' : 'build';
         return { attempt: row.attempt, stage, tarballRef: row.tarballRef };

@@ -24,7 +24,16 @@ export const registerArtifactEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'register-artifact',
   request: Type.Object(
-    { jobId: Type.String(), attempt: Type.Integer({ minimum: 1 }), artifact: ArtifactMeta },
+    {
+      jobId: Type.String(),
+      attempt: Type.Integer({ minimum: 1 }),
+      artifact: ArtifactMeta,
+      /**
+       * Sent again after no answer (the instance may have died after recording it): the artifact
+       * already recorded under this object name is answered, and announced at most once.
+       */
+      retried: Type.Optional(Type.Boolean()),
+    },
     { additionalProperties: false },
   ),
   response: Type.Object(

@@ -58,10 +58,24 @@ export function registerAbuseHooks(app: FastifyInstance, abuse: AbuseControls): 
   });
 }
 
+const NOT_GUESSES = new WeakSet<object>();
+
+/** Marks a refusal that names a wrong credential on the wire but is no guess (a stale job token). */
+export function notAGuess<E extends object>(err: E): E {
+  NOT_GUESSES.add(err);
+  return err;
+}
+
 /** Count a failed authentication of this request, if `code` says it was one. */
-export async function noteAuthFailure(abuse: AbuseControls, request: FastifyRequest, code: ErrorCode): Promise<void> {
+export async function noteAuthFailure(
+  abuse: AbuseControls,
+  request: FastifyRequest,
+  code: ErrorCode,
+  err?: unknown,
+): Promise<void> {
   const route = request.routeOptions.url;
   if (!abuse.limits || route === undefined || !AUTHENTICATED_ROUTES.has(route)) return;
+  if (typeof err === 'object' && err !== null && NOT_GUESSES.has(err)) return;
   if (!WRONG_CREDENTIAL.has(code) && !(code === 'JOB_NOT_FOUND' && NOT_YOURS_ROUTES.has(route))) return;
   await abuse.limits.recordAuthFailure(clientAddress(request));
 }

@@ -21,6 +21,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { parseRange, sliceBytes } from './range.js';
 import { bodySignal } from '../abuse/slow-body.js';
 import { spendBeforeLastChunk } from './spend.js';
+import { notAGuess } from '../abuse/hooks.js';
 
 export interface TransferDeps {
   nc: NatsConnection;
@@ -113,7 +114,12 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
             purpose: 'tarball',
           },
           AUTHORIZE,
-        );
+        ).catch((err: unknown) => {
+          // The original's answer for a job that is not running (its token is gone): 403. The
+          // worker holds a stale token of a re-queued job, which is no guess at a credential.
+          if (err instanceof HubError && err.code === 'JOB_NOT_RUNNING') throw notAGuess(forbidden());
+          throw err;
+        });
         const found = await openBlob(deps.blobs, auth.tarballRef);
         if (!found) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         return sendBytes(reply, found.stream, found.info.size, wantsRaw(request));
@@ -165,11 +171,15 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
               : 'x-artifact-sha256 does not match the uploaded data',
           );
         }
-        const registered = await call(deps.nc, deps.subjects, registerArtifactEndpoint, {
-          jobId,
-          attempt: auth.attempt,
-          artifact: { objectName, name, size: info.size, sha256, target },
-        });
+        // An instance killed while recording it leaves no answer: asked again, marked as a retry,
+        // so the artifact is recorded and announced once.
+        const registered = await call(
+          deps.nc,
+          deps.subjects,
+          registerArtifactEndpoint,
+          { jobId, attempt: auth.attempt, artifact: { objectName, name, size: info.size, sha256, target } },
+          { attempts: 3, again: (request) => ({ ...request, retried: true }) },
+        );
         return { token: registered.token, download_url: registered.download_url, size: registered.size };
       },
     );
