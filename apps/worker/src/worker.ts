@@ -32,6 +32,8 @@ export class Worker implements JobHost {
   readonly exited: Promise<WorkerExit>;
   /** Frames sent, across connections (for tests and debugging). */
   readonly sent: string[] = [];
+  /** The hub's frames with when they arrived, latest 1,000 (for tests and debugging). */
+  readonly received: { at: number; frame: string }[] = [];
   connections = 0;
   perryVersion: string | undefined;
   readonly #options: WorkerOptions;
@@ -248,6 +250,8 @@ export class Worker implements JobHost {
   }
 
   #onFrame(text: string): void {
+    this.received.push({ at: Date.now(), frame: text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text });
+    if (this.received.length > 1_000) this.received.shift();
     const frame = wire.parseHubFrame(text);
     switch (frame.type) {
       case 'job_assign':
