@@ -293,6 +293,38 @@ describe('the reference worker end to end', () => {
     });
   });
 
+  test('a connection lost mid-build: the build goes on, its result waits and is delivered when the job is assigned again', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      // The worker stays away longer than the rest of the build takes.
+      const env = { PERRY_WORKER_RECONNECT_MIN_MS: '3000', PERRY_WORKER_RECONNECT_MAX_MS: '3000' };
+      await withWorker(
+        s,
+        async ({ worker, groups }) => {
+          const apiToken = await s.hub.account('pro');
+          const script =
+            'echo "before the drop"\nsleep 1\necho "after the drop"\necho built-while-away > "$PERRY_OUTPUT_DIR/app.bin"';
+          const run = s.publish(['linux'], { apiToken, tarball: project(script) });
+          const jobId = await run.jobId;
+          await until('the build to start', () => groups.get(jobId));
+          worker.dropConnection();
+          const result = await run.result;
+          expect(result.reason).toBe('Ready');
+          expect(result.artifact?.bytes.toString()).toBe('built-while-away\n');
+          expect(groups.get(jobId)).toHaveLength(1); // built once
+          expect(worker.connections).toBe(2);
+          const lines = result.messages.filter((m) => m.type === 'log').map((m) => (m as unknown as Msg)['line']);
+          expect(lines).toEqual(['before the drop', 'after the drop']);
+          expect(result.messages.some((m) => m.type === 'queue_update')).toBe(true); // re-queued, then given back
+        },
+        env,
+      );
+    });
+  });
+
   test('project tarballs that reach outside the job directory, a device file or a bomb are refused with a clear error', async ({
     natsUrl,
     prefix,
