@@ -3,6 +3,7 @@
 // two artifacts with matching SHA-256), the worker's frames byte for byte as the Linux Rust
 // worker writes them, a failing command, a timeout, a cancel that leaves no process behind, and
 // project tarballs that try to get out of the job directory.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { test } from '@perry-hub/testkit';
 import { loadWorkerConfig, startWorker, type Worker } from '@perry-hub/worker';
+import { ROOT, ensureBuilt } from '../support/hub-process.js';
 import { sniffDownload } from '../support/perry-cli.js';
 import * as rust from '../support/rust-wire.js';
 import { craftTarGz, type CraftEntry } from '../support/tar-craft.js';
@@ -322,6 +324,59 @@ describe('the reference worker end to end', () => {
         },
         env,
       );
+    });
+  });
+
+  test('perry-hub worker --once, as a process: one job, then exit 0; with a wrong secret: exit 1 and the reason', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    ensureBuilt();
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      const workDir = mkdtempSync(join(tmpdir(), 'perry-worker-once-'));
+      const run = (extra: Record<string, string>) => {
+        const child = spawn(process.execPath, [join(ROOT, 'libs', 'cli', 'dist', 'bin.js'), 'worker', '--once'], {
+          env: {
+            PATH: process.env['PATH'] ?? '',
+            PERRY_HUB_URL: s.hub.workerUrl,
+            PERRY_HUB_WORKER_SECRET: WORKER_SECRET,
+            PERRY_WORKER_NAME: 'once',
+            PERRY_WORKER_WORK_DIR: workDir,
+            PERRY_WORKER_COMMAND: 'sh ./build.sh',
+            ...extra,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+        const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+        return { child, exited, output: () => output };
+      };
+      try {
+        const refused = run({ PERRY_HUB_WORKER_SECRET: 'not-the-secret' });
+        expect(await refused.exited).toBe(1);
+        expect(refused.output()).toContain(
+          "perry-hub worker: the hub refused the worker secret: set PERRY_HUB_WORKER_SECRET to the hub's value",
+        );
+
+        const once = run({});
+        await until('the worker to connect', async () => (await s.hubStatus()).connected_workers === 1);
+        const apiToken = await s.hub.account('pro');
+        const cli = await s.publish(['linux'], {
+          apiToken,
+          tarball: project('echo "::stage compiling once"\necho "the one job" > "$PERRY_OUTPUT_DIR/once.txt"'),
+        }).result;
+        expect(cli.reason).toBe('Ready');
+        expect(cli.artifact?.bytes.toString()).toBe('the one job\n');
+        expect(await once.exited).toBe(0);
+        // Not a terminal: JSON lines for journald and collectors.
+        expect(once.output()).toContain('"msg":"--once: the job is done; stopping"');
+        await until('the hub to see it go', async () => (await s.hubStatus()).connected_workers === 0);
+      } finally {
+        rmSync(workDir, { recursive: true, force: true });
+      }
     });
   });
 

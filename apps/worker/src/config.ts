@@ -90,6 +90,12 @@ export const VARIABLES: readonly (readonly [string, string, string])[] = [
   ['PERRY_WORKER_LOG_LEVEL', 'info', 'trace, debug, info, warn, error'],
 ];
 
+/** The README's table of worker variables (a test keeps the README current). */
+export function variablesTable(): string {
+  const rows = VARIABLES.map(([k, d, what]) => `| \`${k}\` | \`${d}\` | ${what.replace(/\|/g, '\\|')} |`);
+  return ['| Variable | Default | What it does |', '|---|---|---|', ...rows].join('\n');
+}
+
 export class WorkerConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(`invalid worker configuration:\n  - ${problems.join('\n  - ')}`);

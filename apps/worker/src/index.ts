@@ -8,6 +8,7 @@ export {
   defaultName,
   loadWorkerConfig,
   targetConfig,
+  variablesTable,
   type TargetConfig,
   type WorkerConfig,
 } from './config.js';
