@@ -16,7 +16,7 @@ import { ROOT, ensureBuilt } from '../support/hub-process.js';
 import { sniffDownload } from '../support/perry-cli.js';
 import * as rust from '../support/rust-wire.js';
 import { craftTarGz, type CraftEntry } from '../support/tar-craft.js';
-import { WORKER_SECRET } from '../support/test-hub.js';
+import { ADMIN_SECRET, CREDENTIALS, MANIFEST, WORKER_SECRET } from '../support/test-hub.js';
 import { until, withHub, type Scenario } from './dispatch-kit.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -207,15 +207,28 @@ describe('the reference worker end to end', () => {
           (complete['artifacts'] as { name: string; sha256: string }[]).map((a) => [a.name, a.sha256]).sort(),
         ).toEqual(ready.map((r) => [r.artifact_name, r.sha256]).sort());
 
-        // A failing command: the CLI gets the failure with the command's last lines.
+        // A failing command: the CLI gets the failure with the command's last lines. This job has
+        // signing credentials: they reach the command only as a 0600 file, gone with the job.
         const failing = await s.publish(['linux'], {
           apiToken,
-          tarball: project('echo "compiling src/main.ts"\necho "src/main.ts:3:7: error: bad things" >&2\nexit 3'),
+          credentials: { ...CREDENTIALS, android_keystore_password: 'hunter2-canary' },
+          tarball: project(
+            [
+              'echo "credentials $(stat -c %a "$PERRY_CREDENTIALS_FILE") $PERRY_CREDENTIALS_FILE"',
+              'grep -c hunter2-canary "$PERRY_CREDENTIALS_FILE"',
+              'echo "compiling src/main.ts"',
+              'echo "src/main.ts:3:7: error: bad things" >&2',
+              'exit 3',
+            ].join('\n'),
+          ),
         }).result;
         expect(failing.outcome).toBe('error');
+        const credentialsFile = /credentials 600 (\S+)/.exec(failing.reason)?.[1];
+        expect(credentialsFile).toBeDefined();
         expect(failing.reason).toBe(
-          'Build error [INTERNAL_ERROR]: Build command for linux exited with status 3; last output:\ncompiling src/main.ts\nsrc/main.ts:3:7: error: bad things',
+          `Build error [INTERNAL_ERROR]: Build command for linux exited with status 3; last output:\ncredentials 600 ${credentialsFile}\n1\ncompiling src/main.ts\nsrc/main.ts:3:7: error: bad things`,
         );
+        expect(existsSync(credentialsFile!)).toBe(false);
         await until('the failure recorded', async () => (await s.status(failing.jobId!)).status === 'failed');
 
         // Over PERRY_WORKER_JOB_TIMEOUT_SECS: stopped, reported failed, nothing left running.
@@ -231,6 +244,19 @@ describe('the reference worker end to end', () => {
         for (const pgid of groups.get(slow.jobId!)!) expect(groupAlive(pgid)).toBe(false);
         // Every job directory is gone.
         await until('job directories removed', () => readdirSync(join(workDir, 'jobs')).length === 0);
+
+        // update_perry, idle and without PERRY_WORKER_UPDATE_COMMAND: declined, and saying why.
+        const told = await fetch(`${s.hub.url}/api/v1/admin/update-perry`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_SECRET}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ expected_version: '9.9.9' }),
+        });
+        expect(((await told.json()) as { workers_notified: number }).workers_notified).toBe(1);
+        expect(
+          await until('the update answer', () => worker.sent.find((f) => f.includes('"type":"update_result"'))),
+        ).toBe(
+          '{"type":"update_result","success":false,"old_version":"","new_version":"","error":"This worker does not update Perry itself (PERRY_WORKER_UPDATE_COMMAND is not set)"}',
+        );
       });
     });
   });
@@ -344,6 +370,7 @@ describe('the reference worker end to end', () => {
             PERRY_WORKER_NAME: 'once',
             PERRY_WORKER_WORK_DIR: workDir,
             PERRY_WORKER_COMMAND: 'sh ./build.sh',
+            PERRY_WORKER_PACKAGE_COMMAND: 'echo packaged > "$PERRY_OUTPUT_DIR/package.txt"',
             ...extra,
           },
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -364,12 +391,21 @@ describe('the reference worker end to end', () => {
         const once = run({});
         await until('the worker to connect', async () => (await s.hubStatus()).connected_workers === 1);
         const apiToken = await s.hub.account('pro');
+        // A plugin compiles only: the configured packaging command does not run.
         const cli = await s.publish(['linux'], {
           apiToken,
-          tarball: project('echo "::stage compiling once"\necho "the one job" > "$PERRY_OUTPUT_DIR/once.txt"'),
+          manifest: { ...MANIFEST, targets: ['linux'], build_type: 'plugin' },
+          tarball: project('echo "build type $PERRY_BUILD_TYPE"\necho "the one job" > "$PERRY_OUTPUT_DIR/once.txt"'),
         }).result;
         expect(cli.reason).toBe('Ready');
         expect(cli.artifact?.bytes.toString()).toBe('the one job\n');
+        expect(cli.messages.filter((m) => m.type === 'artifact_ready')).toHaveLength(1);
+        expect(
+          cli.messages.some((m) => m.type === 'log' && (m as unknown as Msg)['line'] === 'build type plugin'),
+        ).toBe(true);
+        expect(cli.messages.some((m) => m.type === 'stage' && (m as unknown as Msg)['stage'] === 'packaging')).toBe(
+          false,
+        );
         expect(await once.exited).toBe(0);
         // Not a terminal: JSON lines for journald and collectors.
         expect(once.output()).toContain('"msg":"--once: the job is done; stopping"');

@@ -114,6 +114,9 @@ export class Job {
     const signal = this.#abort.signal;
     const timer = setTimeout(() => this.stop('timeout'), config.jobTimeoutSecs * 1000);
     let jobDir: string | undefined;
+    let credentialsFile: string | undefined;
+    /** Signing material goes as soon as the commands are done, before anything is reported. */
+    const wipeCredentials = () => (credentialsFile ? rm(credentialsFile, { force: true }) : Promise.resolve());
     try {
       const manifest = this.assign.manifest;
       const targets = checkManifest(manifest, config);
@@ -144,7 +147,7 @@ export class Job {
       const manifestFile = join(jobDir, 'manifest.json');
       await writeFile(manifestFile, JSON.stringify(manifest, null, 2), { mode: 0o600 });
       // Signing material only in a file readable by this user, gone with the job directory.
-      const credentialsFile = hasCredentials(this.assign.credentials) ? join(jobDir, 'credentials.json') : undefined;
+      credentialsFile = hasCredentials(this.assign.credentials) ? join(jobDir, 'credentials.json') : undefined;
       if (credentialsFile) await writeFile(credentialsFile, JSON.stringify(this.assign.credentials), { mode: 0o600 });
 
       const patterns = new Set<string>();
@@ -167,6 +170,7 @@ export class Job {
           this.#send(wire.progress(this.id, this.#stage, 100, null));
         }
       }
+      await wipeCredentials();
       const artifacts = await collectArtifacts(outputDir, [...patterns]);
       if (artifacts.length === 0) {
         throw new BuildFailure(`The build produced no file matching ${[...patterns].join(', ')} in $PERRY_OUTPUT_DIR`);
@@ -177,6 +181,7 @@ export class Job {
       await this.#deliver(artifacts, needs ? `${first}-precompiled` : first, needs, started);
     } catch (err) {
       clearTimeout(timer);
+      await wipeCredentials().catch(() => undefined);
       const reason = this.stopReason;
       if (reason === 'shutdown') {
         log.warn({ jobId: this.id }, 'job abandoned: the worker is stopping (the hub gives it to another worker)');
