@@ -202,6 +202,7 @@ export class Job {
     } finally {
       clearTimeout(timer);
       if (jobDir) await rm(jobDir, { recursive: true, force: true }).catch(() => undefined);
+      this.assign = { ...this.assign, credentials: {}, auth_token: undefined };
     }
   }
 

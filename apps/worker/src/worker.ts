@@ -12,6 +12,8 @@ import { Job, type JobHost } from './job.js';
 import { perryVersion, runUpdate } from './perry.js';
 import * as wire from './wire.js';
 
+const MAX_KEPT_SENT = 10_000;
+
 export interface WorkerOptions {
   readonly config: WorkerConfig;
   readonly log: Logger;
@@ -30,7 +32,7 @@ export class Worker implements JobHost {
   readonly uploadMode: UploadMode = { raw: undefined };
   readonly jobs = new Map<string, Job>();
   readonly exited: Promise<WorkerExit>;
-  /** Frames sent, across connections (for tests and debugging). */
+  /** Frames sent, across connections, about the latest 10,000 (for tests and debugging). */
   readonly sent: string[] = [];
   /** The hub's frames with when they arrived, latest 1,000 (for tests and debugging). */
   readonly received: { at: number; frame: string }[] = [];
@@ -197,6 +199,7 @@ export class Worker implements JobHost {
     const ws = this.#ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     this.sent.push(frame);
+    if (this.sent.length > MAX_KEPT_SENT + 1_000) this.sent.splice(0, 1_000);
     ws.send(frame);
     return true;
   }
@@ -250,9 +253,16 @@ export class Worker implements JobHost {
   }
 
   #onFrame(text: string): void {
-    this.received.push({ at: Date.now(), frame: text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text });
-    if (this.received.length > 1_000) this.received.shift();
     const frame = wire.parseHubFrame(text);
+    // Never kept: an assignment's credentials (signing keys) and token.
+    const kept =
+      frame.type === 'job_assign'
+        ? JSON.stringify({ type: 'job_assign', job_id: frame.assign.job_id })
+        : text.length > 2_000
+          ? `${text.slice(0, 2_000)}…`
+          : text;
+    this.received.push({ at: Date.now(), frame: kept });
+    if (this.received.length > 1_000) this.received.shift();
     switch (frame.type) {
       case 'job_assign':
         return this.#onAssign(frame.assign);
@@ -298,10 +308,10 @@ export class Worker implements JobHost {
     if (this.activeJobs >= this.config.maxConcurrent) {
       this.log.warn({ jobId: assign.job_id, active: this.activeJobs }, 'more jobs than slots: taking it anyway');
     }
-    for (const [id, j] of this.jobs) if (j.done) this.jobs.delete(id);
     const job = new Job(this, assign, this.#epoch);
     this.jobs.set(assign.job_id, job);
     void job.finished.then(() => {
+      if (this.jobs.get(job.id) === job) this.jobs.delete(job.id);
       if (this.#options.once && this.activeJobs === 0) {
         void this.#closeAfterOnce();
       }
