@@ -353,7 +353,7 @@ describe('the reference worker end to end', () => {
     });
   });
 
-  test('perry-hub worker --once, as a process: one job, then exit 0; with a wrong secret: exit 1 and the reason', async ({
+  test('perry-hub worker --once, as a process: one job, then exit 0; with a wrong secret: exit 3 and the reason', async ({
     natsUrl,
     prefix,
     database,
@@ -383,7 +383,7 @@ describe('the reference worker end to end', () => {
       };
       try {
         const refused = run({ PERRY_HUB_WORKER_SECRET: 'not-the-secret' });
-        expect(await refused.exited).toBe(1);
+        expect(await refused.exited).toBe(3);
         expect(refused.output()).toContain(
           "perry-hub worker: the hub refused the worker secret: set PERRY_HUB_WORKER_SECRET to the hub's value",
         );

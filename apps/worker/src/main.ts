@@ -36,7 +36,7 @@ progress; every other line is a log line. Files under $PERRY_OUTPUT_DIR matching
 patterns are uploaded.
 `;
 
-/** Exit codes: 0 done, 1 refused by the hub, 2 bad command line or configuration. */
+/** Exit codes: 0 done, 2 bad command line or configuration, 3 refused by the hub (1 stays a crash). */
 export async function main(
   argv: readonly string[],
   env: Env = process.env,
@@ -112,7 +112,7 @@ export async function main(
   process.off('SIGTERM', onSignal);
   if (exit.kind === 'refused') {
     out.write(`perry-hub worker: ${exit.message}\n`);
-    return 1;
+    return 3;
   }
   return 0;
 }
