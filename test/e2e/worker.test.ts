@@ -5,7 +5,7 @@
 // project tarballs that try to get out of the job directory.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect } from 'vitest';
@@ -32,6 +32,7 @@ interface Running {
 
 async function withWorker(s: Scenario, body: (w: Running) => Promise<void>, env: Record<string, string> = {}) {
   const workDir = mkdtempSync(join(tmpdir(), 'perry-worker-e2e-'));
+  chmodSync(workDir, 0o711); // a build run as another user passes through to its job directory
   const groups = new Map<string, number[]>();
   const config = loadWorkerConfig({
     PERRY_HUB_URL: s.hub.workerUrl,
@@ -316,7 +317,7 @@ describe('the reference worker end to end', () => {
             ),
           ),
         ]);
-        expect(await s.status(jobId)).toMatchObject({ status: 'cancelled' });
+        await until('the cancel recorded', async () => (await s.status(jobId)).status === 'cancelled');
       });
     });
   });
@@ -415,6 +416,36 @@ describe('the reference worker end to end', () => {
       }
     });
   });
+
+  test.skipIf(process.getuid?.() !== 0)(
+    'PERRY_WORKER_RUN_AS_USER: the build runs as that user, owns its job directory and credentials, sees nothing else',
+    async ({ natsUrl, prefix, database }) => {
+      await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+        await withWorker(
+          s,
+          async () => {
+            const apiToken = await s.hub.account('pro');
+            const script = [
+              'echo "user $(id -un)"',
+              'echo "credentials $(stat -c "%U %a" "$PERRY_CREDENTIALS_FILE")"',
+              'ls "$(dirname "$PERRY_JOB_DIR")" > /dev/null 2>&1 && echo "work dir listed" || echo "work dir closed"',
+              'id -un > "$PERRY_OUTPUT_DIR/who.txt"',
+            ].join('\n');
+            const cli = await s.publish(['linux'], {
+              apiToken,
+              credentials: { ...CREDENTIALS, android_keystore_password: 'hunter2-canary' },
+              tarball: project(script),
+            }).result;
+            expect(cli.reason).toBe('Ready');
+            const lines = cli.messages.filter((m) => m.type === 'log').map((m) => (m as unknown as Msg)['line']);
+            expect(lines).toEqual(['user nobody', 'credentials nobody 600', 'work dir closed']);
+            expect(cli.artifact?.bytes.toString()).toBe('nobody\n');
+          },
+          { PERRY_WORKER_RUN_AS_USER: 'nobody' },
+        );
+      });
+    },
+  );
 
   test('project tarballs that reach outside the job directory, a device file or a bomb are refused with a clear error', async ({
     natsUrl,

@@ -5,6 +5,7 @@
  * what is awkward in a variable: per-target commands and artifact patterns. Every problem is
  * reported at once, before anything connects.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -46,8 +47,10 @@ export interface WorkerConfig {
   readonly maxTarballBytes: number;
   readonly maxExtractedBytes: number;
   readonly maxEntries: number;
-  /** argv prefix the shell runs under (a container or VM runner, `runuser -u builder --`, ...). */
+  /** argv prefix the shell runs under (a container or VM runner, ...). */
   readonly wrapper: readonly string[];
+  /** Run build commands as this user (the worker runs as root); the job directory is theirs. */
+  readonly runAs: { readonly user: string; readonly uid: number; readonly gid: number } | undefined;
   readonly updateCommand: string | undefined;
   readonly pingIntervalMs: number;
   readonly staleTimeoutMs: number;
@@ -81,6 +84,7 @@ export const VARIABLES: readonly (readonly [string, string, string])[] = [
   ['PERRY_WORKER_MAX_EXTRACTED_BYTES', '2147483648', 'Largest unpacked project'],
   ['PERRY_WORKER_MAX_ENTRIES', '100000', 'Most entries in a project tarball'],
   ['PERRY_WORKER_WRAPPER', '(none)', 'Command prefix the build runs under (JSON array or words)'],
+  ['PERRY_WORKER_RUN_AS_USER', '(none)', 'Run builds as this user (the worker must run as root)'],
   ['PERRY_WORKER_UPDATE_COMMAND', '(none)', 'Run on update_perry; without it updates are declined'],
   ['PERRY_WORKER_PING_INTERVAL_MS', '30000', 'WebSocket ping interval'],
   ['PERRY_WORKER_STALE_TIMEOUT_MS', '90000', 'Reconnect after hearing nothing this long'],
@@ -255,6 +259,22 @@ export function loadWorkerConfig(env: Env, configFile?: string): WorkerConfig {
     problems.push(`PERRY_WORKER_LOG_LEVEL=${logLevel}: one of trace, debug, info, warn, error, fatal, silent`);
   }
   const reconnectMinMs = int('PERRY_WORKER_RECONNECT_MIN_MS', 1_000, 10);
+  const runAsUser = get('PERRY_WORKER_RUN_AS_USER');
+  let runAs: WorkerConfig['runAs'];
+  if (runAsUser !== undefined) {
+    if (process.getuid?.() !== 0) {
+      problems.push(
+        `PERRY_WORKER_RUN_AS_USER=${runAsUser}: the worker must run as root to start builds as another user`,
+      );
+    } else {
+      try {
+        const id = (flag: string) => Number(execFileSync('id', [flag, runAsUser], { encoding: 'utf8' }).trim());
+        runAs = { user: runAsUser, uid: id('-u'), gid: id('-g') };
+      } catch {
+        problems.push(`PERRY_WORKER_RUN_AS_USER=${runAsUser}: no such user`);
+      }
+    }
+  }
   const config: WorkerConfig = {
     hubUrl,
     secret: get('PERRY_HUB_WORKER_SECRET'),
@@ -271,6 +291,7 @@ export function loadWorkerConfig(env: Env, configFile?: string): WorkerConfig {
     maxExtractedBytes: int('PERRY_WORKER_MAX_EXTRACTED_BYTES', 2 * 1024 * 1024 * 1024, 1),
     maxEntries: int('PERRY_WORKER_MAX_ENTRIES', 100_000, 1),
     wrapper,
+    runAs,
     updateCommand: get('PERRY_WORKER_UPDATE_COMMAND'),
     pingIntervalMs: int('PERRY_WORKER_PING_INTERVAL_MS', 30_000, 50),
     staleTimeoutMs: int('PERRY_WORKER_STALE_TIMEOUT_MS', 90_000, 100),

@@ -5,7 +5,7 @@
  * and the result is delivered once the hub assigns the same job again (after a hub restart or a
  * reconnect), or dropped after PERRY_WORKER_HOLD_RESULT_SECS.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, lchown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { targetConfig, type WorkerConfig } from './config.js';
@@ -150,6 +150,11 @@ export class Job {
       credentialsFile = hasCredentials(this.assign.credentials) ? join(jobDir, 'credentials.json') : undefined;
       if (credentialsFile) await writeFile(credentialsFile, JSON.stringify(this.assign.credentials), { mode: 0o600 });
 
+      if (config.runAs) {
+        // The build's user owns the job directory; the work directory only lets it through.
+        await chmod(config.workDir, 0o711);
+        await chownTree(jobDir, config.runAs.uid, config.runAs.gid);
+      }
       const patterns = new Set<string>();
       for (const target of targets) {
         const tc = targetConfig(config, target);
@@ -214,6 +219,7 @@ export class Job {
       cwd,
       env,
       wrapper: config.wrapper,
+      runAs: config.runAs,
       killGraceMs: config.killGraceMs,
       signal: this.#abort.signal,
       onOutput: (e) => this.#output(e),
@@ -287,6 +293,15 @@ export class Job {
         retryMs = Math.min(retryMs * 2, 10_000);
       }
     }
+  }
+}
+
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await lchown(path, uid, gid);
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const full = join(path, entry.name);
+    if (entry.isDirectory()) await chownTree(full, uid, gid);
+    else await lchown(full, uid, gid);
   }
 }
 

@@ -19,6 +19,8 @@ export interface RunOptions {
   cwd: string;
   env: NodeJS.ProcessEnv;
   wrapper: readonly string[];
+  /** Another user's ids to run as (the worker is root). */
+  runAs?: { uid: number; gid: number } | undefined;
   killGraceMs: number;
   /** Stop the command (cancel, timeout): the reason is returned as the outcome. */
   signal: AbortSignal;
@@ -61,7 +63,13 @@ function groupAlive(pid: number): boolean {
 export function runCommand(o: RunOptions): Promise<RunOutcome> {
   return new Promise((resolve) => {
     const [file, ...args] = [...o.wrapper, '/bin/sh', '-c', o.command];
-    const child = spawn(file!, args, { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file!, args, {
+      cwd: o.cwd,
+      env: o.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(o.runAs ? { uid: o.runAs.uid, gid: o.runAs.gid } : {}),
+    });
     let stopped: { reason: unknown } | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     const pid = child.pid;
