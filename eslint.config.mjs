@@ -1,6 +1,7 @@
 // One linter for the whole workspace. The module-boundary rule is what keeps the architecture
 // visible: services may import libs, never each other; only the perry-hub command (type:app)
-// may import services; tests may also use the test kit, and the cross-service tests anything.
+// may import services; the worker (apps/worker) only the contracts; tests may also use the test
+// kit, and the cross-service tests anything.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import nx from '@nx/eslint-plugin';
@@ -14,7 +15,9 @@ const boundaries = (allow) => [
     depConstraints: [
       { sourceTag: 'type:service', onlyDependOnLibsWithTags: ['type:lib'] },
       { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
-      { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib', 'type:service'] },
+      { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib', 'type:service', 'type:worker'] },
+      // The worker runs on build machines: it speaks the wire contract and nothing else of the hub.
+      { sourceTag: 'type:worker', onlyDependOnLibsWithTags: ['layer:contracts'] },
       { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
       { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['*'] },
     ],

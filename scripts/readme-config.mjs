@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Rewrites the README's configuration table from the code (`perry-hub config --markdown`), so the
-// table cannot drift from what the services read. Run after `npm run build`: `npm run docs`.
+// Rewrites the README's configuration tables from the code (`perry-hub config --markdown`, and the
+// worker's variables), so the tables cannot drift from what the services and the worker read. Run after `npm run build`: `npm run docs`.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,12 +10,21 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const table = execFileSync(process.execPath, [join(root, 'libs/cli/dist/bin.js'), 'config', '--markdown'], {
   encoding: 'utf8',
 }).trim();
+const { variablesTable } = await import(join(root, 'apps/worker/dist/config.js'));
+const workerTable = variablesTable();
 const readme = join(root, 'README.md');
-const text = readFileSync(readme, 'utf8');
-const start = '<!-- config:start -->';
-const end = '<!-- config:end -->';
-const i = text.indexOf(start);
-const j = text.indexOf(end);
-if (i < 0 || j < i) throw new Error(`README.md needs ${start} and ${end} around the configuration table`);
-writeFileSync(readme, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
-console.log(`README.md: ${table.split('\n').length - 2} variables`);
+let text = readFileSync(readme, 'utf8');
+const replace = (name, content) => {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`README.md needs ${start} and ${end} around the table`);
+  text = `${text.slice(0, i + start.length)}\n${content}\n${text.slice(j)}`;
+};
+replace('config', table);
+replace('worker-config', workerTable);
+writeFileSync(readme, text);
+console.log(
+  `README.md: ${table.split('\n').length - 2} variables, ${workerTable.split('\n').length - 2} for the worker`,
+);

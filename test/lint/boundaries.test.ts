@@ -46,6 +46,32 @@ describe('module boundaries', () => {
     expect(messages).toEqual([]);
   });
 
+  it('keeps the worker to the contracts: no runtime, no service', async () => {
+    for (const [pkg, name] of [
+      ['@perry-hub/runtime', 'call'],
+      ['@perry-hub/worker-gateway', 'workerGateway'],
+    ]) {
+      const messages = await lintNewFile(
+        'apps/worker/src/zz-boundary-probe.ts',
+        `import { ${name} } from '${pkg}';\nexport const probe = ${name};\n`,
+      );
+      expect(messages.some((m) => m.startsWith('@nx/enforce-module-boundaries'))).toBe(true);
+    }
+    const ok = await lintNewFile(
+      'apps/worker/src/zz-boundary-probe.ts',
+      "import { CLIENT_TARGETS } from '@perry-hub/contracts';\nexport const probe = CLIENT_TARGETS;\n",
+    );
+    expect(ok).toEqual([]);
+  });
+
+  it('lets no service import the worker', async () => {
+    const messages = await lintNewFile(
+      'services/scheduler/src/zz-boundary-probe.ts',
+      "import { main } from '@perry-hub/worker';\nexport const probe = main;\n",
+    );
+    expect(messages.some((m) => m.startsWith('@nx/enforce-module-boundaries'))).toBe(true);
+  });
+
   it('lets the perry-hub command import services', async () => {
     const messages = await lintNewFile(
       'libs/cli/src/zz-boundary-probe.ts',

@@ -21,6 +21,8 @@ Usage:
   perry-hub config [--markdown]   List every configuration variable with its default.
   perry-hub nats-config           Print the nats-server accounts block (users, permissions) for
                                   the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR.
+  perry-hub worker [--once]       Run a build worker that takes jobs from a hub (see
+                                  'perry-hub worker --help').
   perry-hub nats-config --check FILE
                                   Check a nats-server config: users only inside accounts.
   perry-hub --help | --version
@@ -35,6 +37,8 @@ export async function main(
   env: Env,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<number> {
+  // The worker parses its own options (--once, --config).
+  if (argv[0] === 'worker') return (await import('@perry-hub/worker')).main(argv.slice(1), env, out);
   let parsed;
   try {
     parsed = parseArgs({
