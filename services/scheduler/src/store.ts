@@ -252,10 +252,12 @@ export class JobStore {
 
   async requestCancel(jobId: string, attempt: number, now: number): Promise<void> {
     const history = appendHistory({ at: now, state: 'cancel_requested', attempt });
-    await this.db.query(
-      `UPDATE builds SET cancel_requested_at = ?, ${history.sql} WHERE id = ? AND attempt = ? AND cancel_requested_at IS NULL`,
-      [now, ...history.params, jobId, attempt],
-    );
+    await this.db.query(`UPDATE builds SET cancel_requested_at = ?, ${history.sql} WHERE id = ? AND attempt = ?`, [
+      now,
+      ...history.params,
+      jobId,
+      attempt,
+    ]);
   }
 
   async tokenHash(
