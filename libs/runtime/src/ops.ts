@@ -9,6 +9,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ConfigError } from './config.js';
 import { HubMetrics } from './metrics.js';
 
 /** 'ok', or why not. */
@@ -87,9 +88,17 @@ export async function serveOps(
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES'
+          ? new ConfigError([
+              `PERRY_HUB_METRICS_PORT: port ${port} on ${host} ${err.code === 'EADDRINUSE' ? 'is already in use' : 'may not be bound'}; choose another`,
+            ])
+          : err,
+      ),
+    );
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });
