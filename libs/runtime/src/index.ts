@@ -14,3 +14,5 @@ export * from './blobs.js';
 export * from './sealed.js';
 export * from './worker-command.js';
 export * from './liveness.js';
+export * from './metrics.js';
+export * from './ops.js';

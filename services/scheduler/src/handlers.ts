@@ -33,7 +33,7 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
         from: 'running',
         finish: {
           status,
-          errorMessage: success ? null : 'The worker reported a failure',
+          errorMessage: success ? null : status === 'cancelled' ? 'Build cancelled' : 'The worker reported a failure',
           finalEvents: [JSON.stringify(message)],
         },
       });

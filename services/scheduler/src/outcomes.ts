@@ -27,6 +27,16 @@ export interface Finishing {
 export async function finishJob(ctx: Context, { job, from, finish }: Finishing): Promise<boolean> {
   const ok = await ctx.store.finish({ id: job.jobId, status: from, attempt: job.attempt }, finish, ctx.now());
   if (!ok) return false;
+  const now = ctx.now();
+  const outcome = OUTCOME[finish.status];
+  ctx.metrics.jobsFinished.inc({ outcome });
+  // The first attempt's start is in MySQL only; in memory, the running attempt's assignment.
+  const startedAt = job.startedAt ?? ('assignedAt' in job ? (job as RunningJob).assignedAt : null);
+  if (startedAt !== null) {
+    for (const target of job.targets) {
+      ctx.metrics.buildDuration.observe({ target, outcome }, Math.max(0, now - startedAt) / 1000);
+    }
+  }
   ctx.running.delete(job.jobId);
   ctx.touched();
   ctx.kick();
@@ -90,7 +100,12 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
     });
   }
   const targets = [`${needsFinishing}-sign`];
-  const ok = await ctx.store.requeue(job.jobId, job.attempt, { stage: 'sign', targets, tarballRef }, ctx.now());
+  const ok = await ctx.store.requeue(
+    job.jobId,
+    job.attempt,
+    { stage: 'sign', targets, tarballRef, reason: `build stage done; waiting for ${targets[0]}` },
+    ctx.now(),
+  );
   if (!ok) return false;
   ctx.running.delete(job.jobId);
   await ctx.events.append(job.jobId, wire.stage(job.jobId, 'signing', SIGNING_MESSAGE));
@@ -102,7 +117,12 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
 export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
   if (job.retries < ctx.config.maxRetries) {
     const retries = job.retries + 1;
-    const ok = await ctx.store.requeue(job.jobId, job.attempt, { retries }, ctx.now());
+    const ok = await ctx.store.requeue(
+      job.jobId,
+      job.attempt,
+      { retries, reason: `worker lost (retry ${retries} of ${ctx.config.maxRetries})` },
+      ctx.now(),
+    );
     if (!ok) return;
     ctx.running.delete(job.jobId);
     enqueue(ctx, { ...job, retries });
@@ -129,7 +149,8 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
   if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason: 'its gateway instance is gone' }, ctx.now())))
+    return false;
   ctx.running.delete(job.jobId);
   const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
   enqueue(ctx, { ...job, avoid });
@@ -160,7 +181,8 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
     await completeFromUpload(ctx, job);
     return;
   }
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return;
+  const reason = 'the assignment was not confirmed by the gateway';
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason }, ctx.now()))) return;
   ctx.running.delete(job.jobId);
   enqueue(ctx, job);
 }

@@ -15,6 +15,7 @@ import {
   jobStatusEndpoint,
   queuePositionEndpoint,
   queueStatsEndpoint,
+  queueSummaryEndpoint,
   topologyNames,
   workerEventEndpoint,
   type JobStatus,
@@ -27,6 +28,7 @@ import { Dispatcher } from './dispatcher.js';
 import { cancelJob, onWorkerEvent } from './handlers.js';
 import { leaderPosition, recordPosition } from './positions.js';
 import { JobStore } from './store.js';
+import { queueSummary } from './waiting.js';
 
 export { SchedulerConfig } from './config.js';
 
@@ -54,7 +56,14 @@ export const scheduler = defineService({
     const leader = () => dispatcher?.ctx;
 
     const becomeLeader = async () => {
-      const d = new Dispatcher({ nc: deps.nc, subjects: deps.subjects, log: deps.log, config, store });
+      const d = new Dispatcher({
+        nc: deps.nc,
+        subjects: deps.subjects,
+        log: deps.log,
+        config,
+        store,
+        metrics: deps.metrics,
+      });
       dispatcher = d;
       await d.start();
       leaderEndpoints = await serveEndpoints(
@@ -62,6 +71,7 @@ export const scheduler = defineService({
         [
           handle(workerEventEndpoint, (event) => onWorkerEvent(d.ctx, event)),
           handle(cancelJobEndpoint, (request) => cancelJob(d.ctx, request)),
+          handle(queueSummaryEndpoint, () => queueSummary(d.ctx)),
         ],
       );
     };
@@ -129,6 +139,7 @@ export const scheduler = defineService({
       }),
     ]);
     lease.campaign();
+    deps.ready('lease', () => (lease.closed ? 'lease campaign stopped' : 'ok'));
 
     return {
       stop: async () => {
