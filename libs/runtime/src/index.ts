@@ -14,3 +14,4 @@ export * from './blobs.js';
 export * from './sealed.js';
 export * from './worker-command.js';
 export * from './liveness.js';
+export * from './preflight.js';

@@ -170,6 +170,10 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           attempt: auth.attempt,
           artifact: { objectName, name, size: info.size, sha256, target },
         });
+        deps.log.info(
+          { jobId, attempt: auth.attempt, artifact: name, bytes: info.size, sha256, ...(target ? { target } : {}) },
+          'artifact stored',
+        );
         return { token: registered.token, download_url: registered.download_url, size: registered.size };
       },
     );
