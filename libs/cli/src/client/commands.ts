@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { CLIENT_ENV_HELP, EXIT_CODES_HELP, type Io } from './common.js';
 import { registerLicenseCommands } from './licenses.js';
+import { registerOperateCommands } from './operate.js';
 import { runSubmit, type SubmitOptions } from './submit.js';
 
 /** --server and --json, which every client command takes. */
@@ -43,4 +44,5 @@ ${EXIT_CODES_HELP}`,
     .action(async (dir: string, options: SubmitOptions) => setCode(await runSubmit(dir, options, io)));
 
   registerLicenseCommands(program, io, setCode);
+  registerOperateCommands(program, io, setCode);
 }
