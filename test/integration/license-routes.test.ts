@@ -22,6 +22,9 @@ beforeAll(async () => {
       busy: true,
       activeJobs: 1,
       maxConcurrent: 2,
+      connectedAt: 1_700_000_000_000,
+      gatewayId: 'worker-gateway-1',
+      jobs: [{ jobId: '3f2c8a9e-5b1d-4c7e-9a2f-1e6d0b7c4a58', attempt: 1 }],
     },
     {
       workerId: 'w2',
@@ -31,6 +34,9 @@ beforeAll(async () => {
       busy: false,
       activeJobs: 0,
       maxConcurrent: 1,
+      connectedAt: 1_700_000_001_000,
+      gatewayId: 'worker-gateway-1',
+      jobs: [],
     },
   ]);
 }, 120_000);

@@ -40,6 +40,7 @@ import {
 } from './messages/dispatch.js';
 import { queuePositionEndpoint } from './messages/jobs.js';
 import { queueStatsEndpoint, workersSummaryEndpoint } from './messages/status.js';
+import { queueSummaryEndpoint } from './messages/operate.js';
 import { submitVerificationEndpoint } from './messages/verify.js';
 import { vmStatusEndpoint } from './messages/vm.js';
 
@@ -77,6 +78,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
       workersSummaryEndpoint,
       vmStatusEndpoint,
       cancelJobEndpoint,
+      queueSummaryEndpoint,
     ],
     publishes: [(s) => s.intakeAll],
     // Answers the tool-facing subjects (submit, cancel) in the `<p>.ingest` queue group.

@@ -14,6 +14,7 @@ export * from './messages/manifest.js';
 export * from './messages/submit.js';
 export * from './messages/license.js';
 export * from './messages/admin.js';
+export * from './messages/operate.js';
 export * from './messages/verify.js';
 export * from './messages/worker-hello.js';
 export * from './bus.js';

@@ -149,8 +149,9 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       // A log: when full, the oldest jobs' history goes first; new events are never refused.
       maxBytes: limits.eventsMaxBytes,
       discard: 'old',
-      // The gateway replays a job's events to CLI watchers through ordered consumers.
-      usedBy: { scheduler: [], 'worker-gateway': ['read'], license: [], ingest: [] },
+      // The gateway replays a job's events to CLI watchers, and the ingest to
+      // `GET /api/v1/jobs/:id/events`, through ordered consumers.
+      usedBy: { scheduler: [], 'worker-gateway': ['read'], license: [], ingest: ['read'] },
     },
     {
       kind: 'consumer',

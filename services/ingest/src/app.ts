@@ -16,6 +16,7 @@ import { licenseRoutes } from './routes/license.js';
 import { accountRoutes } from './routes/account.js';
 import { adminRoutes } from './routes/admin.js';
 import { jobRoutes } from './routes/jobs.js';
+import { operateRoutes } from './routes/operate.js';
 import { transferRoutes } from './routes/transfer.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
@@ -29,6 +30,7 @@ export interface IngestDeps {
   blobs: BlobStore;
   /** Empty when PERRY_HUB_CREDENTIALS_KEY is unset: builds are then refused. */
   sealKeys: readonly SealKey[];
+  subjectPrefix: string;
   /** See IntakeDeps. */
   resubmitWindowMs: number;
   reservationHoldMs: number;
@@ -128,7 +130,16 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
   void app.register(licenseRoutes({ ...bus, abuse: options.abuse }));
   void app.register(accountRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(adminRoutes({ ...bus, adminSecret: options.adminSecret }));
-  void app.register(jobRoutes({ ...bus, adminSecret: options.adminSecret }));
+  void app.register(
+    jobRoutes({
+      ...bus,
+      adminSecret: options.adminSecret,
+      db: deps.db,
+      log: deps.log,
+      subjectPrefix: deps.subjectPrefix,
+    }),
+  );
+  void app.register(operateRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(
     transferRoutes({ ...bus, log: deps.log, blobs: deps.blobs, maxArtifactBytes: options.maxArtifactBytes }),
   );

@@ -43,8 +43,8 @@ export interface JobDeps {
 export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<void> {
   await db.query(
     `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
-       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at)
-     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?)`,
+       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history)
+     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       job.jobId,
       job.licenseKey,
@@ -59,6 +59,7 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
       job.idempotencyKey ?? null,
       job.submissionKey ?? null,
       queuedAt,
+      JSON.stringify([{ at: queuedAt, state: 'queued', attempt: 0, stage: 'build', via: job.via }]),
     ],
   );
 }

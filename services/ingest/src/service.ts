@@ -39,6 +39,7 @@ export const ingest = defineService({
       blobs,
       sealKeys,
       limits,
+      subjectPrefix: config.subjectPrefix,
       resubmitWindowMs: config.resubmitWindowSecs * 1000,
       // A request may run this long; its reservation outlives it a little (clocks, the last insert).
       reservationHoldMs: config.requestTimeoutMs + RESERVATION_MARGIN_MS,

@@ -45,7 +45,7 @@ export class Dispatcher {
   readonly #deps: DispatcherDeps;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #stops: (() => unknown)[] = [];
-  readonly #announced = new Map<string, number>();
+  readonly #announced = new Map<string, string>();
   #roundScheduled = false;
   #depthDirty = false;
   #stopped = false;
@@ -68,6 +68,7 @@ export class Dispatcher {
       running: new Map(),
       workers: new Map(),
       draining: new Set(),
+      vmPools: new Map(),
       now: Date.now,
       kick: () => this.#kick(),
       touched: () => (this.#depthDirty = true),
@@ -325,13 +326,13 @@ export class Dispatcher {
 
   #onVmState(value: unknown): void {
     if (value === undefined || !isValid(VmPoolState, value)) return;
+    this.ctx.vmPools.set(value.capability, value);
     const was = this.ctx.draining.has(value.capability);
     if (value.draining) this.ctx.draining.add(value.capability);
     else this.ctx.draining.delete(value.capability);
     if (was && !value.draining) this.#kick();
     // Waiting CLIs hear why they wait (the VM is booting, or no VM can be started).
-    const note = (targets: readonly string[]) => (targets.includes(value.capability) ? value.message : undefined);
-    void sweeps.announcePositions(this.ctx, this.#announced, note);
+    void sweeps.announcePositions(this.ctx, this.#announced);
   }
 
   #onLost(data: unknown): void {

@@ -34,7 +34,11 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
         from: 'running',
         finish: {
           status,
-          errorMessage: success ? null : (job.lastError ?? 'The worker reported a failure'),
+          errorMessage: success
+            ? null
+            : status === 'cancelled'
+              ? 'Build cancelled'
+              : (job.lastError ?? 'The worker reported a failure'),
           finalEvents: [JSON.stringify(message)],
         },
       });

@@ -101,7 +101,12 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
     });
   }
   const targets = [`${needsFinishing}-sign`];
-  const ok = await ctx.store.requeue(job.jobId, job.attempt, { stage: 'sign', targets, tarballRef }, ctx.now());
+  const ok = await ctx.store.requeue(
+    job.jobId,
+    job.attempt,
+    { stage: 'sign', targets, tarballRef, reason: `build stage done; waiting for ${targets[0]}` },
+    ctx.now(),
+  );
   if (!ok) return false;
   ctx.running.delete(job.jobId);
   await ctx.events.append(job.jobId, wire.stage(job.jobId, 'signing', SIGNING_MESSAGE));
@@ -114,7 +119,12 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
 export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
   if (job.retries < ctx.config.maxRetries) {
     const retries = job.retries + 1;
-    const ok = await ctx.store.requeue(job.jobId, job.attempt, { retries }, ctx.now());
+    const ok = await ctx.store.requeue(
+      job.jobId,
+      job.attempt,
+      { retries, reason: `worker lost (retry ${retries} of ${ctx.config.maxRetries})` },
+      ctx.now(),
+    );
     if (!ok) return;
     ctx.running.delete(job.jobId);
     enqueue(ctx, { ...job, retries });
@@ -141,7 +151,8 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
   if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return false;
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason: 'its gateway instance is gone' }, ctx.now())))
+    return false;
   ctx.running.delete(job.jobId);
   const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
   enqueue(ctx, { ...job, avoid });
@@ -172,7 +183,8 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
     await completeFromUpload(ctx, job);
     return;
   }
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return;
+  const reason = 'the assignment was not confirmed by the gateway';
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason }, ctx.now()))) return;
   ctx.running.delete(job.jobId);
   enqueue(ctx, job);
 }

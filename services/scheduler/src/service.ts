@@ -15,6 +15,7 @@ import {
   jobStatusEndpoint,
   queuePositionEndpoint,
   queueStatsEndpoint,
+  queueSummaryEndpoint,
   topologyNames,
   workerEventEndpoint,
   type JobStatus,
@@ -27,6 +28,7 @@ import { Dispatcher } from './dispatcher.js';
 import { cancelJob, onWorkerEvent } from './handlers.js';
 import { leaderPosition, recordPosition } from './positions.js';
 import { JobStore } from './store.js';
+import { queueSummary } from './waiting.js';
 
 export { SchedulerConfig } from './config.js';
 
@@ -62,6 +64,7 @@ export const scheduler = defineService({
         [
           handle(workerEventEndpoint, (event) => onWorkerEvent(d.ctx, event)),
           handle(cancelJobEndpoint, (request) => cancelJob(d.ctx, request)),
+          handle(queueSummaryEndpoint, () => queueSummary(d.ctx)),
         ],
       );
     };

@@ -1,6 +1,6 @@
 /** The leader's in-memory view, rebuilt from MySQL and the presence bucket when it takes over. */
 import type { NatsConnection } from '@nats-io/nats-core';
-import { TIER_PRIORITY, type Subjects, type Tier } from '@perry-hub/contracts';
+import { TIER_PRIORITY, type Subjects, type Tier, type VmPoolState } from '@perry-hub/contracts';
 import type { Logger } from '@perry-hub/runtime';
 import type { JobEvents } from './events.js';
 import type { JobQueue } from './queue/job-queue.js';
@@ -68,6 +68,8 @@ export interface Context {
   readonly workers: Map<string, KnownWorker>;
   /** Capabilities whose VM pool is draining: not assigned. */
   readonly draining: Set<string>;
+  /** Sign VM pools by capability (KV `<p>-vm`): why a sign job waits. */
+  readonly vmPools: Map<string, VmPoolState>;
   readonly now: () => number;
   /** Ask for a dispatch round soon (coalesced). */
   kick(): void;

@@ -3,7 +3,7 @@
  * (id, status, attempt): the attempt is the fencing token, so a late message from a lost attempt
  * (or a second scheduler that lost its lease) changes nothing.
  */
-import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
+import { appendHistory, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
 import type { JobStatus, Tier } from '@perry-hub/contracts';
 
 export interface JobRow {
@@ -93,11 +93,19 @@ export class JobStore {
   }
 
   async assign(job: JobRow, worker: { id: string; name: string }, tokenHash: string, now: number): Promise<boolean> {
+    const history = appendHistory({
+      at: now,
+      state: 'running',
+      attempt: job.attempt + 1,
+      stage: job.stage,
+      worker: worker.name,
+      workerId: worker.id,
+    });
     const [r] = await this.db.query<ResultSetHeader>(
       `UPDATE builds SET status = 'running', attempt = attempt + 1, worker_id = ?, workerName = ?, assigned_at = ?,
-         heartbeat_at = ?, startedAt = COALESCE(startedAt, ?), job_token_hash = ?, updated_at = ?
+         heartbeat_at = ?, startedAt = COALESCE(startedAt, ?), job_token_hash = ?, updated_at = ?, ${history.sql}
        WHERE id = ? AND status = 'queued' AND attempt = ?`,
-      [worker.id, worker.name, now, now, now, tokenHash, now, job.id, job.attempt],
+      [worker.id, worker.name, now, now, now, tokenHash, now, ...history.params, job.id, job.attempt],
     );
     return r.affectedRows === 1;
   }
@@ -115,17 +123,25 @@ export class JobStore {
   async requeue(
     jobId: string,
     attempt: number,
-    change: { retries?: number; stage?: 'build' | 'sign'; targets?: string[]; tarballRef?: string } = {},
+    change: { retries?: number; stage?: 'build' | 'sign'; targets?: string[]; tarballRef?: string; reason: string },
     now: number,
   ): Promise<boolean> {
+    const history = appendHistory({
+      at: now,
+      state: 'queued',
+      attempt,
+      ...(change.stage ? { stage: change.stage } : {}),
+      reason: change.reason,
+    });
     const sets = [
       "status = 'queued'",
       'worker_id = NULL',
       'job_token_hash = NULL',
       'assigned_at = NULL',
       'updated_at = ?',
+      history.sql,
     ];
-    const params: unknown[] = [now];
+    const params: unknown[] = [now, ...history.params];
     const optional: [string, unknown][] = [
       ['retries', change.retries],
       ['stage', change.stage],
@@ -150,11 +166,17 @@ export class JobStore {
    * out when the job left its last worker, and a queued job accepts nothing).
    */
   async unassign(jobId: string, attempt: number, now: number): Promise<boolean> {
+    const history = appendHistory({
+      at: now,
+      state: 'queued',
+      attempt: attempt - 1,
+      reason: 'the assignment never reached the worker',
+    });
     const [r] = await this.db.query<ResultSetHeader>(
       `UPDATE builds SET status = 'queued', attempt = attempt - 1, worker_id = NULL, workerName = NULL,
-         job_token_hash = NULL, assigned_at = NULL, updated_at = ?
+         job_token_hash = NULL, assigned_at = NULL, updated_at = ?, ${history.sql}
        WHERE id = ? AND status = 'running' AND attempt = ?`,
-      [now, jobId, attempt],
+      [now, ...history.params, jobId, attempt],
     );
     return r.affectedRows === 1;
   }
@@ -164,10 +186,16 @@ export class JobStore {
    * publish go into the outbox column so a crash right after this cannot lose them.
    */
   async finish(job: Pick<JobRow, 'id' | 'status' | 'attempt'>, finish: Finish, now: number): Promise<boolean> {
+    const history = appendHistory({
+      at: now,
+      state: finish.status,
+      attempt: job.attempt,
+      ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
+    });
     const [r] = await this.db.query<ResultSetHeader>(
       `UPDATE builds SET status = ?, errorMessage = ?, final_events = ?, completedAt = ?,
          durationSecs = CASE WHEN startedAt IS NULL THEN NULL ELSE ROUND((? - startedAt) / 1000) END,
-         credentials_enc = NULL, job_token_hash = NULL, done_published_at = NULL, updated_at = ?
+         credentials_enc = NULL, job_token_hash = NULL, done_published_at = NULL, updated_at = ?, ${history.sql}
        WHERE id = ? AND status = ? AND attempt = ?`,
       [
         finish.status,
@@ -176,6 +204,7 @@ export class JobStore {
         now,
         now,
         now,
+        ...history.params,
         job.id,
         job.status,
         job.attempt,
@@ -222,11 +251,11 @@ export class JobStore {
   }
 
   async requestCancel(jobId: string, attempt: number, now: number): Promise<void> {
-    await this.db.query('UPDATE builds SET cancel_requested_at = ? WHERE id = ? AND attempt = ?', [
-      now,
-      jobId,
-      attempt,
-    ]);
+    const history = appendHistory({ at: now, state: 'cancel_requested', attempt });
+    await this.db.query(
+      `UPDATE builds SET cancel_requested_at = ?, ${history.sql} WHERE id = ? AND attempt = ? AND cancel_requested_at IS NULL`,
+      [now, ...history.params, jobId, attempt],
+    );
   }
 
   async tokenHash(

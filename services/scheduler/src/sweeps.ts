@@ -8,6 +8,7 @@ import { sendCommand } from './commands.js';
 import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
 import { dequeue, enqueue, queuedInfo, type Context, type RunningJob } from './state.js';
 import { wire } from './wire.js';
+import { toldToCli, waitFacts, whyWaiting } from './waiting.js';
 
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} minute${Math.round(ms / 60_000) === 1 ? '' : 's'}`;
 
@@ -73,7 +74,8 @@ export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void
 const UNDELIVERED_GRACE_MS = 5_000;
 
 async function requeueUndelivered(ctx: Context, job: RunningJob): Promise<void> {
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, {}, ctx.now()))) return;
+  const reason = 'the assignment never reached its worker';
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason }, ctx.now()))) return;
   ctx.running.delete(job.jobId);
   ctx.log.warn({ jobId: job.jobId, attempt: job.attempt }, 'assignment never reached its worker; re-queued');
   enqueue(ctx, job);
@@ -115,20 +117,22 @@ export function queueDepth(ctx: Context): QueueDepth {
 
 const ANNOUNCED_PER_KEY = 50;
 
-/** Tell waiting CLIs (those near the front) when their place in line changes. */
-export async function announcePositions(
-  ctx: Context,
-  announced: Map<string, number>,
-  message?: (targets: readonly string[]) => string | undefined,
-): Promise<void> {
+/**
+ * Tell waiting CLIs (those near the front) when their place in line changes, or why they wait:
+ * no worker and no VM to start one, a VM booting, their license's limit, busy workers.
+ */
+export async function announcePositions(ctx: Context, announced: Map<string, string>): Promise<void> {
+  const facts = waitFacts(ctx);
   for (const kq of [...ctx.queue.keys()]) {
     const line = ctx.queue.ordered(kq.key, ANNOUNCED_PER_KEY);
-    const note = message?.(kq.targets);
-    for (const [i, job] of line.entries()) {
+    for (const [i, queued] of line.entries()) {
       const position = i + 1;
-      if (announced.get(job.jobId) === position && note === undefined) continue;
-      announced.set(job.jobId, position);
-      await ctx.events.append(job.jobId, wire.queueUpdate(job.jobId, position, note));
+      const job = ctx.queued.get(queued.jobId);
+      const note = job ? toldToCli(whyWaiting(ctx, job, position, facts)) : undefined;
+      const said = `${position}\u0000${note ?? ''}`;
+      if (announced.get(queued.jobId) === said) continue;
+      announced.set(queued.jobId, said);
+      await ctx.events.append(queued.jobId, wire.queueUpdate(queued.jobId, position, note));
     }
   }
   for (const jobId of announced.keys()) if (!ctx.queued.has(jobId)) announced.delete(jobId);

@@ -51,6 +51,9 @@ function listWorkers(view: PresenceView): AdminWorker[] {
       busy: w.activeJobs > 0,
       activeJobs: w.activeJobs,
       maxConcurrent: w.maxConcurrent,
+      connectedAt: w.connectedAt,
+      gatewayId: w.gatewayId,
+      jobs: w.jobs ?? [],
     }));
 }
 

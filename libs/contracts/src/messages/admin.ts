@@ -6,6 +6,7 @@
 import Type, { type Static } from 'typebox';
 import { defineEndpoint } from '../rpc.js';
 import { Empty } from './status.js';
+import { JobRef } from './dispatch.js';
 
 export const AdminWorker = Type.Object(
   {
@@ -17,6 +18,10 @@ export const AdminWorker = Type.Object(
     busy: Type.Boolean(),
     activeJobs: Type.Integer({ minimum: 0 }),
     maxConcurrent: Type.Integer({ minimum: 1 }),
+    connectedAt: Type.Integer({ description: 'Epoch ms' }),
+    gatewayId: Type.String(),
+    /** The jobs assigned on this connection, as its gateway last wrote them to presence. */
+    jobs: Type.Array(JobRef),
   },
   { additionalProperties: false },
 );

@@ -29,6 +29,12 @@ const AUTHENTICATED_ROUTES = new Set([
   '/api/v1/tarball/:jobId',
   '/api/v1/artifact/upload/:jobId',
   '/api/v1/jobs/:id/cancel',
+  '/api/v1/jobs',
+  '/api/v1/jobs/:id',
+  '/api/v1/jobs/:id/events',
+  '/api/v1/workers',
+  '/api/v1/queue',
+  '/api/v1/vms',
 ]);
 
 /** A wrong license key, API token, admin secret or worker job token. */
@@ -38,7 +44,7 @@ const WRONG_CREDENTIAL: ReadonlySet<ErrorCode> = new Set(['LICENSE_INVALID', 'AU
  * Where "not found" is the answer to a wrong credential: a cancel by someone who does not own the
  * job is answered like an unknown job, so guessing license keys against a job id counts.
  */
-const NOT_YOURS_ROUTES = new Set(['/api/v1/jobs/:id/cancel']);
+const NOT_YOURS_ROUTES = new Set(['/api/v1/jobs/:id/cancel', '/api/v1/jobs/:id', '/api/v1/jobs/:id/events']);
 
 export function clientAddress(request: FastifyRequest): string {
   return addressKey(request.ip);

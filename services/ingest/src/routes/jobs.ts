@@ -1,29 +1,144 @@
 /**
- * `POST /api/v1/jobs/:id/cancel`: the owner's cancel. Credentials as the other routes take them:
- * the admin secret or an account's API token as `Authorization: Bearer …`, or the submitting
- * license as `{"license_key":"…"}` in a JSON body. A stranger, and a job that does not exist,
- * both get 404 JOB_NOT_FOUND.
+ * The jobs API. Credentials as `Authorization: Bearer …`: the admin secret (every job), an
+ * account's API token or a license key (that submitter's own jobs). Cancel also takes the
+ * submitting license as `{"license_key":"…"}` in a JSON body, as before.
+ *
+ * A job that is not the caller's is answered exactly like a job that does not exist, 404
+ * JOB_NOT_FOUND, on every route (detail, events, cancel): a job id lets a client watch a build
+ * over the WebSocket, but through this API it must not tell a stranger whether an id exists.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { CancelBody, type BuildCancelled } from '@perry-hub/contracts';
-import { decode, sameSecret } from '@perry-hub/runtime';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import {
+  BuildCancelled,
+  CancelBody,
+  HubError,
+  JobDetail,
+  JobIdParams,
+  JobListQuery,
+  JobListResponse,
+  queuePositionEndpoint,
+  type BuildCancelled as BuildCancelledT,
+  type JobDetail as JobDetailT,
+} from '@perry-hub/contracts';
+import type { Pool } from '@perry-hub/db';
+import { call, decode, sameSecret, type Logger } from '@perry-hub/runtime';
 import { bearerToken } from '../auth.js';
 import { cancelBuild, type CancelAuth } from '../cancel.js';
+import { identify } from '../caller.js';
+import { jobDetail, jobState, listJobs } from '../job-records.js';
+import { streamJobEvents } from '../job-events.js';
 import type { BusDeps } from './license.js';
 
-export function jobRoutes(deps: BusDeps & { adminSecret: string }): FastifyPluginAsync {
-  return async (app) => {
-    app.post('/api/v1/jobs/:id/cancel', async (request): Promise<BuildCancelled> => {
-      const { id } = request.params as { id: string };
-      const body = decode(CancelBody, request.body ?? {}, 'request body');
-      const token = bearerToken(request);
-      let auth: CancelAuth;
-      if (token !== undefined && deps.adminSecret !== '' && sameSecret(token, deps.adminSecret))
-        auth = { kind: 'admin' };
-      else if (token !== undefined) auth = { kind: 'api-token', apiToken: token };
-      else if (body.license_key !== undefined) auth = { kind: 'license', licenseKey: body.license_key };
-      else auth = { kind: 'none' };
-      return cancelBuild(deps, id, auth);
-    });
+export interface JobRouteDeps extends BusDeps {
+  adminSecret: string;
+  db: Pool;
+  log: Logger;
+  subjectPrefix: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const notFound = () => new HubError('JOB_NOT_FOUND', 'Job not found');
+const BEARER = [{ bearer: [] }];
+const ErrorEnvelope = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+
+export function jobRoutes(deps: JobRouteDeps): FastifyPluginAsync {
+  return async (plain) => {
+    const app = plain.withTypeProvider<TypeBoxTypeProvider>();
+    app.get(
+      '/api/v1/jobs',
+      {
+        schema: {
+          summary: 'List jobs, newest first (admin: all jobs; a license key or API token: its own)',
+          tags: ['jobs'],
+          security: BEARER,
+          querystring: JobListQuery,
+          response: { 200: JobListResponse, 400: ErrorEnvelope, 401: ErrorEnvelope, 403: ErrorEnvelope },
+        },
+      },
+      async (request) => {
+        const caller = await identify(deps, request);
+        return listJobs(deps.db, caller, request.query);
+      },
+    );
+
+    app.get(
+      '/api/v1/jobs/:id',
+      {
+        schema: {
+          summary: 'Everything known about a job: state history, attempts, position, artifacts, failure reason',
+          tags: ['jobs'],
+          security: BEARER,
+          params: JobIdParams,
+          response: { 200: JobDetail, 401: ErrorEnvelope, 404: ErrorEnvelope },
+        },
+      },
+      async (request): Promise<JobDetailT> => {
+        const caller = await identify(deps, request);
+        if (!UUID.test(request.params.id)) throw notFound();
+        const detail = await jobDetail(deps.db, caller, request.params.id);
+        if (!detail) throw notFound();
+        let position = 0;
+        if (detail.state === 'queued') {
+          position = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId: detail.id })
+            .then((r) => r.position)
+            .catch(() => 0);
+        }
+        return { ...detail, position };
+      },
+    );
+
+    app.get(
+      '/api/v1/jobs/:id/events',
+      {
+        schema: {
+          summary: 'The job’s messages as Server-Sent Events: the whole log replayed, then live, until it ends',
+          description:
+            'Each event’s data is one wire message exactly as the CLI receives it over the WebSocket ' +
+            '(stage, progress, log, queue_update, artifact_ready, error, complete); its id is the event ' +
+            'log sequence: reconnect with Last-Event-ID to continue. The stream ends after the job finished.',
+          tags: ['jobs'],
+          security: BEARER,
+          params: JobIdParams,
+          produces: ['text/event-stream'],
+          response: { 200: Type.String({ description: 'text/event-stream' }), 404: ErrorEnvelope },
+        },
+      },
+      async (request, reply) => {
+        const caller = await identify(deps, request);
+        if (!UUID.test(request.params.id)) throw notFound();
+        const state = await jobState(deps.db, caller, request.params.id);
+        if (!state) throw notFound();
+        await streamJobEvents(deps, request, reply, request.params.id, state);
+      },
+    );
+
+    app.post(
+      '/api/v1/jobs/:id/cancel',
+      {
+        schema: {
+          summary: 'Cancel a queued or running job (its submitter, or the admin)',
+          tags: ['jobs'],
+          security: BEARER,
+          params: JobIdParams,
+          response: { 200: BuildCancelled, 401: ErrorEnvelope, 404: ErrorEnvelope, 409: ErrorEnvelope },
+        },
+      },
+      async (request): Promise<BuildCancelledT> => {
+        const { id } = request.params;
+        const body = decode(CancelBody, request.body ?? {}, 'request body');
+        const token = bearerToken(request);
+        let auth: CancelAuth;
+        if (token !== undefined && deps.adminSecret !== '' && sameSecret(token, deps.adminSecret))
+          auth = { kind: 'admin' };
+        else if (token !== undefined) auth = { kind: 'api-token', apiToken: token };
+        else if (body.license_key !== undefined) auth = { kind: 'license', licenseKey: body.license_key };
+        else auth = { kind: 'none' };
+        return cancelBuild(deps, id, auth);
+      },
+    );
   };
 }

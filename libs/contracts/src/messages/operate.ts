@@ -1,0 +1,270 @@
+/**
+ * What an operator (admin secret) or a submitter (its license key or account API token) reads
+ * about a running hub over HTTP: jobs, workers, the queue and the sign VM pools. Times are
+ * ISO 8601 strings (UTC), durations seconds; field names are snake_case like the original's
+ * routes. The `perry-hub` command's `jobs`, `job`, `workers`, `queue` and `vm` are built on these.
+ */
+import Type, { type Static, type TSchema } from 'typebox';
+import { defineEndpoint } from '../rpc.js';
+import { JOB_STATUSES, RESULT_DELIVERIES } from './dispatch.js';
+import { VM_PROVIDERS } from './vm.js';
+import { VM_POWER_STATES } from './signals.js';
+import { Empty } from './status.js';
+
+const IsoTime = Type.String({ description: 'ISO 8601, UTC' });
+const IsoTimeOrNull = Type.Union([IsoTime, Type.Null()]);
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** One job in a list. */
+export const JobSummary = Type.Object(
+  {
+    id: Type.String(),
+    state: Type.Enum(JOB_STATUSES),
+    stage: Type.Enum(['build', 'sign'], { description: 'sign: the build ran, a sign worker finishes it' }),
+    targets: Type.Array(Type.String(), { description: "What the current stage needs (e.g. ['windows-sign'])" }),
+    tier: Type.Enum(['free', 'pro']),
+    license_key: Type.String(),
+    account_id: Nullable(Type.String()),
+    attempt: Type.Integer({ minimum: 0, description: 'Hand-overs to a worker so far' }),
+    retries: Type.Integer({ minimum: 0, description: 'Re-queues after a lost worker (PERRY_HUB_MAX_RETRIES)' }),
+    queued_at: IsoTime,
+    started_at: IsoTimeOrNull,
+    finished_at: IsoTimeOrNull,
+    duration_secs: Nullable(Type.Number({ description: 'From the first assignment to the end' })),
+    worker: Nullable(Type.String({ description: 'Name of the worker running it, or that ran it last' })),
+    error: Nullable(Type.String({ description: 'Why it failed, was cancelled or expired' })),
+    delivery: Nullable(
+      Type.Enum(RESULT_DELIVERIES, { description: 'Completed jobs: whether the artifact was downloaded' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type JobSummary = Static<typeof JobSummary>;
+
+export const JobListQuery = Type.Object(
+  {
+    state: Type.Optional(
+      Type.String({ description: `Comma-separated states: ${JOB_STATUSES.join(', ')}`, maxLength: 100 }),
+    ),
+    target: Type.Optional(Type.String({ maxLength: 64, description: 'Jobs needing this target (e.g. windows-sign)' })),
+    license: Type.Optional(Type.String({ maxLength: 256, description: 'Admin only: jobs of this license key' })),
+    since: Type.Optional(
+      Type.String({ maxLength: 40, description: 'Jobs queued at or after this time (ISO 8601 or epoch ms)' }),
+    ),
+    cursor: Type.Optional(Type.String({ maxLength: 200, description: '`next_cursor` of the previous page' })),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: 'Page size, 1-200 (default 50)' })),
+  },
+  { additionalProperties: false },
+);
+export type JobListQuery = Static<typeof JobListQuery>;
+
+export const JobListResponse = Type.Object(
+  {
+    jobs: Type.Array(JobSummary, { description: 'Newest first (by queued_at, then id)' }),
+    next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last' })),
+  },
+  { additionalProperties: false },
+);
+export type JobListResponse = Static<typeof JobListResponse>;
+
+export const JobHistoryEntry = Type.Object(
+  {
+    at: IsoTime,
+    state: Type.String({ description: 'queued, running, cancel_requested, completed, failed, cancelled, expired' }),
+    attempt: Type.Optional(Type.Integer()),
+    stage: Type.Optional(Type.String()),
+    worker: Type.Optional(Type.String()),
+    worker_id: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+    via: Type.Optional(Type.String({ description: 'First entry: http or nats' })),
+  },
+  { additionalProperties: false },
+);
+export type JobHistoryEntry = Static<typeof JobHistoryEntry>;
+
+export const JobAttempt = Type.Object(
+  {
+    attempt: Type.Integer({ minimum: 1 }),
+    stage: Type.String(),
+    worker: Type.String(),
+    worker_id: Type.String(),
+    started_at: IsoTime,
+    ended_at: IsoTimeOrNull,
+    outcome: Type.String({ description: 'running, re-queued, completed, failed, cancelled, ...' }),
+    reason: Nullable(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type JobAttempt = Static<typeof JobAttempt>;
+
+export const JobArtifact = Type.Object(
+  {
+    name: Type.String(),
+    target: Type.String(),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Type.String(),
+    attempt: Type.Integer(),
+    state: Type.String({ description: 'fresh until downloaded or expired' }),
+    created_at: IsoTime,
+    expires_at: IsoTime,
+  },
+  { additionalProperties: false },
+);
+export type JobArtifact = Static<typeof JobArtifact>;
+
+/** Everything known about one job; signing credentials are never part of it. */
+export const JobDetail = Type.Object(
+  {
+    ...JobSummary.properties,
+    position: Type.Integer({ minimum: 0, description: '1-based place in the queue while queued, else 0' }),
+    cancel_requested_at: IsoTimeOrNull,
+    manifest: Type.Object(
+      {
+        app_name: Nullable(Type.String()),
+        bundle_id: Nullable(Type.String()),
+        version: Nullable(Type.String()),
+        entry: Nullable(Type.String()),
+        targets: Type.Array(Type.String(), { description: 'As submitted' }),
+      },
+      { additionalProperties: false },
+    ),
+    history: Type.Array(JobHistoryEntry, { description: 'State changes, oldest first' }),
+    attempts: Type.Array(JobAttempt),
+    artifacts: Type.Array(JobArtifact),
+  },
+  { additionalProperties: false },
+);
+export type JobDetail = Static<typeof JobDetail>;
+
+/** `GET /api/v1/workers` (the original's `/api/v1/admin/workers` keeps its own shape). */
+export const WorkerInfo = Type.Object(
+  {
+    id: Type.String({ description: 'Connection id (a reconnect makes a new one)' }),
+    name: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    slots: Type.Object(
+      { max: Type.Integer({ minimum: 1 }), busy: Type.Integer({ minimum: 0 }), free: Type.Integer({ minimum: 0 }) },
+      { additionalProperties: false },
+    ),
+    jobs: Type.Array(Type.Object({ job_id: Type.String(), attempt: Type.Integer() }, { additionalProperties: false })),
+    connected_at: IsoTime,
+    perry_version: Type.String({ description: "'' when the worker did not report one" }),
+    gateway: Type.String({ description: 'The gateway instance holding its socket' }),
+  },
+  { additionalProperties: false },
+);
+export type WorkerInfo = Static<typeof WorkerInfo>;
+
+export const WorkersResponse = Type.Object(
+  { expected_version: Type.String(), workers: Type.Array(WorkerInfo) },
+  { additionalProperties: false },
+);
+export type WorkersResponse = Static<typeof WorkersResponse>;
+
+/** Why queued jobs wait; `message` is the line waiting CLIs get in their `queue_update`. */
+export const WAIT_REASONS = [
+  'next',
+  'in_line',
+  'workers_busy',
+  'license_limit',
+  'no_worker',
+  'vm_starting',
+  'vm_stopped',
+  'vm_draining',
+] as const;
+export type WaitReasonCode = (typeof WAIT_REASONS)[number];
+
+export const WaitReason = Type.Object(
+  { reason: Type.Enum(WAIT_REASONS), message: Type.String() },
+  { additionalProperties: false },
+);
+export type WaitReason = Static<typeof WaitReason>;
+
+/** The scheduler's view of one target and tier (a job needing two targets counts in both). */
+export const QueueLine = Type.Object(
+  {
+    target: Type.String(),
+    tier: Type.Enum(['free', 'pro']),
+    queued: Type.Integer({ minimum: 0 }),
+    oldestQueuedAt: Type.Integer({ description: 'Epoch ms' }),
+    waiting: Type.Array(
+      Type.Object({ ...WaitReason.properties, jobs: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type QueueLine = Static<typeof QueueLine>;
+
+export const QueueSummary = Type.Object(
+  {
+    at: Type.Integer(),
+    queued: Type.Integer({ minimum: 0 }),
+    running: Type.Integer({ minimum: 0 }),
+    lines: Type.Array(QueueLine),
+  },
+  { additionalProperties: false },
+);
+export type QueueSummary = Static<typeof QueueSummary>;
+
+/** Answered by the scheduler holding the lease (it alone knows workers, limits and VM states). */
+export const queueSummaryEndpoint = defineEndpoint({
+  service: 'scheduler',
+  name: 'queue-summary',
+  request: Empty,
+  response: QueueSummary,
+  timeoutMs: 3_000,
+});
+
+export const QueueResponse = Type.Object(
+  {
+    at: IsoTime,
+    queued: Type.Integer({ minimum: 0 }),
+    running: Type.Integer({ minimum: 0 }),
+    queues: Type.Array(
+      Type.Object(
+        {
+          target: Type.String(),
+          tier: Type.Enum(['free', 'pro']),
+          queued: Type.Integer({ minimum: 0 }),
+          oldest_queued_at: IsoTime,
+          oldest_wait_secs: Type.Integer({ minimum: 0 }),
+          waiting: Type.Array(
+            Type.Object(
+              { reason: Type.Enum(WAIT_REASONS), message: Type.String(), jobs: Type.Integer({ minimum: 1 }) },
+              { additionalProperties: false },
+            ),
+            { description: 'How many of its jobs wait for which reason' },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type QueueResponse = Static<typeof QueueResponse>;
+
+export const VmsResponse = Type.Object(
+  {
+    provider: Type.Enum(VM_PROVIDERS),
+    pools: Type.Array(
+      Type.Object(
+        {
+          pool: Type.String(),
+          capability: Type.String(),
+          power: Type.Enum(VM_POWER_STATES),
+          draining: Type.Boolean(),
+          start_requested_at: IsoTimeOrNull,
+          last_job_ended_at: IsoTimeOrNull,
+          updated_at: IsoTime,
+          message: Type.String(),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type VmsResponse = Static<typeof VmsResponse>;
+
+export const JobIdParams = Type.Object({ id: Type.String({ maxLength: 128 }) }, { additionalProperties: false });

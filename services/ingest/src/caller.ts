@@ -1,0 +1,41 @@
+/**
+ * Who is reading the jobs API: the admin (every job), or a submitter (its own jobs only): an
+ * account by its API token, a license by its key. All as `Authorization: Bearer <secret>`; the
+ * admin secret is compared in constant time, a 64-hex-digit token is an API token (as the
+ * license service makes them), anything else a license key.
+ */
+import type { FastifyRequest } from 'fastify';
+import { HubError, accountGetEndpoint, verifyLicenseEndpoint } from '@perry-hub/contracts';
+import { call, sameSecret } from '@perry-hub/runtime';
+import { bearerToken } from './auth.js';
+import type { BusDeps } from './routes/license.js';
+
+export type Caller =
+  | { readonly kind: 'admin' }
+  | { readonly kind: 'account'; readonly accountId: string }
+  | { readonly kind: 'license'; readonly licenseKey: string };
+
+const API_TOKEN = /^[0-9a-f]{64}$/;
+
+export async function identify(deps: BusDeps & { adminSecret: string }, request: FastifyRequest): Promise<Caller> {
+  const token = bearerToken(request);
+  if (token === undefined || token === '') {
+    throw new HubError(
+      'AUTH_REQUIRED',
+      'Send the admin secret, an API token or a license key as Authorization: Bearer',
+    );
+  }
+  if (deps.adminSecret !== '' && sameSecret(token, deps.adminSecret)) return { kind: 'admin' };
+  if (API_TOKEN.test(token)) {
+    // An unknown token is a 401 AUTH_INVALID, counted as a failed authentication.
+    const account = await call(deps.nc, deps.subjects, accountGetEndpoint, { apiToken: token });
+    return { kind: 'account', accountId: account.id };
+  }
+  const verdict = await call(deps.nc, deps.subjects, verifyLicenseEndpoint, { licenseKey: token });
+  if (!verdict.valid) throw new HubError('LICENSE_INVALID', 'Invalid license key');
+  return { kind: 'license', licenseKey: token };
+}
+
+export function requireAdminCaller(caller: Caller): void {
+  if (caller.kind !== 'admin') throw new HubError('FORBIDDEN', 'Admin authentication required');
+}
