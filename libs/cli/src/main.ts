@@ -1,21 +1,12 @@
 /** Command-line dispatch for `perry-hub` (commander): the hub's own commands and the client ones. */
 import { Command, CommanderError, Option } from 'commander';
 import { HUB_VERSION, isServiceName, SERVICE_NAMES } from '@perry-hub/contracts';
-import {
-  ConfigError,
-  configSchema,
-  createLogger,
-  isLogLevel,
-  loadConfig,
-  natsFields,
-  onShutdownSignal,
-} from '@perry-hub/runtime';
 import { CLIENT_ENV_HELP, CliError, EXIT, EXIT_CODES_HELP, type Io } from './client/common.js';
 import { registerClientCommands } from './client/commands.js';
-import { CliConfig, configTable } from './config.js';
-import { startLocalStack } from './local.js';
-import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
-import { runStart } from './start.js';
+
+// The hub's own code (every service, the NATS and MySQL clients) is imported only by the commands
+// that run it: a client command starts in a fraction of the time.
+const hub = () => import('./hub-commands.js');
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Stream = NodeJS.WritableStream & { isTTY?: boolean };
@@ -72,30 +63,30 @@ export async function main(
     .argument('[service...]', `services to run (${SERVICE_NAMES.join(', ')}); none: the all-in-one`)
     .addHelpText('after', `\nExit codes: 0 stopped in order, 1 failed to start, 2 bad configuration or a port in use`)
     .action(async (services: string[]) => {
-      code = await runStart(services, env, out, errOut);
+      code = await (await hub()).runStart(services, env, out, errOut);
     });
 
   program
     .command('infra')
     .description('run only the local nats-server and MariaDB, and print the variables to export')
     .action(async () => {
-      code = await runInfra(env, out, errOut);
+      code = await (await hub()).runInfra(env, out, errOut);
     });
 
   program
     .command('config')
     .description('list every configuration variable with its default')
     .option('--markdown', 'as the README table')
-    .action((options: { markdown?: boolean }) => {
-      out.write(`${configTable(options.markdown ? 'markdown' : 'text')}\n`);
+    .action(async (options: { markdown?: boolean }) => {
+      out.write(`${(await hub()).configTable(options.markdown ? 'markdown' : 'text')}\n`);
     });
 
   program
     .command('nats-config')
     .description('print the nats-server accounts block for the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR')
     .addOption(new Option('--check <file>', 'check a nats-server config instead: users only inside accounts'))
-    .action((options: { check?: string }) => {
-      code = runNatsConfig(options.check, env, out);
+    .action(async (options: { check?: string }) => {
+      code = (await hub()).runNatsConfig(options.check, env, out);
     });
 
   registerClientCommands(program, io, (c) => (code = c));
@@ -111,62 +102,11 @@ export async function main(
       errOut.write(`perry-hub: ${e.message}\n`);
       return e.exitCode;
     }
-    if (e instanceof ConfigError) {
-      errOut.write(`perry-hub: ${e.message}\n`);
+    if ((e as { code?: unknown }).code === 'CONFIG_INVALID') {
+      errOut.write(`perry-hub: ${(e as Error).message}\n`);
       return EXIT.usage;
     }
     throw e;
   }
   return code;
-}
-
-function runNatsConfig(check: string | undefined, env: Env, out: Stream): number {
-  if (check !== undefined) {
-    const problems = checkNatsConfigFile(check);
-    out.write(problems.length === 0 ? `${check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
-    return problems.length === 0 ? 0 : 1;
-  }
-  try {
-    out.write(`${renderDeploymentAccounts(env)}\n`);
-    return 0;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.write(`perry-hub: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-}
-
-async function runInfra(env: Env, out: Stream, err: Stream): Promise<number> {
-  let cli;
-  let subjectPrefix;
-  try {
-    cli = loadConfig(CliConfig, env);
-    ({ subjectPrefix } = loadConfig(configSchema({ subjectPrefix: natsFields.subjectPrefix }), env));
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      err.write(`perry-hub: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-  const level = env['PERRY_HUB_LOG_LEVEL'] || 'info';
-  const log = createLogger({ level: isLogLevel(level) ? level : 'info', name: 'perry-hub' });
-  const stack = await startLocalStack({
-    dataDir: cli.dataDir,
-    natsPort: cli.localNatsPort,
-    dbPort: cli.localDbPort,
-    startNats: true,
-    startDb: true,
-    subjectPrefix,
-    log,
-  });
-  out.write(
-    `Local nats-server and MariaDB are up. Point services at them with:\n${Object.entries(stack.env)
-      .map(([k, v]) => `  export ${k}=${v === '' ? "''" : v}`)
-      .join('\n')}\nPress Ctrl-C to stop.\n`,
-  );
-  await new Promise<void>((resolve) => onShutdownSignal(() => stack.stop().then(resolve), log));
-  return 0;
 }
