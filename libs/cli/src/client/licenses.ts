@@ -1,7 +1,7 @@
 /**
  * `perry-hub licenses`: accounts and licenses through the hub's routes. `create` and `upgrade` are
  * the dashboard's admin routes (`/api/v1/account/create`, `/api/v1/account/update`), `register`
- * is the CLI's free license (`/api/v1/license/register`), `list` reads `/api/v1/admin/accounts`.
+ * is the CLI's free license (`/api/v1/license/register`), `list` reads `/api/v1/admin/licenses`.
  */
 import type { Command } from 'commander';
 import { adminSecret, CliError, EXIT, serverUrl, table, writeJson, type Io, type ServerOptions } from './common.js';
@@ -16,15 +16,15 @@ interface AccountCreated {
   created: boolean;
 }
 
-export interface AccountListed {
-  id: string;
-  github_username: string;
-  email: string;
+export interface LicenseListed {
+  license_key: string;
   tier: string;
-  created_at: number;
-  licenses: number;
+  github_username: string | null;
+  account_id: string | null;
+  created_at: string | null;
+  device_bound: boolean;
+  project_bundle_id: string | null;
   publishes: number;
-  period: string;
 }
 
 const TIERS = ['free', 'pro'];
@@ -103,27 +103,29 @@ when it has none.`,
       setCode(EXIT.ok);
     });
 
-  clientCommand(licenses, 'list', 'list accounts: tier, licenses, publishes this period')
+  clientCommand(licenses, 'list', "list licenses, newest first: tier, owner, this month's publishes")
     .option('--tier <tier>', 'only this tier')
+    .option('--limit <n>', 'at most this many (1-1000)', '100')
     .option('--admin-secret <secret>', 'admin secret (env PERRY_HUB_ADMIN_SECRET)')
-    .action(async (o: ServerOptions & { tier?: string }) => {
+    .action(async (o: ServerOptions & { tier?: string; limit: string }) => {
       const server = serverUrl(o, io.env);
-      const { accounts } = await hubRequest<{ accounts: AccountListed[] }>(server, '/api/v1/admin/accounts', {
+      const listed = await hubRequest<{ period: string; licenses: LicenseListed[] }>(server, '/api/v1/admin/licenses', {
         bearer: adminSecret(o, io.env, server),
-        query: { tier: o.tier },
+        query: { tier: o.tier, limit: o.limit },
       });
-      if (o.json) writeJson(io, { accounts });
+      if (o.json) writeJson(io, listed);
       else
         table(
           io,
-          ['account', 'github', 'tier', 'licenses', 'publishes', 'created'],
-          accounts.map((a) => [
-            a.id,
-            a.github_username,
-            a.tier,
-            a.licenses,
-            `${a.publishes} (${a.period})`,
-            new Date(a.created_at).toISOString().slice(0, 10),
+          ['license', 'tier', 'github', 'account', `publishes ${listed.period}`, 'bound to', 'created'],
+          listed.licenses.map((l) => [
+            l.license_key,
+            l.tier,
+            l.github_username ?? '',
+            l.account_id ?? '',
+            l.publishes,
+            l.device_bound ? (l.project_bundle_id ?? '(first project)') : '',
+            (l.created_at ?? '').slice(0, 10),
           ]),
         );
       setCode(EXIT.ok);
