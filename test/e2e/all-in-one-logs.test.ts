@@ -45,8 +45,7 @@ describe('the all-in-one log', () => {
     expect(screen).toContain('Perry Hub is up');
     const plain = screen.replace(new RegExp(ANSI.source, 'g'), '');
     expect(screen).toMatch(ANSI);
-    expect(plain).toMatch(/\] INFO \(perry-hub\): service started/);
-    expect(plain).toMatch(/service: "scheduler"/);
+    expect(plain).toMatch(/^\[[\d:.]+\] INFO: scheduler: service started \{"instanceId":"scheduler-/m);
     expect(screen).not.toContain('{"level":');
     process.kill(Number(readFileSync(join(dataDir, 'hub.pid'), 'utf8').trim()), 'SIGINT');
     expect(await ttyExited).toBe(0);

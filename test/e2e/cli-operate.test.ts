@@ -27,6 +27,7 @@ describe('perry-hub operator commands', () => {
         const listed = JSON.parse(jobs.stdout) as { jobs: { id: string; state: string; worker: string }[] };
         expect(listed.jobs).toEqual([expect.objectContaining({ id: jobId, state: 'running', worker: 'ops-linux' })]);
         const table = await runCli(['jobs'], admin);
+        console.log(`$ perry-hub jobs\n${table.stdout}`);
         expect(table.code).toBe(0);
         expect(table.stdout).toMatch(new RegExp(`${jobId}\\s+running\\s+linux\\s+free\\s+ops-linux`));
 
@@ -34,6 +35,7 @@ describe('perry-hub operator commands', () => {
         expect(detail.code).toBe(0);
         expect(JSON.parse(detail.stdout)).toMatchObject({ id: jobId, state: 'running', attempt: 1 });
         const human = await runCli(['job', jobId], admin);
+        console.log(`$ perry-hub job ${jobId}\n${human.stdout}`);
         expect(human.stdout).toContain(`Job ${jobId}: running`);
         expect(human.stdout).toContain('ops-linux');
 
@@ -42,7 +44,11 @@ describe('perry-hub operator commands', () => {
         expect(w).toEqual([
           expect.objectContaining({ name: 'ops-linux', jobs: [expect.objectContaining({ job_id: jobId })] }),
         ]);
-        expect((await runCli(['workers'], admin)).stdout).toMatch(/ops-linux\s+linux/);
+        const workerTable = await runCli(['workers'], admin);
+        console.log(`$ perry-hub workers\n${workerTable.stdout}`);
+        expect(workerTable.stdout).toMatch(/ops-linux\s+linux/);
+        console.log(`$ perry-hub queue\n${(await runCli(['queue'], admin)).stdout}`);
+        console.log(`$ perry-hub vm\n${(await runCli(['vm'], admin)).stdout}`);
 
         const queue = await runCli(['queue', '--json'], admin);
         expect(queue.code).toBe(0);
@@ -69,6 +75,7 @@ describe('perry-hub operator commands', () => {
         expect(cancel.code).toBe(0);
         expect(cancel.stdout).toContain(`Job ${jobId}: cancel requested`);
         const followed = await follower;
+        console.log(`$ perry-hub logs ${jobId} -f\n${followed.stdout}`);
         expect(followed.code).toBe(1);
         expect(followed.stdout).toContain('── compiling ──');
         expect(followed.stdout).toMatch(/Build failed after/);

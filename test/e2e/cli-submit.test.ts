@@ -100,6 +100,7 @@ describe('perry-hub submit', () => {
       const licenseKey = await s.hub.registerLicense();
       const env = { PERRY_HUB_SERVER: s.hub.url, PERRY_LICENSE_KEY: licenseKey };
       const failed = await runCli(['submit', project('broken'), '-t', 'linux', '--output', join(work, 'out-bad')], env);
+      console.log(`$ perry-hub submit broken -t linux\n${failed.stdout}`);
       expect(failed.code).toBe(1);
       expect(failed.stdout).toMatch(/Build error \[[A-Z_]+\]: compile error: missing semicolon/);
       expect(failed.stdout).toContain('Build failed');

@@ -63,8 +63,12 @@ export function createLogger(options: LoggerOptions): Logger {
           PinoPretty({
             colorize: process.stdout.isTTY === true,
             sync: true,
-            ignore: 'pid,hostname',
+            ignore: 'pid,hostname,name,service',
             translateTime: 'HH:MM:ss.l',
+            // One line a record: a build's story reads top to bottom. The service leads the message.
+            singleLine: true,
+            messageFormat: '{if service}{service}: {end}{msg}',
+            hideObject: false,
           })
         : pino.destination({ dest: 1, sync: false })),
   );
