@@ -169,7 +169,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     const withinBudget = this.#budget.allow(Buffer.byteLength(text, 'utf8'));
     const message = parseFrame(text);
     if (!message) {
-      this.#ctx.notices.note('worker frame dropped: not a JSON object', { workerId: this.workerId, name: this.name });
+      this.#ctx.notices.note('worker frame dropped: not a JSON object', { workerId: this.workerId, worker: this.name });
       return;
     }
     const type = stringField(message, 'type');
