@@ -9,7 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { Parser } from 'tar';
 import { test } from '@perry-hub/testkit';
-import { ensureBuilt } from '../support/hub-process.js';
+import { spawn } from 'node:child_process';
+import { BIN, ensureBuilt, ROOT } from '../support/hub-process.js';
 import { withHub } from './dispatch-kit.js';
 import { runCli } from './cli-support.js';
 
@@ -118,6 +119,45 @@ describe('perry-hub submit', () => {
       const accepted = JSON.parse(queued.stdout) as { job_id: string; outcome: string; position: number };
       expect(accepted.outcome).toBe('queued');
       expect(accepted.job_id).toMatch(/^[0-9a-f-]{36}$/);
+    });
+  });
+
+  test('on a terminal: upload and download progress bars, coloured stage headers', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      await s.worker('linux', { name: 'cli-linux-tty' });
+      const out = join(work, 'out-tty');
+      const command = [process.execPath, BIN, 'submit', project('tty'), '--target', 'linux', '--output', out]
+        .map((a) => JSON.stringify(a))
+        .join(' ');
+      // util-linux `script` gives the command a pseudo-terminal and exits with its code. Not spawnSync:
+      // the hub runs in this process and must keep answering.
+      const licenseKey = await s.hub.registerLicense();
+      const child = spawn('script', ['-qfec', command, '/dev/null'], {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          HOME: process.env['HOME'] ?? '/root',
+          TERM: 'xterm',
+          PERRY_HUB_SERVER: s.hub.url,
+          PERRY_LICENSE_KEY: licenseKey,
+        },
+      });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      const run = { status, stdout };
+      expect(run.status).toBe(0);
+      const screen = run.stdout.replace(/\x1b(\[[0-9;?]*[A-Za-z]|[78])/g, ''); // eslint-disable-line no-control-regex
+      expect(screen).toMatch(/Uploading\s+\[[█░]+\] 100%/);
+      expect(screen).toMatch(/Downloading \[[█░]+\] 100%/);
+      expect(screen).toContain('── compiling ──');
+      expect(run.stdout).toContain('\x1b[36;1m── compiling ──');
+      expect(screen).toMatch(/Saved .*out-tty\/\S+ \(.+\), SHA-256 verified/);
     });
   });
 

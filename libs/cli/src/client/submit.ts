@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { SingleBar } from 'cli-progress';
+import { Presets, SingleBar } from 'cli-progress';
 import { CliError, EXIT, formatBytes, serverUrl, writeJson, type Io, type ServerOptions } from './common.js';
 import { downloadArtifact, type Downloaded } from './download.js';
 import { packProject } from './pack.js';
@@ -103,7 +103,7 @@ function progressBar(io: Io, label: string, show: boolean) {
       clearOnComplete: false,
       barsize: 30,
     },
-    undefined,
+    Presets.shades_classic,
   );
   let started = false;
   return {
