@@ -175,6 +175,14 @@ describe('perry-hub submit', () => {
       PERRY_LICENSE_KEY: 'FREE-0000-0000-0000',
     });
     expect(down.code).toBe(3);
+    const downJson = await runCli(
+      ['submit', project('down'), '-t', 'linux', '--json', '--server', 'http://127.0.0.1:1'],
+      {
+        PERRY_LICENSE_KEY: 'FREE-0000-0000-0000',
+      },
+    );
+    expect(downJson.code).toBe(3);
+    expect(JSON.parse(downJson.stdout)).toMatchObject({ error: { exit_code: 3 } });
     expect(down.stderr).toMatch(/cannot reach the hub at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
     expect(down.stderr).not.toMatch(/\n\s+at /);
   });

@@ -100,6 +100,9 @@ export async function main(
     }
     if (e instanceof CliError) {
       errOut.write(`perry-hub: ${e.message}\n`);
+      // A script asked for JSON: it gets JSON on failure too.
+      if (args.includes('--json'))
+        out.write(`${JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } })}\n`);
       return e.exitCode;
     }
     if ((e as { code?: unknown }).code === 'CONFIG_INVALID') {

@@ -249,10 +249,10 @@ export async function runSubmit(dirArg: string, options: SubmitOptions, io: Io):
   if (end !== 'ended' || !finished) {
     report.outcome = 'disconnected';
     if (options.json) writeJson(io, report);
-    throw new CliError(
-      `lost the connection to the hub before job ${accepted.job_id} ended; follow it with: perry-hub logs ${accepted.job_id} -f`,
-      EXIT.hub,
+    io.err.write(
+      `perry-hub: lost the connection to the hub before job ${accepted.job_id} ended; follow it with: perry-hub logs ${accepted.job_id} -f\n`,
     );
+    return EXIT.hub;
   }
   if (finished.type === 'complete') report.duration_secs = Number(finished['duration_secs']);
   if (finished.type === 'error' || finished['success'] !== true) {
@@ -308,6 +308,9 @@ export async function runSubmit(dirArg: string, options: SubmitOptions, io: Io):
   report.outcome = failure ? 'download-failed' : 'succeeded';
   report.success = !failure;
   if (options.json) writeJson(io, report);
-  if (failure) throw failure;
+  if (failure) {
+    io.err.write(`perry-hub: ${failure.message}\n`);
+    return failure.exitCode;
+  }
   return EXIT.ok;
 }
