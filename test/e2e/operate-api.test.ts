@@ -189,6 +189,22 @@ describe('jobs API', () => {
       const cancelled = await get(s, `/api/v1/jobs/${thirdId}`, ADMIN_SECRET);
       expect((cancelled.body['history'] as Json[]).map((h) => h['state'])).toContain('cancel_requested');
       console.log(`jobs API: ${JSON.stringify(cancelled.body['attempts'])}`);
+
+      // An account's API token: its own jobs, which it may read and cancel; a license may not.
+      const byAccount = s.publish(['linux'], { apiToken, download: false });
+      const accountJob = await byAccount.jobId;
+      await until('the account build to start', () => linux.jobs.has(accountJob));
+      expect(((await get(s, '/api/v1/jobs', apiToken)).body['jobs'] as Json[]).map((j) => j['id'])).toEqual([
+        accountJob,
+      ]);
+      expect((await get(s, `/api/v1/jobs/${accountJob}`, apiToken)).body).toMatchObject({ state: 'running' });
+      expect((await get(s, `/api/v1/jobs/${accountJob}`, owner)).status).toBe(404);
+      expect((await s.cancel(accountJob, { licenseKey: owner })).status).toBe(404);
+      expect(await s.cancel(accountJob, { apiToken })).toEqual({
+        status: 200,
+        body: { job_id: accountJob, cancelled: true },
+      });
+      await byAccount.result;
     });
   });
 

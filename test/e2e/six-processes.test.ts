@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_NAMES } from '@perry-hub/contracts';
+import { getFreePort } from '@perry-hub/localstack';
 import { ensureBuilt, freePorts, localEnv, runHub, type HubProcess } from '../support/hub-process.js';
 
 let dataDir: string;
@@ -54,7 +55,11 @@ describe('six service processes', () => {
       PERRY_HUB_WS_PORT: String(ports.ws),
       PERRY_HUB_LOG_LEVEL: 'warn',
     };
-    const services = SERVICE_NAMES.map((name) => runHub(['start', name], env));
+    // A service without the ingest serves /metrics, /healthz and /readyz on its own port.
+    const metricsPort = await getFreePort();
+    const services = SERVICE_NAMES.map((name) =>
+      runHub(['start', name], name === 'scheduler' ? { ...env, PERRY_HUB_METRICS_PORT: String(metricsPort) } : env),
+    );
     running.push(...services);
     await Promise.all(services.map((s) => s.waitFor(/Perry Hub is up/, 60_000)));
     const pids = new Set(services.map((s) => s.child.pid));
@@ -64,6 +69,18 @@ describe('six service processes', () => {
     expect(await res.text()).toBe(
       '{"status":"ok","queue_length":0,"perry_version":"0.1.0","expected_perry_version":"","supported_targets":[],"connected_workers":0}',
     );
+
+    const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(Object.keys(((await ready.json()) as { checks: object }).checks).sort()).toEqual([
+      'scheduler.lease',
+      'scheduler.mysql',
+      'scheduler.nats',
+      'scheduler.running',
+      'scheduler.topology',
+    ]);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^perry_hub_mysql_pool_wait_seconds_count\{service="scheduler"\} [1-9]/m);
 
     // Each exits promptly on SIGTERM, the local servers' supervisor included (its first start,
     // which installed MariaDB's system tables, once held the process open for about a minute).

@@ -18,6 +18,8 @@ import {
   loadConfig,
   LOG_FORMATS,
   onShutdownSignal,
+  ProcessOps,
+  serveOps,
   takenPorts,
   waitUntilReachable,
   type BaseConfig,
@@ -40,6 +42,8 @@ export interface Hub {
   readonly notices: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly urls: readonly { name: string; url: string }[];
+  /** Metrics and readiness of every service in this process (/metrics, /readyz). */
+  readonly ops: ProcessOps;
   stop(): Promise<void>;
   readonly stopped: Promise<void>;
 }
@@ -236,14 +240,21 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   // there is certainly a previous run of it.
   const plan = local ? planInstances(cli.dataDir, names) : undefined;
   const launched: LaunchedService[] = [];
+  // One registry and one set of readiness checks for the whole process: the ingest serves them on
+  // its HTTP port; without an ingest, PERRY_HUB_METRICS_PORT does.
+  const ops = new ProcessOps();
+  let opsServer: { port: number; close(): Promise<void> } | undefined;
   const stopAll = async () => {
     for (const service of [...launched].reverse()) await service.stop();
+    await opsServer?.close();
     await local?.stop();
   };
   try {
     const configs = parseAll(names, env);
+    const first = configs.get(names[0]!) as unknown as { metricsPort: number; metricsHost: string } | undefined;
+    if (first && first.metricsPort > 0) opsServer = await serveOps(ops, first.metricsPort, first.metricsHost);
     for (const name of names) {
-      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors };
+      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors, ops };
       launched.push(await launchService(SERVICES[name], configs.get(name) as never, log, ids));
     }
   } catch (err) {
@@ -255,6 +266,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   const ingest = launched.find((s) => s.name === 'ingest');
   const gateway = launched.find((s) => s.name === 'worker-gateway');
   if (ingest) urls.unshift({ name: 'HTTP API', url: `http://127.0.0.1:${String(ingest.info['httpPort'])}` });
+  if (opsServer) urls.push({ name: 'Metrics', url: `http://127.0.0.1:${opsServer.port}/metrics` });
   if (gateway) {
     urls.push({ name: 'Workers', url: `ws://127.0.0.1:${String(gateway.info['wsPort'])}` });
     // The CLI derives ws://host:3456/ws from the HTTP origin: serve the gateway there as well.
@@ -270,6 +282,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     notices,
     env,
     urls,
+    ops,
     stopped,
     stop: () => {
       stopping ??= stopAll().finally(resolveStopped);

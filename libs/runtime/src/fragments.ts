@@ -65,6 +65,13 @@ export const processFields = {
   shutdownForceMs: fromEnv('PERRY_HUB_SHUTDOWN_FORCE_MS', Type.Integer({ minimum: 0, default: 5_000 }), {
     description: 'After the grace period, how long forced closing may take before the process exits',
   }),
+  metricsPort: fromEnv('PERRY_HUB_METRICS_PORT', Type.Integer({ minimum: 0, maximum: 65535, default: 0 }), {
+    description:
+      'Port of /metrics, /healthz and /readyz for a process without the ingest (a service run alone); 0: off. The ingest serves them on its HTTP port',
+  }),
+  metricsHost: fromEnv('PERRY_HUB_METRICS_HOST', Type.String({ minLength: 1, default: '0.0.0.0' }), {
+    description: 'Address the PERRY_HUB_METRICS_PORT server binds to',
+  }),
 };
 
 /** Absolute links handed to workers (tarball, upload) and CLIs (downloads) start with this. */

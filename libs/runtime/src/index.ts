@@ -15,3 +15,5 @@ export * from './sealed.js';
 export * from './worker-command.js';
 export * from './liveness.js';
 export * from './preflight.js';
+export * from './metrics.js';
+export * from './ops.js';

@@ -78,6 +78,11 @@ export class Lease {
     return this.#held && this.#now() < this.#expiresAt;
   }
 
+  /** True once close() was called: the lease is no longer campaigned for. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   get holder(): string {
     return this.#options.holder;
   }

@@ -10,15 +10,17 @@ import { createLogger, type LogFormat } from './logger.js';
 import { onShutdownSignal } from './lifecycle.js';
 import { dependenciesOf, listenClaims, takenPorts, waitUntilReachable } from './preflight.js';
 import { launchService, type BaseConfig, type ServiceDefinition } from './service.js';
+import { ProcessOps, serveOps } from './ops.js';
 
 export async function runServiceMain<C extends TObject>(
   definition: ServiceDefinition<C>,
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<void> {
   const who = `perry-hub ${definition.name}`;
-  let config: Static<C> & BaseConfig & { logLevel: string; logFormat?: LogFormat };
+  let config: Static<C> &
+    BaseConfig & { logLevel: string; logFormat?: LogFormat; metricsPort: number; metricsHost: string };
   try {
-    config = loadConfig(definition.config, env) as Static<C> & BaseConfig & { logLevel: string; logFormat?: LogFormat };
+    config = loadConfig(definition.config, env) as typeof config;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${who}: ${err.message}\n`);
@@ -48,9 +50,18 @@ export async function runServiceMain<C extends TObject>(
     return;
   }
   try {
-    const service = await launchService(definition, config, log);
-    onShutdownSignal(() => service.stop(), log);
-    await service.stopped;
+    // A service run alone serves /metrics, /healthz and /readyz on its own port (the ingest also on
+    // its HTTP port), from before it starts: /readyz answers 503 until it is up.
+    const ops = new ProcessOps();
+    const opsServer = config.metricsPort > 0 ? await serveOps(ops, config.metricsPort, config.metricsHost) : undefined;
+    if (opsServer) log.info({ port: opsServer.port }, 'metrics and health on /metrics, /healthz, /readyz');
+    try {
+      const service = await launchService(definition, config, log, { ops });
+      onShutdownSignal(() => service.stop(), log);
+      await service.stopped;
+    } finally {
+      await opsServer?.close();
+    }
   } catch (err) {
     if (err instanceof ConfigError) {
       // E.g. a NATS seed file that is missing or too widely readable: a message, not a stack.

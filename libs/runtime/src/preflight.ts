@@ -31,6 +31,7 @@ export async function takenPorts(claims: readonly PortClaim[]): Promise<string[]
   for (const claim of claims) {
     if (claim.port === 0) continue;
     const twice = seen.get(claim.port);
+    if (twice === claim.variable) continue; // the same setting, read by several services
     if (twice !== undefined) {
       problems.push(`${claim.variable} and ${twice} are both ${claim.port}: give each its own port`);
       continue;
@@ -177,6 +178,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
 export const LISTEN_PORTS: Readonly<Record<string, string>> = {
   PERRY_HUB_HTTP_PORT: 'PERRY_HUB_HTTP_HOST',
   PERRY_HUB_WS_PORT: 'PERRY_HUB_WS_HOST',
+  PERRY_HUB_METRICS_PORT: 'PERRY_HUB_METRICS_HOST',
 };
 
 /** The listening ports a parsed config asks for (see LISTEN_PORTS). */

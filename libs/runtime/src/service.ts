@@ -28,6 +28,9 @@ import { ensureTopology } from './topology.js';
 import { handle, serveEndpoints, type BoundEndpoint } from './rpc.js';
 import { Lifecycle, type StopOutcome } from './lifecycle.js';
 import { LivenessWriter, forgetInstances } from './liveness.js';
+import { ProcessOps, type Check } from './ops.js';
+import type { HubMetrics } from './metrics.js';
+import { instrumentPool, watchNatsStatus } from './probes.js';
 
 const DEFAULT_INSTANCE_TTL_MS = 5_000;
 
@@ -48,6 +51,8 @@ export interface LaunchOptions {
   readonly instanceId?: string;
   /** Instances known to be dead (the launcher's previous run): their records go at once. */
   readonly predecessors?: readonly string[];
+  /** The process's metrics and readiness checks, shared by its services; a new one when absent. */
+  readonly ops?: ProcessOps;
 }
 
 export interface ServiceDeps {
@@ -61,6 +66,12 @@ export interface ServiceDeps {
   readonly db: Pool | undefined;
   /** Add request/reply endpoints to this service (call during start). */
   serve(endpoints: readonly BoundEndpoint[]): void;
+  /** The process's metrics (one registry per process). */
+  readonly metrics: HubMetrics;
+  /** The process's health and readiness (the ingest serves them over HTTP). */
+  readonly ops: ProcessOps;
+  /** Add a readiness check of this service's own loops, shown as `<service>.<name>` in /readyz. */
+  ready(name: string, check: Check): void;
 }
 
 export interface RunningService {
@@ -89,6 +100,7 @@ export interface LaunchedService {
   /** Shutdown stages in the order they completed. */
   readonly history: readonly string[];
   readonly info: Readonly<Record<string, unknown>>;
+  readonly ops: ProcessOps;
 }
 
 /** The storage sizes a service's config carries (storageFields), else the defaults. */
@@ -111,16 +123,25 @@ export async function launchService<C extends TObject>(
   const lifecycle = new Lifecycle({ graceMs: config.shutdownGraceMs, forceMs: config.shutdownForceMs, log });
   const subjects = makeSubjects(config.subjectPrefix);
   const startedAt = Date.now();
+  const ops = options.ops ?? new ProcessOps();
+  const name = definition.name;
+  const removeChecks: (() => void)[] = [];
+  const ready = (what: string, check: Check) => removeChecks.push(ops.check(`${name}.${what}`, check));
 
   // Each service is its own NATS user, with the permissions derived from the bus declaration.
   const nc = await connectNats(config, `perry-hub ${instanceId}`, log, {
     identity: definition.name,
     inboxPrefix: natsInboxPrefix(config.subjectPrefix, definition.name),
   });
+  const nats = watchNatsStatus(nc, () => ops.metrics.natsReconnects.inc({ service: name }));
+  ready('nats', () => nats.state());
+  let topologyEnsured = false;
+  ready('topology', () => (topologyEnsured ? 'ok' : 'not ensured yet'));
   let db: Pool | undefined;
   let liveness: LivenessWriter | undefined;
   try {
     await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name, topologyLimits(config)));
+    topologyEnsured = true;
     const instances = await new Kvm(nc).open(topologyNames(config.subjectPrefix).instancesBucket);
     await forgetInstances(instances, options.predecessors ?? []);
     liveness = new LivenessWriter({
@@ -135,9 +156,11 @@ export async function launchService<C extends TObject>(
       const dbOptions = config as unknown as DbOptions;
       await ensureDatabase(dbOptions);
       db = openPool(dbOptions);
+      instrumentPool(db, ops.metrics, name);
       await migrate(db);
     }
   } catch (err) {
+    for (const remove of removeChecks) remove();
     await liveness?.stop();
     await nc.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
@@ -165,6 +188,7 @@ export async function launchService<C extends TObject>(
       checks,
     };
   });
+  if (db) ready('mysql', checkDb);
   const endpoints: BoundEndpoint[] = [health];
   const deps: ServiceDeps = {
     nc,
@@ -174,12 +198,16 @@ export async function launchService<C extends TObject>(
     predecessors: options.predecessors ?? [],
     db,
     serve: (more) => endpoints.push(...more),
+    metrics: ops.metrics,
+    ops,
+    ready,
   };
 
   let running: RunningService;
   try {
     running = await definition.start(deps, config);
   } catch (err) {
+    for (const remove of removeChecks) remove();
     await liveness.stop();
     await nc.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
@@ -187,11 +215,21 @@ export async function launchService<C extends TObject>(
   }
   const micro = await serveEndpoints({ nc, subjects, service: definition.name, version: HUB_VERSION, log }, endpoints);
 
-  lifecycle.add({ name: 'intake', close: () => running.stop() });
+  // A stopping service is no longer ready (a load balancer takes it out first).
+  let stopping = false;
+  ready('running', () => (stopping ? 'stopping' : 'ok'));
+  lifecycle.add({
+    name: 'intake',
+    close: () => {
+      stopping = true;
+      return running.stop();
+    },
+  });
   lifecycle.add({ name: 'endpoints', close: () => micro.stop() });
   const writer = liveness;
   lifecycle.add({ name: 'liveness', close: () => writer.stop() });
   lifecycle.add({ name: 'nats', close: () => nc.drain(), force: () => nc.close() });
+
   if (db) {
     const pool = db;
     lifecycle.add({
@@ -201,7 +239,10 @@ export async function launchService<C extends TObject>(
     });
   }
   log.info({ instanceId, prefix: config.subjectPrefix }, 'service started');
-  void lifecycle.stopped.then((outcome) => log.info({ outcome, stages: lifecycle.history }, 'service stopped'));
+  void lifecycle.stopped.then((outcome) => {
+    for (const remove of removeChecks) remove();
+    log.info({ outcome, stages: lifecycle.history }, 'service stopped');
+  });
 
   return {
     name: definition.name,
@@ -210,5 +251,6 @@ export async function launchService<C extends TObject>(
     stop: () => lifecycle.stop(),
     history: lifecycle.history,
     info: running.info ?? {},
+    ops,
   };
 }

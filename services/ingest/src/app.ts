@@ -9,7 +9,7 @@ import { HubError } from '@perry-hub/contracts';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Subjects } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
-import type { BlobStore, Logger, SealKey } from '@perry-hub/runtime';
+import type { BlobStore, Logger, ProcessOps, SealKey } from '@perry-hub/runtime';
 import { statusRoutes } from './routes/status.js';
 import { buildRoutes } from './routes/build.js';
 import { licenseRoutes } from './routes/license.js';
@@ -17,6 +17,8 @@ import { accountRoutes } from './routes/account.js';
 import { adminRoutes } from './routes/admin.js';
 import { jobRoutes } from './routes/jobs.js';
 import { operateRoutes } from './routes/operate.js';
+import { opsRoutes } from './routes/ops.js';
+import { registerDocs } from './routes/docs.js';
 import { transferRoutes } from './routes/transfer.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
@@ -31,6 +33,8 @@ export interface IngestDeps {
   /** Empty when PERRY_HUB_CREDENTIALS_KEY is unset: builds are then refused. */
   sealKeys: readonly SealKey[];
   subjectPrefix: string;
+  /** Metrics and readiness of this process: served at /metrics, /healthz and /readyz. */
+  ops: ProcessOps;
   /** See IntakeDeps. */
   resubmitWindowMs: number;
   reservationHoldMs: number;
@@ -118,7 +122,17 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       .send({ error: { code: 'NOT_FOUND', message: `Route ${request.method} ${request.url} not found` } }),
   );
 
+  // What is served, for the test that the OpenAPI document lists every route.
+  const routes: { method: string; url: string; hidden: boolean }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const hidden = (route.schema as { hide?: boolean } | undefined)?.hide === true;
+    for (const method of methods) routes.push({ method: String(method), url: route.url, hidden });
+  });
+  app.decorate('servedRoutes', routes);
+  registerDocs(app as unknown as FastifyInstance);
   registerAbuseHooks(app as unknown as FastifyInstance, options.abuse);
+  void app.register(opsRoutes(deps.ops));
   const bus = { nc: deps.nc, subjects: deps.subjects };
   void app.register(statusRoutes(deps));
   void app.register(
@@ -141,7 +155,13 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
   );
   void app.register(operateRoutes({ ...bus, adminSecret: options.adminSecret }));
   void app.register(
-    transferRoutes({ ...bus, log: deps.log, blobs: deps.blobs, maxArtifactBytes: options.maxArtifactBytes }),
+    transferRoutes({
+      ...bus,
+      log: deps.log,
+      blobs: deps.blobs,
+      maxArtifactBytes: options.maxArtifactBytes,
+      metrics: deps.ops.metrics,
+    }),
   );
   return app;
 }

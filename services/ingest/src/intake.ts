@@ -32,6 +32,7 @@ import {
   isGzipHeader,
   seal,
   type BlobStore,
+  type HubMetrics,
   type SealKey,
 } from '@perry-hub/runtime';
 import { publishIntake, queuePosition, type JobDeps } from './jobs.js';
@@ -50,6 +51,8 @@ export interface IntakeDeps extends JobDeps {
   resubmitWindowMs: number;
   /** Longest a request may take after authorization: its reservation's deadline. */
   reservationHoldMs: number;
+  /** Counts accepted builds; absent in tests of the intake alone. */
+  metrics?: HubMetrics | undefined;
 }
 
 export interface SubmissionOptions {
@@ -318,6 +321,7 @@ export class Submission {
       return this.answer(recorded.jobId);
     }
     this.recorded = true;
+    this.deps.metrics?.jobsSubmitted.inc({ via: this.options.via });
     await publishIntake(this.deps, job, queuedAt);
     this.deps.log.info(
       {

@@ -40,6 +40,8 @@ export const ingest = defineService({
       sealKeys,
       limits,
       subjectPrefix: config.subjectPrefix,
+      ops: deps.ops,
+      metrics: deps.metrics,
       resubmitWindowMs: config.resubmitWindowSecs * 1000,
       // A request may run this long; its reservation outlives it a little (clocks, the last insert).
       reservationHoldMs: config.requestTimeoutMs + RESERVATION_MARGIN_MS,
@@ -59,10 +61,16 @@ export const ingest = defineService({
     await app.listen({ port: config.httpPort, host: config.httpHost });
     const submissions = serveSubmissions(intake);
     const cancels = serveRequests(intake, deps.subjects.buildsCancel, (payload) => cancelOverNats(intake, payload));
+    deps.ready('http', () => (app.server.listening ? 'ok' : 'not listening'));
     const address = app.server.address() as AddressInfo;
     deps.log.info({ port: address.port, host: config.httpHost }, 'HTTP API listening');
     return {
-      info: { httpPort: address.port, server: app.server },
+      info: {
+        httpPort: address.port,
+        server: app.server,
+        /** Every route the app serves, as registered (for the OpenAPI completeness test). */
+        routes: (app as unknown as { servedRoutes: { method: string; url: string; hidden: boolean }[] }).servedRoutes,
+      },
       stop: async () => {
         submissions.unsubscribe();
         cancels.unsubscribe();

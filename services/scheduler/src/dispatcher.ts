@@ -16,7 +16,7 @@ import {
   topologyNames,
   type Subjects,
 } from '@perry-hub/contracts';
-import { isValid, type Logger } from '@perry-hub/runtime';
+import { isValid, type HubMetrics, type Logger } from '@perry-hub/runtime';
 import { deliverCommand, sendCommand } from './commands.js';
 import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
@@ -38,6 +38,7 @@ export interface DispatcherDeps {
   log: Logger;
   config: SchedulerConfig;
   store: JobStore;
+  metrics: HubMetrics;
 }
 
 export class Dispatcher {
@@ -69,6 +70,8 @@ export class Dispatcher {
       workers: new Map(),
       draining: new Set(),
       vmPools: new Map(),
+      waitingSince: new Map(),
+      metrics: deps.metrics,
       now: Date.now,
       kick: () => this.#kick(),
       touched: () => (this.#depthDirty = true),
@@ -112,6 +115,7 @@ export class Dispatcher {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.ctx.metrics.queueDepth.reset(); // a standby does not report the leader's queue
     for (const t of this.#timers) clearInterval(t);
     for (const stop of this.#stops) await stop();
   }
@@ -216,7 +220,11 @@ export class Dispatcher {
       (workerId, job) => refusesJob(ctx.queued.get(job.jobId), ctx.workers.get(workerId)?.name, now),
     );
     for (const { job, workerId } of plan) {
+      const waitingSince = ctx.waitingSince.get(job.jobId) ?? job.queuedAt;
       const queued = unqueue(ctx, job.jobId)!;
+      for (const target of queued.targets) {
+        ctx.metrics.queueWait.observe({ tier: queued.tier, target }, Math.max(0, now - waitingSince) / 1000);
+      }
       const running: RunningJob = {
         ...queued,
         workerId,
@@ -228,12 +236,14 @@ export class Dispatcher {
       };
       ctx.running.set(job.jobId, running);
       this.#depthDirty = true;
-      void this.#dispatch(running).catch((err: unknown) => ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed'));
+      void this.#dispatch(running, waitingSince).catch((err: unknown) =>
+        ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed'),
+      );
     }
   }
 
   /** Compare-and-set to running (the attempt goes up), then hand the job to the worker's gateway. */
-  async #dispatch(job: RunningJob): Promise<void> {
+  async #dispatch(job: RunningJob, waitingSince: number): Promise<void> {
     const { ctx } = this;
     const worker = ctx.workers.get(job.workerId);
     const token = randomBytes(24).toString('base64url');
@@ -280,6 +290,7 @@ export class Dispatcher {
       },
       'build assigned',
     );
+    ctx.metrics.dispatchLatency.observe({ stage: job.stage }, Math.max(0, ctx.now() - waitingSince) / 1000);
     if (current.cancelRequestedAt !== null) {
       await ctx.store.requestCancel(job.jobId, attempt, ctx.now());
       await sendCommand(ctx, job.workerId, { kind: 'cancel', jobId: job.jobId });
@@ -382,7 +393,15 @@ export class Dispatcher {
 
   #publishDepth(): void {
     this.#depthDirty = false;
-    this.#deps.nc.publish(this.#deps.subjects.queueDepth, encoder.encode(JSON.stringify(sweeps.queueDepth(this.ctx))));
+    const depth = sweeps.queueDepth(this.ctx);
+    this.#deps.nc.publish(this.#deps.subjects.queueDepth, encoder.encode(JSON.stringify(depth)));
+    const gauge = this.ctx.metrics.queueDepth;
+    gauge.reset();
+    for (const [target, d] of Object.entries(depth.capabilities)) {
+      gauge.set({ target, state: 'queued' }, d.queued);
+      gauge.set({ target, state: 'assigned' }, d.assigned);
+      gauge.set({ target, state: 'running' }, d.running);
+    }
   }
 
   async #watch(kv: KV, onChange: (key: string, value: unknown) => void): Promise<void> {

@@ -38,6 +38,16 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
     },
     'build finished',
   );
+  const now = ctx.now();
+  const outcome = OUTCOME[finish.status];
+  ctx.metrics.jobsFinished.inc({ outcome });
+  // The first attempt's start is in MySQL only; in memory, the running attempt's assignment.
+  const startedAt = job.startedAt ?? ('assignedAt' in job ? (job as RunningJob).assignedAt : null);
+  if (startedAt !== null) {
+    for (const target of job.targets) {
+      ctx.metrics.buildDuration.observe({ target, outcome }, Math.max(0, now - startedAt) / 1000);
+    }
+  }
   ctx.running.delete(job.jobId);
   ctx.touched();
   ctx.kick();

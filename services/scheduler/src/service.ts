@@ -56,7 +56,14 @@ export const scheduler = defineService({
     const leader = () => dispatcher?.ctx;
 
     const becomeLeader = async () => {
-      const d = new Dispatcher({ nc: deps.nc, subjects: deps.subjects, log: deps.log, config, store });
+      const d = new Dispatcher({
+        nc: deps.nc,
+        subjects: deps.subjects,
+        log: deps.log,
+        config,
+        store,
+        metrics: deps.metrics,
+      });
       dispatcher = d;
       await d.start();
       leaderEndpoints = await serveEndpoints(
@@ -133,6 +140,7 @@ export const scheduler = defineService({
       }),
     ]);
     lease.campaign();
+    deps.ready('lease', () => (lease.closed ? 'lease campaign stopped' : 'ok'));
 
     return {
       stop: async () => {

@@ -1,7 +1,7 @@
 /** The leader's in-memory view, rebuilt from MySQL and the presence bucket when it takes over. */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { TIER_PRIORITY, type Subjects, type Tier, type VmPoolState } from '@perry-hub/contracts';
-import type { Logger } from '@perry-hub/runtime';
+import type { HubMetrics, Logger } from '@perry-hub/runtime';
 import type { JobEvents } from './events.js';
 import type { JobQueue } from './queue/job-queue.js';
 import type { JobRow, JobStore } from './store.js';
@@ -70,6 +70,9 @@ export interface Context {
   readonly draining: Set<string>;
   /** Sign VM pools by capability (KV `<p>-vm`): why a sign job waits. */
   readonly vmPools: Map<string, VmPoolState>;
+  /** When each queued job began its current wait (its acceptance, or its re-queue): metrics. */
+  readonly waitingSince: Map<string, number>;
+  readonly metrics: HubMetrics;
   readonly now: () => number;
   /** Ask for a dispatch round soon (coalesced). */
   kick(): void;
@@ -106,12 +109,15 @@ export function unqueue(ctx: Context, jobId: string): QueuedInfo | undefined {
   const info = ctx.queued.get(jobId);
   if (!info) return undefined;
   ctx.queued.delete(jobId);
+  ctx.waitingSince.delete(jobId);
   countLicense(ctx, info, -1);
   return info;
 }
 
 export function enqueue(ctx: Context, job: QueuedInfo): void {
   if (!ctx.queued.has(job.jobId)) countLicense(ctx, job, 1);
+  const fresh = job.attempt === 0 && job.stage === 'build';
+  if (!ctx.waitingSince.has(job.jobId)) ctx.waitingSince.set(job.jobId, fresh ? job.queuedAt : ctx.now());
   ctx.queued.set(job.jobId, job);
   ctx.queue.add({
     jobId: job.jobId,

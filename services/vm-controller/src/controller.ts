@@ -8,8 +8,8 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { Subjects, VmAlert, VmMetric } from '@perry-hub/contracts';
-import { Lease, type Logger } from '@perry-hub/runtime';
+import type { Subjects, VmAlert, VmMetric, VmPoolState } from '@perry-hub/contracts';
+import { Lease, type HubMetrics, type Logger } from '@perry-hub/runtime';
 import { decide } from './decide.js';
 import { backoffMs, initialMemory, settle, type Action, type ControllerState, type Outcome } from './memory.js';
 import { ProviderError, summaryOf, type VmProvider } from './providers/index.js';
@@ -29,6 +29,7 @@ export interface ControllerDeps {
   readonly tickMs: number;
   readonly leaseTtlMs: number;
   readonly now?: () => number;
+  readonly metrics?: HubMetrics;
 }
 
 export const LEASE_KEY = 'vm-controller';
@@ -75,6 +76,11 @@ export class Controller {
       onAcquired: () => void this.#takeOver(),
       onLost: () => this.#stepDown(),
     });
+  }
+
+  /** The pools as this instance decides them; empty unless it holds the lease. */
+  poolViews(): readonly VmPoolState[] {
+    return this.#state?.pools.map((p) => p.view) ?? [];
   }
 
   async start(): Promise<void> {
@@ -173,10 +179,15 @@ export class Controller {
   #execute(action: Action): void {
     const { log, nc, subjects } = this.#d;
     switch (action.type) {
-      case 'metric':
+      case 'metric': {
         log.info({ metric: action.metric }, 'vm metric');
+        const m = action.metric;
+        if ('demandToStartMs' in m)
+          this.#d.metrics?.vmDemandToStart.observe({ pool: m.pool }, m.demandToStartMs / 1000);
+        else this.#d.metrics?.vmBoot.observe({ pool: m.pool }, m.bootMs / 1000);
         nc.publish(subjects.metrics('vm'), encoder.encode(JSON.stringify(action.metric satisfies VmMetric)));
         return;
+      }
       case 'alert':
         log.error({ alert: action.alert }, action.alert.message);
         nc.publish(subjects.metrics('vm-alert'), encoder.encode(JSON.stringify(action.alert satisfies VmAlert)));

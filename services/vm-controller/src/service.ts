@@ -4,7 +4,7 @@
  * capability to a VM; the provider (azure, command or none) does the starting and stopping.
  */
 import { Kvm } from '@nats-io/kv';
-import { topologyNames, vmStatusEndpoint } from '@perry-hub/contracts';
+import { VM_POWER_STATES, topologyNames, vmStatusEndpoint } from '@perry-hub/contracts';
 import { defineService, handle } from '@perry-hub/runtime';
 import { VmControllerConfig } from './config.js';
 import { Controller } from './controller.js';
@@ -38,8 +38,16 @@ export const vmController = defineService({
       reconcileMs: config.reconcileMs,
       tickMs: config.tickMs,
       leaseTtlMs: config.leaseTtlMs,
+      metrics: deps.metrics,
     });
     await controller.start();
+    const stopSampling = deps.metrics.sample(() => {
+      for (const view of controller.poolViews()) {
+        for (const state of VM_POWER_STATES) {
+          deps.metrics.vmPowerState.set({ pool: view.pool, state }, view.power === state ? 1 : 0);
+        }
+      }
+    });
     deps.serve([
       handle(vmStatusEndpoint, async () => ({
         provider: settings.provider,
@@ -51,7 +59,10 @@ export const vmController = defineService({
       'vm-controller configured',
     );
     return {
-      stop: () => controller.stop(),
+      stop: async () => {
+        stopSampling();
+        await controller.stop();
+      },
       info: { provider: settings.provider, pools: settings.pools.map((p) => p.pool) },
     };
   },

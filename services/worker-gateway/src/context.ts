@@ -4,6 +4,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Subjects, WireObject } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
+import type { HubMetrics } from '@perry-hub/runtime';
 import type { ActivityBatcher } from './activity.js';
 import type { WorkerGatewayConfig } from './config.js';
 import type { JobStatusLookup } from './job-status.js';
@@ -21,6 +22,7 @@ export interface WorkerSessionHandle {
 
 export interface GatewayContext {
   readonly nc: NatsConnection;
+  readonly metrics: HubMetrics;
   readonly js: JetStreamClient;
   /** Appends to job event logs (the hot path; see publisher.ts). */
   readonly events: EventPublisher;

@@ -49,6 +49,11 @@ export class WsFrontDoor {
   }
 
   /** Listen on the configured port; resolves with the bound port (useful when it was 0). */
+  /** True while its own port accepts connections. */
+  get listening(): boolean {
+    return this.#listener?.listening ?? false;
+  }
+
   async listen(port: number, host: string): Promise<number> {
     const server = createServer((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('WebSocket only\n');

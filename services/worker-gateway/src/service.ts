@@ -8,7 +8,9 @@ import type { Server } from 'node:http';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { jobStatusEndpoint, topologyNames, workersSummaryEndpoint } from '@perry-hub/contracts';
-import { LivenessView, call, defineService, handle } from '@perry-hub/runtime';
+import { LivenessView, call, defineService, handle, type HubMetrics } from '@perry-hub/runtime';
+import { CliSession } from './cli-session.js';
+import type { Connection } from './connection.js';
 import { ActivityBatcher } from './activity.js';
 import { WorkerGatewayConfig } from './config.js';
 import type { GatewayContext, WorkerSessionHandle } from './context.js';
@@ -46,6 +48,7 @@ export const workerGateway = defineService({
     events.start();
     const ctx: GatewayContext = {
       nc,
+      metrics: deps.metrics,
       js: jetstream(nc),
       events,
       presence,
@@ -87,6 +90,8 @@ export const workerGateway = defineService({
     const door = new WsFrontDoor(ctx);
     const wsPort = await door.listen(config.wsPort, config.wsHost);
     const stopHeartbeat = startHeartbeat(ctx, door);
+    const stopSampling = deps.metrics.sample(() => sampleConnections(deps.metrics, door.connections));
+    deps.ready('websocket', () => (door.listening ? 'ok' : 'WebSocket server not listening'));
     log.info({ port: wsPort, host: config.wsHost }, 'WebSocket server listening');
 
     deps.serve([
@@ -105,6 +110,7 @@ export const workerGateway = defineService({
     const stop = async () => {
       stopping = true;
       stopHeartbeat();
+      stopSampling();
       const sessions = [...door.connections].map((c) => c.session);
       await door.close();
       const drained = Promise.all(
@@ -131,3 +137,18 @@ export const workerGateway = defineService({
     };
   },
 });
+
+/** Sockets by role, and this instance's workers and free slots by capability (at scrape time). */
+function sampleConnections(metrics: HubMetrics, connections: Iterable<Connection>): void {
+  for (const conn of connections) {
+    const session = conn.session;
+    const role = session instanceof WorkerSession ? 'worker' : session instanceof CliSession ? 'cli' : 'unidentified';
+    metrics.wsConnections.inc({ role });
+    if (!(session instanceof WorkerSession)) continue;
+    const free = Math.max(0, session.maxConcurrent - session.activeJobs);
+    for (const capability of session.capabilities) {
+      metrics.workersConnected.inc({ capability });
+      metrics.workerSlotsFree.inc({ capability }, free);
+    }
+  }
+}

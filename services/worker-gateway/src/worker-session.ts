@@ -70,6 +70,14 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     return this.#hello.name;
   }
 
+  get capabilities(): readonly string[] {
+    return this.#hello.capabilities;
+  }
+
+  get maxConcurrent(): number {
+    return this.#hello.maxConcurrent;
+  }
+
   get activeJobs(): number {
     let n = 0;
     for (const job of this.jobs.values()) if (!job.finished) n++;
@@ -193,7 +201,10 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     const job = jobId === undefined ? undefined : this.jobs.get(jobId);
     if (jobId === undefined || !job) return this.#dropForeign(jobId, type);
     this.#ctx.activity.touch(jobId, job.attempt);
-    if (EVENT_TYPES.has(type)) return this.#append(jobId, message);
+    if (EVENT_TYPES.has(type)) {
+      if (type === 'log') this.#ctx.metrics.logLinesRelayed.inc();
+      return this.#append(jobId, message);
+    }
     if (type === 'complete') {
       job.finished = true;
       void this.writePresence();

@@ -16,7 +16,7 @@ import {
   registerArtifactEndpoint,
   type Subjects,
 } from '@perry-hub/contracts';
-import { base64Decoder, base64Encoder, call, type BlobStore, type Logger } from '@perry-hub/runtime';
+import { base64Decoder, base64Encoder, call, type BlobStore, type HubMetrics, type Logger } from '@perry-hub/runtime';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parseRange, sliceBytes } from './range.js';
 import { bodySignal } from '../abuse/slow-body.js';
@@ -28,6 +28,7 @@ export interface TransferDeps {
   log: Logger;
   blobs: BlobStore;
   maxArtifactBytes: number;
+  metrics: HubMetrics;
 }
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
@@ -174,6 +175,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           { jobId, attempt: auth.attempt, artifact: name, bytes: info.size, sha256, ...(target ? { target } : {}) },
           'artifact stored',
         );
+        deps.metrics.artifactBytes.inc({ direction: 'in' }, info.size);
         return { token: registered.token, download_url: registered.download_url, size: registered.size };
       },
     );
@@ -200,6 +202,9 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           );
         };
         const last = reachesEnd ? [spendBeforeLastChunk(spend)] : [];
+        const sent = range ? range.end - range.start + 1 : meta.size;
+        // Counted once the whole answer left (a cut download counts nothing).
+        reply.raw.once('finish', () => deps.metrics.artifactBytes.inc({ direction: 'out' }, sent));
         if (range) {
           reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
           return sendBytes(
