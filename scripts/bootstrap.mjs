@@ -166,9 +166,34 @@ function build() {
   mustRun(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], 'build (tsc -b)');
 }
 
+// `npm start` runs the hub; `npm start -- <command> ...` runs that perry-hub command unchanged
+// (`npm start -- config`, `npm start -- submit .`). Commands that only talk to a hub over HTTP
+// need no local servers installed.
+const CLIENT_COMMANDS = new Set([
+  'config',
+  'nats-config',
+  'submit',
+  'licenses',
+  'jobs',
+  'job',
+  'logs',
+  'cancel',
+  'workers',
+  'queue',
+  'vm',
+  'worker',
+  'help',
+]);
+const first = args.find((a) => !a.startsWith('-'));
+const clientOnly =
+  mode === 'start' &&
+  (CLIENT_COMMANDS.has(first ?? '') || (first === undefined && args.some((a) => /^(-h|--help|-v|--version)$/.test(a))));
+
 ensureNodeModules();
-ensureSystemPackages();
-ensureDebianTool(NATS);
+if (!clientOnly) {
+  ensureSystemPackages();
+  ensureDebianTool(NATS);
+}
 // Children (the hub, vitest, benches) find this nats-server first; see libs/localstack binaries.ts.
 process.env['PERRY_HUB_NATS_SERVER_BIN'] ??= natsBinary;
 if (mode === 'test') {
@@ -178,7 +203,7 @@ if (mode === 'test') {
 
 if (mode === 'start') {
   build();
-  process.argv = [process.argv[0], join(root, 'libs/cli/dist/bin.js'), 'start', ...args];
+  process.argv = [process.argv[0], join(root, 'libs/cli/dist/bin.js'), ...(args.length === 0 ? ['start'] : args)];
   await import(join(root, 'libs/cli/dist/bin.js'));
 } else if (mode === 'test') {
   const { runTests } = await import('./test.mjs');

@@ -1,127 +1,119 @@
-/** Command-line dispatch for `perry-hub`. */
-import { parseArgs } from 'node:util';
-import { HUB_VERSION, SERVICE_NAMES } from '@perry-hub/contracts';
-import { ConfigError, configSchema, createLogger, loadConfig, natsFields, onShutdownSignal } from '@perry-hub/runtime';
-import { CliConfig, configTable } from './config.js';
-import { startLocalStack } from './local.js';
-import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
-import { runStart } from './start.js';
+/** Command-line dispatch for `perry-hub` (commander): the hub's own commands and the client ones. */
+import { Command, CommanderError, Option } from 'commander';
+import { HUB_VERSION, isServiceName, SERVICE_NAMES } from '@perry-hub/contracts';
+import { CLIENT_ENV_HELP, CliError, EXIT, EXIT_CODES_HELP, type Io } from './client/common.js';
+import { registerClientCommands } from './client/commands.js';
+
+// The hub's own code (every service, the NATS and MySQL clients) is imported only by the commands
+// that run it: a client command starts in a fraction of the time.
+const hub = () => import('./hub-commands.js');
 
 type Env = Readonly<Record<string, string | undefined>>;
+type Stream = NodeJS.WritableStream & { isTTY?: boolean };
 
-export const USAGE = `perry-hub ${HUB_VERSION}: the Perry build-dispatch hub
-
-Usage:
-  perry-hub start                 Run all six services in one process. Starts a local
-                                  nats-server and MariaDB (data in PERRY_HUB_DATA_DIR) unless
-                                  PERRY_HUB_NATS_URL / PERRY_DB_HOST point elsewhere.
-  perry-hub start <service>...    Run only these services against the configured NATS and MySQL.
-  perry-hub infra                 Run only the local nats-server and MariaDB, and print the
-                                  variables that point services at them.
-  perry-hub config [--markdown]   List every configuration variable with its default.
-  perry-hub nats-config           Print the nats-server accounts block (users, permissions) for
-                                  the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR.
-  perry-hub worker [--once]       Run a build worker that takes jobs from a hub (see
-                                  'perry-hub worker --help').
-  perry-hub nats-config --check FILE
-                                  Check a nats-server config: users only inside accounts.
-  perry-hub --help | --version
+const HUB_HELP = `
+Running the hub:
+  perry-hub start                 all six services in one process, with a local nats-server and
+                                  MariaDB (data in PERRY_HUB_DATA_DIR) unless PERRY_HUB_NATS_URL /
+                                  PERRY_DB_HOST point elsewhere
+  perry-hub start <service>...    only these services, against the configured NATS and MySQL
+  perry-hub <service>...          the same (so \`npm start -- scheduler\` works)
+  perry-hub worker [--once]       a build worker that takes jobs from a hub (see
+                                  'perry-hub worker --help')
 
 Services: ${SERVICE_NAMES.join(', ')}
 
-Configuration comes from environment variables; see 'perry-hub config'.
+Configuration comes from environment variables; see 'perry-hub config'. A bad value (all of
+them reported together) or a port in use exits with 2 before anything starts; NATS or MySQL
+that cannot be reached is reported within seconds and retried with a countdown.
+
+${CLIENT_ENV_HELP}
+
+${EXIT_CODES_HELP}
 `;
+
+export const USAGE = `perry-hub ${HUB_VERSION}: the Perry build-dispatch hub\n${HUB_HELP}`;
 
 export async function main(
   argv: readonly string[],
   env: Env,
-  out: NodeJS.WritableStream = process.stdout,
+  out: Stream = process.stdout,
+  err?: Stream,
 ): Promise<number> {
+  const errOut: Stream = err ?? (out === process.stdout ? process.stderr : out);
+  const io: Io = { out, err: errOut, env };
+  let args = [...argv];
   // The worker parses its own options (--once, --config).
-  if (argv[0] === 'worker') return (await import('@perry-hub/worker')).main(argv.slice(1), env, out);
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-        markdown: { type: 'boolean' },
-        check: { type: 'string' },
-      },
-    });
-  } catch (err) {
-    out.write(`perry-hub: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const [command, ...rest] = parsed.positionals;
-  if (parsed.values.version) {
-    out.write(`${HUB_VERSION}\n`);
-    return 0;
-  }
-  if (parsed.values.help || command === undefined || command === 'help') {
+  if (args[0] === 'worker') return (await import('@perry-hub/worker')).main(args.slice(1), env, out);
+  if (args.length === 0) {
     out.write(USAGE);
-    return command === undefined && !parsed.values.help ? 2 : 0;
+    return EXIT.usage;
   }
-  switch (command) {
-    case 'start':
-      return runStart(rest, env, out);
-    case 'config':
-      out.write(`${configTable(parsed.values.markdown ? 'markdown' : 'text')}\n`);
-      return 0;
-    case 'infra':
-      return runInfra(env, out);
-    case 'nats-config':
-      if (parsed.values.check !== undefined) {
-        const problems = checkNatsConfigFile(parsed.values.check);
-        out.write(problems.length === 0 ? `${parsed.values.check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
-        return problems.length === 0 ? 0 : 1;
-      }
-      try {
-        out.write(`${renderDeploymentAccounts(env)}\n`);
-        return 0;
-      } catch (err) {
-        if (err instanceof ConfigError) {
-          out.write(`perry-hub: ${err.message}\n`);
-          return 2;
-        }
-        throw err;
-      }
-    default:
-      out.write(`perry-hub: unknown command "${command}"\n\n${USAGE}`);
-      return 2;
-  }
-}
+  // `perry-hub scheduler` (and `npm start -- scheduler`) as before: services without `start`.
+  if (isServiceName(args[0]!)) args = ['start', ...args];
 
-async function runInfra(env: Env, out: NodeJS.WritableStream): Promise<number> {
-  let cli;
-  let subjectPrefix;
+  let code: number = EXIT.ok;
+  const program = new Command('perry-hub')
+    .description(`perry-hub ${HUB_VERSION}: the Perry build-dispatch hub, and the tool to use and operate it`)
+    .version(HUB_VERSION, '-v, --version')
+    .addHelpText('after', HUB_HELP)
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => errOut.write(s) });
+
+  program
+    .command('start')
+    .description('run the hub: all services with local servers, or the services named')
+    .argument('[service...]', `services to run (${SERVICE_NAMES.join(', ')}); none: the all-in-one`)
+    .addHelpText('after', `\nExit codes: 0 stopped in order, 1 failed to start, 2 bad configuration or a port in use`)
+    .action(async (services: string[]) => {
+      code = await (await hub()).runStart(services, env, out, errOut);
+    });
+
+  program
+    .command('infra')
+    .description('run only the local nats-server and MariaDB, and print the variables to export')
+    .action(async () => {
+      code = await (await hub()).runInfra(env, out, errOut);
+    });
+
+  program
+    .command('config')
+    .description('list every configuration variable with its default')
+    .option('--markdown', 'as the README table')
+    .action(async (options: { markdown?: boolean }) => {
+      out.write(`${(await hub()).configTable(options.markdown ? 'markdown' : 'text')}\n`);
+    });
+
+  program
+    .command('nats-config')
+    .description('print the nats-server accounts block for the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR')
+    .addOption(new Option('--check <file>', 'check a nats-server config instead: users only inside accounts'))
+    .action(async (options: { check?: string }) => {
+      code = (await hub()).runNatsConfig(options.check, env, out);
+    });
+
+  registerClientCommands(program, io, (c) => (code = c));
+
   try {
-    cli = loadConfig(CliConfig, env);
-    ({ subjectPrefix } = loadConfig(configSchema({ subjectPrefix: natsFields.subjectPrefix }), env));
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.write(`perry-hub: ${err.message}\n`);
-      return 2;
+    await program.parseAsync(args, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with 0; a usage mistake has been printed already.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    throw err;
+    if (e instanceof CliError) {
+      errOut.write(`perry-hub: ${e.message}\n`);
+      // A script asked for JSON: it gets JSON on failure too.
+      if (args.includes('--json'))
+        out.write(`${JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } })}\n`);
+      return e.exitCode;
+    }
+    if ((e as { code?: unknown }).code === 'CONFIG_INVALID') {
+      errOut.write(`perry-hub: ${(e as Error).message}\n`);
+      return EXIT.usage;
+    }
+    throw e;
   }
-  const log = createLogger({ level: env['PERRY_HUB_LOG_LEVEL'] || 'info', name: 'perry-hub' });
-  const stack = await startLocalStack({
-    dataDir: cli.dataDir,
-    natsPort: cli.localNatsPort,
-    dbPort: cli.localDbPort,
-    startNats: true,
-    startDb: true,
-    subjectPrefix,
-    log,
-  });
-  out.write(
-    `Local nats-server and MariaDB are up. Point services at them with:\n${Object.entries(stack.env)
-      .map(([k, v]) => `  export ${k}=${v === '' ? "''" : v}`)
-      .join('\n')}\nPress Ctrl-C to stop.\n`,
-  );
-  await new Promise<void>((resolve) => onShutdownSignal(() => stack.stop().then(resolve), log));
-  return 0;
+  return code;
 }

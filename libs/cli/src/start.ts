@@ -10,15 +10,24 @@ import { DEFAULT_SUBJECT_PREFIX, isServiceName, SERVICE_NAMES, type ServiceName 
 import {
   ConfigError,
   createLogger,
+  dependenciesOf,
   generateSealKey,
+  isLogLevel,
   launchService,
+  listenClaims,
   loadConfig,
+  LOG_FORMATS,
   onShutdownSignal,
   ProcessOps,
   serveOps,
+  takenPorts,
+  waitUntilReachable,
   type BaseConfig,
+  type Dependency,
   type LaunchedService,
   type Logger,
+  type LogFormat,
+  type PortClaim,
 } from '@perry-hub/runtime';
 import { CliConfig } from './config.js';
 import { planInstances } from './instances.js';
@@ -117,6 +126,50 @@ export interface StartOptions {
   services: readonly string[];
   env: Env;
   log?: Logger;
+  /** Where a wait for NATS or MySQL counts down (default stderr). */
+  progress?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Aborts a wait for NATS or MySQL (Ctrl-C before the hub is up). */
+  signal?: AbortSignal;
+}
+
+/** Ctrl-C while the hub was still waiting for NATS or MySQL. */
+export class StartAborted extends Error {
+  override readonly name = 'StartAborted';
+  readonly code = 'START_ABORTED';
+}
+
+/** Every problem of the command's own settings and of every service's, in one report. */
+function validate(names: readonly ServiceName[], env: Env) {
+  const problems = new Set<string>();
+  let cli: ReturnType<typeof loadConfig<typeof CliConfig>> | undefined;
+  let configs: ReturnType<typeof parseAll> | undefined;
+  try {
+    cli = loadConfig(CliConfig, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const p of err.problems) problems.add(p);
+  }
+  try {
+    configs = parseAll(names, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const p of err.problems) problems.add(p);
+  }
+  if (!cli || !configs) throw new ConfigError([...problems]);
+  return { cli, configs };
+}
+
+/** Every port this start would listen on, local servers included, by the variable that sets it. */
+function portClaims(
+  names: readonly ServiceName[],
+  configs: ReturnType<typeof parseAll>,
+  local: { nats?: number; db?: number },
+): PortClaim[] {
+  const claims = names.flatMap((name) => listenClaims(SERVICES[name].config, configs.get(name)!));
+  if (local.nats !== undefined)
+    claims.push({ variable: 'PERRY_HUB_LOCAL_NATS_PORT', host: '127.0.0.1', port: local.nats });
+  if (local.db !== undefined) claims.push({ variable: 'PERRY_HUB_LOCAL_DB_PORT', host: '127.0.0.1', port: local.db });
+  return claims;
 }
 
 export async function startHub(options: StartOptions): Promise<Hub> {
@@ -126,21 +179,28 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   }
   const allInOne = options.services.length === 0;
   const names = inStartOrder(allInOne ? SERVICE_NAMES : (options.services as ServiceName[]));
-  const cli = loadConfig(CliConfig, options.env);
-  const baseLevel = options.env['PERRY_HUB_LOG_LEVEL'] || 'info';
-  const log = options.log ?? createLogger({ level: baseLevel, name: 'perry-hub' });
+  // Validate before starting anything, so a typo does not cost a MariaDB boot.
+  const { cli, configs: parsed } = validate(names, options.env);
+  const startNats = allInOne && !options.env['PERRY_HUB_NATS_URL'];
+  const startDb = allInOne && !options.env['PERRY_DB_HOST'];
+  const taken = await takenPorts(
+    portClaims(names, parsed, {
+      ...(startNats ? { nats: cli.localNatsPort } : {}),
+      ...(startDb ? { db: cli.localDbPort } : {}),
+    }),
+  );
+  if (taken.length > 0) throw new ConfigError(taken);
+  const log =
+    options.log ?? createLogger({ level: levelOf(options.env), format: formatOf(options.env), name: 'perry-hub' });
 
   let env: Record<string, string | undefined> = { ...options.env };
   let local: LocalStack | undefined;
   const notices: string[] = [];
   if (allInOne) {
-    // Validate before starting anything, so a typo does not cost a MariaDB boot.
-    const prefix = parseAll(names, env).get('ingest')?.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+    const prefix = parsed.get('ingest')?.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
     const secrets = localSecrets(cli.dataDir, env);
     env = { ...env, ...secrets.env };
     notices.push(...secrets.notices);
-    const startNats = !env['PERRY_HUB_NATS_URL'];
-    const startDb = !env['PERRY_DB_HOST'];
     if (startNats || startDb) {
       local = await startLocalStack({
         dataDir: cli.dataDir,
@@ -156,6 +216,24 @@ export async function startHub(options: StartOptions): Promise<Hub> {
         env['PERRY_HUB_PUBLIC_URL'] = `http://127.0.0.1:${env['PERRY_HUB_HTTP_PORT'] || '3456'}`;
       }
     }
+  }
+
+  // What this process did not start itself must answer before the services connect to it.
+  const remote = new Map<string, Dependency>();
+  for (const name of names) {
+    const config = parsed.get(name)!;
+    for (const dep of dependenciesOf(SERVICES[name].needsDb ? config : { natsUrl: config.natsUrl })) {
+      if ((dep.name === 'NATS' && !startNats) || (dep.name === 'MySQL' && !startDb)) remote.set(dep.name, dep);
+    }
+  }
+  const reachable = await waitUntilReachable([...remote.values()], {
+    log,
+    out: options.progress ?? process.stderr,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (!reachable) {
+    await local?.stop();
+    throw new StartAborted('stopped before the hub started');
   }
 
   // Only with the local stack is the data directory locked to this hub, so that what it recorded
@@ -213,20 +291,45 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   };
 }
 
+function levelOf(env: Env): string {
+  const level = env['PERRY_HUB_LOG_LEVEL'] || 'info';
+  return isLogLevel(level) ? level : 'info';
+}
+
+function formatOf(env: Env): LogFormat {
+  const format = env['PERRY_HUB_LOG_FORMAT'] || 'auto';
+  return (LOG_FORMATS as readonly string[]).includes(format) ? (format as LogFormat) : 'auto';
+}
+
 /** The command's body: start, print where things are, stop in order on a signal. */
-export async function runStart(services: readonly string[], env: Env, out: NodeJS.WritableStream): Promise<number> {
-  const log = createLogger({ level: env['PERRY_HUB_LOG_LEVEL'] || 'info', name: 'perry-hub' });
+export async function runStart(
+  services: readonly string[],
+  env: Env,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+): Promise<number> {
+  // A bad level or format is reported with every other problem by startHub; log meanwhile at info.
+  const log = createLogger({ level: levelOf(env), format: formatOf(env), name: 'perry-hub' });
+  const early = new AbortController();
+  const abort = () => early.abort();
+  process.once('SIGINT', abort).once('SIGTERM', abort);
   let hub: Hub;
   try {
-    hub = await startHub({ services, env, log });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.write(`perry-hub: ${err.message}\n`);
+    hub = await startHub({ services, env, log, progress: err, signal: early.signal });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      err.write(`perry-hub: ${e.message}\n`);
       return 2;
     }
-    log.fatal({ err }, 'perry-hub failed to start');
-    out.write(`perry-hub: failed to start: ${(err as Error).message}\n`);
+    if (e instanceof StartAborted) {
+      err.write(`perry-hub: ${e.message}\n`);
+      return 1;
+    }
+    log.fatal({ err: e }, 'perry-hub failed to start');
+    err.write(`perry-hub: failed to start: ${(e as Error).message}\n`);
     return 1;
+  } finally {
+    process.off('SIGINT', abort).off('SIGTERM', abort);
   }
   const lines = [
     `Perry Hub is up (${hub.services.map((s) => s.name).join(', ')}).`,

@@ -105,6 +105,11 @@ export function loadConfig<T extends TObject>(schema: T, env: Env): Static<T> {
       continue;
     }
     const errors = Value.Errors(field, converted.value);
+    const allowed = (field as { enum?: unknown }).enum;
+    if (errors.length > 0 && Array.isArray(allowed)) {
+      problems.push(`${a.env} must be one of ${allowed.join(', ')} (got ${shown})`);
+      continue;
+    }
     if (errors.length > 0) {
       problems.push(`${a.env} ${errors.map((e) => e.message).join('; ')} (got ${shown})`);
       continue;

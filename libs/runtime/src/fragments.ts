@@ -2,6 +2,7 @@
 import Type from 'typebox';
 import { DEFAULT_SUBJECT_PREFIX, DEFAULT_TOPOLOGY_LIMITS, SUBJECT_PREFIX_PATTERN } from '@perry-hub/contracts';
 import { fromEnv } from './config.js';
+import { LOG_FORMATS } from './logger.js';
 
 export const natsFields = {
   natsUrl: fromEnv('PERRY_HUB_NATS_URL', Type.String({ minLength: 1, default: 'nats://127.0.0.1:4222' }), {
@@ -64,6 +65,10 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const processFields = {
   logLevel: fromEnv('PERRY_HUB_LOG_LEVEL', Type.Enum(LOG_LEVELS, { default: 'info' }), {
     description: 'Log level: fatal, error, warn, info, debug, trace or silent',
+  }),
+  logFormat: fromEnv('PERRY_HUB_LOG_FORMAT', Type.Enum(LOG_FORMATS, { default: 'auto' }), {
+    description:
+      'Log format: pretty (coloured, for a terminal), json (one object a line), or auto: pretty when stdout is a terminal, json otherwise',
   }),
   shutdownGraceMs: fromEnv('PERRY_HUB_SHUTDOWN_GRACE_MS', Type.Integer({ minimum: 0, default: 10_000 }), {
     description: 'How long an orderly shutdown may take before connections are closed by force',

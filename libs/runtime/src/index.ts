@@ -14,5 +14,6 @@ export * from './blobs.js';
 export * from './sealed.js';
 export * from './worker-command.js';
 export * from './liveness.js';
+export * from './preflight.js';
 export * from './metrics.js';
 export * from './ops.js';

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import PinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -25,14 +26,30 @@ export const REDACT_PATHS = [
   '*.license_key',
 ];
 
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export interface LoggerOptions {
   level: string;
   name?: string;
   /** Where records go; default stdout. Tests pass a stream to capture them. */
   destination?: NodeJS.WritableStream;
+  /**
+   * `auto` (the default): pretty and coloured when stdout is a terminal, JSON lines otherwise
+   * (a pipe, a file, a log collector). Ignored when a destination is given: that gets JSON.
+   */
+  format?: LogFormat;
+}
+
+/** True when `level` is one pino knows, so a typo is a configuration problem, not a stack trace. */
+export function isLogLevel(level: string): boolean {
+  return Object.hasOwn(pino.levels.values, level) || level === 'silent';
 }
 
 export function createLogger(options: LoggerOptions): Logger {
+  const pretty =
+    options.destination === undefined &&
+    (options.format === 'pretty' || ((options.format ?? 'auto') === 'auto' && process.stdout.isTTY === true));
   return pino(
     {
       level: options.level,
@@ -40,6 +57,19 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ??
+      (pretty
+        ? // In-process (not a transport thread): nothing is lost when the process exits at once.
+          PinoPretty({
+            colorize: process.stdout.isTTY === true,
+            sync: true,
+            ignore: 'pid,hostname,name,service',
+            translateTime: 'HH:MM:ss.l',
+            // One line a record: a build's story reads top to bottom. The service leads the message.
+            singleLine: true,
+            messageFormat: '{if service}{service}: {end}{msg}',
+            hideObject: false,
+          })
+        : pino.destination({ dest: 1, sync: false })),
   );
 }

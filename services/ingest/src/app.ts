@@ -85,6 +85,24 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // The access log, at debug: the route pattern, never the URL (a download URL carries its token).
+  app.addHook('onResponse', async (request, reply) => {
+    if (!deps.log.isLevelEnabled('debug')) return;
+    const params = request.params as Record<string, unknown> | undefined;
+    const jobId = params?.['jobId'] ?? params?.['id'];
+    request.log.debug(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? '(no route)',
+        ...(typeof jobId === 'string' ? { jobId } : {}),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        address: request.ip,
+      },
+      'request',
+    );
+  });
+
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
     const { status, error } = envelope(err);
     if (status >= 500 && !(err instanceof HubError)) request.log.error({ err }, 'request failed');

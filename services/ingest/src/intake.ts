@@ -323,7 +323,21 @@ export class Submission {
     this.recorded = true;
     this.deps.metrics?.jobsSubmitted.inc({ via: this.options.via });
     await publishIntake(this.deps, job, queuedAt);
-    return this.answer(this.jobId);
+    this.deps.log.info(
+      {
+        jobId: this.jobId,
+        license: maskedLicense(auth.licenseKey),
+        ...(auth.accountId ? { accountId: auth.accountId } : {}),
+        tier: auth.tier,
+        targets: job.manifest.targets,
+        tarballBytes: this.tarball.sizeBytes,
+        via: this.options.via,
+      },
+      'build submitted',
+    );
+    const answer = await this.answer(this.jobId);
+    this.deps.log.info({ jobId: this.jobId, position: answer.position }, 'build queued');
+    return answer;
   }
 
   private async answer(jobId: string): Promise<BuildAccepted> {
@@ -344,4 +358,9 @@ export class Submission {
       );
     }
   }
+}
+
+/** Enough of a license key to tell licenses apart in a log, not enough to use one. */
+export function maskedLicense(key: string): string {
+  return key.length <= 9 ? '…' : `${key.slice(0, 9)}…`;
 }

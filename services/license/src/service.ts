@@ -7,6 +7,7 @@ import {
   accountGetEndpoint,
   accountUpdateEndpoint,
   authorizeSubmissionEndpoint,
+  licenseListEndpoint,
   registerLicenseEndpoint,
   releaseSubmissionEndpoint,
   verifyLicenseEndpoint,
@@ -14,6 +15,7 @@ import {
 import type { Pool } from '@perry-hub/db';
 import { defineService, handle } from '@perry-hub/runtime';
 import { createAccount, getAccount, registerLicense, updateAccount, verifyLicense } from './accounts.js';
+import { listLicenses } from './list.js';
 import { authorizeSubmission, releaseSubmission } from './authorize.js';
 import { LicenseConfig } from './config.js';
 import { startUsageConsumer } from './usage.js';
@@ -36,6 +38,7 @@ export const license = defineService({
       handle(releaseSubmissionEndpoint, async ({ jobId }) => ({ released: await releaseSubmission(db, jobId) })),
       handle(accountGetEndpoint, ({ apiToken }) => getAccount(db, apiToken)),
       handle(accountCreateEndpoint, (request) => createAccount(db, request)),
+      handle(licenseListEndpoint, (request) => listLicenses(db, request)),
       handle(accountUpdateEndpoint, async (request) => {
         await updateAccount(db, request);
         return { ok: true as const };

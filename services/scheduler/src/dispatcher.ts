@@ -279,6 +279,17 @@ export class Dispatcher {
       if (worker) worker.avoidUntil = ctx.now() + 2_000;
       return returnUndelivered(ctx, { ...job, attempt }, delivery);
     }
+    ctx.log.info(
+      {
+        jobId: job.jobId,
+        worker: worker?.name,
+        workerId: job.workerId,
+        attempt,
+        stage: job.stage,
+        targets: job.targets,
+      },
+      'build assigned',
+    );
     ctx.metrics.dispatchLatency.observe({ stage: job.stage }, Math.max(0, ctx.now() - waitingSince) / 1000);
     if (current.cancelRequestedAt !== null) {
       await ctx.store.requestCancel(job.jobId, attempt, ctx.now());

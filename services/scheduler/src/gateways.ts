@@ -98,7 +98,7 @@ export class GatewayWatch {
       const jobs = [...ctx.running.values()].filter((j) => j.workerId === workerId && !j.pending);
       for (const job of jobs) await releaseJob(ctx, job, ref?.name);
       ctx.log.warn(
-        { workerId, name: ref?.name, gatewayId: ref?.gatewayId, jobs: jobs.length },
+        { workerId, worker: ref?.name, gatewayId: ref?.gatewayId, jobs: jobs.length },
         'worker released: its gateway instance is gone',
       );
     }

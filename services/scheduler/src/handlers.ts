@@ -19,6 +19,7 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
     case 'error':
       // Relayed as the worker sent it: the CLI stops at the first error, exactly as with the original.
       await ctx.events.append(job.jobId, JSON.stringify(message));
+      if (typeof message['message'] === 'string') job.lastError = message['message'].slice(0, 1000);
       return { accepted: true };
     case 'complete': {
       const success = message['success'] === true;
@@ -33,7 +34,11 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
         from: 'running',
         finish: {
           status,
-          errorMessage: success ? null : status === 'cancelled' ? 'Build cancelled' : 'The worker reported a failure',
+          errorMessage: success
+            ? null
+            : status === 'cancelled'
+              ? 'Build cancelled'
+              : (job.lastError ?? 'The worker reported a failure'),
           finalEvents: [JSON.stringify(message)],
         },
       });

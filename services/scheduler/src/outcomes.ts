@@ -27,6 +27,17 @@ export interface Finishing {
 export async function finishJob(ctx: Context, { job, from, finish }: Finishing): Promise<boolean> {
   const ok = await ctx.store.finish({ id: job.jobId, status: from, attempt: job.attempt }, finish, ctx.now());
   if (!ok) return false;
+  ctx.log.info(
+    {
+      jobId: job.jobId,
+      outcome: OUTCOME[finish.status],
+      attempt: job.attempt,
+      targets: job.targets,
+      durationMs: ctx.now() - job.queuedAt,
+      ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
+    },
+    'build finished',
+  );
   const now = ctx.now();
   const outcome = OUTCOME[finish.status];
   ctx.metrics.jobsFinished.inc({ outcome });
@@ -110,6 +121,7 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
   ctx.running.delete(job.jobId);
   await ctx.events.append(job.jobId, wire.stage(job.jobId, 'signing', SIGNING_MESSAGE));
   enqueue(ctx, { ...job, stage: 'sign', targets });
+  ctx.log.info({ jobId: job.jobId, targets, position: ctx.queue.position(job.jobId) }, 'build queued for signing');
   return true;
 }
 
@@ -131,7 +143,7 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
       job.jobId,
       wire.queueUpdate(job.jobId, position, `Builder disconnected, re-queued (attempt ${retries + 1})`),
     );
-    ctx.log.info({ jobId: job.jobId, retries }, 're-queued after lost worker');
+    ctx.log.info({ jobId: job.jobId, retries, position }, 're-queued after lost worker');
     return;
   }
   const attempts = ctx.config.maxRetries + 1;

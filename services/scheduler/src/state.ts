@@ -34,6 +34,8 @@ export interface RunningJob extends QueuedInfo {
   cancelRequestedAt: number | null;
   /** True while the assignment is being written: not yet confirmed by the gateway. */
   pending: boolean;
+  /** The message of the worker's last `error` this attempt: the reason a failed build is recorded with. */
+  lastError?: string;
 }
 
 export interface KnownWorker {

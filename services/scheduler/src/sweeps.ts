@@ -50,7 +50,7 @@ export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void
     if (now - worker.heartbeatAt <= ctx.config.workerLostMs) continue;
     ctx.workers.delete(worker.workerId);
     await presence.delete(worker.workerId).catch(() => undefined);
-    ctx.log.warn({ workerId: worker.workerId, name: worker.name }, 'worker silent, declared lost');
+    ctx.log.warn({ workerId: worker.workerId, worker: worker.name }, 'worker silent, declared lost');
   }
   for (const job of [...ctx.running.values()]) {
     if (job.pending) continue;

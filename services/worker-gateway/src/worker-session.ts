@@ -99,11 +99,11 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     const connected: WorkerLifecycle = { workerId: this.workerId, gatewayId, at: Date.now(), jobs: [] };
     nc.publish(subjects.workers('connected'), JSON.stringify(connected));
     log.info(
-      { workerId: this.workerId, name: this.name, capabilities: this.#hello.capabilities, remote: this.conn.remote },
+      { workerId: this.workerId, worker: this.name, capabilities: this.#hello.capabilities, remote: this.conn.remote },
       'worker connected',
     );
     if (this.#ctx.updates.atHello(this.name, this.#perryVersion)) {
-      log.info({ name: this.name, perryVersion: this.#perryVersion }, 'worker told to update perry');
+      log.info({ worker: this.name, perryVersion: this.#perryVersion }, 'worker told to update perry');
       await this.conn.send(UPDATE_PERRY);
     }
   }
@@ -177,7 +177,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     const withinBudget = this.#budget.allow(Buffer.byteLength(text, 'utf8'));
     const message = parseFrame(text);
     if (!message) {
-      this.#ctx.notices.note('worker frame dropped: not a JSON object', { workerId: this.workerId, name: this.name });
+      this.#ctx.notices.note('worker frame dropped: not a JSON object', { workerId: this.workerId, worker: this.name });
       return;
     }
     const type = stringField(message, 'type');
@@ -192,7 +192,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     if (!withinBudget && EVENT_TYPES.has(type)) {
       this.#ctx.notices.note('worker messages dropped: over the rate limit', {
         workerId: this.workerId,
-        name: this.name,
+        worker: this.name,
       });
       return;
     }
@@ -226,6 +226,12 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   }
 
   #append(jobId: string, message: WireObject): void {
+    if (message['type'] === 'stage') {
+      this.conn.log.info(
+        { jobId, stage: stringField(message, 'stage'), message: stringField(message, 'message'), worker: this.name },
+        'build stage',
+      );
+    }
     const data = JSON.stringify(message);
     const msgId = `${this.workerId}:${++this.#eventSeq}`;
     this.#outbox.push({ kind: 'append', append: () => appendEvent(this.#ctx, jobId, data, msgId) });
@@ -238,7 +244,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
       void this.writePresence();
     }
     this.conn.log.info(
-      { workerId: this.workerId, name: this.name, success: message['success'], version, error: message['error'] },
+      { workerId: this.workerId, worker: this.name, success: message['success'], version, error: message['error'] },
       'perry update result',
     );
   }
@@ -246,7 +252,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   #dropForeign(jobId: string | undefined, type: string): void {
     this.#ctx.notices.note('worker message for a job not assigned here dropped', {
       workerId: this.workerId,
-      name: this.name,
+      worker: this.name,
       jobId: jobId?.slice(0, 64),
       type,
     });
@@ -269,7 +275,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
         const jobs = [...this.jobs].filter(([, j]) => !j.reported).map(([jobId, j]) => ({ jobId, attempt: j.attempt }));
         const lost: WorkerLifecycle = { workerId: this.workerId, gatewayId, at: Date.now(), jobs };
         nc.publish(subjects.workers('lost'), JSON.stringify(lost));
-        log.info({ workerId: this.workerId, name: this.name, jobs }, 'worker lost');
+        log.info({ workerId: this.workerId, worker: this.name, jobs }, 'worker lost');
       },
     });
   }

@@ -180,6 +180,69 @@ export const accountUpdateEndpoint = defineEndpoint({
   timeoutMs: 5_000,
 });
 
+/** Licenses, newest first, with this month's publishes: `perry-hub licenses list` (admin). */
+export const licenseListEndpoint = defineEndpoint({
+  service: 'license',
+  name: 'license-list',
+  request: Type.Object(
+    { tier: Type.Optional(Tier), limit: Type.Integer({ minimum: 1, maximum: 1000 }) },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    {
+      period: Type.String(),
+      licenses: Type.Array(
+        Type.Object(
+          {
+            licenseKey: Type.String(),
+            tier: Tier,
+            githubUsername: Type.Union([Type.String(), Type.Null()]),
+            accountId: Type.Union([Type.String(), Type.Null()]),
+            createdAt: Type.Union([Type.Number(), Type.Null()]),
+            deviceBound: Type.Boolean(),
+            projectBundleId: Type.Union([Type.String(), Type.Null()]),
+            publishes: Type.Integer({ minimum: 0 }),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  timeoutMs: 5_000,
+});
+
+/** `GET /api/v1/admin/licenses` */
+export const LicenseListQuery = Type.Object(
+  {
+    tier: Type.Optional(Tier),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
+  },
+  { additionalProperties: false },
+);
+export const LicenseListResponse = Type.Object(
+  {
+    period: Type.String(),
+    licenses: Type.Array(
+      Type.Object(
+        {
+          license_key: Type.String(),
+          tier: Tier,
+          github_username: Type.Union([Type.String(), Type.Null()]),
+          account_id: Type.Union([Type.String(), Type.Null()]),
+          created_at: Type.Union([Type.String(), Type.Null()]),
+          device_bound: Type.Boolean(),
+          project_bundle_id: Type.Union([Type.String(), Type.Null()]),
+          publishes: Type.Integer({ minimum: 0 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type LicenseListResponse = Static<typeof LicenseListResponse>;
+
 // HTTP bodies (reference 1.2 #4-#8). Required fields are checked by the routes, so that a
 // missing one gets the original's message ("account_id required", ...).
 

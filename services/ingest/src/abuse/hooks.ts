@@ -25,6 +25,7 @@ const AUTHENTICATED_ROUTES = new Set([
   '/api/v1/account/create',
   '/api/v1/account/update',
   '/api/v1/admin/workers',
+  '/api/v1/admin/licenses',
   '/api/v1/admin/update-perry',
   '/api/v1/tarball/:jobId',
   '/api/v1/artifact/upload/:jobId',

@@ -4,8 +4,13 @@
  * original's shapes (capabilities as the comma-wrapped string, `unknown` for a missing version).
  */
 import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   adminWorkersEndpoint,
+  HubError,
+  LicenseListQuery,
+  licenseListEndpoint,
+  LicenseListResponse,
   UpdatePerryBody,
   updatePerryEndpoint,
   type AdminWorkersResponse,
@@ -16,7 +21,42 @@ import { requireAdmin } from '../auth.js';
 import type { BusDeps } from './license.js';
 
 export function adminRoutes(deps: BusDeps & { adminSecret: string }): FastifyPluginAsync {
-  return async (app) => {
+  return async (plain) => {
+    const app = plain.withTypeProvider<TypeBoxTypeProvider>();
+    app.get(
+      '/api/v1/admin/licenses',
+      {
+        schema: {
+          summary: "Licenses, newest first, with this month's publishes (admin)",
+          tags: ['admin'],
+          querystring: LicenseListQuery,
+          response: { 200: LicenseListResponse },
+        },
+      },
+      async (request): Promise<LicenseListResponse> => {
+        requireAdmin(request, deps.adminSecret);
+        const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
+        if (limit < 1 || limit > 1000) throw new HubError('BAD_REQUEST', 'limit must be 1 to 1000');
+        const listed = await call(deps.nc, deps.subjects, licenseListEndpoint, {
+          limit,
+          ...(request.query.tier ? { tier: request.query.tier } : {}),
+        });
+        return {
+          period: listed.period,
+          licenses: listed.licenses.map((l) => ({
+            license_key: l.licenseKey,
+            tier: l.tier,
+            github_username: l.githubUsername,
+            account_id: l.accountId,
+            created_at: l.createdAt === null ? null : new Date(l.createdAt).toISOString(),
+            device_bound: l.deviceBound,
+            project_bundle_id: l.projectBundleId,
+            publishes: l.publishes,
+          })),
+        };
+      },
+    );
+
     app.get('/api/v1/admin/workers', async (request): Promise<AdminWorkersResponse> => {
       requireAdmin(request, deps.adminSecret);
       const result = await call(deps.nc, deps.subjects, adminWorkersEndpoint, {});

@@ -181,6 +181,10 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           { jobId, attempt: auth.attempt, artifact: { objectName, name, size: info.size, sha256, target } },
           { attempts: 3, again: (request) => ({ ...request, retried: true }) },
         );
+        deps.log.info(
+          { jobId, attempt: auth.attempt, artifact: name, bytes: info.size, sha256, ...(target ? { target } : {}) },
+          'artifact stored',
+        );
         deps.metrics.artifactBytes.inc({ direction: 'in' }, info.size);
         return { token: registered.token, download_url: registered.download_url, size: registered.size };
       },

@@ -1,0 +1,70 @@
+/** The commands that run the hub itself, loaded only when one of them is used (see main.ts). */
+import {
+  ConfigError,
+  configSchema,
+  createLogger,
+  isLogLevel,
+  loadConfig,
+  natsFields,
+  onShutdownSignal,
+} from '@perry-hub/runtime';
+import { CliConfig } from './config.js';
+import { startLocalStack } from './local.js';
+import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
+
+export { configTable } from './config.js';
+export { runStart } from './start.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Stream = NodeJS.WritableStream & { isTTY?: boolean };
+
+export function runNatsConfig(check: string | undefined, env: Env, out: Stream): number {
+  if (check !== undefined) {
+    const problems = checkNatsConfigFile(check);
+    out.write(problems.length === 0 ? `${check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
+    return problems.length === 0 ? 0 : 1;
+  }
+  try {
+    out.write(`${renderDeploymentAccounts(env)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      out.write(`perry-hub: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+export async function runInfra(env: Env, out: Stream, err: Stream): Promise<number> {
+  let cli;
+  let subjectPrefix;
+  try {
+    cli = loadConfig(CliConfig, env);
+    ({ subjectPrefix } = loadConfig(configSchema({ subjectPrefix: natsFields.subjectPrefix }), env));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      err.write(`perry-hub: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const level = env['PERRY_HUB_LOG_LEVEL'] || 'info';
+  const log = createLogger({ level: isLogLevel(level) ? level : 'info', name: 'perry-hub' });
+  const stack = await startLocalStack({
+    dataDir: cli.dataDir,
+    natsPort: cli.localNatsPort,
+    dbPort: cli.localDbPort,
+    startNats: true,
+    startDb: true,
+    subjectPrefix,
+    log,
+  });
+  out.write(
+    `Local nats-server and MariaDB are up. Point services at them with:\n${Object.entries(stack.env)
+      .map(([k, v]) => `  export ${k}=${v === '' ? "''" : v}`)
+      .join('\n')}\nPress Ctrl-C to stop.\n`,
+  );
+  await new Promise<void>((resolve) => onShutdownSignal(() => stack.stop().then(resolve), log));
+  return 0;
+}
