@@ -18,6 +18,7 @@ const PROBE_TIMEOUT_MS = 1_000;
 const RANDOM_PORT_ATTEMPTS = 5;
 /** 64 TiB: a ceiling for reservations only; the disk is not claimed. */
 const LOCAL_MAX_FILE_STORE_BYTES = 64 * 1024 ** 4;
+const MONITOR_HOST = '127.0.0.1';
 
 /**
  * nats-server appends "jetstream" to store_dir, so pointing store_dir at the data directory puts
@@ -29,6 +30,7 @@ function renderConfig(
   port: number,
   dataDir: string,
   serverName: string,
+  monitorPort: number | undefined,
   options: Pick<NatsServerOptions, 'maxPayloadBytes' | 'users' | 'syncAlways'>,
 ): string {
   const lines = [
@@ -36,6 +38,8 @@ function renderConfig(
     `server_name: ${JSON.stringify(serverName)}`,
     `listen: ${JSON.stringify(`${host}:${port}`)}`,
     ...(options.maxPayloadBytes === undefined ? [] : [`max_payload: ${options.maxPayloadBytes}`]),
+    // Monitoring answers anyone who reaches it, without credentials: loopback only.
+    ...(monitorPort === undefined ? [] : [`http: ${JSON.stringify(`${MONITOR_HOST}:${monitorPort}`)}`]),
     'jetstream {',
     `  store_dir: ${JSON.stringify(dataDir)}`,
     ...(options.syncAlways ? ['  sync_interval: always'] : []),
@@ -65,10 +69,14 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const fixedPort = options.port !== undefined && options.port !== 0 ? options.port : undefined;
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await getFreePort(host));
+    const monitorPort =
+      options.monitorPort === undefined || options.monitorPort !== 0
+        ? options.monitorPort
+        : await getFreePort(MONITOR_HOST);
     // A fresh name per start lets the probe tell our server from another one on the same port.
     const serverName = `perry-hub-${randomBytes(6).toString('hex')}`;
     // 0600: the file names users (public keys only for NKEY users, passwords for the others).
-    writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, options), { mode: 0o600 });
+    writeFileSync(confPath, renderConfig(host, port, dataDir, serverName, monitorPort, options), { mode: 0o600 });
     chmodSync(confPath, 0o600);
     const child = await SupervisedProcess.start({
       name: 'nats-server',
@@ -87,7 +95,8 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       });
     } catch (err) {
       const portTaken = isLocalStackError(err, 'EXITED_EARLY') && looksLikePortInUse(err.message);
-      if (fixedPort === undefined && portTaken && attempt < RANDOM_PORT_ATTEMPTS) continue;
+      const randomPorts = fixedPort === undefined || options.monitorPort === 0;
+      if (randomPorts && portTaken && attempt < RANDOM_PORT_ATTEMPTS) continue;
       throw err;
     }
     return {
@@ -95,6 +104,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       url: `nats://${host}:${port}`,
       port,
       storeDir: join(dataDir, 'jetstream'),
+      ...(monitorPort === undefined ? {} : { monitorUrl: `http://${MONITOR_HOST}:${monitorPort}` }),
       exited: child.exited,
       stop: () => child.stop(),
     };
