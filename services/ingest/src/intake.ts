@@ -319,11 +319,11 @@ export class Submission {
     }
     this.recorded = true;
     await publishIntake(this.deps, job, queuedAt);
-    return this.answer(this.jobId);
+    return this.answer(this.jobId, { tier: job.tier, targets: [...job.manifest.targets], queuedAt });
   }
 
-  private async answer(jobId: string): Promise<BuildAccepted> {
-    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId) };
+  private async answer(jobId: string, recorded?: Parameters<typeof queuePosition>[2]): Promise<BuildAccepted> {
+    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId, recorded) };
   }
 
   /** Undo what a failed submission did: its tarball and its reservation. Best effort, idempotent. */

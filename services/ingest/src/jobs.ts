@@ -76,6 +76,7 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     targets: [...job.manifest.targets],
     queuedAt,
     via: job.via,
+    tarballRef: job.tarballRef,
   };
   try {
     await jetstream(deps.nc).publish(deps.subjects.intake(job.jobId), JSON.stringify(intake), { msgID: job.jobId });
@@ -89,9 +90,16 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
  * it. The original answered at least 1, even for a job dispatched at once; so does a hub whose
  * scheduler did not answer in time (the CLI hears the real place in its first queue_update).
  */
-export async function queuePosition(deps: JobDeps, jobId: string): Promise<number> {
+export async function queuePosition(
+  deps: JobDeps,
+  jobId: string,
+  recorded?: { tier: Tier; targets: string[]; queuedAt: number },
+): Promise<number> {
   try {
-    const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId });
+    const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, {
+      jobId,
+      ...(recorded ? { recorded } : {}),
+    });
     return Math.max(1, position);
   } catch (err) {
     deps.log.warn({ err: (err as Error).message, jobId }, 'queue position unknown: the scheduler did not answer');

@@ -17,6 +17,8 @@ export interface QueuedInfo {
   readonly retries: number;
   readonly queuedAt: number;
   readonly startedAt: number | null;
+  /** The stage's input (`builds.tarball_ref`), when known: transfers are authorized from memory. */
+  readonly tarballRef?: string | null;
   /**
    * Released by a crash: the worker that held it probably still builds the old attempt and will
    * reconnect under the same name, where that build's messages would pass for the new attempt's.
@@ -34,6 +36,8 @@ export interface RunningJob extends QueuedInfo {
   cancelRequestedAt: number | null;
   /** True while the assignment is being written: not yet confirmed by the gateway. */
   pending: boolean;
+  /** SHA-256 of this attempt's job token, once the assignment is recorded (`builds.job_token_hash`). */
+  tokenHash?: string;
 }
 
 export interface KnownWorker {
@@ -142,5 +146,6 @@ export function queuedInfo(row: JobRow): QueuedInfo {
     retries: row.retries,
     queuedAt: row.queuedAt,
     startedAt: row.startedAt,
+    tarballRef: row.tarballRef,
   };
 }
