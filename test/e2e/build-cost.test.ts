@@ -58,6 +58,11 @@ describe('cost per build', () => {
         console.log(
           `messages by subject, per build (${seen.toFixed(1)} seen by a '>' subscriber):\n${cost.subjects!.map(([s, n]) => `  ${n}\t${s}`).join('\n')}`,
         );
+        console.log(
+          `messages per build by connection (published / delivered):\n${cost
+            .connections!.map(([name, c]) => `  ${c.in.toFixed(2)}\t${c.out.toFixed(2)}\t${name}`)
+            .join('\n')}`,
+        );
         console.log(`statements by shape, per build:\n${cost.statements!.map(([s, n]) => `  ${n}\t${s}`).join('\n')}`);
         expect(cost.firstFailure).toBeUndefined();
         expect(cost.perBuild.natsMessages).toBeLessThanOrEqual(BUDGET.natsMessages);

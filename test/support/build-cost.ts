@@ -94,8 +94,20 @@ export interface BuildCost {
   readonly cpuSecsPerBuild: Record<string, number>;
   /** Messages per build by subject shape, when `tap` was given, most first. */
   readonly subjects?: [string, number][];
+  /** Messages per build each connection published (in) and was delivered (out), by connection name. */
+  readonly connections?: [string, { in: number; out: number }][];
   /** Statements per build by shape, when `statementBreakdown` was set, most first. */
   readonly statements?: [string, number][];
+}
+
+interface Connz {
+  connections: { cid: number; name?: string; in_msgs: number; out_msgs: number }[];
+}
+
+async function readConnz(monitorUrl: string): Promise<Connz> {
+  const res = await fetch(`${monitorUrl}/connz?limit=100000&state=any`);
+  if (!res.ok) throw new Error(`${monitorUrl}/connz answered ${res.status}`);
+  return (await res.json()) as Connz;
 }
 
 export async function readVarz(monitorUrl: string): Promise<Varz> {
@@ -225,6 +237,7 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     await options.tap?.flush();
     tapping = true;
     const cpu0 = Object.entries(target.pids ?? {}).map(([name, pid]) => [name, cpuSecs(pid)] as const);
+    const c0 = options.tap ? await readConnz(target.natsMonitorUrl) : undefined;
     const v0 = await readVarz(target.natsMonitorUrl);
     const s0 = await questions(db);
     const t0 = performance.now();
@@ -233,6 +246,7 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     const wallMs = performance.now() - t0;
     const s1 = await questions(db);
     const v1 = await readVarz(target.natsMonitorUrl);
+    const c1 = options.tap ? await readConnz(target.natsMonitorUrl) : undefined;
     const cpuSecsPerBuild = Object.fromEntries(
       cpu0.map(([name, secs]) => [name, (cpuSecs(target.pids?.[name]) - secs) / builds]),
     );
@@ -252,6 +266,20 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
         shapes.set(key, (shapes.get(key) ?? 0) + 1);
       }
       statements = sorted(shapes, builds);
+    }
+    let connections: [string, { in: number; out: number }][] | undefined;
+    if (c0 && c1) {
+      const before = new Map(c0.connections.map((c) => [c.cid, c]));
+      const byName = new Map<string, { in: number; out: number }>();
+      for (const c of c1.connections) {
+        const b = before.get(c.cid);
+        const name = c.name ?? `cid ${c.cid}`;
+        const e = byName.get(name) ?? { in: 0, out: 0 };
+        e.in += (c.in_msgs - (b?.in_msgs ?? 0)) / builds;
+        e.out += (c.out_msgs - (b?.out_msgs ?? 0)) / builds;
+        byName.set(name, e);
+      }
+      connections = [...byName.entries()].sort((a, b) => b[1].out - a[1].out);
     }
     // The tap's own deliveries are in out_msgs/out_bytes: take them out.
     const totals = {
@@ -276,6 +304,7 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
       cpuSecsPerBuild,
       ...(options.tap ? { subjects: sorted(subjects, builds) } : {}),
       ...(statements ? { statements } : {}),
+      ...(connections ? { connections } : {}),
     };
   } finally {
     tapSub?.unsubscribe();
