@@ -29,6 +29,9 @@ export interface NewJob {
   via: JobIntake['via'];
 }
 
+/** A larger manifest stays out of the intake message (far below NATS's max payload). */
+const INTAKE_PAYLOAD_MAX_BYTES = 32 * 1024;
+
 export interface JobDeps {
   nc: NatsConnection;
   subjects: Subjects;
@@ -77,6 +80,9 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     queuedAt,
     via: job.via,
     tarballRef: job.tarballRef,
+    ...(job.manifestText.length + job.sealedCredentials.length <= INTAKE_PAYLOAD_MAX_BYTES
+      ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }
+      : {}),
   };
   try {
     await jetstream(deps.nc).publish(deps.subjects.intake(job.jobId), JSON.stringify(intake), { msgID: job.jobId });

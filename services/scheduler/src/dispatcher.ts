@@ -29,6 +29,8 @@ import type { JobRow, JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
 const encoder = new TextEncoder();
+/** Queued jobs beyond this many do not keep their job_assign payload in memory (it is read at dispatch). */
+const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 const decoder = new TextDecoder();
 const PREWARM = new Set(['windows', 'ios', 'macos']);
 
@@ -255,7 +257,7 @@ export class Dispatcher {
       tokenHash: hash,
     };
     ctx.running.set(job.jobId, current);
-    const payload = await ctx.store.payload(job.jobId);
+    const payload = job.payload ?? (await ctx.store.payload(job.jobId));
     const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
     manifest['targets'] = [...job.targets];
     const base = ctx.config.publicUrl.replace(/\/+$/, '');
@@ -375,6 +377,15 @@ export class Dispatcher {
           queuedAt: intake.queuedAt,
           startedAt: null,
           tarballRef: intake.tarballRef,
+          // Kept for a short queue only: a deep one would hold every manifest in memory.
+          ...(intake.payload && this.ctx.queued.size < PAYLOAD_MEMORY_MAX_JOBS
+            ? {
+                payload: {
+                  manifest: intake.payload.manifest,
+                  credentials: Buffer.from(intake.payload.credentialsSealed, 'base64'),
+                },
+              }
+            : {}),
         });
       } else {
         const row = await this.#deps.store.get(intake.jobId);

@@ -17,6 +17,8 @@ export interface QueuedInfo {
   readonly retries: number;
   readonly queuedAt: number;
   readonly startedAt: number | null;
+  /** What job_assign is composed of, when the intake carried it (`builds.manifest`, `credentials_enc`). */
+  readonly payload?: { readonly manifest: string; readonly credentials: Buffer | null };
   /** The stage's input (`builds.tarball_ref`), when known: transfers are authorized from memory. */
   readonly tarballRef?: string | null;
   /**

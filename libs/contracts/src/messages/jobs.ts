@@ -41,6 +41,18 @@ export const JobIntake = Type.Object(
           'Object name of the tarball, as recorded: with it the scheduler queues the job from this message without reading its row',
       }),
     ),
+    payload: Type.Optional(
+      Type.Object(
+        {
+          manifest: Type.String({ description: 'The manifest as recorded (builds.manifest)' }),
+          credentialsSealed: Type.String({ description: 'The sealed credentials as recorded, base64' }),
+        },
+        {
+          additionalProperties: false,
+          description: 'What job_assign is composed of, for a small manifest: dispatch need not read it back',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
