@@ -32,6 +32,11 @@ export interface PutOptions {
   metadata?: Record<string, string>;
   /** Chunk size in the stream (default 512 KiB); capped by the server's max payload. */
   chunkBytes?: number;
+  /**
+   * The name is new (it holds a fresh id): no earlier object's chunks to remove, so the put
+   * does not look for one. Were there one, its chunks would be left to the orphan sweep.
+   */
+  fresh?: boolean;
 }
 
 const DEFAULT_CHUNK_BYTES = 512 * 1024;
@@ -123,7 +128,7 @@ export class BlobStore {
     const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxPayload);
     try {
       const written = await writeChunks(jetstream(this.nc), `${this.chunkSubjectPrefix}${id}`, chunkBytes, body);
-      const previous = await this.rawInfo(name);
+      const previous = options.fresh ? null : await this.rawInfo(name);
       const meta = {
         ...{ name, description: '', options: { max_chunk_size: chunkBytes } },
         ...(options.metadata ? { metadata: options.metadata } : {}),

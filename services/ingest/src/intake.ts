@@ -237,6 +237,7 @@ export class Submission {
       tooLarge,
       through,
       metadata: { job: this.jobId },
+      fresh: true,
     });
     this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }

@@ -37,7 +37,16 @@ export class WindowCounters {
   /** Counts of the watched scope by key, while the watch runs. */
   private watched: Map<string, number> | undefined;
 
+  /** The count and revision of this instance's last write per key (a compare-and-set needs both). */
+  private readonly written = new Map<string, { count: number; revision: number }>();
+
   private constructor(private readonly kv: KV) {}
+
+  private remember(key: string, count: number, revision: number): void {
+    // Keys name their window: once many are known, the old windows' are of no use.
+    if (this.written.size >= WATCHED_MAX_KEYS) this.written.clear();
+    this.written.set(key, { count, revision });
+  }
 
   static async open(nc: NatsConnection, bucket: string): Promise<WindowCounters> {
     const counters = new WindowCounters(await new Kvm(nc).open(bucket));
@@ -74,12 +83,26 @@ export class WindowCounters {
   /** Count one attempt of `subject` in `scope`'s current window. */
   async hit(scope: string, subject: string, windowMs: number, now = Date.now()): Promise<WindowCount> {
     const { key, retryAfterSecs } = this.where(scope, subject, windowMs, now);
+    // This instance's own last write of the key is usually still the latest: try it first.
+    const last = this.written.get(key);
+    if (last) {
+      try {
+        const revision = await this.kv.update(key, String(last.count + 1), last.revision);
+        this.remember(key, last.count + 1, revision);
+        return { count: last.count + 1, retryAfterSecs };
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        this.written.delete(key);
+      }
+    }
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(key);
       const current = entry && entry.operation === 'PUT' ? Number(entry.string()) || 0 : 0;
       try {
-        if (entry) await this.kv.update(key, String(current + 1), entry.revision);
-        else await this.kv.create(key, String(current + 1));
+        const revision = entry
+          ? await this.kv.update(key, String(current + 1), entry.revision)
+          : await this.kv.create(key, String(current + 1));
+        this.remember(key, current + 1, revision);
         return { count: current + 1, retryAfterSecs };
       } catch (err) {
         if (!isConflict(err)) throw err;
