@@ -8,8 +8,13 @@ import { connectTestNats, startIsolatedMariaDb, startIsolatedNats, test } from '
 import { measureBuildCost } from '../support/build-cost.js';
 import { WORKER_SECRET, startTestHub } from '../support/test-hub.js';
 
-/** Budgets per build, ratcheted down as the hub got leaner (see README, Benchmarks). */
-const BUDGET = { natsMessages: 96, mysqlStatements: 34 };
+/**
+ * Budgets per build, ratcheted down as the hub got leaner (see README, Benchmarks): the figures
+ * reached (77 messages, 21.3 statements), not the goal (40 and 10), which is not met. Messages
+ * carry a few of the idle hub's (liveness records, queue depth) whose share grows with the run's
+ * length on a loaded machine: hence the margin.
+ */
+const BUDGET = { natsMessages: 82, mysqlStatements: 22 };
 const BUILDS = 20;
 const WARMUP = 2;
 /** Free licenses allow 5 submissions an hour: each license submits at most 4 builds. */
