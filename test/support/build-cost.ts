@@ -63,6 +63,12 @@ export interface CostOptions {
   readonly statementBreakdown?: boolean;
   /** How long after the last build the window stays open for trailing work. Default 1 s. */
   readonly settleMs?: number;
+  /**
+   * Measure the idle hub's message rate over this long before the builds (0: not measured), so
+   * that the per-build figure can be given without the timers' share of the window, which grows
+   * with the window's length (a loaded machine runs the same builds slower). Default 0.
+   */
+  readonly idleMs?: number;
 }
 
 export interface Varz {
@@ -77,6 +83,8 @@ export interface BuildCost {
   readonly failed: number;
   readonly firstFailure?: string;
   readonly wallMs: number;
+  /** Messages per second the idle hub delivered before the builds (when `idleMs` was set). */
+  readonly idleMessagesPerSec?: number;
   readonly totals: {
     natsInMsgs: number;
     natsOutMsgs: number;
@@ -86,6 +94,8 @@ export interface BuildCost {
   };
   readonly perBuild: {
     natsMessages: number;
+    /** `natsMessages` minus what the idle hub delivers over as long a time (when `idleMs` was set). */
+    natsMessagesBeyondIdle?: number;
     natsInMessages: number;
     natsBytes: number;
     mysqlStatements: number;
@@ -214,8 +224,11 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
   const subjects = new Map<string, number>();
   let tapping = false;
   let tappedBytes = 0;
+  /** Every delivery to the tap (they are in out_msgs too), also outside the window. */
+  let tapAll = 0;
   const tapSub = options.tap?.subscribe('>', {
     callback: (_err, msg) => {
+      tapAll++;
       if (!tapping) return;
       const shape = subjectShape(msg.subject);
       subjects.set(shape, (subjects.get(shape) ?? 0) + 1);
@@ -229,6 +242,19 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     // Own statements between the two readings: the second SHOW (calibrated, not assumed).
     const q0 = await questions(db);
     const own = (await questions(db)) - q0;
+    let idleMessagesPerSec: number | undefined;
+    if (options.idleMs) {
+      // The warm-up builds' trailing work (downloads spent, usage counted) first.
+      await new Promise((r) => setTimeout(r, options.settleMs ?? 1_000));
+      await options.tap?.flush();
+      const [before, tapBefore] = [await readVarz(target.natsMonitorUrl), tapAll];
+      const t = performance.now();
+      await new Promise((r) => setTimeout(r, options.idleMs));
+      const after = await readVarz(target.natsMonitorUrl);
+      await options.tap?.flush();
+      const delivered = after.out_msgs - before.out_msgs - (tapAll - tapBefore);
+      idleMessagesPerSec = delivered / ((performance.now() - t) / 1000);
+    }
     if (options.statementBreakdown) {
       await db.query('TRUNCATE mysql.general_log');
       await db.query("SET GLOBAL log_output = 'TABLE'");
@@ -295,8 +321,12 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
       ...(firstFailure ? { firstFailure } : {}),
       wallMs,
       totals,
+      ...(idleMessagesPerSec === undefined ? {} : { idleMessagesPerSec }),
       perBuild: {
         natsMessages: totals.natsOutMsgs / builds,
+        ...(idleMessagesPerSec === undefined
+          ? {}
+          : { natsMessagesBeyondIdle: (totals.natsOutMsgs - (idleMessagesPerSec * wallMs) / 1000) / builds }),
         natsInMessages: totals.natsInMsgs / builds,
         natsBytes: totals.natsOutBytes / builds,
         mysqlStatements: totals.mysqlStatements / builds,

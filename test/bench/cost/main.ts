@@ -83,6 +83,8 @@ async function run(dir: string, infra: Infra, hubs: Hub[]): Promise<Row[]> {
   const idlePercent = idleEach.reduce((a, b) => a + b, 0);
 
   const per = cost.perBuild;
+  const idleRate = (varz1.out_msgs - varz0.out_msgs) / IDLE_SECONDS;
+  const beyondIdle = per.natsMessages - (idleRate * cost.wallMs) / 1000 / cost.builds;
   const cpuPer1000 = Object.values(cost.cpuSecsPerBuild).reduce((a, b) => a + b, 0) * 1000;
   const cpuNote = Object.entries(cost.cpuSecsPerBuild)
     .map(([name, secs]) => `${name} ${(secs * 1000).toFixed(1)}`)
@@ -97,7 +99,7 @@ async function run(dir: string, infra: Infra, hubs: Hub[]): Promise<Row[]> {
       baseline: NaN,
       unit: 'msgs',
       goal: { text: '<= 40', met: per.natsMessages <= 40 },
-      note: `delivered to clients (/varz out_msgs); ${runNote}`,
+      note: `delivered to clients (/varz out_msgs), ${beyondIdle.toFixed(1)} beyond the idle hub's rate; ${runNote}`,
     },
     {
       metric: 'MySQL statements per build',
