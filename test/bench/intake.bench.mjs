@@ -69,6 +69,7 @@ async function startHub(dataDir) {
     PERRY_HUB_DATA_DIR: dataDir,
     PERRY_HUB_HTTP_PORT: String(http),
     PERRY_HUB_LOCAL_NATS_PORT: String(await freePort()),
+    PERRY_HUB_LOCAL_NATS_MONITOR_PORT: String(await freePort()),
     PERRY_HUB_LOCAL_DB_PORT: String(await freePort()),
     PERRY_HUB_LOG_LEVEL: 'warn',
     // No quotas: the benchmark submits more than a free license may in an hour.

@@ -43,6 +43,9 @@ describe('perry-hub start (all-in-one)', () => {
       running.push(first);
       await first.waitFor(/Perry Hub is up/, 90_000);
       expect(first.output()).toContain(`HTTP API  http://127.0.0.1:${ports.http}`);
+      expect(first.output()).toContain(`Monitor   http://127.0.0.1:${ports.natsMonitor}`);
+      const varz = (await (await fetch(`http://127.0.0.1:${ports.natsMonitor}/varz`)).json()) as { in_msgs: number };
+      expect(varz.in_msgs).toBeGreaterThan(0);
       const res = await fetch(`http://127.0.0.1:${ports.http}/api/v1/status`);
       expect(await res.text()).toBe(EMPTY_STATUS);
       const servers = recordedServerPids(dataDir);

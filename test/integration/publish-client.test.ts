@@ -179,6 +179,9 @@ describe('the intake message', () => {
         targets: ['ios'],
         queuedAt: expect.any(Number),
         via: 'http',
+        // What the scheduler needs to queue and dispatch it without reading its row back.
+        tarballRef: `tarballs/${jobId}`,
+        payload: { manifest: cliManifest(), credentialsSealed: expect.any(String) },
       });
     } finally {
       await own.stop();

@@ -54,11 +54,18 @@ export interface LocalPorts {
   http: number;
   ws: number;
   nats: number;
+  natsMonitor: number;
   db: number;
 }
 
 export async function freePorts(): Promise<LocalPorts> {
-  return { http: await getFreePort(), ws: await getFreePort(), nats: await getFreePort(), db: await getFreePort() };
+  return {
+    http: await getFreePort(),
+    ws: await getFreePort(),
+    nats: await getFreePort(),
+    natsMonitor: await getFreePort(),
+    db: await getFreePort(),
+  };
 }
 
 export function localEnv(dataDir: string, ports: LocalPorts): Record<string, string> {
@@ -67,6 +74,7 @@ export function localEnv(dataDir: string, ports: LocalPorts): Record<string, str
     PERRY_HUB_HTTP_PORT: String(ports.http),
     PERRY_HUB_WS_PORT: String(ports.ws),
     PERRY_HUB_LOCAL_NATS_PORT: String(ports.nats),
+    PERRY_HUB_LOCAL_NATS_MONITOR_PORT: String(ports.natsMonitor),
     PERRY_HUB_LOCAL_DB_PORT: String(ports.db),
     PERRY_HUB_LOG_LEVEL: 'warn',
   };

@@ -11,6 +11,13 @@ export const CliConfig = configSchema({
   localNatsPort: fromEnv('PERRY_HUB_LOCAL_NATS_PORT', Type.Integer({ minimum: 0, maximum: 65535, default: 4222 }), {
     description: 'Port of the nats-server the all-in-one starts when PERRY_HUB_NATS_URL is unset',
   }),
+  localNatsMonitorPort: fromEnv(
+    'PERRY_HUB_LOCAL_NATS_MONITOR_PORT',
+    Type.Integer({ minimum: 0, maximum: 65535, default: 8222 }),
+    {
+      description: "Loopback port of that nats-server's monitoring endpoints (/varz, /jsz, ...; 0 picks a free port)",
+    },
+  ),
   localDbPort: fromEnv('PERRY_HUB_LOCAL_DB_PORT', Type.Integer({ minimum: 0, maximum: 65535, default: 3306 }), {
     description: 'Port of the MariaDB the all-in-one starts when PERRY_DB_HOST is unset',
   }),

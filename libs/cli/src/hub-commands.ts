@@ -54,6 +54,7 @@ export async function runInfra(env: Env, out: Stream, err: Stream): Promise<numb
   const stack = await startLocalStack({
     dataDir: cli.dataDir,
     natsPort: cli.localNatsPort,
+    natsMonitorPort: cli.localNatsMonitorPort,
     dbPort: cli.localDbPort,
     startNats: true,
     startDb: true,
@@ -63,7 +64,10 @@ export async function runInfra(env: Env, out: Stream, err: Stream): Promise<numb
   out.write(
     `Local nats-server and MariaDB are up. Point services at them with:\n${Object.entries(stack.env)
       .map(([k, v]) => `  export ${k}=${v === '' ? "''" : v}`)
-      .join('\n')}\nPress Ctrl-C to stop.\n`,
+      .join('\n')}\n${stack.servers
+      .filter((s) => s.name === 'Monitor')
+      .map((s) => `nats-server monitoring (/varz, /jsz): ${s.url}\n`)
+      .join('')}Press Ctrl-C to stop.\n`,
   );
   await new Promise<void>((resolve) => onShutdownSignal(() => stack.stop().then(resolve), log));
   return 0;

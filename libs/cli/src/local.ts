@@ -23,6 +23,7 @@ export interface LocalStack {
 export interface LocalStackOptions {
   dataDir: string;
   natsPort: number;
+  natsMonitorPort: number;
   dbPort: number;
   startNats: boolean;
   startDb: boolean;
@@ -75,6 +76,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       const nats = await startNatsServer({
         dataDir: join(dataDir, 'nats'),
         port: options.natsPort,
+        monitorPort: options.natsMonitorPort,
         logFile: join(dataDir, 'nats.log'),
         users: natsUsers(options.subjectPrefix, keys),
         syncAlways: true,
@@ -83,6 +85,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       env['PERRY_HUB_NATS_URL'] = nats.url;
       env['PERRY_HUB_NATS_CREDENTIALS_DIR'] = credentialsDir;
       servers.push({ name: 'NATS', url: nats.url });
+      // nats-server's own monitoring (/varz, /jsz, ...), on loopback: counters an operator reads.
+      if (nats.monitorUrl) servers.push({ name: 'Monitor', url: nats.monitorUrl });
     }
     if (options.startDb) {
       options.log.info({ dataDir: join(dataDir, 'mariadb') }, 'starting local MariaDB');

@@ -205,6 +205,7 @@ export async function startHub(options: StartOptions): Promise<Hub> {
       local = await startLocalStack({
         dataDir: cli.dataDir,
         natsPort: cli.localNatsPort,
+        natsMonitorPort: cli.localNatsMonitorPort,
         dbPort: cli.localDbPort,
         startNats,
         startDb,

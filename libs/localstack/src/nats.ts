@@ -18,6 +18,7 @@ const PROBE_TIMEOUT_MS = 1_000;
 const RANDOM_PORT_ATTEMPTS = 5;
 /** 64 TiB: a ceiling for reservations only; the disk is not claimed. */
 const LOCAL_MAX_FILE_STORE_BYTES = 64 * 1024 ** 4;
+const MONITOR_HOST = '127.0.0.1';
 
 /**
  * nats-server appends "jetstream" to store_dir, so pointing store_dir at the data directory puts
@@ -29,6 +30,7 @@ function renderConfig(
   port: number,
   dataDir: string,
   serverName: string,
+  monitorPort: number | undefined,
   options: Pick<NatsServerOptions, 'maxPayloadBytes' | 'users' | 'syncAlways' | 'cluster'>,
 ): string {
   const cluster = options.cluster;
@@ -37,6 +39,8 @@ function renderConfig(
     `server_name: ${JSON.stringify(serverName)}`,
     `listen: ${JSON.stringify(`${host}:${port}`)}`,
     ...(options.maxPayloadBytes === undefined ? [] : [`max_payload: ${options.maxPayloadBytes}`]),
+    // Monitoring answers anyone who reaches it, without credentials: loopback only.
+    ...(monitorPort === undefined ? [] : [`http: ${JSON.stringify(`${MONITOR_HOST}:${monitorPort}`)}`]),
     'jetstream {',
     `  store_dir: ${JSON.stringify(dataDir)}`,
     ...(options.syncAlways ? ['  sync_interval: always'] : []),
@@ -75,6 +79,10 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const fixedPort = options.port !== undefined && options.port !== 0 ? options.port : undefined;
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await getFreePort(host));
+    const monitorPort =
+      options.monitorPort === undefined || options.monitorPort !== 0
+        ? options.monitorPort
+        : await getFreePort(MONITOR_HOST);
     // A fresh name per start lets the probe tell our server from another one on the same port;
     // a cluster node keeps its name, which JetStream's placement of replicas is bound to.
     const serverName = options.cluster?.serverName ?? `perry-hub-${randomBytes(6).toString('hex')}`;
@@ -86,7 +94,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       writeFileSync(accounts, options.users ? renderNatsAccounts(options.users) : '', { mode: 0o600 });
       chmodSync(accounts, 0o600);
     }
-    writeFileSync(confPath, template?.text ?? renderConfig(host, port, dataDir, serverName, options), { mode: 0o600 });
+    writeFileSync(confPath, template?.text ?? renderConfig(host, port, dataDir, serverName, monitorPort, options), {
+      mode: 0o600,
+    });
     chmodSync(confPath, 0o600);
     const child = await SupervisedProcess.start({
       name: 'nats-server',
@@ -106,7 +116,8 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       });
     } catch (err) {
       const portTaken = isLocalStackError(err, 'EXITED_EARLY') && looksLikePortInUse(err.message);
-      if (fixedPort === undefined && portTaken && attempt < RANDOM_PORT_ATTEMPTS) continue;
+      const randomPorts = fixedPort === undefined || options.monitorPort === 0;
+      if (randomPorts && portTaken && attempt < RANDOM_PORT_ATTEMPTS) continue;
       throw err;
     }
     return {
@@ -114,6 +125,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       url: `nats://${host}:${port}`,
       port,
       storeDir: join(dataDir, 'jetstream'),
+      ...(monitorPort === undefined ? {} : { monitorUrl: `http://${MONITOR_HOST}:${monitorPort}` }),
       exited: child.exited,
       stop: () => child.stop(),
     };

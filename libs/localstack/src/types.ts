@@ -18,6 +18,8 @@ export interface NatsServer extends ChildServer {
   readonly port: number;
   /** The JetStream store, `<dataDir>/jetstream`; reused as-is across restarts. */
   readonly storeDir: string;
+  /** `http://127.0.0.1:<port>` of the monitoring endpoints (`/varz`, `/jsz`, ...), when enabled. */
+  readonly monitorUrl?: string;
 }
 
 export interface NatsServerOptions {
@@ -29,6 +31,12 @@ export interface NatsServerOptions {
   /** Appended to; without it the output is discarded (a short tail is kept for error messages). */
   logFile?: string;
   maxPayloadBytes?: number;
+  /**
+   * Port of nats-server's HTTP monitoring endpoints (`/varz`, `/connz`, `/jsz`, ...), always
+   * bound to loopback whatever `host` is: they need no credentials and name every connection.
+   * Absent: no monitoring. 0: a free port.
+   */
+  monitorPort?: number;
   /**
    * Clients must authenticate as one of these users, all inside one account (`HUB_ACCOUNT`).
    * Absent: no authentication (a loopback-only server for localstack's own tests).

@@ -1,4 +1,5 @@
 import { connect } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalStackError, startNatsServer, type NatsServer } from '../src/index.js';
@@ -35,6 +36,29 @@ describe('startNatsServer', () => {
     } finally {
       await nc.close();
     }
+  });
+
+  it('serves its monitoring endpoints on loopback only, when asked, and counts messages there', async () => {
+    expect((await start('m0')).monitorUrl).toBeUndefined();
+    const server = await startNatsServer({
+      dataDir: join(temp.dir, 'm'),
+      host: '0.0.0.0',
+      monitorPort: 0,
+    });
+    started.push(server);
+    expect(server.monitorUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const varz = async () => (await (await fetch(`${server.monitorUrl}/varz`)).json()) as { in_msgs: number };
+    const before = (await varz()).in_msgs;
+    const nc = await connect({ servers: `nats://127.0.0.1:${server.port}` });
+    try {
+      for (let i = 0; i < 5; i++) nc.publish('x', 'y');
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    expect((await varz()).in_msgs - before).toBe(5);
+    const config = readFileSync(join(temp.dir, 'm', 'nats.conf'), 'utf8');
+    expect(config).toContain(`http: "127.0.0.1:${new URL(server.monitorUrl!).port}"`);
   });
 
   it('stops idempotently and leaves no process', async () => {

@@ -5,8 +5,11 @@
  *   library's put awaits each ack and copies each chunk twice: half the throughput). The meta
  *   record comes last, so an interrupted put (even kill -9) leaves no visible object, only
  *   orphaned chunks (`${chunkSubjectPrefix}<nuid>` that no object names), for the owner to sweep.
- * - `get` reads through a pull consumer (a slow reader slows the transfer instead of buffering
- *   it, unlike the library's push-based `get`) and checks the digest.
+ * - `get` reads a small object chunk by chunk with direct gets (one request each, no consumer,
+ *   no stream info), a larger one through a pull consumer (a slow reader slows the transfer
+ *   instead of buffering it, unlike the library's push-based `get`), and checks the digest.
+ * - Meta records are read with a direct get too: the library's `info` goes through the
+ *   JetStream API, which answers from the stream leader and emits an advisory per call.
  * - Transforms: base64 decoding and encoding (a partial group is carried across chunks), a gzip
  *   magic check and a byte limit.
  */
@@ -29,11 +32,22 @@ export interface PutOptions {
   metadata?: Record<string, string>;
   /** Chunk size in the stream (default 512 KiB); capped by the server's max payload. */
   chunkBytes?: number;
+  /**
+   * The name is new (it holds a fresh id): no earlier object's chunks to remove, so the put
+   * does not look for one. Were there one, its chunks would be left to the orphan sweep.
+   */
+  fresh?: boolean;
 }
 
 const DEFAULT_CHUNK_BYTES = 512 * 1024;
 const CHUNKS_IN_FLIGHT = 2;
 const GET_PREFETCH_CHUNKS = 8;
+/**
+ * Objects of at most this many chunks are read with one direct get per chunk: a consumer costs a
+ * stream info, a consumer creation (and its advisory) and its deletion before the first byte,
+ * more than a few chunks' round trips; past it, the consumer's prefetch wins.
+ */
+const DIRECT_GET_MAX_CHUNKS = 4;
 
 /** The Object Store's encoding of names and digests: base64url with padding. */
 const base64urlPadded = (data: Buffer) => data.toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
@@ -114,7 +128,7 @@ export class BlobStore {
     const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxPayload);
     try {
       const written = await writeChunks(jetstream(this.nc), `${this.chunkSubjectPrefix}${id}`, chunkBytes, body);
-      const previous = await this.store.info(name);
+      const previous = options.fresh ? null : await this.rawInfo(name);
       const meta = {
         ...{ name, description: '', options: { max_chunk_size: chunkBytes } },
         ...(options.metadata ? { metadata: options.metadata } : {}),
@@ -122,10 +136,9 @@ export class BlobStore {
       };
       const rollup = headers();
       rollup.set('Nats-Rollup', 'sub');
-      const subject = `$O.${this.bucket}.M.${base64urlPadded(Buffer.from(name))}`;
-      await jetstream(this.nc).publish(subject, JSON.stringify(meta), { headers: rollup });
+      const ack = await jetstream(this.nc).publish(this.metaSubject(name), JSON.stringify(meta), { headers: rollup });
       if (previous && previous.nuid !== id) await this.purge(`${this.chunkSubjectPrefix}${previous.nuid}`);
-      return (await this.store.info(name))!;
+      return { ...meta, revision: ack.seq } as ObjectInfo;
     } catch (err) {
       body.destroy();
       await this.purge(`${this.chunkSubjectPrefix}${id}`);
@@ -145,21 +158,13 @@ export class BlobStore {
 
   private async *chunks(info: ObjectInfo): AsyncGenerator<Uint8Array> {
     if (info.size === 0) return;
-    const consumer = await jetstream(this.nc).consumers.get(this.streamName, {
-      filter_subjects: `${this.chunkSubjectPrefix}${info.nuid}`,
-    });
-    const messages = await consumer.consume({ max_messages: GET_PREFETCH_CHUNKS });
+    const source = info.chunks <= DIRECT_GET_MAX_CHUNKS ? this.directChunks(info) : this.consumedChunks(info);
     const hash = createHash('sha256');
     let received = 0;
-    try {
-      for await (const m of messages) {
-        hash.update(m.data);
-        received += m.data.length;
-        yield m.data;
-        if (m.info.pending === 0) break;
-      }
-    } finally {
-      await messages.close();
+    for await (const data of source) {
+      hash.update(data);
+      received += data.length;
+      yield data;
     }
     const digest = `SHA-256=${base64urlPadded(hash.digest())}`;
     if (received !== info.size || digest.replace(/=+$/, '') !== info.digest.replace(/=+$/, '')) {
@@ -167,8 +172,46 @@ export class BlobStore {
     }
   }
 
+  /** Each chunk by a direct get of the next message on the object's chunk subject. */
+  private async *directChunks(info: ObjectInfo): AsyncGenerator<Uint8Array> {
+    const subject = `${this.chunkSubjectPrefix}${info.nuid}`;
+    let seq = 1;
+    for (let i = 0; i < info.chunks; i++) {
+      const m = await this.jsm.direct.getMessage(this.streamName, { seq, next_by_subj: subject });
+      if (!m) break; // missing chunks: the digest check names the object corrupt
+      seq = m.seq + 1;
+      yield m.data;
+    }
+  }
+
+  private async *consumedChunks(info: ObjectInfo): AsyncGenerator<Uint8Array> {
+    const consumer = await jetstream(this.nc).consumers.get(this.streamName, {
+      filter_subjects: `${this.chunkSubjectPrefix}${info.nuid}`,
+    });
+    const messages = await consumer.consume({ max_messages: GET_PREFETCH_CHUNKS });
+    try {
+      for await (const m of messages) {
+        yield m.data;
+        if (m.info.pending === 0) break;
+      }
+    } finally {
+      await messages.close();
+    }
+  }
+
+  private metaSubject(name: string): string {
+    return `$O.${this.bucket}.M.${base64urlPadded(Buffer.from(name))}`;
+  }
+
+  /** The object's latest meta record, deleted or not (a direct get: any replica answers). */
+  private async rawInfo(name: string): Promise<ObjectInfo | null> {
+    const m = await this.jsm.direct.getMessage(this.streamName, { last_by_subj: this.metaSubject(name) });
+    if (!m) return null;
+    return { ...(m.json<ObjectInfo>() as object), revision: m.seq } as ObjectInfo;
+  }
+
   async info(name: string): Promise<ObjectInfo | null> {
-    const info = await this.store.info(name);
+    const info = await this.rawInfo(name);
     return info && !info.deleted ? info : null;
   }
 

@@ -53,6 +53,7 @@ async function startStack(): Promise<TestStack> {
       logFile: join(dir, 'nats.log'),
       shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
       users: testNatsUsers(),
+      monitorPort: 0,
     }),
     startMariaDb({
       dataDir: join(dir, 'mariadb'),
@@ -112,6 +113,7 @@ export async function startIsolatedNats(isolated: IsolatedNatsOptions = {}): Pro
     const server = await startNatsServer({
       shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
       users: testNatsUsers(),
+      monitorPort: 0,
       ...options,
       ...(port === undefined ? {} : { port }),
       dataDir,

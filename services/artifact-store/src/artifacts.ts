@@ -125,13 +125,15 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name, job_id FROM artifacts WHERE token = ?', [
         token,
       ]);
-      await deps.db.query("UPDATE artifacts SET state = 'done' WHERE token = ?", [token]);
       const row = rows[0];
       if (!row) return {};
-      // The result reached its owner: a same submission builds anew from now on.
-      await deps.db.query("UPDATE builds SET result_delivery = 'delivered', submission_key = NULL WHERE id = ?", [
-        row['job_id'],
-      ]);
+      // Spent, and the result reached its owner: a same submission builds anew from now on.
+      await deps.db.query(
+        `UPDATE artifacts a LEFT JOIN builds b ON b.id = a.job_id
+            SET a.state = 'done', b.result_delivery = 'delivered', b.submission_key = NULL
+          WHERE a.token = ?`,
+        [token],
+      );
       // Spent: the bytes can go now rather than at expiry.
       await deps.blobs.delete(String(row['object_name'])).catch(() => false);
       return {};
@@ -167,7 +169,7 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       for (const name of [tarballName(jobId), ...rows.map((r) => String(r['object_name']))]) {
         if (await deps.blobs.delete(name).catch(() => false)) deleted += 1;
       }
-      await deps.db.query('DELETE FROM artifacts WHERE job_id = ? AND held = TRUE', [jobId]);
+      if (rows.length > 0) await deps.db.query('DELETE FROM artifacts WHERE job_id = ? AND held = TRUE', [jobId]);
       return { deleted };
     }),
   ];

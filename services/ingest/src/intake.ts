@@ -240,6 +240,7 @@ export class Submission {
       tooLarge,
       through,
       metadata: { job: this.jobId },
+      fresh: true,
     });
     this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
@@ -335,13 +336,13 @@ export class Submission {
       },
       'build submitted',
     );
-    const answer = await this.answer(this.jobId);
+    const answer = await this.answer(this.jobId, { tier: job.tier, targets: [...job.manifest.targets], queuedAt });
     this.deps.log.info({ jobId: this.jobId, position: answer.position }, 'build queued');
     return answer;
   }
 
-  private async answer(jobId: string): Promise<BuildAccepted> {
-    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId) };
+  private async answer(jobId: string, recorded?: Parameters<typeof queuePosition>[2]): Promise<BuildAccepted> {
+    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId, recorded) };
   }
 
   /** Undo what a failed submission did: its tarball and its reservation. Best effort, idempotent. */

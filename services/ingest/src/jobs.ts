@@ -29,6 +29,9 @@ export interface NewJob {
   via: JobIntake['via'];
 }
 
+/** A larger manifest stays out of the intake message (far below NATS's max payload). */
+const INTAKE_PAYLOAD_MAX_BYTES = 32 * 1024;
+
 export interface JobDeps {
   nc: NatsConnection;
   subjects: Subjects;
@@ -77,6 +80,10 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     targets: [...job.manifest.targets],
     queuedAt,
     via: job.via,
+    tarballRef: job.tarballRef,
+    ...(job.manifestText.length + job.sealedCredentials.length <= INTAKE_PAYLOAD_MAX_BYTES
+      ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }
+      : {}),
   };
   try {
     await jetstream(deps.nc).publish(deps.subjects.intake(job.jobId), JSON.stringify(intake), { msgID: job.jobId });
@@ -90,9 +97,16 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
  * it. The original answered at least 1, even for a job dispatched at once; so does a hub whose
  * scheduler did not answer in time (the CLI hears the real place in its first queue_update).
  */
-export async function queuePosition(deps: JobDeps, jobId: string): Promise<number> {
+export async function queuePosition(
+  deps: JobDeps,
+  jobId: string,
+  recorded?: { tier: Tier; targets: string[]; queuedAt: number },
+): Promise<number> {
   try {
-    const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId });
+    const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, {
+      jobId,
+      ...(recorded ? { recorded } : {}),
+    });
     return Math.max(1, position);
   } catch (err) {
     deps.log.warn({ err: (err as Error).message, jobId }, 'queue position unknown: the scheduler did not answer');

@@ -39,25 +39,23 @@ export async function publishesIn(conn: PoolConnection | Pool, licenseKey: strin
 
 async function checkQuotas(conn: PoolConnection, license: LicenseRow, now: number, options: AuthorizeOptions) {
   const limits = TIER_LIMITS[license.tier];
-  // Pro with an account may exceed the quota: the overage is billed.
-  if (!(license.tier === 'pro' && license.accountId)) {
-    const period = periodOf(now);
-    const { publishes } = await publishesIn(conn, license.licenseKey, period);
-    const inFlight = await count(
-      conn,
-      `SELECT COUNT(*) AS n FROM submissions s WHERE s.license_key = ? AND s.state = 'pending'
-         AND (s.submitted_at > ? OR EXISTS (SELECT 1 FROM builds b WHERE b.id = s.job_id))`,
-      [license.licenseKey, now - options.inFlightGraceMs],
-    );
-    if (publishes + inFlight >= limits.monthlyPublishes) {
-      throw publishLimitReached(publishes + inFlight, limits.monthlyPublishes, period);
-    }
-  }
-  const lastHour = await count(
-    conn,
-    "SELECT COUNT(*) AS n FROM submissions WHERE license_key = ? AND state <> 'released' AND submitted_at > ?",
-    [license.licenseKey, now - HOUR_MS],
+  const period = periodOf(now);
+  // One statement for the three counts (the license row is locked: they cannot move meanwhile).
+  const [rows] = await conn.query<RowDataPacket[]>(
+    `SELECT
+       (SELECT publishes FROM usage_counters WHERE license_key = ? AND period = ?) AS publishes,
+       (SELECT COUNT(*) FROM submissions s WHERE s.license_key = ? AND s.state = 'pending'
+          AND (s.submitted_at > ? OR EXISTS (SELECT 1 FROM builds b WHERE b.id = s.job_id))) AS in_flight,
+       (SELECT COUNT(*) FROM submissions WHERE license_key = ? AND state <> 'released' AND submitted_at > ?) AS last_hour`,
+    [license.licenseKey, period, license.licenseKey, now - options.inFlightGraceMs, license.licenseKey, now - HOUR_MS],
   );
+  const publishes = Number(rows[0]?.['publishes'] ?? 0);
+  const inFlight = Number(rows[0]?.['in_flight'] ?? 0);
+  const lastHour = Number(rows[0]?.['last_hour'] ?? 0);
+  // Pro with an account may exceed the quota: the overage is billed.
+  if (!(license.tier === 'pro' && license.accountId) && publishes + inFlight >= limits.monthlyPublishes) {
+    throw publishLimitReached(publishes + inFlight, limits.monthlyPublishes, period);
+  }
   if (lastHour >= limits.hourlySubmissions) throw rateLimited(limits.hourlySubmissions);
 }
 

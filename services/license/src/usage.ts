@@ -26,11 +26,26 @@ export interface Counted {
 export async function recordCompletion(db: Pool, done: JobDone): Promise<Counted> {
   const period = periodOf(done.finishedAt);
   return inTransaction(db, async (conn) => {
-    const [lic] = await conn.query<RowDataPacket[]>(
-      `SELECT l.tier, a.polar_customer_id FROM licenses l LEFT JOIN accounts a ON a.id = l.account_id
+    // Everything the decision reads, locked, in one statement: the license (first, as every
+    // transaction on a license locks it), its account, this job's pending reservation, its counter.
+    const [rows] = await conn.query<RowDataPacket[]>(
+      `SELECT l.tier, a.polar_customer_id, s.job_id AS pending_job, s.bound_project, u.publishes
+         FROM licenses l
+         LEFT JOIN accounts a ON a.id = l.account_id
+         LEFT JOIN submissions s ON s.job_id = ? AND s.state = 'pending'
+         LEFT JOIN usage_counters u ON u.license_key = l.licenseKey AND u.period = ?
         WHERE l.licenseKey = ? FOR UPDATE`,
-      [done.licenseKey],
+      [done.jobId, period, done.licenseKey],
     );
+    let lic = rows[0];
+    if (!lic) {
+      // No license row (it cannot be counted against): still settle the reservation.
+      const [sub] = await conn.query<RowDataPacket[]>(
+        "SELECT job_id AS pending_job, bound_project FROM submissions WHERE job_id = ? AND state = 'pending' FOR UPDATE",
+        [done.jobId],
+      );
+      lic = sub[0];
+    }
     let counted = false;
     if (done.outcome === 'succeeded') {
       const [inserted] = await conn.query<ResultSetHeader>(
@@ -46,31 +61,23 @@ export async function recordCompletion(db: Pool, done: JobDone): Promise<Counted
         );
       }
     }
-    const [sub] = await conn.query<RowDataPacket[]>(
-      "SELECT bound_project FROM submissions WHERE job_id = ? AND state = 'pending' FOR UPDATE",
-      [done.jobId],
-    );
-    if (sub[0]) {
+    if (lic?.['pending_job']) {
       await conn.query("UPDATE submissions SET state = 'done', outcome = ? WHERE job_id = ?", [
         done.outcome,
         done.jobId,
       ]);
       // A binding made by a build that did not succeed is not kept (unless something else holds it).
-      if (sub[0]['bound_project'] && done.outcome !== 'succeeded') {
+      if (lic['bound_project'] && done.outcome !== 'succeeded') {
         await unbindIfOnlyHolder(conn, done.jobId, done.licenseKey);
       }
     }
-    const [usage] = await conn.query<RowDataPacket[]>(
-      'SELECT publishes FROM usage_counters WHERE license_key = ? AND period = ?',
-      [done.licenseKey, period],
-    );
     return {
       counted,
       licenseKey: done.licenseKey,
       period,
-      publishes: Number(usage[0]?.['publishes'] ?? 0),
-      tier: tierOf(lic[0]?.['tier'] ?? done.tier),
-      polarCustomerId: lic[0]?.['polar_customer_id'] ? String(lic[0]['polar_customer_id']) : null,
+      publishes: Number(lic?.['publishes'] ?? 0) + (counted ? 1 : 0),
+      tier: tierOf(lic?.['tier'] ?? done.tier),
+      polarCustomerId: lic?.['polar_customer_id'] ? String(lic['polar_customer_id']) : null,
     };
   });
 }

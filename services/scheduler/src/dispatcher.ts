@@ -29,6 +29,8 @@ import type { JobRow, JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
 const encoder = new TextEncoder();
+/** Queued jobs beyond this many do not keep their job_assign payload in memory (it is read at dispatch). */
+const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 const decoder = new TextDecoder();
 const PREWARM = new Set(['windows', 'ios', 'macos']);
 
@@ -259,9 +261,14 @@ export class Dispatcher {
     }
     const attempt = job.attempt + 1;
     // A cancel may have arrived while the assignment was being written: keep it.
-    const current: RunningJob = { ...(ctx.running.get(job.jobId) ?? job), attempt, pending: false };
+    const current: RunningJob = {
+      ...(ctx.running.get(job.jobId) ?? job),
+      attempt,
+      pending: false,
+      tokenHash: hash,
+    };
     ctx.running.set(job.jobId, current);
-    const payload = await ctx.store.payload(job.jobId);
+    const payload = job.payload ?? (await ctx.store.payload(job.jobId));
     const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
     manifest['targets'] = [...job.targets];
     const base = ctx.config.publicUrl.replace(/\/+$/, '');
@@ -378,7 +385,32 @@ export class Dispatcher {
     try {
       const intake: unknown = JSON.parse(decoder.decode(m.data));
       if (!isValid(JobIntake, intake)) return m.term();
-      if (!this.ctx.queued.has(intake.jobId) && !this.ctx.running.has(intake.jobId)) {
+      if (this.ctx.queued.has(intake.jobId) || this.ctx.running.has(intake.jobId)) return m.ack();
+      if (intake.tarballRef !== undefined) {
+        // The message carries what the queue needs, as recorded: no read of the row. A stale one
+        // (the job moved on meanwhile) fails the assignment's compare-and-set, which re-reads.
+        enqueue(this.ctx, {
+          jobId: intake.jobId,
+          licenseKey: intake.licenseKey,
+          tier: intake.tier,
+          targets: intake.targets,
+          stage: 'build',
+          attempt: 0,
+          retries: 0,
+          queuedAt: intake.queuedAt,
+          startedAt: null,
+          tarballRef: intake.tarballRef,
+          // Kept for a short queue only: a deep one would hold every manifest in memory.
+          ...(intake.payload && this.ctx.queued.size < PAYLOAD_MEMORY_MAX_JOBS
+            ? {
+                payload: {
+                  manifest: intake.payload.manifest,
+                  credentials: Buffer.from(intake.payload.credentialsSealed, 'base64'),
+                },
+              }
+            : {}),
+        });
+      } else {
         const row = await this.#deps.store.get(intake.jobId);
         if (!row) return m.nak(1_000); // the record is written first; give it a moment
         // A duplicate delivery may have enqueued (or even dispatched) it meanwhile.

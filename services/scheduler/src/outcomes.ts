@@ -120,7 +120,7 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
   if (!ok) return false;
   ctx.running.delete(job.jobId);
   await ctx.events.append(job.jobId, wire.stage(job.jobId, 'signing', SIGNING_MESSAGE));
-  enqueue(ctx, { ...job, stage: 'sign', targets });
+  enqueue(ctx, { ...job, stage: 'sign', targets, tarballRef });
   ctx.log.info({ jobId: job.jobId, targets, position: ctx.queue.position(job.jobId) }, 'build queued for signing');
   return true;
 }

@@ -27,6 +27,7 @@ import { SchedulerConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
 import { cancelJob, onWorkerEvent } from './handlers.js';
 import { leaderPosition, recordPosition } from './positions.js';
+import { sortKey, type Context } from './state.js';
 import { JobStore } from './store.js';
 import { queueSummary } from './waiting.js';
 
@@ -42,6 +43,17 @@ function sameToken(token: string, hash: string | null): boolean {
   const given = createHash('sha256').update(token).digest();
   const stored = Buffer.from(hash, 'hex');
   return stored.length === given.length && timingSafeEqual(given, stored);
+}
+
+/**
+ * What authorize-transfer needs of a running job, from the leader's memory: it recorded the
+ * assignment (and its token's hash) itself, and every later change of the row goes through it.
+ * Undefined (read the row) while the assignment is being written or when something is unknown.
+ */
+function runningTransfer(ctx: Context | undefined, jobId: string) {
+  const job = ctx?.running.get(jobId);
+  if (!job || job.pending || job.tokenHash === undefined || !job.tarballRef) return undefined;
+  return { hash: job.tokenHash, attempt: job.attempt, status: 'running', stage: job.stage, tarballRef: job.tarballRef };
 }
 
 export const scheduler = defineService({
@@ -104,16 +116,25 @@ export const scheduler = defineService({
 
     deps.serve([
       handle(queueStatsEndpoint, async () => ({ queueLength: leader()?.queued.size ?? (await countQueued(db)) })),
-      handle(queuePositionEndpoint, async ({ jobId }) => {
+      handle(queuePositionEndpoint, async ({ jobId, recorded }) => {
         const ctx = leader();
         if (!ctx) return { position: await recordPosition(db, config.agingStepMs, jobId) };
         const queued = ctx.queue.position(jobId);
         if (queued > 0 || ctx.running.has(jobId)) return { position: queued };
+        // Just recorded and not taken from the intake yet: ranked where it will go.
+        if (recorded)
+          return {
+            position: ctx.queue.ahead(recorded.targets, sortKey(ctx, { ...recorded, stage: 'build' }), jobId) + 1,
+          };
         const row = await store.get(jobId);
         if (!row) throw new HubError('JOB_NOT_FOUND', 'Job not found');
         return { position: leaderPosition(ctx, row) };
       }),
       handle(jobStatusEndpoint, async ({ jobId }): Promise<JobStatusReply> => {
+        // The leader knows the jobs that are not finished; only a finished one is read.
+        const known = leader();
+        if (known?.queued.has(jobId)) return { found: true, status: 'queued', position: known.queue.position(jobId) };
+        if (known?.running.has(jobId)) return { found: true, status: 'running', position: 0 };
         const row = await store.get(jobId);
         if (!row) return { found: false, status: null, position: 0 };
         const ctx = leader();
@@ -127,7 +148,7 @@ export const scheduler = defineService({
         return { found: true, status: row.status, position, delivery: row.resultDelivery ?? 'pending' };
       }),
       handle(authorizeTransferEndpoint, async ({ jobId, token }) => {
-        const row = await store.tokenHash(jobId);
+        const row = runningTransfer(leader(), jobId) ?? (await store.tokenHash(jobId));
         if (!row) throw new HubError('FORBIDDEN', 'Invalid job token');
         // A job back in the queue (or finished) leaves its last worker holding a stale token: not a
         // guess, so not counted against the worker's address as a failed authentication.

@@ -17,6 +17,10 @@ export interface QueuedInfo {
   readonly retries: number;
   readonly queuedAt: number;
   readonly startedAt: number | null;
+  /** What job_assign is composed of, when the intake carried it (`builds.manifest`, `credentials_enc`). */
+  readonly payload?: { readonly manifest: string; readonly credentials: Buffer | null };
+  /** The stage's input (`builds.tarball_ref`), when known: transfers are authorized from memory. */
+  readonly tarballRef?: string | null;
   /**
    * Released by a crash: the worker that held it probably still builds the old attempt and will
    * reconnect under the same name, where that build's messages would pass for the new attempt's.
@@ -36,6 +40,8 @@ export interface RunningJob extends QueuedInfo {
   pending: boolean;
   /** The message of the worker's last `error` this attempt: the reason a failed build is recorded with. */
   lastError?: string;
+  /** SHA-256 of this attempt's job token, once the assignment is recorded (`builds.job_token_hash`). */
+  tokenHash?: string;
 }
 
 export interface KnownWorker {
@@ -152,5 +158,6 @@ export function queuedInfo(row: JobRow): QueuedInfo {
     retries: row.retries,
     queuedAt: row.queuedAt,
     startedAt: row.startedAt,
+    tarballRef: row.tarballRef,
   };
 }

@@ -36,6 +36,11 @@ export class EventPublisher {
 
   start(): void {
     this.#sub = this.#nc.subscribe(`${this.#prefix}.*`, { callback: (_err, msg) => this.#onAck(msg) });
+  }
+
+  /** The timeout sweep runs only while an ack is awaited: nothing ticks while nothing is sent. */
+  #arm(): void {
+    if (this.#timer) return;
     this.#timer = setInterval(() => this.#expire(), Math.min(250, this.#timeoutMs));
     this.#timer.unref();
   }
@@ -47,6 +52,7 @@ export class EventPublisher {
     h.set('Nats-Msg-Id', msgId);
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, deadline: Date.now() + this.#timeoutMs });
+      this.#arm();
       try {
         this.#nc.publish(subject, data, { reply: `${this.#prefix}.${seq}`, headers: h });
       } catch (err) {
@@ -86,6 +92,10 @@ export class EventPublisher {
       if (pending.deadline > now) break; // deadlines grow in insertion order
       this.#pending.delete(seq);
       pending.reject(new Error('JetStream publish timed out'));
+    }
+    if (this.#pending.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
     }
   }
 

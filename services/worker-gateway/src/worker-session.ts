@@ -19,6 +19,8 @@ import { UPDATE_PERRY, parseFrame, stringField } from './wire.js';
 const EVENT_TYPES = new Set(['stage', 'progress', 'log', 'published', 'queue_update']);
 /** Outcomes the scheduler decides about (and appends what the CLI should see itself). */
 const OUTCOME_TYPES = new Set(['complete', 'error', 'build_complete']);
+/** How long a freed slot may wait to be written to presence with what follows it. */
+const PRESENCE_SETTLE_MS = 500;
 
 export interface AssignedJob {
   attempt: number;
@@ -44,6 +46,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   #presenceChain: Promise<void> = Promise.resolve();
   #presenceQueued = false;
   #presenceAt = 0;
+  #presenceTimer: NodeJS.Timeout | undefined;
   #eventSeq = 0;
   #closed = false;
 
@@ -125,8 +128,21 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     };
   }
 
+  /**
+   * A slot freed by a finished build is told within PRESENCE_SETTLE_MS, in one write with what
+   * follows it (on a busy worker, its next assignment): every write reaches each watcher of the
+   * bucket, and nobody needs a freed slot sooner (the scheduler counts slots itself).
+   */
+  #writePresenceSoon(): void {
+    if (this.#presenceTimer !== undefined || this.#closed) return;
+    this.#presenceTimer = setTimeout(() => void this.writePresence(), PRESENCE_SETTLE_MS);
+    this.#presenceTimer.unref();
+  }
+
   /** Coalesced and ordered: at most one write waits behind the running one, and a delete ends it. */
   writePresence(): Promise<void> {
+    clearTimeout(this.#presenceTimer);
+    this.#presenceTimer = undefined;
     if (this.#closed) return this.#presenceChain;
     if (this.#presenceQueued) return this.#presenceChain;
     this.#presenceQueued = true;
@@ -207,7 +223,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     }
     if (type === 'complete') {
       job.finished = true;
-      void this.writePresence();
+      this.#writePresenceSoon();
     }
     const attempt = job.attempt;
     this.#outbox.push({
@@ -262,6 +278,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#presenceTimer);
     this.#commands?.unsubscribe();
     this.#ctx.workers.delete(this.workerId);
     const { presence, nc, subjects, gatewayId, log } = this.#ctx;

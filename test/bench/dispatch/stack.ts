@@ -65,6 +65,8 @@ export async function startInfra(dir: string, options: InfraOptions = {}): Promi
     dataDir: join(dir, 'nats'),
     logFile: join(dir, 'nats.log'),
     users: [...natsUsers(DEFAULT_SUBJECT_PREFIX, keys), { nkey: bench }],
+    // /varz counts the messages and bytes of a run (see test/support/build-cost.ts).
+    monitorPort: 0,
     ...(options.syncAlways ? { syncAlways: true } : {}),
   });
   const seed = new TextEncoder().encode(
@@ -110,7 +112,13 @@ export async function hubPorts(): Promise<HubPorts> {
 }
 
 /** `perry-hub start` (all six services in one process) against the benchmark's servers. */
-export async function startHub(infra: Infra, dir: string, ports: HubPorts, credentialsKey: string): Promise<Hub> {
+export async function startHub(
+  infra: Infra,
+  dir: string,
+  ports: HubPorts,
+  credentialsKey: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Hub> {
   const url = `http://127.0.0.1:${ports.http}`;
   mkdirSync(dir, { recursive: true });
   const env: Record<string, string> = {
@@ -144,6 +152,7 @@ export async function startHub(infra: Infra, dir: string, ports: HubPorts, crede
     PERRY_HUB_WORKER_BURST_MESSAGES: '100000',
     PERRY_HUB_WORKER_BYTES_PER_SEC: String(64 * 1024 * 1024),
     PERRY_HUB_WORKER_BURST_BYTES: String(256 * 1024 * 1024),
+    ...extraEnv,
   };
   // BENCH_HUB_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the hub.
   const nodeArgs = (process.env['BENCH_HUB_NODE_OPTIONS'] ?? '').split(' ').filter(Boolean);

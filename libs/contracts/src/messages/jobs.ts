@@ -35,12 +35,49 @@ export const JobIntake = Type.Object(
     targets: Type.Array(Type.String(), { minItems: 1 }),
     queuedAt: Type.Integer({ description: 'Epoch ms' }),
     via: Type.Enum(['http', 'nats']),
+    tarballRef: Type.Optional(
+      Type.String({
+        description:
+          'Object name of the tarball, as recorded: with it the scheduler queues the job from this message without reading its row',
+      }),
+    ),
+    payload: Type.Optional(
+      Type.Object(
+        {
+          manifest: Type.String({ description: 'The manifest as recorded (builds.manifest)' }),
+          credentialsSealed: Type.String({ description: 'The sealed credentials as recorded, base64' }),
+        },
+        {
+          additionalProperties: false,
+          description: 'What job_assign is composed of, for a small manifest: dispatch need not read it back',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
 export type JobIntake = Static<typeof JobIntake>;
 
-export const QueuePositionRequest = Type.Object({ jobId: Type.String() }, { additionalProperties: false });
+export const QueuePositionRequest = Type.Object(
+  {
+    jobId: Type.String(),
+    /**
+     * What the ingest just recorded for a new job: a leader that has not taken the job from the
+     * intake yet ranks it from these instead of reading its row.
+     */
+    recorded: Type.Optional(
+      Type.Object(
+        {
+          tier: Type.Enum(TIERS),
+          targets: Type.Array(Type.String(), { minItems: 1 }),
+          queuedAt: Type.Integer({ description: 'Epoch ms' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
 export const QueuePosition = Type.Object(
   { position: Type.Integer({ minimum: 0, description: '1-based place in the queue; 0 once running' }) },
   { additionalProperties: false },

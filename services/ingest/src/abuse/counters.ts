@@ -5,6 +5,10 @@
  * (`<scope>.<digest of the subject>.<window number>`), so a new window starts from zero without
  * a reset, and old windows expire with the bucket's TTL. Subjects (addresses, license keys) are
  * stored only as digests.
+ *
+ * Failed authentications are asked about on every authenticated request (a build, each worker
+ * transfer) and almost never recorded: those counters are watched into memory once, so asking
+ * costs no round trip.
  */
 import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -24,11 +28,49 @@ function isConflict(err: unknown): boolean {
   return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(String(e?.message ?? ''));
 }
 
+/** The scope whose counters are watched into memory (see `peek`). */
+const WATCHED_SCOPE = 'authfail';
+/** Watched keys kept before the windows that ended are dropped. */
+const WATCHED_MAX_KEYS = 10_000;
+
 export class WindowCounters {
+  /** Counts of the watched scope by key, while the watch runs. */
+  private watched: Map<string, number> | undefined;
+
+  /** The count and revision of this instance's last write per key (a compare-and-set needs both). */
+  private readonly written = new Map<string, { count: number; revision: number }>();
+
   private constructor(private readonly kv: KV) {}
 
+  private remember(key: string, count: number, revision: number): void {
+    // Keys name their window: once many are known, the old windows' are of no use.
+    if (this.written.size >= WATCHED_MAX_KEYS) this.written.clear();
+    this.written.set(key, { count, revision });
+  }
+
   static async open(nc: NatsConnection, bucket: string): Promise<WindowCounters> {
-    return new WindowCounters(await new Kvm(nc).open(bucket));
+    const counters = new WindowCounters(await new Kvm(nc).open(bucket));
+    await counters.watch();
+    return counters;
+  }
+
+  /**
+   * Follows the watched scope's counters. The replay of the current ones takes milliseconds at
+   * start, during which a count may read low: a limit, not a ledger. Without the watch (it ended
+   * with its connection), `peek` asks the bucket.
+   */
+  private async watch(): Promise<void> {
+    const seen = new Map<string, number>();
+    const watcher = await this.kv.watch({ key: `${WATCHED_SCOPE}.>` });
+    this.watched = seen;
+    void (async () => {
+      for await (const e of watcher) {
+        if (e.operation === 'PUT') seen.set(e.key, Number(e.string()) || 0);
+        else seen.delete(e.key);
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => (this.watched = undefined));
   }
 
   private where(scope: string, subject: string, windowMs: number, now: number) {
@@ -41,12 +83,26 @@ export class WindowCounters {
   /** Count one attempt of `subject` in `scope`'s current window. */
   async hit(scope: string, subject: string, windowMs: number, now = Date.now()): Promise<WindowCount> {
     const { key, retryAfterSecs } = this.where(scope, subject, windowMs, now);
+    // This instance's own last write of the key is usually still the latest: try it first.
+    const last = this.written.get(key);
+    if (last) {
+      try {
+        const revision = await this.kv.update(key, String(last.count + 1), last.revision);
+        this.remember(key, last.count + 1, revision);
+        return { count: last.count + 1, retryAfterSecs };
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        this.written.delete(key);
+      }
+    }
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(key);
       const current = entry && entry.operation === 'PUT' ? Number(entry.string()) || 0 : 0;
       try {
-        if (entry) await this.kv.update(key, String(current + 1), entry.revision);
-        else await this.kv.create(key, String(current + 1));
+        const revision = entry
+          ? await this.kv.update(key, String(current + 1), entry.revision)
+          : await this.kv.create(key, String(current + 1));
+        this.remember(key, current + 1, revision);
         return { count: current + 1, retryAfterSecs };
       } catch (err) {
         if (!isConflict(err)) throw err;
@@ -58,6 +114,14 @@ export class WindowCounters {
   /** The current window's count without adding to it. */
   async peek(scope: string, subject: string, windowMs: number, now = Date.now()): Promise<WindowCount> {
     const { key, retryAfterSecs } = this.where(scope, subject, windowMs, now);
+    const watched = scope === WATCHED_SCOPE ? this.watched : undefined;
+    if (watched) {
+      if (watched.size > WATCHED_MAX_KEYS) {
+        const current = key.slice(key.lastIndexOf('.'));
+        for (const k of watched.keys()) if (!k.endsWith(current)) watched.delete(k);
+      }
+      return { count: watched.get(key) ?? 0, retryAfterSecs };
+    }
     const entry = await this.kv.get(key);
     return { count: entry && entry.operation === 'PUT' ? Number(entry.string()) || 0 : 0, retryAfterSecs };
   }

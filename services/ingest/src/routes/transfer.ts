@@ -161,6 +161,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           maxBytes: deps.maxArtifactBytes,
           through: raw ? [] : [base64Decoder()],
           ...(signal ? { signal } : {}),
+          fresh: true,
         });
         const sha256 = hex(info.digest);
         if (info.size === 0 || (claimed !== '' && claimed !== sha256)) {

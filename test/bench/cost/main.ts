@@ -1,0 +1,155 @@
+/**
+ * `npm run bench -- cost`. Starts its own nats-server (with monitoring on loopback) and MariaDB,
+ * runs the hub as a child process (`perry-hub start`, quotas on as in production) and measures,
+ * with test/support/build-cost.ts:
+ *
+ *   1. per build, through the realistic flow (a simulated Rust worker downloads the tarball and
+ *      uploads an artifact, a client that does what `perry publish` does follows the job over the
+ *      WebSocket and downloads the artifact): NATS messages delivered (`/varz` out_msgs) and
+ *      published (in_msgs) with their bytes, MySQL statements (`Questions`), and CPU seconds of
+ *      the hub, nats-server and MariaDB (from /proc), given per 1,000 builds;
+ *   2. the idle hub: CPU of the hub and nats-server over a window with no clients at all.
+ *
+ * The counts do not depend on the machine's load; the CPU figures do somewhat. The baselines are
+ * the original single-process hub's figures measured side by side on this machine class (it
+ * cannot run here: it is not part of this repository). Prints figures; exits 0 whatever they are.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSealKey } from '@perry-hub/runtime';
+import { cpuSecs, measureBuildCost, readVarz } from '../../support/build-cost.js';
+import {
+  hubPorts,
+  registerLicense,
+  startHub,
+  startInfra,
+  WORKER_SECRET,
+  type Hub,
+  type Infra,
+} from '../dispatch/stack.js';
+import { machine, sleep, table, type Row } from '../dispatch/stats.js';
+
+const BUILDS = Number(process.env['BENCH_COST_BUILDS'] ?? 200);
+const CONCURRENCY = 8;
+const WARMUP = 4;
+const IDLE_SECONDS = Number(process.env['BENCH_IDLE_SECONDS'] ?? 30);
+/** Free licenses allow 5 submissions an hour: each license submits at most 4 builds. */
+const BUILDS_PER_LICENSE = 4;
+/** The original hub, measured side by side on this machine class (issue figures). */
+const ORIGINAL = { statementsPerBuild: 4.4, cpuPer1000Builds: 6.5, idleCpuPercent: (0.06 / 30) * 100 };
+
+const began = performance.now();
+const say = (text: string) =>
+  process.stderr.write(`[bench cost ${((performance.now() - began) / 1000).toFixed(0).padStart(3)} s] ${text}\n`);
+
+async function run(dir: string, infra: Infra, hubs: Hub[]): Promise<Row[]> {
+  say('starting the hub');
+  const hub = await startHub(infra, join(dir, 'hub'), await hubPorts(), generateSealKey(), {
+    // Production settings: quotas, rate limits and device binding on. Only the per-address
+    // limits are off, since every client of the benchmark comes from one address.
+    PERRY_HUB_SELF_HOSTED: 'false',
+    PERRY_HUB_REGISTER_MAX_PER_HOUR: '0',
+    PERRY_HUB_SUBMISSIONS_PER_ADDRESS_MAX_PER_HOUR: '0',
+  });
+  hubs.push(hub);
+  const licenseKeys: string[] = [];
+  for (let i = 0; i < Math.ceil((BUILDS + WARMUP) / BUILDS_PER_LICENSE); i++)
+    licenseKeys.push(await registerLicense(hub));
+  const pids = { hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid };
+  say(`${BUILDS} builds through the realistic flow, ${CONCURRENCY} at a time`);
+  const cost = await measureBuildCost(
+    {
+      url: hub.url,
+      workerUrl: hub.workerUrl,
+      workerSecret: WORKER_SECRET,
+      natsMonitorUrl: infra.nats.monitorUrl!,
+      mysql: { host: infra.db.host, port: infra.db.port, user: infra.db.user, password: infra.db.password },
+      licenseKeys,
+      pids,
+    },
+    { builds: BUILDS, concurrency: CONCURRENCY, warmup: WARMUP },
+  );
+  if (cost.firstFailure) say(`${cost.failed} builds failed, the first: ${cost.firstFailure}`);
+
+  say(`idle: ${IDLE_SECONDS} s without clients`);
+  await sleep(5_000);
+  const idlePids = { hub: pids.hub, 'nats-server': pids['nats-server'] };
+  const idle0 = Object.values(idlePids).map(cpuSecs);
+  const varz0 = await readVarz(infra.nats.monitorUrl!);
+  await sleep(IDLE_SECONDS * 1000);
+  const varz1 = await readVarz(infra.nats.monitorUrl!);
+  const idleEach = Object.values(idlePids).map((pid, i) => ((cpuSecs(pid) - idle0[i]!) / IDLE_SECONDS) * 100);
+  const idlePercent = idleEach.reduce((a, b) => a + b, 0);
+
+  const per = cost.perBuild;
+  const idleRate = (varz1.out_msgs - varz0.out_msgs) / IDLE_SECONDS;
+  const beyondIdle = per.natsMessages - (idleRate * cost.wallMs) / 1000 / cost.builds;
+  const cpuPer1000 = Object.values(cost.cpuSecsPerBuild).reduce((a, b) => a + b, 0) * 1000;
+  const cpuNote = Object.entries(cost.cpuSecsPerBuild)
+    .map(([name, secs]) => `${name} ${(secs * 1000).toFixed(1)}`)
+    .join(', ');
+  const runNote =
+    `${cost.builds} builds in ${(cost.wallMs / 1000).toFixed(1)} s, ${cost.failed} failed; ` +
+    `${per.natsInMessages.toFixed(1)} published (/varz in_msgs), ${(per.natsBytes / 1024).toFixed(0)} KiB delivered per build`;
+  return [
+    {
+      metric: 'NATS messages per build',
+      value: per.natsMessages,
+      baseline: NaN,
+      unit: 'msgs',
+      goal: { text: '<= 40', met: per.natsMessages <= 40 },
+      note: `delivered to clients (/varz out_msgs), ${beyondIdle.toFixed(1)} beyond the idle hub's rate; ${runNote}`,
+    },
+    {
+      metric: 'MySQL statements per build',
+      value: per.mysqlStatements,
+      baseline: ORIGINAL.statementsPerBuild,
+      unit: 'stmts',
+      goal: { text: '<= 10', met: per.mysqlStatements <= 10 },
+      note: "SHOW GLOBAL STATUS 'Questions' of the hub's private MariaDB; baseline: the original hub",
+    },
+    {
+      metric: 'CPU per 1,000 builds',
+      value: cpuPer1000,
+      baseline: ORIGINAL.cpuPer1000Builds,
+      unit: 'CPU-s',
+      goal: { text: '<= 12 CPU-s', met: cpuPer1000 <= 12 },
+      note: `hub + nats-server + MariaDB: ${cpuNote}; baseline: the original hub (hub + database)`,
+    },
+    {
+      metric: 'idle CPU, hub + nats-server',
+      value: idlePercent,
+      baseline: ORIGINAL.idleCpuPercent,
+      unit: '% core',
+      goal: { text: '<= 1%', met: idlePercent <= 1 },
+      note:
+        `${IDLE_SECONDS} s without clients: hub ${idleEach[0]!.toFixed(2)}%, nats-server ${idleEach[1]!.toFixed(2)}%; ` +
+        `${((varz1.out_msgs - varz0.out_msgs) / IDLE_SECONDS).toFixed(1)} NATS messages/s delivered meanwhile; baseline: the original hub`,
+    },
+  ];
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'perry-hub-bench-cost-'));
+  const hubs: Hub[] = [];
+  let infra: Infra | undefined;
+  try {
+    say(machine());
+    infra = await startInfra(dir);
+    const rows = await run(dir, infra, hubs);
+    console.log('\ncost benchmark (perry-hub start as a child process, its own nats-server and MariaDB)\n');
+    console.log(table(rows));
+    console.log(`\n${machine()}`);
+  } catch (err) {
+    console.error(`cost benchmark failed: ${(err as Error).stack ?? String(err)}`);
+    for (const hub of hubs) console.error(`hub output (tail):\n${hub.output().slice(-4_000)}`);
+    process.exitCode = 1;
+  } finally {
+    for (const hub of hubs) await hub.stop();
+    await infra?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

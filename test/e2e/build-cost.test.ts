@@ -1,0 +1,84 @@
+// What a build costs in NATS messages and MySQL statements, through the realistic flow (worker
+// downloads the tarball and uploads an artifact, the CLI follows the job and downloads it), on a
+// nats-server and a MariaDB private to this hub so that nothing else is counted. Counts are
+// asserted under budgets; times and CPU are printed only (npm run bench -- cost has them).
+import { createConnection } from 'mysql2/promise';
+import { describe, expect } from 'vitest';
+import { connectTestNats, startIsolatedMariaDb, startIsolatedNats, test } from '@perry-hub/testkit';
+import { measureBuildCost } from '../support/build-cost.js';
+import { WORKER_SECRET, startTestHub } from '../support/test-hub.js';
+
+/**
+ * Budgets per build, ratcheted down as the hub got leaner (see README, Benchmarks): the figures
+ * reached (72 messages beyond the idle hub's, 21.3 statements), not the goal (40 and 10), which
+ * is not met. Messages are asserted without the idle hub's share (liveness records, queue depth),
+ * which grows with the run's length on a loaded machine.
+ */
+const BUDGET = { natsMessages: 76, mysqlStatements: 22 };
+const BUILDS = 20;
+const WARMUP = 2;
+/** Long enough for a few refreshes of every service's liveness record (every 1.7 s). */
+const IDLE_MS = 6_000;
+/** Free licenses allow 5 submissions an hour: each license submits at most 4 builds. */
+const LICENSES = Math.ceil((BUILDS + WARMUP) / 4);
+
+describe('cost per build', () => {
+  test(
+    'NATS messages and MySQL statements per build stay under their budgets',
+    { timeout: 240_000 },
+    async ({ prefix }) => {
+      const nats = await startIsolatedNats();
+      const mariadb = await startIsolatedMariaDb();
+      const mysql = { host: mariadb.host, port: mariadb.port, user: mariadb.user, password: mariadb.password };
+      const admin = await createConnection(mysql);
+      await admin.query('CREATE DATABASE perry_hub_cost CHARACTER SET utf8mb4');
+      await admin.end();
+      const hub = await startTestHub(
+        { natsUrl: nats.url, prefix, database: { ...mysql, database: 'perry_hub_cost' } },
+        { PERRY_HUB_REGISTER_MAX_PER_HOUR: '0' },
+      );
+      const tap = await connectTestNats(nats.url);
+      try {
+        const licenseKeys: string[] = [];
+        for (let i = 0; i < LICENSES; i++) licenseKeys.push(await hub.registerLicense());
+        const cost = await measureBuildCost(
+          {
+            url: hub.url,
+            workerUrl: hub.workerUrl,
+            workerSecret: WORKER_SECRET,
+            natsMonitorUrl: nats.monitorUrl!,
+            mysql,
+            licenseKeys,
+            pids: { 'test process (hub and clients)': process.pid, 'nats-server': nats.pid, mariadb: mariadb.pid },
+          },
+          { builds: BUILDS, warmup: WARMUP, tap, statementBreakdown: true, idleMs: IDLE_MS },
+        );
+        console.log(
+          `cost per build over ${cost.builds} builds (${(cost.wallMs / 1000).toFixed(1)} s): ` +
+            `${cost.perBuild.natsMessages.toFixed(1)} NATS messages delivered, ` +
+            `${cost.perBuild.natsMessagesBeyondIdle!.toFixed(1)} beyond the idle hub's ${cost.idleMessagesPerSec!.toFixed(1)}/s (${cost.perBuild.natsInMessages.toFixed(1)} published, ` +
+            `${(cost.perBuild.natsBytes / 1024).toFixed(0)} KiB), ${cost.perBuild.mysqlStatements.toFixed(1)} MySQL statements; ` +
+            `CPU s: ${Object.entries(cost.cpuSecsPerBuild)
+              .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+              .join(', ')}`,
+        );
+        const seen = cost.subjects!.reduce((sum, [, n]) => sum + n, 0);
+        console.log(
+          `messages by subject, per build (${seen.toFixed(1)} seen by a '>' subscriber):\n${cost.subjects!.map(([s, n]) => `  ${n}\t${s}`).join('\n')}`,
+        );
+        console.log(
+          `messages per build by connection (published / delivered):\n${cost
+            .connections!.map(([name, c]) => `  ${c.in.toFixed(2)}\t${c.out.toFixed(2)}\t${name}`)
+            .join('\n')}`,
+        );
+        console.log(`statements by shape, per build:\n${cost.statements!.map(([s, n]) => `  ${n}\t${s}`).join('\n')}`);
+        expect(cost.firstFailure).toBeUndefined();
+        expect(cost.perBuild.natsMessagesBeyondIdle).toBeLessThanOrEqual(BUDGET.natsMessages);
+        expect(cost.perBuild.mysqlStatements).toBeLessThanOrEqual(BUDGET.mysqlStatements);
+      } finally {
+        await tap.close();
+        await hub.stop();
+      }
+    },
+  );
+});
