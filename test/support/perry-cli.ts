@@ -38,9 +38,22 @@ export interface PublishOptions {
   readonly timeoutMs?: number;
   /** Called with every accepted message, e.g. to kill things at the right moment. */
   readonly onMessage?: (message: ServerMessage, raw: string) => void;
+  /**
+   * Called as the artifact's bytes arrive (bytes so far, announced size); the next chunk is read
+   * once it resolves, like a slow network: a test can hold a download open while it kills the hub.
+   */
+  readonly onDownloadProgress?: (receivedBytes: number, sizeBytes: number) => void | Promise<void>;
 }
 
-export type PublishOutcome = 'complete' | 'error' | 'http-error' | 'bad-response' | 'disconnected' | 'timeout';
+export type PublishOutcome =
+  | 'complete'
+  | 'error'
+  | 'http-error'
+  | 'bad-response'
+  | 'disconnected'
+  | 'timeout'
+  /** The submission's request failed (refused, reset, cut): the CLI exits with reqwest's error. */
+  | 'request-failed';
 
 export interface PublishResult {
   readonly outcome: PublishOutcome;
@@ -62,6 +75,10 @@ export interface PublishResult {
   readonly success: boolean | undefined;
   readonly published: boolean;
   readonly artifact: { name: string; url: string; bytes: Buffer } | undefined;
+  /** `request-failed`: the transport error's code (`ECONNREFUSED`: nothing was sent). */
+  readonly requestError: string | undefined;
+  /** The artifact link the CLI tried, when its download failed (to retry it by hand). */
+  readonly failedDownload: string | undefined;
 }
 
 export async function perryPublish(options: PublishOptions): Promise<PublishResult> {
@@ -80,11 +97,21 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
     success: undefined as boolean | undefined,
     published: false,
     artifact: undefined as PublishResult['artifact'],
+    requestError: undefined as string | undefined,
+    failedDownload: undefined as string | undefined,
   };
   const request = buildRequest(options);
-  const res = await fetch(`${options.server}/api/v1/build`, request);
-  result.httpStatus = res.status;
-  result.httpBody = await res.text();
+  let res: Response;
+  try {
+    res = await fetch(`${options.server}/api/v1/build`, request);
+    result.httpStatus = res.status;
+    result.httpBody = await res.text();
+  } catch (err) {
+    result.outcome = 'request-failed';
+    result.requestError = transportError(err);
+    result.reason = `error sending request: ${result.requestError}`;
+    return result;
+  }
   if (!res.ok) {
     const code = errorCode(result.httpBody);
     result.outcome = 'http-error';
@@ -106,9 +133,10 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
   result.position = created.position;
   result.wsUrl = deriveWsUrl(options.server, created.ws_url);
 
-  let lastArtifact: { name: string; url: string } | undefined;
+  let lastArtifact: { name: string; url: string; size: number } | undefined;
   const ended = await watch(result.wsUrl, created.job_id, options, result, (m) => {
-    if (m.type === 'artifact_ready') lastArtifact = { name: m.artifact_name, url: m.download_url };
+    if (m.type === 'artifact_ready')
+      lastArtifact = { name: m.artifact_name, url: m.download_url, size: m.artifact_size };
     if (m.type === 'published') result.published = true;
   });
   if (ended.type === 'error') {
@@ -133,10 +161,18 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
       return result;
     }
     const url = /^https?:\/\//.test(lastArtifact.url) ? lastArtifact.url : `${options.server}${lastArtifact.url}`;
-    const download = await fetch(url);
-    const body = Buffer.from(await download.arrayBuffer());
-    if (!download.ok) {
-      result.reason = `Download failed: ${download.status}`;
+    let body: Buffer;
+    try {
+      const download = await fetch(url);
+      body = await readBody(download, lastArtifact.size, options.onDownloadProgress);
+      if (!download.ok) {
+        result.reason = `Download failed: ${download.status}`;
+        result.failedDownload = url;
+        return result;
+      }
+    } catch (err) {
+      result.reason = `Download failed: ${transportError(err)}`;
+      result.failedDownload = url;
       return result;
     }
     result.artifact = { name: lastArtifact.name, url, bytes: sniffDownload(body) };
@@ -221,6 +257,31 @@ function connectOnce(
     ws.on('error', () => undefined);
     ws.on('close', (code: number) => finish(undefined, code === 1006));
   });
+}
+
+/** The body, chunk by chunk, letting `progress` hold the reading back. */
+async function readBody(
+  res: Response,
+  sizeBytes: number,
+  progress: PublishOptions['onDownloadProgress'],
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  if (res.body) {
+    for await (const chunk of res.body) {
+      chunks.push(Buffer.from(chunk));
+      received += chunk.length;
+      await progress?.(received, sizeBytes);
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+/** What failed under fetch: the socket error's code when there is one. */
+function transportError(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  return String(cause?.message ?? (err as Error).message ?? err);
 }
 
 function errorCode(body: string): string | undefined {

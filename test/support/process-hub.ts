@@ -48,6 +48,15 @@ export class ManagedProcess {
     this.#current = runHub(this.args, this.env);
     this.starts += 1;
   }
+  /** An orderly stop (SIGTERM or Ctrl-C's SIGINT), then start again on the same configuration. */
+  async restart(signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<void> {
+    this.#current.child.kill(signal);
+    const code = await this.#current.exited;
+    if (code !== 0)
+      throw new Error(`perry-hub exited with ${code} on ${signal}:\n${this.#current.output().slice(-4_000)}`);
+    this.#current = runHub(this.args, this.env);
+    this.starts += 1;
+  }
   async stop(): Promise<void> {
     if (this.#current.child.exitCode === null) this.#current.child.kill('SIGTERM');
     await this.#current.exited;
@@ -172,6 +181,11 @@ export class ProcessHub {
   }
 
   private async proAccount(): Promise<string> {
+    return this.account('4242', 'fault');
+  }
+
+  /** Another pro account (an API token): one per simulated user. */
+  async account(githubId: string, githubUsername: string): Promise<string> {
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`${this.url}${path}`, {
         method: 'POST',
@@ -180,7 +194,7 @@ export class ProcessHub {
       });
       return (await res.json()) as Record<string, unknown>;
     };
-    const created = await post('/api/v1/account/create', { github_id: '4242', github_username: 'fault' });
+    const created = await post('/api/v1/account/create', { github_id: githubId, github_username: githubUsername });
     await post('/api/v1/account/update', { account_id: created['id'], tier: 'pro' });
     return String(created['api_token']);
   }
