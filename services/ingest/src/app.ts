@@ -32,6 +32,7 @@ export interface IngestDeps {
   /** See IntakeDeps. */
   resubmitWindowMs: number;
   reservationHoldMs: number;
+  instanceId?: string;
 }
 
 export interface AppOptions {
