@@ -3,6 +3,7 @@ import * as m002 from './002_job_lifecycle.js';
 import * as m003 from './003_license_usage.js';
 import * as m004 from './004_dispatch.js';
 import * as m005 from './005_delivery.js';
+import * as m006 from './006_reservation_instance.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
@@ -21,4 +22,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, ...m003 },
   { version: 4, ...m004 },
   { version: 5, ...m005 },
+  { version: 6, ...m006 },
 ];
