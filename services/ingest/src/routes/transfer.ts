@@ -195,7 +195,9 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
             deps.log.warn({ err, token }, 'could not mark the download spent'),
           );
         };
-        const last = reachesEnd ? [spendBeforeLastChunk(spend)] : [];
+        // Everything queued in this process for the client has reached the kernel.
+        const flushed = () => reply.raw.writableLength === 0;
+        const last = reachesEnd ? [spendBeforeLastChunk(spend, flushed)] : [];
         if (range) {
           reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
           return sendBytes(
