@@ -3,7 +3,7 @@ import * as m002 from './002_job_lifecycle.js';
 import * as m003 from './003_license_usage.js';
 import * as m004 from './004_dispatch.js';
 import * as m005 from './005_delivery.js';
-import * as m006 from './006_reservation_instance.js';
+import * as m006 from './006_crash_leftovers.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
