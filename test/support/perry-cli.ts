@@ -9,6 +9,8 @@
  *     tarball, licenseKey: 'FREE-…' });
  *   expect(result.outcome).toBe('complete'); expect(result.artifact?.bytes).toEqual(...)
  */
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { WebSocket } from 'ws';
 import { buildRequest, deriveWsUrl, parseServerMessage, sniffDownload, type ServerMessage } from './perry-cli-wire.js';
 
@@ -163,10 +165,10 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
     const url = /^https?:\/\//.test(lastArtifact.url) ? lastArtifact.url : `${options.server}${lastArtifact.url}`;
     let body: Buffer;
     try {
-      const download = await fetch(url);
-      body = await readBody(download, lastArtifact.size, options.onDownloadProgress);
-      if (!download.ok) {
-        result.reason = `Download failed: ${download.status}`;
+      const got = await download(url, lastArtifact.size, options.onDownloadProgress);
+      body = got.body;
+      if (got.status < 200 || got.status > 299) {
+        result.reason = `Download failed: ${got.status}`;
         result.failedDownload = url;
         return result;
       }
@@ -259,28 +261,47 @@ function connectOnce(
   });
 }
 
-/** The body, chunk by chunk, letting `progress` hold the reading back. */
-async function readBody(
-  res: Response,
-  sizeBytes: number,
-  progress: PublishOptions['onDownloadProgress'],
-): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let received = 0;
-  if (res.body) {
-    for await (const chunk of res.body) {
-      chunks.push(Buffer.from(chunk));
-      received += chunk.length;
-      await progress?.(received, sizeBytes);
-    }
-  }
-  return Buffer.concat(chunks);
+/**
+ * A GET as the CLI's reqwest does it (over hyper): the body is complete once its Content-Length
+ * arrived, whatever the socket does next. Node's http client behaves so; fetch (undici) may fail
+ * a body that fully arrived when the server's socket closes at that moment (a hub killed just
+ * after sending), dropping what it buffered. `progress` may hold the reading back.
+ */
+export function download(
+  url: string,
+  sizeBytes = 0,
+  progress?: PublishOptions['onDownloadProgress'],
+): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, (res) => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        const held = progress?.(received, sizeBytes);
+        if (held) {
+          res.pause();
+          void held.then(() => res.resume());
+        }
+      });
+      res.on('end', () => {
+        if (res.complete) resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+        else reject(Object.assign(new Error('the body ended early'), { code: 'UND_ERR_SOCKET' }));
+      });
+      res.on('error', reject);
+      res.on('aborted', () => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    });
+    req.on('error', reject);
+  });
 }
 
-/** What failed under fetch: the socket error's code when there is one. */
+/** What failed under fetch or http: the socket error's code when there is one. */
 function transportError(err: unknown): string {
   const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
   if (typeof cause?.code === 'string') return cause.code;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
   return String(cause?.message ?? (err as Error).message ?? err);
 }
 
