@@ -185,8 +185,9 @@ describe('fault: the whole hub killed', () => {
     'a reservation left by a submission killed mid-upload is released at the restart, long before its deadline',
     { timeout: 180_000 },
     async ({ natsUrl, prefix, database }) => {
-      // Default request deadline (10 minutes) and sweep interval (a minute): the restarted hub
-      // knows its predecessor died, and releases what it held at once.
+      // Default request deadline (10 minutes) and sweep interval (a minute): the restarted
+      // license finds the ingest instance that held the request dead (its liveness record
+      // expired) and releases the reservation within seconds.
       await withWholeHub(
         { natsUrl, prefix, database },
         async (hub) => {
