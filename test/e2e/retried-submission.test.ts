@@ -291,4 +291,87 @@ describe('a retried submission', () => {
       }
     });
   });
+
+  test('a logged-in CLI (Bearer) at its hourly limit still gets the re-run of a build it was charged for, and nothing new', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      const db = openPool(dbOptions(database, 2));
+      try {
+        await s.worker('linux', { name: 'kamatera-fra' });
+        const apiToken = await s.hub.account('free');
+        const inputs = [0, 1, 2, 3, 4].map((i) => tarball(`bearer hourly ${i}`));
+        const ids: string[] = [];
+        for (const input of inputs) ids.push(await postOnly(s, input, apiToken));
+        const refused = await post(s, tarball('bearer hourly 5'), { apiToken });
+        expect(refused.status).toBe(429);
+        expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+
+        // Authorized before its upload, refused by the limit, yet the same build: the dedupe wins.
+        const rerun = await cli(s, inputs[4]!, { apiToken });
+        expect(rerun.reason).toBe('Ready');
+        expect(rerun.jobId).toBe(ids[4]);
+        expect(rerun.artifact?.bytes).toEqual(expectedArtifact('linux', 'linux', inputs[4]!));
+        await until('the five publishes to be counted', async () => (await publishes(db)) === 5);
+        expect(await one(db, 'SELECT COUNT(*) AS n FROM builds')).toEqual([{ n: 5 }]);
+        // The refused submissions reserved nothing.
+        expect(await one(db, "SELECT COUNT(*) AS n FROM submissions WHERE state <> 'released'")).toEqual([{ n: 5 }]);
+        // Delivered now: the same submission again is a new build, and the limit says no.
+        const again = await post(s, inputs[4]!, { apiToken });
+        expect(again.status).toBe(429);
+        expect(((await again.json()) as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+      } finally {
+        await db.end();
+      }
+    });
+  });
+
+  test('at the monthly quota, a re-run gets its build (Bearer and license key alike); a new project gets the quota error', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, {}, async (s) => {
+      const db = openPool(dbOptions(database, 2));
+      try {
+        const apiToken = await s.hub.account('free');
+        const licenseKey = await s.hub.registerLicense();
+        const bearerInput = tarball('bearer quota');
+        const keyInput = tarball('license quota');
+        const bearerJob = await postOnly(s, bearerInput, apiToken);
+        const keyRes = await post(s, keyInput, { licenseKey });
+        expect(keyRes.status).toBe(200);
+        const keyJob = ((await keyRes.json()) as { job_id: string }).job_id;
+        // Both at the quota now: 15 publishes counted this month (the hourly limit is not the point).
+        const now = new Date();
+        const period = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}`;
+        const accountLicense = String(
+          (await one(db, 'SELECT licenseKey FROM builds WHERE id = ?', [bearerJob]))[0]!['licenseKey'],
+        );
+        for (const key of [accountLicense, licenseKey]) {
+          await db.query(
+            `INSERT INTO usage_counters (license_key, period, publishes) VALUES (?, ?, 15)
+             ON DUPLICATE KEY UPDATE publishes = 15`,
+            [key, period],
+          );
+        }
+        const quota = await post(s, tarball('bearer quota, another project'), { apiToken });
+        expect(quota.status).toBe(429);
+        expect(((await quota.json()) as { error: { code: string } }).error.code).toBe('PUBLISH_LIMIT_REACHED');
+
+        // No worker yet: both builds are still owed to their users.
+        const bearerAgain = await post(s, bearerInput, { apiToken });
+        expect(bearerAgain.status).toBe(200);
+        expect(((await bearerAgain.json()) as { job_id: string }).job_id).toBe(bearerJob);
+        const keyAgain = await post(s, keyInput, { licenseKey });
+        expect(keyAgain.status).toBe(200);
+        expect(((await keyAgain.json()) as { job_id: string }).job_id).toBe(keyJob);
+        expect(await one(db, 'SELECT COUNT(*) AS n FROM builds')).toEqual([{ n: 2 }]);
+      } finally {
+        await db.end();
+      }
+    });
+  });
 });

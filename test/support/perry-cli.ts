@@ -9,6 +9,8 @@
  *     tarball, licenseKey: 'FREE-…' });
  *   expect(result.outcome).toBe('complete'); expect(result.artifact?.bytes).toEqual(...)
  */
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { WebSocket } from 'ws';
 import { buildRequest, deriveWsUrl, parseServerMessage, sniffDownload, type ServerMessage } from './perry-cli-wire.js';
 
@@ -43,9 +45,22 @@ export interface PublishOptions {
   readonly wsServer?: string;
   /** Called with every accepted message, e.g. to kill things at the right moment. */
   readonly onMessage?: (message: ServerMessage, raw: string) => void;
+  /**
+   * Called as the artifact's bytes arrive (bytes so far, announced size); the next chunk is read
+   * once it resolves, like a slow network: a test can hold a download open while it kills the hub.
+   */
+  readonly onDownloadProgress?: (receivedBytes: number, sizeBytes: number) => void | Promise<void>;
 }
 
-export type PublishOutcome = 'complete' | 'error' | 'http-error' | 'bad-response' | 'disconnected' | 'timeout';
+export type PublishOutcome =
+  | 'complete'
+  | 'error'
+  | 'http-error'
+  | 'bad-response'
+  | 'disconnected'
+  | 'timeout'
+  /** The submission's request failed (refused, reset, cut): the CLI exits with reqwest's error. */
+  | 'request-failed';
 
 export interface PublishResult {
   readonly outcome: PublishOutcome;
@@ -67,6 +82,10 @@ export interface PublishResult {
   readonly success: boolean | undefined;
   readonly published: boolean;
   readonly artifact: { name: string; url: string; bytes: Buffer } | undefined;
+  /** `request-failed`: the transport error's code (`ECONNREFUSED`: nothing was sent). */
+  readonly requestError: string | undefined;
+  /** The artifact link the CLI tried, when its download failed (to retry it by hand). */
+  readonly failedDownload: string | undefined;
 }
 
 export async function perryPublish(options: PublishOptions): Promise<PublishResult> {
@@ -85,11 +104,21 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
     success: undefined as boolean | undefined,
     published: false,
     artifact: undefined as PublishResult['artifact'],
+    requestError: undefined as string | undefined,
+    failedDownload: undefined as string | undefined,
   };
   const request = buildRequest(options);
-  const res = await fetch(`${options.server}/api/v1/build`, request);
-  result.httpStatus = res.status;
-  result.httpBody = await res.text();
+  let res: Response;
+  try {
+    res = await fetch(`${options.server}/api/v1/build`, request);
+    result.httpStatus = res.status;
+    result.httpBody = await res.text();
+  } catch (err) {
+    result.outcome = 'request-failed';
+    result.requestError = transportError(err);
+    result.reason = `error sending request: ${result.requestError}`;
+    return result;
+  }
   if (!res.ok) {
     const code = errorCode(result.httpBody);
     result.outcome = 'http-error';
@@ -111,9 +140,10 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
   result.position = created.position;
   result.wsUrl = deriveWsUrl(options.wsServer ?? options.server, created.ws_url);
 
-  let lastArtifact: { name: string; url: string } | undefined;
+  let lastArtifact: { name: string; url: string; size: number } | undefined;
   const ended = await watch(result.wsUrl, created.job_id, options, result, (m) => {
-    if (m.type === 'artifact_ready') lastArtifact = { name: m.artifact_name, url: m.download_url };
+    if (m.type === 'artifact_ready')
+      lastArtifact = { name: m.artifact_name, url: m.download_url, size: m.artifact_size };
     if (m.type === 'published') result.published = true;
   });
   if (ended.type === 'error') {
@@ -138,10 +168,18 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
       return result;
     }
     const url = /^https?:\/\//.test(lastArtifact.url) ? lastArtifact.url : `${options.server}${lastArtifact.url}`;
-    const download = await fetch(url);
-    const body = Buffer.from(await download.arrayBuffer());
-    if (!download.ok) {
-      result.reason = `Download failed: ${download.status}`;
+    let body: Buffer;
+    try {
+      const got = await download(url, lastArtifact.size, options.onDownloadProgress);
+      body = got.body;
+      if (got.status < 200 || got.status > 299) {
+        result.reason = `Download failed: ${got.status}`;
+        result.failedDownload = url;
+        return result;
+      }
+    } catch (err) {
+      result.reason = `Download failed: ${transportError(err)}`;
+      result.failedDownload = url;
       return result;
     }
     result.artifact = { name: lastArtifact.name, url, bytes: sniffDownload(body) };
@@ -226,6 +264,50 @@ function connectOnce(
     ws.on('error', () => undefined);
     ws.on('close', (code: number) => finish(undefined, code === 1006));
   });
+}
+
+/**
+ * A GET as the CLI's reqwest does it (over hyper): the body is complete once its Content-Length
+ * arrived, whatever the socket does next. Node's http client behaves so; fetch (undici) may fail
+ * a body that fully arrived when the server's socket closes at that moment (a hub killed just
+ * after sending), dropping what it buffered. `progress` may hold the reading back.
+ */
+export function download(
+  url: string,
+  sizeBytes = 0,
+  progress?: PublishOptions['onDownloadProgress'],
+): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, (res) => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        const held = progress?.(received, sizeBytes);
+        if (held) {
+          res.pause();
+          void held.then(() => res.resume());
+        }
+      });
+      res.on('end', () => {
+        if (res.complete) resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+        else reject(Object.assign(new Error('the body ended early'), { code: 'UND_ERR_SOCKET' }));
+      });
+      res.on('error', reject);
+      res.on('aborted', () => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** What failed under fetch or http: the socket error's code when there is one. */
+function transportError(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  return String(cause?.message ?? (err as Error).message ?? err);
 }
 
 function errorCode(body: string): string | undefined {

@@ -43,16 +43,19 @@ export class ManagedProcess {
   }
   /** How long a start may take (many processes starting at once on a small machine take longer). */
   upTimeoutMs = 60_000;
-  /** An orderly stop (SIGTERM), then start again on the same configuration. */
-  async restart(): Promise<void> {
-    await this.stop();
-    this.#current = runHub(this.args, this.env);
-    this.starts += 1;
-  }
   /** kill -9, then start again on the same configuration. */
   async crashAndRestart(): Promise<void> {
     this.#current.child.kill('SIGKILL');
     await this.#current.exited;
+    this.#current = runHub(this.args, this.env);
+    this.starts += 1;
+  }
+  /** An orderly stop (SIGTERM or Ctrl-C's SIGINT), then start again on the same configuration. */
+  async restart(signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<void> {
+    this.#current.child.kill(signal);
+    const code = await this.#current.exited;
+    if (code !== 0)
+      throw new Error(`perry-hub exited with ${code} on ${signal}:\n${this.#current.output().slice(-4_000)}`);
     this.#current = runHub(this.args, this.env);
     this.starts += 1;
   }
@@ -199,6 +202,11 @@ export class ProcessHub {
   }
 
   private async proAccount(): Promise<string> {
+    return this.account('4242', 'fault');
+  }
+
+  /** Another pro account (an API token): one per simulated user. */
+  async account(githubId: string, githubUsername: string): Promise<string> {
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`${this.url}${path}`, {
         method: 'POST',
@@ -207,7 +215,7 @@ export class ProcessHub {
       });
       return (await res.json()) as Record<string, unknown>;
     };
-    const created = await post('/api/v1/account/create', { github_id: '4242', github_username: 'fault' });
+    const created = await post('/api/v1/account/create', { github_id: githubId, github_username: githubUsername });
     await post('/api/v1/account/update', { account_id: created['id'], tier: 'pro' });
     return String(created['api_token']);
   }

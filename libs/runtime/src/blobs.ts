@@ -52,6 +52,9 @@ const DIRECT_GET_MAX_CHUNKS = 4;
 /** The Object Store's encoding of names and digests: base64url with padding. */
 const base64urlPadded = (data: Buffer) => data.toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 
+/** A SHA-256 as the Object Store writes it in `ObjectInfo.digest` (what `put` returns). */
+export const blobDigest = (sha256: Buffer): string => `SHA-256=${base64urlPadded(sha256)}`;
+
 /**
  * Publishes `body` as chunks of `chunkBytes` with up to CHUNKS_IN_FLIGHT acks outstanding. On
  * failure it waits for what is in flight, so that a purge afterwards catches every chunk.

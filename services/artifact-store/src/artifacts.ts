@@ -41,6 +41,38 @@ export function tarballName(jobId: string): string {
   return `tarballs/${jobId}`;
 }
 
+export interface Announced {
+  token: string;
+  jobId: string;
+  target: string;
+  name: string;
+  size: number;
+  sha256: string;
+  expiresInSecs: number;
+}
+
+/**
+ * Publish an artifact's artifact_ready (the original's, key order included: reference 1.2 #12),
+ * then record it announced. Deduplicated by token in the events stream, so announcing again
+ * after a crash between the two steps is harmless.
+ */
+export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promise<void> {
+  const ready = {
+    type: 'artifact_ready',
+    job_id: a.jobId,
+    target: a.target,
+    artifact_name: a.name,
+    artifact_size: a.size,
+    sha256: a.sha256,
+    download_url: `${deps.publicUrl.replace(/\/+$/, '')}/api/v1/dl/${a.token}`,
+    expires_in_secs: a.expiresInSecs,
+  };
+  await deps.js.publish(deps.subjects.jobEvents(a.jobId), encoder.encode(JSON.stringify(ready)), {
+    msgID: `artifact-ready:${a.token}`,
+  });
+  await deps.db.query('UPDATE artifacts SET announced = TRUE WHERE token = ?', [a.token]);
+}
+
 export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
   const now = deps.now ?? Date.now;
   const base = deps.publicUrl.replace(/\/+$/, '');
@@ -66,9 +98,11 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
         : [[]];
       const token = known[0] ? String(known[0]['token']) : randomUUID();
       if (!known[0]) {
+        // Recorded as not yet announced: a crash before its artifact_ready is published must not
+        // let the build pass for delivered (attempts.ts announces it then).
         await deps.db.query(
-          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?)`,
+          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE)`,
           [
             token,
             jobId,
@@ -86,21 +120,8 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       }
       const downloadUrl = `${base}/api/v1/dl/${token}`;
       if (!isHeld) {
-        // The original's artifact_ready, key order included (reference 1.2 #12).
-        const ready = {
-          type: 'artifact_ready',
-          job_id: jobId,
-          target: artifact.target,
-          artifact_name: artifact.name,
-          artifact_size: artifact.size,
-          sha256: artifact.sha256,
-          download_url: downloadUrl,
-          expires_in_secs: deps.artifactTtlSecs,
-        };
-        // One announcement per artifact, also when a retried registration publishes it again.
-        await deps.js.publish(deps.subjects.jobEvents(jobId), encoder.encode(JSON.stringify(ready)), {
-          msgID: `artifact-ready-${token}`,
-        });
+        // Announced once per artifact (deduplicated by token), also after a retried registration.
+        await announceArtifact(deps, { token, jobId, ...artifact, expiresInSecs: deps.artifactTtlSecs });
       }
       return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
     }),

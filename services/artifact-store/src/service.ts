@@ -37,7 +37,7 @@ export const artifactStore = defineService({
       publicUrl: config.publicUrl,
       artifactTtlSecs: config.artifactTtlSecs,
     };
-    deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts), ...attemptEndpoints(deps.db as Pool)]);
+    deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts), ...attemptEndpoints(artifacts)]);
     // Download links expire after PERRY_HUB_ARTIFACT_TTL_SECS; their bytes go at the next pass.
     const expiry = setInterval(() => {
       expireArtifacts(artifacts).catch((err: unknown) => deps.log.warn({ err }, 'artifact expiry failed'));

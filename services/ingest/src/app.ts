@@ -38,6 +38,7 @@ export interface IngestDeps {
   /** See IntakeDeps. */
   resubmitWindowMs: number;
   reservationHoldMs: number;
+  instanceId?: string;
 }
 
 export interface AppOptions {

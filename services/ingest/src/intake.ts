@@ -3,14 +3,16 @@
  * in whatever order they arrive, so the HTTP route can act on each part of a streamed upload:
  * it authorizes as soon as the manifest and a credential are known (for the CLI's Bearer path,
  * before the tarball; for its `license_key` field, which comes last, after it), streams the
- * tarball into the Object Store under the tier's size limit, then records the job.
+ * tarball into the Object Store under the tier's size limit, then records the job. A license at
+ * a limit is refused only once the tarball is known: a retry of a build it was already charged
+ * for gets that build (see settleLimited).
  *
  * Order of effects: tarball stored → job row → intake message. A crash before the row leaves at
  * most an unreferenced tarball, which the artifact-store sweeps, and a reservation, which the
  * license service releases after its deadline; `abandon()` cleans up after a failure that the
  * process survives, and after a retried submission that adopted its earlier job (resubmit.ts).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -26,6 +28,7 @@ import {
 } from '@perry-hub/contracts';
 import {
   base64Decoder,
+  blobDigest,
   byteLimit,
   call,
   gzipCheck,
@@ -53,6 +56,8 @@ export interface IntakeDeps extends JobDeps {
   reservationHoldMs: number;
   /** Counts accepted builds; absent in tests of the intake alone. */
   metrics?: HubMetrics | undefined;
+  /** This instance: its reservations are released as soon as it is known dead. */
+  instanceId?: string | undefined;
 }
 
 export interface SubmissionOptions {
@@ -73,6 +78,8 @@ const PART_FRAMING_BYTES = 512;
 const TRAILING_ALLOWANCE_BYTES = 64 * 1024;
 
 type Tarball = { name: string; sizeBytes: number; digest: string } | 'drained';
+type Accepted = Exclude<SubmissionAuthorization, { kind: 'limited' }>;
+type Limited = Extract<SubmissionAuthorization, { kind: 'limited' }>;
 
 /** Passes chunks through after `charge` accepted their size (it throws to refuse them). */
 function charging(charge: (bytes: number) => void): Transform {
@@ -94,7 +101,9 @@ export class Submission {
   private manifest: BuildManifest | undefined;
   private sealedCredentials: Buffer | undefined;
   private licenseKey: string | undefined;
-  private auth: SubmissionAuthorization | undefined;
+  private auth: Accepted | undefined;
+  /** Refused by a limit of its license; decided once the tarball's digest is known. */
+  private limited: Limited | undefined;
   /** Refused by a limit, but a retry of a job still owed to its user: that job. */
   private owed: string | undefined;
   private tarball: Tarball | undefined;
@@ -113,7 +122,7 @@ export class Submission {
 
   /** Count bytes received while the sender is unknown; throws the 429 past the budget. */
   chargeUnauthenticated(bytes: number): void {
-    if (this.auth === undefined) this.options.preauth?.charge(bytes);
+    if (this.auth === undefined && this.limited === undefined) this.options.preauth?.charge(bytes);
   }
 
   setManifest(text: string): void {
@@ -144,22 +153,43 @@ export class Submission {
    * is that of the stored tarball when there is one.
    */
   async authorizeWhenReady(declared?: number): Promise<void> {
-    if (this.auth || this.owed !== undefined || !this.manifest || !this.hasCredential) return;
+    if (this.auth || this.limited || this.owed !== undefined || !this.manifest || !this.hasCredential) return;
     const stored = this.tarball !== undefined && this.tarball !== 'drained' ? this.tarball.sizeBytes : undefined;
     const declaredBytes = declared ?? stored;
     try {
       await this.deps.limits?.countSubmissionWith(this.options.apiToken ?? this.licenseKey ?? '');
       await this.authorize(this.manifest, declaredBytes);
     } catch (err) {
-      this.owed = await this.owedAtLimit(err);
+      if (this.limited === undefined) this.owed = await this.owedAtLimit(err);
       if (this.owed === undefined) throw err;
     }
   }
 
+  /** Could this submission be the retry of an earlier one (named by its content)? */
+  private get mayBeRetry(): boolean {
+    return this.options.idempotencyKey === undefined && this.deps.resubmitWindowMs > 0;
+  }
+
   /**
    * A license at its hourly limit or monthly quota still gets a retry of a build it was already
-   * charged for. Known only once the tarball is (its digest), i.e. for the CLI's license_key,
-   * which comes after the tarball; a Bearer submission is authorized before its upload.
+   * charged for: the retry is not a new publish. Whether it is one is known once the tarball's
+   * digest is: at once for the CLI's license_key, which comes after the tarball; for a Bearer
+   * token, authorized before the upload, after the upload is read (and discarded).
+   */
+  private async settleLimited(digest: string): Promise<void> {
+    const limited = this.limited!;
+    const key = submissionKey(limited.licenseKey, this.manifestText!, digest);
+    const owed = await owedJob(this.deps, key, this.deps.resubmitWindowMs);
+    if (owed === undefined) {
+      const { code, message, details } = limited.error;
+      throw new HubError(code, message, { retry: 'retry-later', ...(details ? { details } : {}) });
+    }
+    this.owed = owed;
+  }
+
+  /**
+   * The per-credential abuse limit, counted before the license is asked: the same rule, for the
+   * license_key path only (a Bearer token's license is not known without asking).
    */
   private async owedAtLimit(err: unknown): Promise<string | undefined> {
     const atLimit = err instanceof HubError && (err.code === 'RATE_LIMITED' || err.code === 'PUBLISH_LIMIT_REACHED');
@@ -172,16 +202,25 @@ export class Submission {
   }
 
   private async authorize(manifest: BuildManifest, declaredBytes: number | undefined): Promise<void> {
-    this.auth = await call(this.deps.nc, this.deps.subjects, authorizeSubmissionEndpoint, {
+    const auth = await call(this.deps.nc, this.deps.subjects, authorizeSubmissionEndpoint, {
       jobId: this.jobId,
       ...(this.options.apiToken !== undefined ? { apiToken: this.options.apiToken } : { licenseKey: this.licenseKey }),
       projectId: projectIdOf(manifest),
       ...(declaredBytes !== undefined ? { declaredBytes } : {}),
       ...(this.options.idempotencyKey !== undefined ? { idempotencyKey: this.options.idempotencyKey } : {}),
+      ...(this.mayBeRetry ? { deferLimits: true } : {}),
+      ...(this.deps.instanceId !== undefined ? { instanceId: this.deps.instanceId } : {}),
       holdMs: this.deps.reservationHoldMs,
     });
-    // The sender is known: what it sends from now on is bounded by its tier and its limits.
+    // The sender is known: what it sends from now on is bounded by the largest tier's limits.
     this.options.preauth?.settle();
+    if (auth.kind === 'limited') {
+      this.limited = auth;
+      const tarball = this.tarball;
+      if (tarball !== undefined && tarball !== 'drained') await this.settleLimited(tarball.digest);
+      return;
+    }
+    this.auth = auth;
     // The declared request size may already tell that the tarball cannot fit the tier.
     const { contentLength } = this.options;
     if (this.auth.kind === 'accepted' && contentLength !== undefined && this.tarball === undefined) {
@@ -219,19 +258,24 @@ export class Submission {
     const { maxBytes, tooLarge } = this.uploadLimit();
     const notGzip = () => new HubError('BAD_REQUEST', `Invalid '${field}': the tarball is not gzip-compressed`);
     const through = [
-      ...(this.auth === undefined && this.options.preauth ? [charging((n) => this.chargeUnauthenticated(n))] : []),
+      ...(this.auth === undefined && !this.limited && this.options.preauth
+        ? [charging((n) => this.chargeUnauthenticated(n))]
+        : []),
       ...(encoding === 'base64'
         ? [base64Decoder((at) => new HubError('BAD_REQUEST', `Invalid '${field}': not base64 (at character ${at})`))]
         : []),
       gzipCheck(notGzip),
     ];
-    if (this.auth?.kind === 'duplicate') {
-      // The job exists already: check and discard the retried upload.
+    if (this.auth?.kind === 'duplicate' || this.limited) {
+      // The job exists already, or a limit refuses a new one: check and discard the upload,
+      // keeping its digest (a retry of a build its license was already charged for is owed it).
+      const hash = createHash('sha256');
       const stages = [stream, ...through, byteLimit(maxBytes, tooLarge)];
       await (pipeline as (...s: unknown[]) => Promise<void>)(...stages, async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) void chunk;
+        for await (const chunk of source) hash.update(chunk);
       });
       this.tarball = 'drained';
+      if (this.limited) await this.settleLimited(blobDigest(hash.digest()));
       return;
     }
     const name = tarballObjectName(this.jobId);
@@ -255,7 +299,8 @@ export class Submission {
     if (!isGzipHeader(await this.firstBytes(objectName))) {
       throw new HubError('BAD_REQUEST', `Invalid tarball ${objectName}: not gzip-compressed`);
     }
-    if (this.auth?.kind === 'duplicate') {
+    if (this.limited) await this.settleLimited(info.digest);
+    if (this.auth?.kind === 'duplicate' || this.owed !== undefined) {
       await this.deps.blobs.delete(objectName);
       this.tarball = 'drained';
       return;
@@ -285,6 +330,9 @@ export class Submission {
     }
     if (this.sealedCredentials === undefined) this.setCredentials('{}');
     await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
+    if (this.limited && this.owed === undefined && this.tarball !== 'drained') {
+      await this.settleLimited(this.tarball.digest);
+    }
     if (this.owed !== undefined) {
       await this.abandon();
       this.deps.log.info({ jobId: this.owed }, 'a retried submission at its limit got its earlier job');

@@ -10,7 +10,13 @@
  * request that made it, so one whose request died with its process is released (reservations.ts).
  */
 import type { authorizeSubmissionEndpoint } from '@perry-hub/contracts';
-import { TIER_LIMITS, TIER_PRIORITY, type RequestOf, type SubmissionAuthorization } from '@perry-hub/contracts';
+import {
+  HubError,
+  TIER_LIMITS,
+  TIER_PRIORITY,
+  type RequestOf,
+  type SubmissionAuthorization,
+} from '@perry-hub/contracts';
 import type { Pool, PoolConnection, RowDataPacket } from '@perry-hub/db';
 import { inTransaction } from './db.js';
 import { accountRequired, publishLimitReached, rateLimited, uploadTooLarge } from './errors.js';
@@ -70,11 +76,44 @@ async function bindProject(conn: PoolConnection, license: LicenseRow, projectId:
   return false;
 }
 
+/** A limit refused a submission that asked to hear it as an answer: the transaction rolls back. */
+class Limited extends Error {
+  constructor(
+    readonly licenseKey: string,
+    readonly refusal: HubError & { code: 'RATE_LIMITED' | 'PUBLISH_LIMIT_REACHED' },
+  ) {
+    super(refusal.message);
+  }
+}
+
+const isLimit = (err: unknown): err is HubError & { code: 'RATE_LIMITED' | 'PUBLISH_LIMIT_REACHED' } =>
+  err instanceof HubError && (err.code === 'RATE_LIMITED' || err.code === 'PUBLISH_LIMIT_REACHED');
+
+/**
+ * Decide and reserve. With `deferLimits`, a refusal by the hourly limit or the monthly quota is
+ * answered as `limited` (nothing reserved, no project bound): the caller may find that the
+ * submission is the retry of a build already counted, which no limit refuses.
+ */
 export async function authorizeSubmission(
   db: Pool,
   request: RequestOf<typeof authorizeSubmissionEndpoint>,
   options: AuthorizeOptions,
   now = Date.now(),
+): Promise<SubmissionAuthorization> {
+  try {
+    return await decide(db, request, options, now);
+  } catch (err) {
+    if (!(err instanceof Limited)) throw err;
+    const { code, message, details } = err.refusal;
+    return { kind: 'limited', licenseKey: err.licenseKey, error: { code, message, ...(details ? { details } : {}) } };
+  }
+}
+
+async function decide(
+  db: Pool,
+  request: RequestOf<typeof authorizeSubmissionEndpoint>,
+  options: AuthorizeOptions,
+  now: number,
 ): Promise<SubmissionAuthorization> {
   return inTransaction(db, async (conn) => {
     const license = await resolveLicense(conn, request, now);
@@ -92,10 +131,14 @@ export async function authorizeSubmission(
     }
     // Self-hosted hubs have no perryts.com accounts to log in to: no binding, no quotas.
     const bound = options.selfHosted ? false : await bindProject(conn, license, request.projectId);
-    if (!options.selfHosted) await checkQuotas(conn, license, now, options);
+    if (!options.selfHosted) {
+      await checkQuotas(conn, license, now, options).catch((err: unknown) => {
+        throw request.deferLimits && isLimit(err) ? new Limited(license.licenseKey, err) : err;
+      });
+    }
     await conn.query(
-      `INSERT INTO submissions (job_id, license_key, account_id, submitted_at, state, bound_project, expires_at)
-       VALUES (?, ?, ?, ?, 'pending', ?, ?)`,
+      `INSERT INTO submissions (job_id, license_key, account_id, submitted_at, state, bound_project, expires_at, instance_id)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`,
       [
         request.jobId,
         license.licenseKey,
@@ -103,6 +146,7 @@ export async function authorizeSubmission(
         now,
         bound,
         now + (request.holdMs ?? options.inFlightGraceMs),
+        request.instanceId ?? null,
       ],
     );
     return {

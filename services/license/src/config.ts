@@ -28,7 +28,7 @@ export const LicenseConfig = configSchema({
   }),
   reservationSweepSecs: fromEnv('PERRY_HUB_RESERVATION_SWEEP_SECS', Type.Integer({ minimum: 1, default: 60 }), {
     description:
-      'How often reservations of submissions that died before recording their job (past their request deadline) are released; also at start',
+      'How often reservations of submissions that died before recording their job are released when past their request deadline (those of an ingest instance known dead go at once: at start, and when its liveness record is deleted or seen expired)',
   }),
 });
 export type LicenseConfig = Static<typeof LicenseConfig>;

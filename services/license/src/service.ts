@@ -8,12 +8,14 @@ import {
   accountUpdateEndpoint,
   authorizeSubmissionEndpoint,
   licenseListEndpoint,
+  topologyNames,
   registerLicenseEndpoint,
   releaseSubmissionEndpoint,
   verifyLicenseEndpoint,
 } from '@perry-hub/contracts';
+import { Kvm } from '@nats-io/kv';
 import type { Pool } from '@perry-hub/db';
-import { defineService, handle } from '@perry-hub/runtime';
+import { LivenessView, defineService, handle } from '@perry-hub/runtime';
 import { createAccount, getAccount, registerLicense, updateAccount, verifyLicense } from './accounts.js';
 import { listLicenses } from './list.js';
 import { authorizeSubmission, releaseSubmission } from './authorize.js';
@@ -48,13 +50,33 @@ export const license = defineService({
       { nc: deps.nc, db, log: deps.log, prefix: config.subjectPrefix },
       { accessToken: config.polarAccessToken, meterId: config.polarMeterPublish, apiUrl: config.polarApiUrl },
     );
+    // A reservation whose ingest instance died goes at once: the all-in-one names its previous
+    // run's instances, and the others' liveness records tell.
+    const predecessors = new Set(deps.predecessors);
+    let kick: () => void = () => undefined;
+    const instances = new LivenessView(
+      await new Kvm(deps.nc).open(topologyNames(config.subjectPrefix).instancesBucket),
+      config.instanceTtlMs,
+      () => kick(),
+    );
+    await instances.start(deps.log, deps.nc);
     const sweeper = startReservationSweeper(
       { db, log: deps.log },
-      { intervalMs: config.reservationSweepSecs * 1000, graceMs: config.inFlightGraceMs },
+      {
+        intervalMs: config.reservationSweepSecs * 1000,
+        graceMs: config.inFlightGraceMs,
+        instanceDead: (id) => predecessors.has(id) || instances.state(id) === 'dead',
+      },
     );
+    kick = () => sweeper.kick();
+    // Records that expired before this instance watched are believed dead one TTL after it began.
+    const firstExpiry = setTimeout(kick, config.instanceTtlMs + 100);
+    firstExpiry.unref();
     if (config.selfHosted) deps.log.info('self-hosted: no publish quota, hourly limit or device binding');
     return {
       stop: async () => {
+        clearTimeout(firstExpiry);
+        instances.stop();
         await sweeper.stop();
         await usage.stop();
       },

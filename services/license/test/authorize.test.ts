@@ -145,6 +145,26 @@ describe('license service', () => {
       ]);
       expect((await submit(h, { licenseKey: busy.licenseKey })).kind).toBe('accepted');
       await expect(submit(h, { licenseKey: busy.licenseKey })).rejects.toMatchObject({ code: 'PUBLISH_LIMIT_REACHED' });
+
+      // Asked to, the limits answer instead of failing (the submission may be a retry), and
+      // reserve nothing: the caller decides once it knows the tarball.
+      const before = await h.db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM submissions');
+      expect(await submit(h, { licenseKey: quota.licenseKey }, { deferLimits: true })).toEqual({
+        kind: 'limited',
+        licenseKey: quota.licenseKey,
+        error: {
+          code: 'PUBLISH_LIMIT_REACHED',
+          message: expect.stringContaining('15/15') as unknown,
+          details: { usage: { publishes: 15, limit: 15, period: period() } },
+        },
+      });
+      expect(await submit(h, { licenseKey }, { deferLimits: true })).toMatchObject({
+        kind: 'limited',
+        licenseKey,
+        error: { code: 'RATE_LIMITED', message: 'Hourly build limit reached (5 per hour)' },
+      });
+      const after = await h.db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM submissions');
+      expect(after[0]).toEqual(before[0]);
     } finally {
       await h.close();
     }

@@ -1,6 +1,6 @@
-// Reservations never outlive their request: past its deadline, a pending reservation whose job
-// row never appeared is released (and its project binding undone); one with a job, or whose
-// request may still be running, is kept.
+// Reservations never outlive their request: past its deadline, or as soon as the instance that
+// held its request is dead, a pending reservation whose job row never appeared is released (and
+// its project binding undone); one with a job, or whose request may still be running, is kept.
 import type { RowDataPacket } from '@perry-hub/db';
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
@@ -58,6 +58,50 @@ describe('reservation sweep', () => {
       expect(await state(slow)).toBe('released');
       expect(await bound()).toBe('com.example.app');
       expect(await releaseDeadReservations(h.db, GRACE_MS, Date.now() + 700_000)).toBe(0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('releases at once the reservations of a dead instance without a job, and only those', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const h = await startLicense(natsUrl, prefix, database, { PERRY_HUB_RESERVATION_SWEEP_SECS: '3600' });
+    try {
+      const { licenseKey } = await h.call(registerLicenseEndpoint, { githubUsername: 'instances' });
+      const reserve = async (instanceId: string) => {
+        const jobId = randomUUID();
+        await h.call(authorizeSubmissionEndpoint, {
+          jobId,
+          licenseKey,
+          projectId: 'com.example.app',
+          holdMs: 600_000,
+          instanceId,
+        });
+        return jobId;
+      };
+      const orphan = await reserve('ingest-dead');
+      const recorded = await reserve('ingest-dead');
+      const alive = await reserve('ingest-live');
+      await h.db.query("INSERT INTO builds (id, licenseKey, status, queuedAt) VALUES (?, ?, 'queued', ?)", [
+        recorded,
+        licenseKey,
+        Date.now(),
+      ]);
+      const state = async (jobId: string) => {
+        const [rows] = await h.db.query<RowDataPacket[]>('SELECT state FROM submissions WHERE job_id = ?', [jobId]);
+        return rows[0]?.['state'];
+      };
+      const dead = (id: string) => id === 'ingest-dead';
+      expect(await releaseDeadReservations(h.db, GRACE_MS, Date.now(), dead)).toBe(1);
+      expect([await state(orphan), await state(recorded), await state(alive)]).toEqual([
+        'released',
+        'pending',
+        'pending',
+      ]);
+      expect(await releaseDeadReservations(h.db, GRACE_MS, Date.now(), dead)).toBe(0);
     } finally {
       await h.close();
     }

@@ -274,13 +274,22 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     });
   }
 
-  /** The socket is gone: stop taking commands, vanish from presence, then tell the bus. */
+  /**
+   * The socket is gone: stop taking commands, vanish from presence, then tell the bus. Not when
+   * this gateway is stopping: its workers did nothing wrong, so their jobs must not be lost (a
+   * retry counted). Their presence stays until the gateway's liveness record goes with its stop;
+   * the scheduler then releases them and re-queues their jobs, which is not a retry.
+   */
   onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#presenceTimer);
     this.#commands?.unsubscribe();
     this.#ctx.workers.delete(this.workerId);
+    if (this.#ctx.stopping()) {
+      this.conn.log.info({ workerId: this.workerId, name: this.name }, 'worker handed back: the gateway is stopping');
+      return;
+    }
     const { presence, nc, subjects, gatewayId, log } = this.#ctx;
     this.#presenceChain = this.#presenceChain.then(() =>
       presence.delete(this.workerId).catch((err: unknown) => log.warn({ err }, 'presence delete failed')),

@@ -55,7 +55,8 @@ export const SubmissionLimits = Type.Object(
  * Check a submission and reserve its place in the hourly and monthly counters, atomically (one
  * MySQL transaction, so several instances agree). Exactly one of licenseKey and apiToken.
  * Errors: AUTH_INVALID, LICENSE_INVALID, ACCOUNT_REQUIRED, PUBLISH_LIMIT_REACHED, RATE_LIMITED,
- * UPLOAD_TOO_LARGE, BAD_REQUEST. A submission whose intake then fails must be released.
+ * UPLOAD_TOO_LARGE, BAD_REQUEST (the two limits are answered as `limited` with `deferLimits`). A
+ * submission whose intake then fails must be released.
  */
 export const authorizeSubmissionEndpoint = defineEndpoint({
   service: 'license',
@@ -68,6 +69,18 @@ export const authorizeSubmissionEndpoint = defineEndpoint({
       projectId: Type.String({ maxLength: 255, description: 'manifest bundle_id (device binding)' }),
       declaredBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Decoded tarball size, when known' })),
       idempotencyKey: Type.Optional(Type.String({ maxLength: 128 })),
+      deferLimits: Type.Optional(
+        Type.Boolean({
+          description:
+            'Answer `limited` instead of failing with RATE_LIMITED or PUBLISH_LIMIT_REACHED: the submission may be a retry of a build already counted, which the caller can tell only once its tarball is read',
+        }),
+      ),
+      instanceId: Type.Optional(
+        Type.String({
+          maxLength: 128,
+          description: 'The instance holding the request: its reservation is released as soon as that instance is dead',
+        }),
+      ),
       holdMs: Type.Optional(
         Type.Integer({
           minimum: 0,
@@ -97,6 +110,21 @@ export const authorizeSubmissionEndpoint = defineEndpoint({
         licenseKey: Type.String(),
       },
       { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        kind: Type.Literal('limited'),
+        licenseKey: Type.String({ description: 'The license the submission runs under (names a retried build)' }),
+        error: Type.Object(
+          {
+            code: Type.Union([Type.Literal('RATE_LIMITED'), Type.Literal('PUBLISH_LIMIT_REACHED')]),
+            message: Type.String(),
+            details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+          },
+          { additionalProperties: false },
+        ),
+      },
+      { additionalProperties: false, description: 'Only with `deferLimits`: nothing was reserved' },
     ),
   ]),
   timeoutMs: 5_000,

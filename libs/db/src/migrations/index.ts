@@ -4,6 +4,7 @@ import * as m003 from './003_license_usage.js';
 import * as m004 from './004_dispatch.js';
 import * as m005 from './005_delivery.js';
 import * as m006 from './006_operations.js';
+import * as m007 from './007_crash_leftovers.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
@@ -23,4 +24,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, ...m004 },
   { version: 5, ...m005 },
   { version: 6, ...m006 },
+  { version: 7, ...m007 },
 ];

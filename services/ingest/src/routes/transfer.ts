@@ -212,7 +212,9 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
             deps.log.warn({ err, token }, 'could not mark the download spent'),
           );
         };
-        const last = reachesEnd ? [spendBeforeLastChunk(spend)] : [];
+        // Everything queued in this process for the client has reached the kernel.
+        const flushed = () => reply.raw.writableLength === 0;
+        const last = reachesEnd ? [spendBeforeLastChunk(spend, flushed)] : [];
         const sent = range ? range.end - range.start + 1 : meta.size;
         // Counted once the whole answer left (a cut download counts nothing).
         reply.raw.once('finish', () => deps.metrics.artifactBytes.inc({ direction: 'out' }, sent));
