@@ -247,6 +247,14 @@ describe('the reference worker end to end', () => {
         await until('job directories removed', () => readdirSync(join(workDir, 'jobs')).length === 0);
 
         // update_perry, idle and without PERRY_WORKER_UPDATE_COMMAND: declined, and saying why.
+        // Idle as the hub sees it: a slot freed by a finished build is published within half a second.
+        await until('the worker idle in presence', async () => {
+          const res = await fetch(`${s.hub.url}/api/v1/admin/workers`, {
+            headers: { authorization: `Bearer ${ADMIN_SECRET}` },
+          });
+          const body = (await res.json()) as { workers: { busy: boolean }[] };
+          return body.workers.length === 1 && !body.workers[0]!.busy;
+        });
         const told = await fetch(`${s.hub.url}/api/v1/admin/update-perry`, {
           method: 'POST',
           headers: { authorization: `Bearer ${ADMIN_SECRET}`, 'content-type': 'application/json' },

@@ -55,6 +55,24 @@ async function openBlob(blobs: BlobStore, name: string): ReturnType<BlobStore['g
   }
 }
 
+/**
+ * A worker's job token checked by the scheduler. A job that is not running any more (re-queued,
+ * finished) answers as the original did once its token was gone, 403; the worker holds a stale
+ * token, which is no guess at a credential and is not counted against its address.
+ */
+function authorize(deps: TransferDeps, request: FastifyRequest, jobId: string, purpose: 'tarball' | 'artifact') {
+  return call(
+    deps.nc,
+    deps.subjects,
+    authorizeTransferEndpoint,
+    { jobId, token: bearer(request), purpose },
+    AUTHORIZE,
+  ).catch((err: unknown) => {
+    if (err instanceof HubError && err.code === 'JOB_NOT_RUNNING') throw notAGuess(forbidden());
+    throw err;
+  });
+}
+
 function bearer(request: FastifyRequest): string {
   const header = request.headers.authorization;
   if (typeof header !== 'string' || !header.startsWith('Bearer ')) throw forbidden();
@@ -105,22 +123,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
       { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
       async (request, reply) => {
         const { jobId } = request.params;
-        const auth = await call(
-          deps.nc,
-          deps.subjects,
-          authorizeTransferEndpoint,
-          {
-            jobId,
-            token: bearer(request),
-            purpose: 'tarball',
-          },
-          AUTHORIZE,
-        ).catch((err: unknown) => {
-          // The original's answer for a job that is not running (its token is gone): 403. The
-          // worker holds a stale token of a re-queued job, which is no guess at a credential.
-          if (err instanceof HubError && err.code === 'JOB_NOT_RUNNING') throw notAGuess(forbidden());
-          throw err;
-        });
+        const auth = await authorize(deps, request, jobId, 'tarball');
         const found = await openBlob(deps.blobs, auth.tarballRef);
         if (!found) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         return sendBytes(reply, found.stream, found.info.size, wantsRaw(request));
@@ -132,17 +135,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
       { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
       async (request) => {
         const { jobId } = request.params;
-        const auth = await call(
-          deps.nc,
-          deps.subjects,
-          authorizeTransferEndpoint,
-          {
-            jobId,
-            token: bearer(request),
-            purpose: 'artifact',
-          },
-          AUTHORIZE,
-        );
+        const auth = await authorize(deps, request, jobId, 'artifact');
         const raw = /application\/octet-stream/i.test(request.headers['content-type'] ?? '');
         const header = (name: string) => {
           const v = request.headers[name];
