@@ -156,6 +156,13 @@ export class BlobStore {
     const info = await this.info(name);
     if (!info) return null;
     if (info.options?.link) throw new Error(`${name} is a link; links are not supported`);
+    if (info.chunks <= DIRECT_GET_MAX_CHUNKS) {
+      // A small object is read whole here, so a failed read (NATS restarting) fails this call,
+      // which the caller may retry, rather than a response that has already begun.
+      const parts: Uint8Array[] = [];
+      for await (const data of this.chunks(info)) parts.push(data);
+      return { info, stream: Readable.from(parts, { objectMode: false }) };
+    }
     return { info, stream: Readable.from(this.chunks(info), { objectMode: false }) };
   }
 

@@ -115,7 +115,10 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       reply.header('connection', 'close');
       lingerAfterAnswer(request);
     }
-    return reply.status(status).send(error.toEnvelope());
+    // A route that failed after choosing its body's type and length (a transfer whose stream
+    // broke before the first byte) answers with the JSON envelope, not as that body.
+    reply.removeHeader('content-length');
+    return reply.status(status).type('application/json; charset=utf-8').send(error.toEnvelope());
   });
   app.setNotFoundHandler((request, reply) =>
     reply
