@@ -146,10 +146,13 @@ describe('a retried submission', () => {
         expect(rerun.reason).toBe('Ready');
         expect(rerun.jobId).toBe(jobId);
         expect(rerun.artifact?.bytes).toEqual(expectedArtifact('linux', 'linux', input));
-        // Recorded before the last chunk went out.
-        expect((await one(db, 'SELECT result_delivery FROM builds WHERE id = ?', [jobId]))[0]).toEqual({
-          result_delivery: 'delivered',
-        });
+        // Recorded once the last byte left the hub.
+        await until(
+          'the download to be recorded',
+          async () =>
+            (await one(db, 'SELECT result_delivery FROM builds WHERE id = ?', [jobId]))[0]?.['result_delivery'] ===
+            'delivered',
+        );
         expect(await one(db, 'SELECT COUNT(*) AS n FROM builds')).toEqual([{ n: 1 }]);
         // Charged once: give a second count the time it would take to arrive.
         await new Promise((r) => setTimeout(r, 1_000));
@@ -243,6 +246,11 @@ describe('a retried submission', () => {
         expect(rerun.reason).toBe('Ready');
         expect(rerun.jobId).not.toBe(jobId);
         expect(rerun.artifact?.bytes).toEqual(expectedArtifact('linux', 'linux', input));
+        await until(
+          'the download to be recorded',
+          async () =>
+            (await call(nc, subjects(prefix), jobStatusEndpoint, { jobId: rerun.jobId! })).delivery === 'delivered',
+        );
         expect(await call(nc, subjects(prefix), jobStatusEndpoint, { jobId: rerun.jobId! })).toEqual({
           found: true,
           status: 'completed',

@@ -442,7 +442,19 @@ describe('fault: the whole hub killed at random', () => {
         expect(kills.length).toBe(KILLS);
         // Each user action: one job, whatever its runs were told, and its artifact.
         for (const p of all) {
-          expect(p.acknowledged.size, `${p.label}: ${p.runs.join(', ')}`).toBe(1);
+          const jobs =
+            p.acknowledged.size === 1
+              ? ''
+              : JSON.stringify(
+                  await rows(
+                    hub,
+                    `SELECT b.id, b.status, b.result_delivery, b.submission_key IS NULL AS key_released, b.queuedAt,
+                       b.completedAt, (SELECT GROUP_CONCAT(a.state) FROM artifacts a WHERE a.job_id = b.id) AS artifacts
+                     FROM builds b WHERE b.id IN (?)`,
+                    [[...p.acknowledged]],
+                  ),
+                );
+          expect(p.acknowledged.size, `${p.label}: ${p.runs.join(', ')} ${jobs}`).toBe(1);
           expect(p.artifactSha, p.label).toBe(sha256(expectedArtifact('linux', 'linux', p.input)));
         }
         const acknowledged = new Set(all.flatMap((p) => [...p.acknowledged]));

@@ -34,6 +34,9 @@ export interface ArtifactDeps {
   now?: () => number;
 }
 
+/** How long a request waits for another transfer of its token that is at its last byte. */
+const SPENDING_WAIT_MS = 2_000;
+const SPENDING_POLL_MS = 25;
 const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
 const encoder = new TextEncoder();
 
@@ -126,23 +129,32 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
     }),
 
-    // Claiming marks a transfer begun, and nothing more: a download cut by a crash or a dropped
-    // connection is retried with a plain GET (the CLI never sends Range). Only a transfer whose
-    // last byte went out spends the token (finish-download).
+    // Claiming spends nothing: a download cut by a crash or a dropped connection is retried
+    // with a plain GET (the CLI never sends Range). A transfer at its last byte marks the token
+    // `spending`; a request meanwhile waits for that transfer to end: spent, the token answers
+    // not found; still unspent after the wait (its transfer died with its instance), it is served.
     handle(claimDownloadEndpoint, async ({ token }) => {
-      const [rows] = await deps.db.query<RowDataPacket[]>(
-        "SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ? AND state <> 'done'",
-        [token, now()],
-      );
-      const row = rows[0];
-      if (!row) throw NOT_FOUND();
-      if (row['state'] === 'fresh') {
-        await deps.db.query("UPDATE artifacts SET state = 'claimed' WHERE token = ? AND state = 'fresh'", [token]);
+      const select = async () =>
+        (
+          await deps.db.query<RowDataPacket[]>(
+            'SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ?',
+            [token, now()],
+          )
+        )[0][0];
+      let row = await select();
+      for (let waited = 0; row?.['state'] === 'spending' && waited < SPENDING_WAIT_MS; waited += SPENDING_POLL_MS) {
+        await new Promise((r) => setTimeout(r, SPENDING_POLL_MS));
+        row = await select();
       }
+      if (!row || row['state'] === 'done') throw NOT_FOUND();
       return meta(row);
     }),
 
-    handle(finishDownloadEndpoint, async ({ token }) => {
+    handle(finishDownloadEndpoint, async ({ token, step }) => {
+      if (step === 'last-byte') {
+        await deps.db.query("UPDATE artifacts SET state = 'spending' WHERE token = ? AND state <> 'done'", [token]);
+        return {};
+      }
       const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name, job_id FROM artifacts WHERE token = ?', [
         token,
       ]);

@@ -69,10 +69,18 @@ export const claimDownloadEndpoint = defineEndpoint({
   timeoutMs: 5_000,
 });
 
+/**
+ * A download's end, in two steps around its last byte: `last-byte` before it is written (from
+ * then on a new request for the token waits for the second step), `sent` once it has left the
+ * process (the token is spent). A transfer cut between the two leaves the token usable.
+ */
 export const finishDownloadEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'finish-download',
-  request: Type.Object({ token: Type.String() }, { additionalProperties: false }),
+  request: Type.Object(
+    { token: Type.String(), step: Type.Union([Type.Literal('last-byte'), Type.Literal('sent')]) },
+    { additionalProperties: false },
+  ),
   response: Type.Object({}, { additionalProperties: false }),
   timeoutMs: 5_000,
 });

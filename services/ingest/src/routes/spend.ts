@@ -1,10 +1,12 @@
 /**
- * When a download token is spent. The transfer, not its start, spends it: a download cut by a
- * crash or a dropped connection can be fetched again. It is spent just before its last byte is
- * written, once every byte before it has left the process (handed to the kernel, which delivers
- * it even if the process then dies): a client that received every byte finds the token spent on
- * its very next request (one-time semantics as before), while one cut earlier, even by a kill -9
- * with megabytes still queued in the process, does not.
+ * When a download token is spent. The transfer, not its start, spends it, in two steps around
+ * its last byte (finish-download): once every byte before the last has left the process (handed
+ * to the kernel, which delivers it even if the process then dies), the token is marked as at its
+ * last byte, then the last byte is written, and once that too has left the process the token is
+ * spent. A client that received every byte finds the token spent on its very next request (that
+ * request waits for the second step); a transfer cut before the second step, even by a kill -9,
+ * leaves the token usable: at worst a client that got everything may fetch it once more, never
+ * is one that missed a byte refused.
  */
 import { Transform } from 'node:stream';
 
@@ -12,10 +14,15 @@ const POLL_MS = 5;
 
 /**
  * Passes chunks through, holding the last byte back until everything before it was flushed
- * (`flushed()`: nothing left queued downstream in the process) and `spend()` settled.
+ * (`flushed()`: nothing left queued downstream in the process) and `atLastByte()` settled.
  */
-export function spendBeforeLastChunk(spend: () => Promise<void>, flushed: () => boolean): Transform {
+export function holdLastByte(atLastByte: () => Promise<void>, flushed: () => boolean): Transform {
   let held: Buffer | undefined;
+  // A failure to record it must not cost the client its last byte: it is logged by the caller.
+  const settle = (done: (err: null, last?: Buffer) => void, last: Buffer | undefined) =>
+    void atLastByte()
+      .catch(() => undefined)
+      .then(() => done(null, last));
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
       if (held !== undefined) this.push(held);
@@ -23,12 +30,7 @@ export function spendBeforeLastChunk(spend: () => Promise<void>, flushed: () => 
       done();
     },
     flush(done) {
-      if (held === undefined || held.length === 0) {
-        void spend()
-          .catch(() => undefined)
-          .then(() => done(null, held));
-        return;
-      }
+      if (held === undefined || held.length === 0) return settle(done, held);
       this.push(held.subarray(0, held.length - 1));
       const last = held.subarray(held.length - 1);
       const wait = () => {
@@ -37,10 +39,7 @@ export function spendBeforeLastChunk(spend: () => Promise<void>, flushed: () => 
           setTimeout(wait, POLL_MS).unref();
           return;
         }
-        // A failure to record it must not cost the client its last byte: it is logged by `spend`.
-        void spend()
-          .catch(() => undefined)
-          .then(() => done(null, last));
+        settle(done, last);
       };
       wait();
     },

@@ -20,7 +20,7 @@ import { base64Decoder, base64Encoder, call, type BlobStore, type HubMetrics, ty
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parseRange, sliceBytes } from './range.js';
 import { bodySignal } from '../abuse/slow-body.js';
-import { spendBeforeLastChunk } from './spend.js';
+import { holdLastByte } from './spend.js';
 import { notAGuess } from '../abuse/hooks.js';
 
 export interface TransferDeps {
@@ -200,14 +200,15 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         if (!found) throw new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
         reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
         const reachesEnd = range === null || range.end === meta.size - 1;
-        const spend = async () => {
-          await call(deps.nc, deps.subjects, finishDownloadEndpoint, { token }).catch((err: unknown) =>
-            deps.log.warn({ err, token }, 'could not mark the download spent'),
+        const finish = (step: 'last-byte' | 'sent') =>
+          call(deps.nc, deps.subjects, finishDownloadEndpoint, { token, step }).catch((err: unknown) =>
+            deps.log.warn({ err, token, step }, 'could not record the end of a download'),
           );
-        };
         // Everything queued in this process for the client has reached the kernel.
         const flushed = () => reply.raw.writableLength === 0;
-        const last = reachesEnd ? [spendBeforeLastChunk(spend, flushed)] : [];
+        const last = reachesEnd ? [holdLastByte(() => finish('last-byte').then(() => undefined), flushed)] : [];
+        // 'finish': the last byte, too, has left the process. A cut transfer never gets there.
+        if (reachesEnd) reply.raw.once('finish', () => void finish('sent'));
         const sent = range ? range.end - range.start + 1 : meta.size;
         // Counted once the whole answer left (a cut download counts nothing).
         reply.raw.once('finish', () => deps.metrics.artifactBytes.inc({ direction: 'out' }, sent));
