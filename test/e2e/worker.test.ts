@@ -330,7 +330,7 @@ describe('the reference worker end to end', () => {
     });
   });
 
-  test('a connection lost mid-build: the build goes on, its result waits and is delivered when the job is assigned again', async ({
+  test('a connection lost mid-build: the build goes on, and the worker claims the job back when it reconnects', async ({
     natsUrl,
     prefix,
     database,
@@ -355,7 +355,8 @@ describe('the reference worker end to end', () => {
           expect(worker.connections).toBe(2);
           const lines = result.messages.filter((m) => m.type === 'log').map((m) => (m as unknown as Msg)['line']);
           expect(lines).toEqual(['before the drop', 'after the drop']);
-          expect(result.messages.some((m) => m.type === 'queue_update')).toBe(true); // re-queued, then given back
+          expect(result.messages.some((m) => m.type === 'queue_update')).toBe(true); // re-queued, then claimed back
+          expect(worker.received.filter((r) => r.frame.includes('"type":"job_assign"'))).toHaveLength(1);
         },
         env,
       );

@@ -1,11 +1,12 @@
 // kill -9 of the whole all-in-one while the reference worker builds: the build carries on, the
-// worker reconnects to the restarted hub, the hub gives the job back to it, and the worker
-// delivers the result of the build it never stopped. The job completes once, its command ran once.
+// worker reconnects to the restarted hub and claims the job back (same attempt), and delivers the
+// result of the build it never stopped. The job completes once, its command ran once.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import type { RowDataPacket } from '@perry-hub/db';
 import { loadWorkerConfig, startWorker } from '@perry-hub/worker';
 import { ensureBuilt } from '../support/hub-process.js';
 import { buildRequest } from '../support/perry-cli.js';
@@ -23,7 +24,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('fault: the hub killed while the reference worker builds', () => {
   it(
-    'the build goes on, the job comes back to the worker after the restart, and completes once',
+    'the build goes on, the worker claims the job back after the restart, and it completes once',
     { timeout: 300_000 },
     async () => {
       // A short lost limit: the restarted hub gives a released job back to the same worker after it.
@@ -77,8 +78,11 @@ describe('fault: the hub killed while the reference worker builds', () => {
         await expectEveryJobCompletedOnce(hub, 120_000);
         expect(commands.get(jobId)).toBe(1); // the build was not started again
         expect(worker.connections).toBeGreaterThanOrEqual(2);
+        // Claimed back after the restart: assigned once, its attempt unchanged.
         const assigns = worker.received.filter((r) => r.frame.includes('"type":"job_assign"'));
-        expect(assigns.length).toBe(2); // the first dispatch, and the one after the restart
+        expect(assigns.length).toBe(1);
+        const [row] = (await hub.db.query<RowDataPacket[]>('SELECT attempt FROM builds WHERE id = ?', [jobId]))[0];
+        expect(row).toMatchObject({ attempt: 1 });
         expect(worker.sent.filter((f) => f.includes('"type":"complete"'))).toHaveLength(1);
       } finally {
         await worker.stop();

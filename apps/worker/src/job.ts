@@ -1,9 +1,9 @@
 /**
  * One job, from `job_assign` to `complete`: download and unpack the project into a fresh
- * directory, run the target's commands, upload the artifacts, report. The job belongs to the
- * connection it was assigned on; if that connection is lost the build goes on, its messages wait,
- * and the result is delivered once the hub assigns the same job again (after a hub restart or a
- * reconnect), or dropped after PERRY_WORKER_HOLD_RESULT_SECS.
+ * directory, run the target's commands, upload the artifacts, report. If its connection is lost
+ * the build goes on and its messages wait; on the next connection it speaks up (the hub hands the
+ * job back if it still waits for this worker), and a later assignment of the same job is adopted.
+ * A result nobody takes is dropped after PERRY_WORKER_HOLD_RESULT_SECS.
  */
 import { chmod, lchown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,6 +72,17 @@ export class Job {
   adopt(assign: wire.JobAssign, epoch: number): void {
     this.assign = assign;
     this.epoch = epoch;
+    for (const wake of this.#adopted.splice(0)) wake();
+  }
+
+  /**
+   * The worker reconnected while this build ran: carry on on the new connection, saying where the
+   * build is (the hub hands the job back to this worker if it still waits for it; if not, what
+   * follows is dropped there, and a later assignment of the same job is adopted as before).
+   */
+  reattach(epoch: number): void {
+    this.epoch = epoch;
+    this.queue(wire.stage(this.id, this.#stage, 'Reconnected to the hub; the build goes on'));
     for (const wake of this.#adopted.splice(0)) wake();
   }
 

@@ -149,6 +149,13 @@ export class Worker implements JobHost {
         { url: this.config.hubUrl, name: this.config.name, connection: this.connections },
         'connected to the hub',
       );
+      // Builds that outlived the last connection speak up on this one: a hub that released them
+      // at a restart or a crash hands them back (same attempt) rather than building them again.
+      for (const job of this.jobs.values()) {
+        if (job.done || job.epoch === this.#epoch) continue;
+        job.reattach(this.#epoch);
+        this.#flush(job);
+      }
       this.#wake();
     });
     ws.on('message', (data: Buffer) => {

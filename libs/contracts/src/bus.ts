@@ -38,6 +38,7 @@ import {
   cancelJobEndpoint,
   jobStatusEndpoint,
   workerEventEndpoint,
+  reclaimJobEndpoint,
 } from './messages/dispatch.js';
 import { queuePositionEndpoint } from './messages/jobs.js';
 import { queueStatsEndpoint, workersSummaryEndpoint } from './messages/status.js';
@@ -107,7 +108,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
   'worker-gateway': {
     // A watcher's cancel frame is refused at the gateway (only the owner cancels, over HTTP or
     // NATS through ingest), so the gateway never calls the scheduler's cancel.
-    calls: [jobStatusEndpoint, workerEventEndpoint],
+    calls: [jobStatusEndpoint, workerEventEndpoint, reclaimJobEndpoint],
     publishes: [
       (s) => s.workers('connected'),
       (s) => s.workers('lost'),

@@ -35,6 +35,12 @@ export const SchedulerConfig = configSchema({
   queueExpiryMs: ms('PERRY_HUB_QUEUE_EXPIRY_MS', 86_400_000, 'A job no worker could take for this long fails'),
   cancelGraceMs: ms('PERRY_HUB_CANCEL_GRACE_MS', 60_000, 'How long a cancelled running job may take to stop'),
   workerLostMs: ms('PERRY_HUB_WORKER_LOST_MS', 60_000, 'A worker silent for this long is lost and its jobs re-queued'),
+  reclaimWaitMs: ms(
+    'PERRY_HUB_RECLAIM_WAIT_MS',
+    10_000,
+    'After a hub restart or a gateway crash, how long a running build waits for its worker to reconnect and go on with it (same attempt) before another worker gets it',
+    0,
+  ),
   leaseTtlMs: ms(
     'PERRY_HUB_SCHEDULER_LEASE_MS',
     6_000,

@@ -21,7 +21,7 @@ import { deliverCommand, sendCommand } from './commands.js';
 import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
 import { GatewayWatch, refusesJob } from './gateways.js';
-import { returnUndelivered } from './outcomes.js';
+import { endWait, returnUndelivered } from './outcomes.js';
 import { JobQueue, capabilityKey } from './queue/job-queue.js';
 import { planDispatch, type WorkerSlots } from './queue/match.js';
 import { enqueue, queuedInfo, sortKey, unqueue, type Context, type KnownWorker, type RunningJob } from './state.js';
@@ -130,7 +130,7 @@ export class Dispatcher {
       .sort((a, b) => a.key - b.key || (a.row.id < b.row.id ? -1 : 1))
       .map(({ row }) => row);
     for (const row of rows) {
-      if (row.status === 'queued') enqueue(this.ctx, queuedInfo(row));
+      if (row.status === 'queued') this.#enqueueRow(row);
       else if (row.status === 'running' && row.workerId) {
         this.ctx.running.set(row.id, {
           ...queuedInfo(row),
@@ -144,6 +144,15 @@ export class Dispatcher {
       }
     }
     this.#deps.log.info({ queued: this.ctx.queued.size, running: this.ctx.running.size }, 'scheduler state recovered');
+  }
+
+  /** A queued row into the queue; one still waiting for its worker is looked at when the wait ends. */
+  #enqueueRow(row: JobRow): void {
+    const info = queuedInfo(row, this.ctx.config);
+    enqueue(this.ctx, info);
+    const until = info.avoid?.holdUntilMs;
+    if (until !== undefined)
+      setTimeout(() => void endWait(this.ctx, row.id), Math.max(0, until - this.ctx.now())).unref();
   }
 
   /**
@@ -167,7 +176,7 @@ export class Dispatcher {
     const missing = (await this.#deps.store.active()).filter(
       (row) => row.status === 'queued' && !this.ctx.queued.has(row.id) && !this.ctx.running.has(row.id),
     );
-    for (const row of missing) enqueue(this.ctx, queuedInfo(row));
+    for (const row of missing) this.#enqueueRow(row);
     if (missing.length > 0) {
       this.#deps.log.warn(
         { jobs: missing.map((r) => r.id) },
@@ -355,8 +364,9 @@ export class Dispatcher {
 
   #onLost(data: unknown): void {
     if (!isValid(WorkerLifecycle, data)) return;
+    const name = this.ctx.workers.get(data.workerId)?.name;
     this.ctx.workers.delete(data.workerId);
-    void sweeps.loseWorkerJobs(this.ctx, data.workerId);
+    void sweeps.loseWorkerJobs(this.ctx, data.workerId, name);
   }
 
   #onActivity(data: unknown): void {
@@ -414,7 +424,7 @@ export class Dispatcher {
         const row = await this.#deps.store.get(intake.jobId);
         if (!row) return m.nak(1_000); // the record is written first; give it a moment
         // A duplicate delivery may have enqueued (or even dispatched) it meanwhile.
-        if (row.status === 'queued' && !this.ctx.running.has(row.id)) enqueue(this.ctx, queuedInfo(row));
+        if (row.status === 'queued' && !this.ctx.running.has(row.id)) this.#enqueueRow(row);
       }
       m.ack();
     } catch (err) {

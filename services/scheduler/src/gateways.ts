@@ -106,12 +106,18 @@ export class GatewayWatch {
   }
 }
 
-/** Pure: may this worker take this job now? Not the worker that held it when a crash released it. */
+/**
+ * Pure: may this worker take this job now? Nobody while the job waits for the worker that held
+ * it to claim it back (until the end of the wait is dealt with: endWait); then not that worker,
+ * for a while.
+ */
 export function refusesJob(
   job: Pick<QueuedInfo, 'avoid'> | undefined,
   workerName: string | undefined,
   now: number,
 ): boolean {
   const avoid = job?.avoid;
-  return avoid !== undefined && avoid.workerName === workerName && now < avoid.untilMs;
+  if (avoid === undefined) return false;
+  if (avoid.holdUntilMs !== undefined) return true;
+  return avoid.workerName === workerName && now < avoid.untilMs;
 }

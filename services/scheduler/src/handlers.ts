@@ -1,9 +1,16 @@
 /** Leader-only endpoints: what workers report about their jobs, and cancel. */
-import { HubError, type Ack, type CancelJobRequest, type WorkerEvent } from '@perry-hub/contracts';
+import {
+  HubError,
+  type Ack,
+  type CancelJobRequest,
+  type ReclaimJobReply,
+  type ReclaimJobRequest,
+  type WorkerEvent,
+} from '@perry-hub/contracts';
 import { sameSecret } from '@perry-hub/runtime';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, toSigningStage } from './outcomes.js';
-import { dequeue, type Context } from './state.js';
+import { dequeue, type Context, type RunningJob } from './state.js';
 import { onBuildComplete } from './verify.js';
 
 const stale = (reason: string): Ack => ({ accepted: false, reason });
@@ -49,6 +56,41 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
     default:
       return stale(`unexpected message type ${String(message['type'])}`);
   }
+}
+
+/**
+ * A reconnected worker speaks of a build its old connection held (a hub restart or a gateway
+ * crash released it): while the job still waits for that worker, and no one else got it, it goes
+ * on where it is, at the same attempt and with the same job token. Otherwise the worker's
+ * messages about it are dropped by its gateway (the job is gone, or another attempt holds it).
+ */
+export async function reclaimJob(ctx: Context, request: ReclaimJobRequest): Promise<ReclaimJobReply> {
+  const { jobId, workerId, workerName } = request;
+  const job = ctx.queued.get(jobId);
+  const now = ctx.now();
+  const hold = job?.avoid;
+  if (!job || hold?.holdUntilMs === undefined || now >= hold.holdUntilMs || hold.workerName !== workerName)
+    return { accepted: false, reason: 'the job is not waiting for this worker' };
+  if (!(await ctx.store.reclaim(jobId, job.attempt, { id: workerId, name: workerName }, now)))
+    return { accepted: false, reason: 'the job changed meanwhile' };
+  if (ctx.queued.get(jobId) !== job) return { accepted: false, reason: 'the job changed meanwhile' };
+  dequeue(ctx, jobId);
+  const { avoid: _avoid, ...rest } = job;
+  const running: RunningJob = {
+    ...rest,
+    workerId,
+    assignedAt: now,
+    lastActivityAt: now,
+    active: true,
+    cancelRequestedAt: (job as Partial<RunningJob>).cancelRequestedAt ?? null,
+    pending: false,
+  };
+  ctx.running.set(jobId, running);
+  ctx.log.info(
+    { jobId, attempt: job.attempt, worker: workerName, workerId },
+    'build reclaimed by its reconnected worker',
+  );
+  return { accepted: true, attempt: job.attempt };
 }
 
 /**

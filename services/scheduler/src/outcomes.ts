@@ -4,7 +4,7 @@
  */
 import { call } from '@perry-hub/runtime';
 import { attemptArtifactsEndpoint, jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
-import { durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
+import { dequeue, durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
 import type { Delivery } from './commands.js';
 import type { Finish } from './store.js';
 import { SIGNING_MESSAGE, wire } from './wire.js';
@@ -125,19 +125,64 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
   return true;
 }
 
-/** The worker holding the job is gone: re-queue it, or fail it once retries are used up. */
-export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
+/**
+ * A released job may wait for the worker that built it to claim it back (reclaimJob): known by
+ * name, and holding a token it can go on with. Then the job is held for `reclaimWaitMs`, and
+ * that worker avoided until `avoidUntilMs` once the wait is over.
+ */
+function waitForItsWorker(
+  ctx: Context,
+  job: RunningJob,
+  workerName: string | undefined,
+  avoidUntilMs: (holdUntilMs: number) => number,
+): { hold: boolean; avoid: QueuedInfo['avoid'] } {
+  const now = ctx.now();
+  if (workerName === undefined) return { hold: false, avoid: undefined };
+  if (ctx.config.reclaimWaitMs === 0 || job.tokenHash === undefined)
+    return { hold: false, avoid: { workerName, untilMs: avoidUntilMs(now) } };
+  const holdUntilMs = now + ctx.config.reclaimWaitMs;
+  setTimeout(() => void endWait(ctx, job.jobId), ctx.config.reclaimWaitMs).unref();
+  return { hold: true, avoid: { workerName, untilMs: avoidUntilMs(holdUntilMs), holdUntilMs } };
+}
+
+/**
+ * The wait for a released job's worker is over, unclaimed. Its build may still have uploaded
+ * meanwhile (the upload came back before the worker's messages did): then it is complete, not
+ * run again. Otherwise the job is free for any worker (but its old one, for a while).
+ */
+export async function endWait(ctx: Context, jobId: string): Promise<void> {
+  const job = ctx.queued.get(jobId);
+  const avoid = job?.avoid;
+  if (!job || avoid?.holdUntilMs === undefined) return;
+  if (await delivered(ctx, job)) {
+    if (ctx.queued.get(jobId) !== job) return;
+    dequeue(ctx, jobId);
+    ctx.log.info({ jobId, attempt: job.attempt }, 'completed from its upload: its worker did not come back');
+    await finishJob(ctx, { job, from: 'queued', finish: completedFromUpload(ctx, job) });
+    return;
+  }
+  if (ctx.queued.get(jobId) !== job) return;
+  ctx.queued.set(jobId, { ...job, avoid: { workerName: avoid.workerName, untilMs: avoid.untilMs } });
+  ctx.kick();
+}
+
+/**
+ * The worker holding the job is gone: re-queue it, or fail it once retries are used up. A worker
+ * that only lost its connection goes on building and comes back: it may claim the job back.
+ */
+export async function loseJob(ctx: Context, job: RunningJob, workerName?: string): Promise<void> {
   if (job.retries < ctx.config.maxRetries) {
     const retries = job.retries + 1;
+    const { hold, avoid } = waitForItsWorker(ctx, job, workerName, (holdUntilMs) => holdUntilMs);
     const ok = await ctx.store.requeue(
       job.jobId,
       job.attempt,
-      { retries, reason: `worker lost (retry ${retries} of ${ctx.config.maxRetries})` },
+      { retries, reason: `worker lost (retry ${retries} of ${ctx.config.maxRetries})`, keepToken: hold },
       ctx.now(),
     );
     if (!ok) return;
     ctx.running.delete(job.jobId);
-    enqueue(ctx, { ...job, retries });
+    enqueue(ctx, { ...job, retries, avoid });
     const position = ctx.queue.position(job.jobId);
     await ctx.events.append(
       job.jobId,
@@ -155,23 +200,34 @@ export async function loseJob(ctx: Context, job: RunningJob): Promise<void> {
 }
 
 /**
- * The instance holding the job's worker died (a crash of the gateway or of the whole hub): back to
- * the queue. Not a retry: the build did nothing wrong, and a hub that restarts twice must not use
- * up a job's retries. Its attempt still rises with the next assignment, fencing out the old one.
+ * The instance holding the job's worker died or stopped (a crash or a restart of the gateway or of
+ * the whole hub): back to the queue. Not a retry: the build did nothing wrong, and a hub that
+ * restarts twice must not use up a job's retries. Its worker most likely goes on building and
+ * reconnects: for `reclaimWaitMs` the job waits for it to claim the job back at the same attempt
+ * (reclaimJob); only then does another worker get it, at a new attempt that fences out the old one.
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
   if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason: 'its gateway instance is gone' }, ctx.now())))
-    return false;
+  const now = ctx.now();
+  const { hold, avoid } = waitForItsWorker(ctx, job, workerName, () => now + ctx.config.workerLostMs);
+  const reason = 'its gateway instance is gone';
+  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason, keepToken: hold }, now))) return false;
   ctx.running.delete(job.jobId);
-  const avoid = workerName === undefined ? undefined : { workerName, untilMs: ctx.now() + ctx.config.workerLostMs };
   enqueue(ctx, { ...job, avoid });
   const position = ctx.queue.position(job.jobId);
   await ctx.events.append(
     job.jobId,
     wire.queueUpdate(job.jobId, position, 'Builder connection lost with a hub restart, re-queued'),
   );
-  ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, "re-queued: its worker's gateway instance is gone");
+  ctx.log.info(
+    {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      worker: workerName,
+      ...(hold ? { reclaimWaitMs: ctx.config.reclaimWaitMs } : {}),
+    },
+    "re-queued: its worker's gateway instance is gone",
+  );
   return true;
 }
 
@@ -200,7 +256,7 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
 }
 
 /** Did this attempt already announce an artifact? Unknown counts as no: the build runs again. */
-async function delivered(ctx: Context, job: RunningJob): Promise<boolean> {
+async function delivered(ctx: Context, job: QueuedInfo): Promise<boolean> {
   try {
     const { announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
       jobId: job.jobId,
@@ -219,13 +275,13 @@ async function delivered(ctx: Context, job: RunningJob): Promise<boolean> {
  */
 function completeFromUpload(ctx: Context, job: RunningJob): Promise<boolean> {
   ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, 'completed from its upload: its connection is gone');
-  return finishJob(ctx, {
-    job,
-    from: 'running',
-    finish: {
-      status: 'completed',
-      errorMessage: null,
-      finalEvents: [wire.complete(job.jobId, true, durationSecs(ctx, job))],
-    },
-  });
+  return finishJob(ctx, { job, from: 'running', finish: completedFromUpload(ctx, job) });
+}
+
+function completedFromUpload(ctx: Context, job: QueuedInfo): Finishing['finish'] {
+  return {
+    status: 'completed',
+    errorMessage: null,
+    finalEvents: [wire.complete(job.jobId, true, durationSecs(ctx, job))],
+  };
 }

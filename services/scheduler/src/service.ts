@@ -16,6 +16,7 @@ import {
   queuePositionEndpoint,
   queueStatsEndpoint,
   queueSummaryEndpoint,
+  reclaimJobEndpoint,
   topologyNames,
   workerEventEndpoint,
   type JobStatus,
@@ -25,7 +26,7 @@ import type { Pool, RowDataPacket } from '@perry-hub/db';
 import { Lease, defineService, handle, serveEndpoints } from '@perry-hub/runtime';
 import { SchedulerConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
-import { cancelJob, onWorkerEvent } from './handlers.js';
+import { cancelJob, onWorkerEvent, reclaimJob } from './handlers.js';
 import { leaderPosition, recordPosition } from './positions.js';
 import { sortKey, type Context } from './state.js';
 import { JobStore } from './store.js';
@@ -43,6 +44,13 @@ function sameToken(token: string, hash: string | null): boolean {
   const given = createHash('sha256').update(token).digest();
   const stored = Buffer.from(hash, 'hex');
   return stored.length === given.length && timingSafeEqual(given, stored);
+}
+
+/** A released job still waiting for the worker that built its last attempt (reclaimJob). */
+function waitsForItsWorker(ctx: Context | undefined, jobId: string, attempt: number): boolean {
+  const job = ctx?.queued.get(jobId);
+  const until = job?.avoid?.holdUntilMs;
+  return job !== undefined && job.attempt === attempt && until !== undefined && ctx!.now() < until;
 }
 
 /**
@@ -82,6 +90,7 @@ export const scheduler = defineService({
         { nc: deps.nc, subjects: deps.subjects, service: 'scheduler', version: HUB_VERSION, log: deps.log },
         [
           handle(workerEventEndpoint, (event) => onWorkerEvent(d.ctx, event)),
+          handle(reclaimJobEndpoint, (request) => reclaimJob(d.ctx, request)),
           handle(cancelJobEndpoint, (request) => cancelJob(d.ctx, request)),
           handle(queueSummaryEndpoint, () => queueSummary(d.ctx)),
         ],
@@ -152,7 +161,9 @@ export const scheduler = defineService({
         if (!row) throw new HubError('FORBIDDEN', 'Invalid job token');
         // A job back in the queue (or finished) leaves its last worker holding a stale token: not a
         // guess, so not counted against the worker's address as a failed authentication.
-        if (row.status !== 'running') throw new HubError('JOB_NOT_RUNNING', 'Job is not in running state');
+        // Or a build released while its worker goes on with it, until that worker claims it back.
+        if (row.status !== 'running' && !(row.status === 'queued' && waitsForItsWorker(leader(), jobId, row.attempt)))
+          throw new HubError('JOB_NOT_RUNNING', 'Job is not in running state');
         if (!sameToken(token, row.hash)) throw new HubError('FORBIDDEN', 'Invalid job token');
         if (!row.tarballRef) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         const stage: 'build' | 'sign' = row.stage === 'sign' ? 'sign' : 'build';

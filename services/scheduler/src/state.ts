@@ -22,11 +22,15 @@ export interface QueuedInfo {
   /** The stage's input (`builds.tarball_ref`), when known: transfers are authorized from memory. */
   readonly tarballRef?: string | null;
   /**
-   * Released by a crash: the worker that held it probably still builds the old attempt and will
-   * reconnect under the same name, where that build's messages would pass for the new attempt's.
-   * Another worker takes it; this one only after `untilMs`.
+   * Released by a crash or a restart: the worker that held it probably still builds the old
+   * attempt and will reconnect under the same name. Until `holdUntilMs` nobody takes it: that
+   * worker may claim it back (reclaim-job) and go on at the same attempt. After that another
+   * worker takes it; this one only after `untilMs`, lest the old build's messages pass for the
+   * new attempt's.
    */
-  readonly avoid?: { readonly workerName: string; readonly untilMs: number };
+  readonly avoid?: { readonly workerName: string; readonly untilMs: number; readonly holdUntilMs?: number };
+  /** SHA-256 of the last attempt's job token, kept while its worker may claim the job back. */
+  readonly tokenHash?: string;
 }
 
 export interface RunningJob extends QueuedInfo {
@@ -40,8 +44,6 @@ export interface RunningJob extends QueuedInfo {
   pending: boolean;
   /** The message of the worker's last `error` this attempt: the reason a failed build is recorded with. */
   lastError?: string;
-  /** SHA-256 of this attempt's job token, once the assignment is recorded (`builds.job_token_hash`). */
-  tokenHash?: string;
 }
 
 export interface KnownWorker {
@@ -147,8 +149,24 @@ export function durationSecs(ctx: Context, job: Pick<QueuedInfo, 'startedAt' | '
   return (ctx.now() - (job.startedAt ?? job.queuedAt)) / 1000;
 }
 
-export function queuedInfo(row: JobRow): QueuedInfo {
+/**
+ * A job as the queue holds it, from its row. A queued row that kept its token was released while
+ * its worker went on building (releaseJob): it waits for that worker from when it was released.
+ */
+export function queuedInfo(row: JobRow, waits?: Pick<SchedulerConfig, 'reclaimWaitMs' | 'workerLostMs'>): QueuedInfo {
+  const released = row.status === 'queued' && row.tokenHash !== null && row.workerName !== null;
+  const at = row.updatedAt ?? 0;
   return {
+    ...(row.tokenHash !== null ? { tokenHash: row.tokenHash } : {}),
+    ...(released && waits
+      ? {
+          avoid: {
+            workerName: row.workerName!,
+            untilMs: at + waits.workerLostMs,
+            holdUntilMs: at + waits.reclaimWaitMs,
+          },
+        }
+      : {}),
     jobId: row.id,
     licenseKey: row.licenseKey,
     tier: row.tier,

@@ -26,10 +26,14 @@ export interface JobRow {
   cancelRequestedAt: number | null;
   /** NULL while a completed job's result waits to be downloaded. */
   resultDelivery: 'delivered' | 'unfetched' | null;
+  /** SHA-256 of the last attempt's job token: running, or queued while its worker may claim it back. */
+  tokenHash: string | null;
+  updatedAt: number | null;
 }
 
 const COLUMNS = `id, licenseKey, tier, targets, status, priority, attempt, retries, stage, queuedAt, startedAt,
-  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery`;
+  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery, job_token_hash,
+  updated_at`;
 
 function toJob(r: RowDataPacket): JobRow {
   let targets: string[] = [];
@@ -62,6 +66,8 @@ function toJob(r: RowDataPacket): JobRow {
     cancelRequestedAt: num(r['cancel_requested_at']),
     resultDelivery:
       r['result_delivery'] === 'delivered' || r['result_delivery'] === 'unfetched' ? r['result_delivery'] : null,
+    tokenHash: (r['job_token_hash'] as string | null) ?? null,
+    updatedAt: num(r['updated_at']),
   };
 }
 
@@ -123,7 +129,15 @@ export class JobStore {
   async requeue(
     jobId: string,
     attempt: number,
-    change: { retries?: number; stage?: 'build' | 'sign'; targets?: string[]; tarballRef?: string; reason: string },
+    change: {
+      retries?: number;
+      stage?: 'build' | 'sign';
+      targets?: string[];
+      tarballRef?: string;
+      reason: string;
+      /** Its worker may claim it back (reclaim): the attempt's token stays valid meanwhile. */
+      keepToken?: boolean;
+    },
     now: number,
   ): Promise<boolean> {
     const history = appendHistory({
@@ -136,7 +150,7 @@ export class JobStore {
     const sets = [
       "status = 'queued'",
       'worker_id = NULL',
-      'job_token_hash = NULL',
+      ...(change.keepToken ? [] : ['job_token_hash = NULL']),
       'assigned_at = NULL',
       'updated_at = ?',
       history.sql,
@@ -156,6 +170,28 @@ export class JobStore {
     const [r] = await this.db.query<ResultSetHeader>(
       `UPDATE builds SET ${sets.join(', ')} WHERE id = ? AND status = 'running' AND attempt = ?`,
       [...params, jobId, attempt],
+    );
+    return r.affectedRows === 1;
+  }
+
+  /**
+   * A job released while its worker still built it, claimed back by that worker after it
+   * reconnected: running again at the same attempt, on its new connection, with the same token.
+   */
+  async reclaim(jobId: string, attempt: number, worker: { id: string; name: string }, now: number): Promise<boolean> {
+    const history = appendHistory({
+      at: now,
+      state: 'running',
+      attempt,
+      worker: worker.name,
+      workerId: worker.id,
+      reason: 'its worker reconnected and went on with it',
+    });
+    const [r] = await this.db.query<ResultSetHeader>(
+      `UPDATE builds SET status = 'running', worker_id = ?, workerName = ?, assigned_at = ?, heartbeat_at = ?,
+         updated_at = ?, ${history.sql}
+       WHERE id = ? AND status = 'queued' AND attempt = ? AND job_token_hash IS NOT NULL`,
+      [worker.id, worker.name, now, now, now, ...history.params, jobId, attempt],
     );
     return r.affectedRows === 1;
   }

@@ -81,9 +81,9 @@ async function requeueUndelivered(ctx: Context, job: RunningJob): Promise<void> 
   enqueue(ctx, job);
 }
 
-export async function loseWorkerJobs(ctx: Context, workerId: string): Promise<void> {
+export async function loseWorkerJobs(ctx: Context, workerId: string, workerName?: string): Promise<void> {
   const jobs: RunningJob[] = [...ctx.running.values()].filter((j) => j.workerId === workerId && !j.pending);
-  for (const job of jobs) await loseJob(ctx, job);
+  for (const job of jobs) await loseJob(ctx, job, workerName);
 }
 
 export async function republishOutbox(ctx: Context): Promise<void> {

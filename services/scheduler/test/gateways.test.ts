@@ -23,10 +23,16 @@ describe('workersToRelease', () => {
 
 describe('refusesJob', () => {
   const avoid = { workerName: 'linux-0', untilMs: 10_000 };
-  const cases: [string, { avoid?: typeof avoid } | undefined, string | undefined, number, boolean][] = [
+  const held = { ...avoid, holdUntilMs: 3_000 };
+  type Avoid = { workerName: string; untilMs: number; holdUntilMs?: number };
+  const cases: [string, { avoid?: Avoid } | undefined, string | undefined, number, boolean][] = [
     ['the worker that held it at the crash, within the window', { avoid }, 'linux-0', 9_999, true],
     ['the same worker after the window', { avoid }, 'linux-0', 10_000, false],
     ['another worker', { avoid }, 'linux-1', 0, false],
+    ['another worker while the job waits for its own to claim it back', { avoid: held }, 'linux-1', 2_999, true],
+    ['its own worker too: it claims the job back, it is not assigned it anew', { avoid: held }, 'linux-0', 2_999, true],
+    ['anyone until the end of the wait is dealt with', { avoid: held }, 'linux-1', 3_000, true],
+    ['another worker once the wait is over', { avoid }, 'linux-1', 3_000, false],
     ['a job never released by a crash', {}, 'linux-0', 0, false],
     ['a job no longer queued', undefined, 'linux-0', 0, false],
   ];

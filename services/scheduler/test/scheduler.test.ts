@@ -6,6 +6,7 @@ import {
   cancelJobEndpoint,
   queuePositionEndpoint,
   queueStatsEndpoint,
+  reclaimJobEndpoint,
   subjects,
   workerEventEndpoint,
   type CancelJobRequest,
@@ -128,6 +129,59 @@ describe('scheduler', () => {
         },
         { type: 'complete', job_id: jobId, success: false, duration_secs: expect.any(Number), artifacts: [] },
       ]);
+    } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('a worker that lost its connection claims its build back at the same attempt; a stranger or a late claim is refused', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const svc = await start(serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_RECLAIM_WAIT_MS: '1500' }));
+    const h = await harness(natsUrl, prefix, database);
+    const s = subjects(prefix);
+    const lose = (workerId: string, jobId: string) =>
+      h.nc.publish(
+        s.workers('lost'),
+        JSON.stringify({ workerId, gatewayId: 'fake', at: Date.now(), jobs: [{ jobId, attempt: 1 }] }),
+      );
+    const reclaim = (jobId: string, workerId: string, workerName: string) =>
+      call(h.nc, s, reclaimJobEndpoint, { jobId, workerId, workerName, gatewayId: 'fake' });
+    try {
+      await addWorker(h, prefix, 'w1', ['linux']);
+      const jobId = await submitJob(h, prefix);
+      await until(() => assignsFor(h, jobId).length === 1);
+      lose('w1', jobId);
+      await until(async () => (await jobRow(h, jobId))['status'] === 'queued');
+      // While it waits for its worker, a free one does not get it, and a stranger cannot claim it.
+      await addWorker(h, prefix, 'w2', ['linux']);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(assignsFor(h, jobId)).toHaveLength(1);
+      expect(await reclaim(jobId, 'w9', 'sim-w9')).toMatchObject({ accepted: false });
+      // The same worker, on its new connection: the same attempt, and its report counts.
+      expect(await reclaim(jobId, 'w1-again', 'sim-w1')).toEqual({ accepted: true, attempt: 1 });
+      expect(await jobRow(h, jobId)).toMatchObject({ status: 'running', attempt: 1, worker_id: 'w1-again' });
+      const done = await call(h.nc, s, workerEventEndpoint, {
+        workerId: 'w1-again',
+        workerName: 'sim-w1',
+        jobId,
+        attempt: 1,
+        message: { type: 'complete', job_id: jobId, success: true, artifacts: [], duration_secs: 1 },
+      });
+      expect(done.accepted).toBe(true);
+      await until(async () => (await jobRow(h, jobId))['status'] === 'completed');
+      expect(assignsFor(h, jobId)).toHaveLength(1);
+
+      // Not claimed within the wait: dispatched anew at a new attempt; a claim of the old one is refused.
+      const late = await submitJob(h, prefix);
+      const [first] = await until(() => assignsFor(h, late).length === 1 && assignsFor(h, late));
+      lose(first!.workerId, late);
+      const [, again] = await until(() => assignsFor(h, late).length === 2 && assignsFor(h, late), 5_000);
+      expect(again!.attempt).toBe(2);
+      expect(await reclaim(late, 'w-back', `sim-${first!.workerId}`)).toMatchObject({ accepted: false });
     } finally {
       await h.close();
       await svc.stop();

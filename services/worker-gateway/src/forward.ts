@@ -4,7 +4,13 @@
  * peer is away, because a scheduler failing over or a JetStream leader election takes seconds,
  * and a build's `complete` must not be lost to that.
  */
-import { workerEventEndpoint, type WorkerEvent } from '@perry-hub/contracts';
+import {
+  reclaimJobEndpoint,
+  workerEventEndpoint,
+  type ReclaimJobReply,
+  type ReclaimJobRequest,
+  type WorkerEvent,
+} from '@perry-hub/contracts';
 import { call } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 import { retrying } from './retry.js';
@@ -39,5 +45,19 @@ export async function forwardToScheduler(ctx: GatewayContext, event: WorkerEvent
   } catch (err) {
     ctx.log.error({ err, jobId: event.jobId, workerId: event.workerId, type }, 'worker event not delivered');
     throw err;
+  }
+}
+
+/** Asked once; no answer counts as a refusal (the worker's next message asks again). */
+export async function reclaimJob(ctx: GatewayContext, request: ReclaimJobRequest): Promise<ReclaimJobReply> {
+  try {
+    return await call(ctx.nc, ctx.subjects, reclaimJobEndpoint, request);
+  } catch (err) {
+    const reason = (err as Error).message;
+    ctx.notices.note('could not ask the scheduler to hand a build back to its worker', {
+      jobId: request.jobId,
+      reason,
+    });
+    return { accepted: false, reason };
   }
 }

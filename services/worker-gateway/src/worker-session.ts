@@ -12,7 +12,7 @@ import type { Hello } from './hello.js';
 import { MessageBudget } from './budget.js';
 import { Outbox } from './outbox.js';
 import { handleCommand } from './commands.js';
-import { appendEvent, forwardToScheduler } from './forward.js';
+import { appendEvent, forwardToScheduler, reclaimJob } from './forward.js';
 import { UPDATE_PERRY, parseFrame, stringField } from './wire.js';
 
 /** Progress the CLI watches: appended to the job's event log as the worker wrote it. */
@@ -21,6 +21,13 @@ const EVENT_TYPES = new Set(['stage', 'progress', 'log', 'published', 'queue_upd
 const OUTCOME_TYPES = new Set(['complete', 'error', 'build_complete']);
 /** How long a freed slot may wait to be written to presence with what follows it. */
 const PRESENCE_SETTLE_MS = 500;
+/** A refused reclaim is asked again, at most this often (the scheduler may not have released it yet). */
+const RECLAIM_RETRY_MS = 1_000;
+/** Messages held per job while its reclaim is asked. */
+const RECLAIM_HELD_MESSAGES = 256;
+
+/** A job this connection was not given, that the worker speaks of: claimed back, or refused. */
+type Reclaim = { pending: { type: string; message: WireObject }[] } | { refusedAt: number };
 
 export interface AssignedJob {
   attempt: number;
@@ -49,6 +56,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   #presenceTimer: NodeJS.Timeout | undefined;
   #eventSeq = 0;
   #closed = false;
+  readonly #reclaims = new Map<string, Reclaim>();
 
   constructor(ctx: GatewayContext, conn: Connection, hello: Hello) {
     this.#ctx = ctx;
@@ -213,9 +221,73 @@ export class WorkerSession implements Session, WorkerSessionHandle {
       return;
     }
     // The Windows worker's early `error` has no job_id: the original fell back to the last job.
-    const jobId = stringField(message, 'job_id') ?? this.#lastAssigned;
+    const named = stringField(message, 'job_id');
+    const jobId = named ?? this.#lastAssigned;
     const job = jobId === undefined ? undefined : this.jobs.get(jobId);
+    if (named !== undefined && !job) return this.#reclaim(named, type, message);
     if (jobId === undefined || !job) return this.#dropForeign(jobId, type);
+    this.#route(jobId, job, type, message);
+  }
+
+  /**
+   * The worker speaks of a job this connection was not given: a build it went on with while it
+   * reconnected (a hub restart or a gateway crash). The scheduler hands it back if the job still
+   * waits for this worker; its messages are held meanwhile, then passed on in order, or dropped.
+   * A failure reported first is the build dying with its old connection: nothing to go on with.
+   */
+  #reclaim(jobId: string, type: string, message: WireObject): void {
+    const known = this.#reclaims.get(jobId);
+    if (known && 'pending' in known) {
+      if (known.pending.length < RECLAIM_HELD_MESSAGES) known.pending.push({ type, message });
+      return;
+    }
+    const failed = type === 'error' || (type === 'complete' && message['success'] !== true);
+    const tooSoon = known !== undefined && Date.now() - known.refusedAt < RECLAIM_RETRY_MS;
+    if (failed || tooSoon || (!known && !this.#mayAskReclaim())) return this.#dropForeign(jobId, type);
+    const asking = { pending: [{ type, message }] };
+    this.#reclaims.set(jobId, asking);
+    const { gatewayId } = this.#ctx;
+    void reclaimJob(this.#ctx, { jobId, workerId: this.workerId, workerName: this.name, gatewayId }).then((reply) => {
+      if (!reply.accepted || reply.attempt === undefined) {
+        this.#reclaims.set(jobId, { refusedAt: Date.now() });
+        for (const held of asking.pending) this.#dropForeign(jobId, held.type);
+        return;
+      }
+      this.#reclaims.delete(jobId);
+      const job: AssignedJob = { attempt: reply.attempt, finished: false, reported: false };
+      this.conn.log.info({ jobId, attempt: reply.attempt, worker: this.name }, 'build reclaimed after a reconnect');
+      if (this.#closed) {
+        // Gone again while asking: lost like the others (onClose already reported those), or
+        // handed back with them when this gateway is stopping.
+        if (this.#ctx.stopping()) return;
+        const lost: WorkerLifecycle = {
+          workerId: this.workerId,
+          gatewayId,
+          at: Date.now(),
+          jobs: [{ jobId, attempt: reply.attempt }],
+        };
+        this.#ctx.nc.publish(this.#ctx.subjects.workers('lost'), JSON.stringify(lost));
+        return;
+      }
+      this.jobs.set(jobId, job);
+      void this.writePresence();
+      for (const held of asking.pending) this.#route(jobId, job, held.type, held.message);
+    });
+  }
+
+  /**
+   * A worker has at most its slots' worth of builds to claim back: a few asks at a time, a few
+   * jobs per connection. Whatever else it says about jobs it was not given is dropped unasked.
+   */
+  #mayAskReclaim(): boolean {
+    const slots = Math.max(2, this.#hello.maxConcurrent);
+    let asking = 0;
+    for (const r of this.#reclaims.values()) if ('pending' in r) asking++;
+    return asking < slots && this.#reclaims.size < 4 * slots;
+  }
+
+  /** A message about a job of this connection: to the job's log, or to the scheduler. */
+  #route(jobId: string, job: AssignedJob, type: string, message: WireObject): void {
     this.#ctx.activity.touch(jobId, job.attempt);
     if (EVENT_TYPES.has(type)) {
       if (type === 'log') this.#ctx.metrics.logLinesRelayed.inc();

@@ -157,6 +157,31 @@ export const cancelJobEndpoint = defineEndpoint({
   timeoutMs: 5_000,
 });
 
+/**
+ * A worker that reconnected (after a hub restart or a gateway crash) still builds a job its old
+ * connection held, and speaks of it on the new one. The scheduler hands it back to that worker at
+ * the same attempt, while the job still waits for it (see `PERRY_HUB_RECLAIM_WAIT_MS`).
+ */
+export const reclaimJobEndpoint = defineEndpoint({
+  service: 'scheduler',
+  name: 'reclaim-job',
+  request: Type.Object(
+    { jobId: Type.String(), workerId: Type.String(), workerName: Type.String(), gatewayId: Type.String() },
+    { additionalProperties: false },
+  ),
+  response: Type.Object(
+    {
+      accepted: Type.Boolean(),
+      attempt: Type.Optional(Type.Integer({ minimum: 1 })),
+      reason: Type.Optional(Type.String()),
+    },
+    { additionalProperties: false },
+  ),
+  timeoutMs: 5_000,
+});
+export type ReclaimJobRequest = Static<typeof reclaimJobEndpoint.request>;
+export type ReclaimJobReply = Static<typeof reclaimJobEndpoint.response>;
+
 /** Check a worker's Bearer token for a transfer route; errors carry the original's codes. */
 export const authorizeTransferEndpoint = defineEndpoint({
   service: 'scheduler',
