@@ -12,6 +12,7 @@ import { ProcessHub } from '../support/process-hub.js';
 import { WorkerHistory, linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
 import { WORKER_SECRET } from '../support/test-hub.js';
 import { expectEveryJobCompletedOnce } from './harness.js';
+import { whenTrue } from '@perry-hub/testkit';
 
 let dataDir: string;
 beforeAll(() => {
@@ -23,15 +24,6 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 async function builds(hub: ProcessHub): Promise<RowDataPacket[]> {
   const [r] = await hub.db.query<RowDataPacket[]>('SELECT id, status, attempt, retries FROM builds');
   return r;
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`not within ${timeoutMs} ms: ${what}`);
 }
 
 describe('an orderly restart of the whole hub', () => {
@@ -51,7 +43,7 @@ describe('an orderly restart of the whole hub', () => {
             maxConcurrent: 2,
             history,
             reconnectDelayMs: 500,
-            script: () => ({ durationMs: 15_000, logLines: 12 }),
+            script: () => ({ durationMs: 15_000, logLines: 2, logEveryMs: 1_000 }),
           });
           workers.push(w);
           await w.connected();
@@ -59,10 +51,10 @@ describe('an orderly restart of the whole hub', () => {
         const restarts: { signal: 'SIGTERM' | 'SIGINT'; running: string[] }[] = [];
         for (const [n, signal] of (['SIGTERM', 'SIGINT'] as const).entries()) {
           for (let i = 0; i < 2; i++) expect(await hub.submit(n * 10 + i)).toBeDefined();
-          await until(
+          await whenTrue(
+            'two builds running',
             async () => (await builds(hub)).filter((r) => r['status'] === 'running').length >= 2,
             20_000,
-            'two builds running',
           );
           await new Promise((r) => setTimeout(r, 1_000));
           const running = (await builds(hub)).filter((r) => r['status'] === 'running').map((r) => String(r['id']));

@@ -24,6 +24,8 @@ export interface JobScript {
   readonly durationMs?: number;
   /** Log lines sent while compiling (default 3; every third one on stderr). */
   readonly logLines?: number;
+  /** Also a line this often while the build takes its time, as a compiler printing progress. */
+  readonly logEveryMs?: number;
   /** Fail the build with this message: `error`, then `complete{success:false}`. */
   readonly fail?: string;
   /** Never finish on its own: only a cancel or the end of the connection/worker stops it. */
@@ -143,7 +145,15 @@ async function pipeline(host: JobHost, assign: JobAssign, script: JobScript, c: 
     for (let i = 0; i < (script.logLines ?? 3); i++) {
       send(wire.log(jobId, 'compiling', `${name}: line ${i} of ${jobId}`, i % 3 === 2 ? 'stderr' : 'stdout'));
     }
-    await c.sleep(script.durationMs ?? 30);
+    const every = script.logEveryMs;
+    if (every === undefined) await c.sleep(script.durationMs ?? 30);
+    else {
+      const until = Date.now() + (script.durationMs ?? 30);
+      for (let i = 0; Date.now() < until; i++) {
+        await c.sleep(Math.min(every, Math.max(0, until - Date.now())));
+        send(wire.log(jobId, 'compiling', `${name}: still compiling (${i + 1})`, 'stdout'));
+      }
+    }
     while (script.hang) await c.sleep(60_000);
     if (script.fail !== undefined) return fail(script.fail);
     send(wire.progress(jobId, 'compiling', 100, null));

@@ -38,8 +38,13 @@ export const SchedulerConfig = configSchema({
   reclaimWaitMs: ms(
     'PERRY_HUB_RECLAIM_WAIT_MS',
     10_000,
-    'After a hub restart or a gateway crash, how long a running build waits for its worker to reconnect and go on with it (same attempt) before another worker gets it',
+    'After a hub restart, a gateway crash or a lost connection, how long a running build waits at most for its worker to reconnect and go on with it (same attempt) before another worker gets it; 0 disables the wait',
     0,
+  ),
+  reclaimSilentMs: ms(
+    'PERRY_HUB_RECLAIM_SILENT_MS',
+    5_000,
+    'The wait ends sooner once the worker has been back this long without a word about the build (it ended while the worker was away)',
   ),
   leaseTtlMs: ms(
     'PERRY_HUB_SCHEDULER_LEASE_MS',

@@ -2,14 +2,12 @@
  * The leader's dispatch loop. Built when this instance wins the scheduler lease, from MySQL (jobs)
  * and KV (workers, VM pools); torn down when the lease is lost.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import {
   JobActivity,
   JobIntake,
-  TIER_LIMITS,
   VmPoolState,
   WorkerLifecycle,
   WorkerPresence,
@@ -17,22 +15,21 @@ import {
   type Subjects,
 } from '@perry-hub/contracts';
 import { isValid, type HubMetrics, type Logger } from '@perry-hub/runtime';
-import { deliverCommand, sendCommand } from './commands.js';
+import { assign } from './assign.js';
 import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
-import { GatewayWatch, refusesJob } from './gateways.js';
-import { endWait, returnUndelivered } from './outcomes.js';
+import { GatewayWatch } from './gateways.js';
+import { endWaits } from './outcomes.js';
 import { JobQueue, capabilityKey } from './queue/job-queue.js';
-import { planDispatch, type WorkerSlots } from './queue/match.js';
-import { enqueue, queuedInfo, sortKey, unqueue, type Context, type KnownWorker, type RunningJob } from './state.js';
-import type { JobRow, JobStore } from './store.js';
+import { pickJobs } from './round.js';
+import { enqueue, enqueueRow, queuedInfo, sortKey, type Context, type KnownWorker } from './state.js';
+import type { JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
 const encoder = new TextEncoder();
 /** Queued jobs beyond this many do not keep their job_assign payload in memory (it is read at dispatch). */
 const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 const decoder = new TextDecoder();
-const PREWARM = new Set(['windows', 'ios', 'macos']);
 
 export interface DispatcherDeps {
   nc: NatsConnection;
@@ -41,6 +38,11 @@ export interface DispatcherDeps {
   config: SchedulerConfig;
   store: JobStore;
   metrics: HubMetrics;
+  /**
+   * A subscription, watch or consumer the leader depends on ended without stop(): it would go
+   * on deciding on a stale view, so it must step down (as nats.js services stop on such a loss).
+   */
+  onFatal: (err: Error) => void;
 }
 
 export class Dispatcher {
@@ -52,6 +54,8 @@ export class Dispatcher {
   #roundScheduled = false;
   #depthDirty = false;
   #stopped = false;
+  #stopping: Promise<void> | undefined;
+  #fatalReported = false;
   #presence!: KV;
   #gateways!: GatewayWatch;
 
@@ -73,6 +77,7 @@ export class Dispatcher {
       draining: new Set(),
       vmPools: new Map(),
       waitingSince: new Map(),
+      reclaimable: new Set(),
       metrics: deps.metrics,
       now: Date.now,
       kick: () => this.#kick(),
@@ -89,8 +94,8 @@ export class Dispatcher {
     this.#gateways = new GatewayWatch(this.ctx, this.#presence, instances, config.instanceTtlMs);
     this.#stops.push(() => this.#gateways.stop());
     await this.#gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
-    await this.#watch(this.#presence, (key, value) => this.#onPresence(key, value));
-    await this.#watch(await new Kvm(nc).open(names.vmBucket), (_key, value) => this.#onVmState(value));
+    await this.#watch('presence', this.#presence, (key, value) => this.#onPresence(key, value));
+    await this.#watch('VM pools', await new Kvm(nc).open(names.vmBucket), (_key, value) => this.#onVmState(value));
     await this.#reconcile();
     void this.#gateways.sweep(); // jobs of workers released before their rows were read
     this.#resyncOnReconnect();
@@ -99,6 +104,7 @@ export class Dispatcher {
     await this.#consumeIntake(names.intakeStream, names.schedulerIntakeConsumer);
     this.#every(1_000, async () => {
       await sweeps.enforceTimeouts(this.ctx);
+      await endWaits(this.ctx);
       await this.#gateways.sweep();
       await sweeps.sweepLostWorkers(this.ctx, this.#presence);
       await sweeps.announcePositions(this.ctx, this.#announced);
@@ -115,11 +121,23 @@ export class Dispatcher {
     this.#kick();
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.ctx.metrics.queueDepth.reset(); // a standby does not report the leader's queue
-    for (const t of this.#timers) clearInterval(t);
-    for (const stop of this.#stops) await stop();
+  /** Idempotent: every call waits for the one teardown. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#stopped = true;
+      this.ctx.metrics.queueDepth.reset(); // a standby does not report the leader's queue
+      for (const t of this.#timers) clearInterval(t);
+      for (const stop of this.#stops) await stop();
+    })();
+    return this.#stopping;
+  }
+
+  /** Reported once; nothing after stop() is a loss. */
+  #fatal(err: Error): void {
+    if (this.#stopped || this.#fatalReported) return;
+    this.#fatalReported = true;
+    this.#deps.log.error({ err }, 'the dispatcher lost a subscription it depends on');
+    this.#deps.onFatal(err);
   }
 
   async #reconcile(): Promise<void> {
@@ -130,7 +148,7 @@ export class Dispatcher {
       .sort((a, b) => a.key - b.key || (a.row.id < b.row.id ? -1 : 1))
       .map(({ row }) => row);
     for (const row of rows) {
-      if (row.status === 'queued') this.#enqueueRow(row);
+      if (row.status === 'queued') enqueueRow(this.ctx, row);
       else if (row.status === 'running' && row.workerId) {
         this.ctx.running.set(row.id, {
           ...queuedInfo(row),
@@ -144,15 +162,6 @@ export class Dispatcher {
       }
     }
     this.#deps.log.info({ queued: this.ctx.queued.size, running: this.ctx.running.size }, 'scheduler state recovered');
-  }
-
-  /** A queued row into the queue; one still waiting for its worker is looked at when the wait ends. */
-  #enqueueRow(row: JobRow): void {
-    const info = queuedInfo(row, this.ctx.config);
-    enqueue(this.ctx, info);
-    const until = info.avoid?.holdUntilMs;
-    if (until !== undefined)
-      setTimeout(() => void endWait(this.ctx, row.id), Math.max(0, until - this.ctx.now())).unref();
   }
 
   /**
@@ -176,7 +185,7 @@ export class Dispatcher {
     const missing = (await this.#deps.store.active()).filter(
       (row) => row.status === 'queued' && !this.ctx.queued.has(row.id) && !this.ctx.running.has(row.id),
     );
-    for (const row of missing) this.#enqueueRow(row);
+    for (const row of missing) enqueueRow(this.ctx, row);
     if (missing.length > 0) {
       this.#deps.log.warn(
         { jobs: missing.map((r) => r.id) },
@@ -196,129 +205,10 @@ export class Dispatcher {
   }
 
   #round(): void {
-    const { ctx } = this;
-    const now = ctx.now();
-    const perWorker = new Map<string, number>();
-    const perLicense = new Map<string, number>();
-    const tierOf = new Map<string, number>();
-    for (const job of ctx.running.values()) {
-      perWorker.set(job.workerId, (perWorker.get(job.workerId) ?? 0) + 1);
-      perLicense.set(job.licenseKey, (perLicense.get(job.licenseKey) ?? 0) + 1);
-    }
-    const limit = (license: string, tier: 'free' | 'pro') => {
-      if (ctx.config.selfHosted) return Infinity;
-      return tierOf.get(license) ?? TIER_LIMITS[tier].concurrentBuilds;
-    };
-    for (const [license, { tier }] of ctx.queuedLicenses) tierOf.set(license, limit(license, tier));
-    for (const [license, max] of tierOf) ctx.queue.setBlocked(license, (perLicense.get(license) ?? 0) >= max);
-    const slots: WorkerSlots[] = [...ctx.workers.values()]
-      .filter((w) => w.avoidUntil <= now)
-      .map((w) => ({
-        workerId: w.workerId,
-        capabilities: w.capabilities,
-        free: w.maxConcurrent - (perWorker.get(w.workerId) ?? 0),
-        connectedAt: w.connectedAt,
-      }));
-    const plan = planDispatch(
-      ctx.queue,
-      slots,
-      ctx.draining,
-      (job) => {
-        const n = (perLicense.get(job.licenseKey) ?? 0) + 1;
-        perLicense.set(job.licenseKey, n);
-        if (n >= (tierOf.get(job.licenseKey) ?? Infinity)) ctx.queue.setBlocked(job.licenseKey, true);
-      },
-      (workerId, job) => refusesJob(ctx.queued.get(job.jobId), ctx.workers.get(workerId)?.name, now),
-    );
-    for (const { job, workerId } of plan) {
-      const waitingSince = ctx.waitingSince.get(job.jobId) ?? job.queuedAt;
-      const queued = unqueue(ctx, job.jobId)!;
-      for (const target of queued.targets) {
-        ctx.metrics.queueWait.observe({ tier: queued.tier, target }, Math.max(0, now - waitingSince) / 1000);
-      }
-      const running: RunningJob = {
-        ...queued,
-        workerId,
-        assignedAt: now,
-        lastActivityAt: now,
-        active: false,
-        cancelRequestedAt: null,
-        pending: true,
-      };
-      ctx.running.set(job.jobId, running);
-      this.#depthDirty = true;
-      void this.#dispatch(running, waitingSince).catch((err: unknown) =>
-        ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed'),
+    for (const { job, waitingSince } of pickJobs(this.ctx)) {
+      void assign(this.ctx, job, waitingSince).catch((err: unknown) =>
+        this.ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed'),
       );
-    }
-  }
-
-  /** Compare-and-set to running (the attempt goes up), then hand the job to the worker's gateway. */
-  async #dispatch(job: RunningJob, waitingSince: number): Promise<void> {
-    const { ctx } = this;
-    const worker = ctx.workers.get(job.workerId);
-    const token = randomBytes(24).toString('base64url');
-    const hash = createHash('sha256').update(token).digest('hex');
-    const row = { ...job, id: job.jobId, status: 'queued' } as unknown as JobRow;
-    const assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
-    if (!assigned) {
-      // Cancelled or moved by someone else meanwhile; MySQL knows best.
-      ctx.running.delete(job.jobId);
-      const fresh = await ctx.store.get(job.jobId);
-      if (fresh?.status === 'queued') enqueue(ctx, queuedInfo(fresh));
-      return;
-    }
-    const attempt = job.attempt + 1;
-    // A cancel may have arrived while the assignment was being written: keep it.
-    const current: RunningJob = {
-      ...(ctx.running.get(job.jobId) ?? job),
-      attempt,
-      pending: false,
-      tokenHash: hash,
-    };
-    ctx.running.set(job.jobId, current);
-    const payload = job.payload ?? (await ctx.store.payload(job.jobId));
-    const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
-    manifest['targets'] = [...job.targets];
-    const base = ctx.config.publicUrl.replace(/\/+$/, '');
-    const delivery = await deliverCommand(ctx, job.workerId, {
-      kind: 'assign',
-      jobId: job.jobId,
-      attempt,
-      authToken: token,
-      manifest,
-      credentialsSealed: payload?.credentials ? payload.credentials.toString('base64') : null,
-      tarballUrl: `${base}/api/v1/tarball/${job.jobId}`,
-      artifactUploadUrl: `${base}/api/v1/artifact/upload/${job.jobId}`,
-    });
-    if (delivery !== 'delivered') {
-      if (worker) worker.avoidUntil = ctx.now() + 2_000;
-      return returnUndelivered(ctx, { ...job, attempt }, delivery);
-    }
-    ctx.log.info(
-      {
-        jobId: job.jobId,
-        worker: worker?.name,
-        workerId: job.workerId,
-        attempt,
-        stage: job.stage,
-        targets: job.targets,
-      },
-      'build assigned',
-    );
-    ctx.metrics.dispatchLatency.observe({ stage: job.stage }, Math.max(0, ctx.now() - waitingSince) / 1000);
-    if (current.cancelRequestedAt !== null) {
-      await ctx.store.requestCancel(job.jobId, attempt, ctx.now());
-      await sendCommand(ctx, job.workerId, { kind: 'cancel', jobId: job.jobId });
-      return;
-    }
-    if (job.stage === 'build') {
-      for (const t of job.targets.filter((t) => PREWARM.has(t))) {
-        ctx.nc.publish(
-          ctx.subjects.vmPrewarm,
-          encoder.encode(JSON.stringify({ capability: `${t}-sign`, jobId: job.jobId, at: ctx.now() })),
-        );
-      }
     }
   }
 
@@ -388,7 +278,9 @@ export class Dispatcher {
     void (async () => {
       // Not awaited: one MySQL round trip per message in turn caps intake at 1/RTT.
       for await (const m of messages) void this.#onIntake(m);
-    })();
+    })()
+      .then(() => this.#fatal(new Error(`the ${durable} consumer ended`)))
+      .catch((err: unknown) => this.#fatal(err as Error));
   }
 
   async #onIntake(m: JsMsg): Promise<void> {
@@ -424,7 +316,7 @@ export class Dispatcher {
         const row = await this.#deps.store.get(intake.jobId);
         if (!row) return m.nak(1_000); // the record is written first; give it a moment
         // A duplicate delivery may have enqueued (or even dispatched) it meanwhile.
-        if (row.status === 'queued' && !this.ctx.running.has(row.id)) this.#enqueueRow(row);
+        if (row.status === 'queued' && !this.ctx.running.has(row.id)) enqueueRow(this.ctx, row);
       }
       m.ack();
     } catch (err) {
@@ -446,7 +338,7 @@ export class Dispatcher {
     }
   }
 
-  async #watch(kv: KV, onChange: (key: string, value: unknown) => void): Promise<void> {
+  async #watch(what: string, kv: KV, onChange: (key: string, value: unknown) => void): Promise<void> {
     const watcher = await kv.watch();
     this.#stops.push(() => watcher.stop());
     void (async () => {
@@ -460,13 +352,15 @@ export class Dispatcher {
           }
         }
       }
-    })();
+    })()
+      .then(() => this.#fatal(new Error(`the watch of ${what} ended`)))
+      .catch((err: unknown) => this.#fatal(err as Error));
   }
 
   #subscribe(subject: string, onMessage: (data: unknown) => void): void {
     const sub: Subscription = this.#deps.nc.subscribe(subject, {
       callback: (err, msg) => {
-        if (err) return;
+        if (err) return this.#fatal(err);
         try {
           onMessage(JSON.parse(decoder.decode(msg.data)));
         } catch {

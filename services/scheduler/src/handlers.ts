@@ -75,6 +75,7 @@ export async function reclaimJob(ctx: Context, request: ReclaimJobRequest): Prom
     return { accepted: false, reason: 'the job changed meanwhile' };
   if (ctx.queued.get(jobId) !== job) return { accepted: false, reason: 'the job changed meanwhile' };
   dequeue(ctx, jobId);
+  ctx.reclaimable.delete(jobId);
   const { avoid: _avoid, ...rest } = job;
   const running: RunningJob = {
     ...rest,

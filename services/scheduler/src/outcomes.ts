@@ -4,7 +4,8 @@
  */
 import { call } from '@perry-hub/runtime';
 import { attemptArtifactsEndpoint, jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
-import { dequeue, durationSecs, enqueue, type Context, type QueuedInfo, type RunningJob } from './state.js';
+import { placeInQueue } from './positions.js';
+import { dequeue, durationSecs, enqueue, sortKey, type Context, type QueuedInfo, type RunningJob } from './state.js';
 import type { Delivery } from './commands.js';
 import type { Finish } from './store.js';
 import { SIGNING_MESSAGE, wire } from './wire.js';
@@ -141,8 +142,31 @@ function waitForItsWorker(
   if (ctx.config.reclaimWaitMs === 0 || job.tokenHash === undefined)
     return { hold: false, avoid: { workerName, untilMs: avoidUntilMs(now) } };
   const holdUntilMs = now + ctx.config.reclaimWaitMs;
-  setTimeout(() => void endWait(ctx, job.jobId), ctx.config.reclaimWaitMs).unref();
   return { hold: true, avoid: { workerName, untilMs: avoidUntilMs(holdUntilMs), holdUntilMs } };
+}
+
+/**
+ * Called every second: the waits that are over. A wait ends at `reclaimWaitMs`, or sooner when
+ * the worker it is for reconnected and said nothing of the build for `reclaimSilentMs`
+ * (its build ended while it was away).
+ */
+export async function endWaits(ctx: Context): Promise<void> {
+  const now = ctx.now();
+  for (const jobId of [...ctx.reclaimable]) {
+    const avoid = ctx.queued.get(jobId)?.avoid;
+    if (avoid?.holdUntilMs === undefined) {
+      ctx.reclaimable.delete(jobId);
+      continue;
+    }
+    const releasedAt = avoid.holdUntilMs - ctx.config.reclaimWaitMs;
+    // Its old connection is forgotten by now: a worker of that name is the one that came back.
+    let back = false;
+    for (const w of ctx.workers.values()) {
+      if (w.name === avoid.workerName && now - Math.max(w.connectedAt, releasedAt) >= ctx.config.reclaimSilentMs)
+        back = true;
+    }
+    if (back || now >= avoid.holdUntilMs) await endWait(ctx, jobId);
+  }
 }
 
 /**
@@ -150,7 +174,8 @@ function waitForItsWorker(
  * meanwhile (the upload came back before the worker's messages did): then it is complete, not
  * run again. Otherwise the job is free for any worker (but its old one, for a while).
  */
-export async function endWait(ctx: Context, jobId: string): Promise<void> {
+async function endWait(ctx: Context, jobId: string): Promise<void> {
+  ctx.reclaimable.delete(jobId);
   const job = ctx.queued.get(jobId);
   const avoid = job?.avoid;
   if (!job || avoid?.holdUntilMs === undefined) return;
@@ -162,8 +187,7 @@ export async function endWait(ctx: Context, jobId: string): Promise<void> {
     return;
   }
   if (ctx.queued.get(jobId) !== job) return;
-  ctx.queued.set(jobId, { ...job, avoid: { workerName: avoid.workerName, untilMs: avoid.untilMs } });
-  ctx.kick();
+  enqueue(ctx, { ...job, avoid: { workerName: avoid.workerName, untilMs: avoid.untilMs } });
 }
 
 /**
@@ -183,7 +207,7 @@ export async function loseJob(ctx: Context, job: RunningJob, workerName?: string
     if (!ok) return;
     ctx.running.delete(job.jobId);
     enqueue(ctx, { ...job, retries, avoid });
-    const position = ctx.queue.position(job.jobId);
+    const position = placeInQueue(ctx, job.jobId, job.targets, sortKey(ctx, job));
     await ctx.events.append(
       job.jobId,
       wire.queueUpdate(job.jobId, position, `Builder disconnected, re-queued (attempt ${retries + 1})`),
@@ -214,7 +238,7 @@ export async function releaseJob(ctx: Context, job: RunningJob, workerName: stri
   if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason, keepToken: hold }, now))) return false;
   ctx.running.delete(job.jobId);
   enqueue(ctx, { ...job, avoid });
-  const position = ctx.queue.position(job.jobId);
+  const position = placeInQueue(ctx, job.jobId, job.targets, sortKey(ctx, job));
   await ctx.events.append(
     job.jobId,
     wire.queueUpdate(job.jobId, position, 'Builder connection lost with a hub restart, re-queued'),

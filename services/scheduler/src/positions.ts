@@ -12,9 +12,17 @@ import type { JobRow } from './store.js';
 /** 1-based place of a queued job among the jobs needing the same targets; 0 once it left the queue. */
 export function leaderPosition(ctx: Context, row: JobRow): number {
   if (row.status !== 'queued') return 0;
-  const known = ctx.queue.position(row.id);
+  return placeInQueue(ctx, row.id, row.targets, sortKey(ctx, row));
+}
+
+/**
+ * 1-based place of a job the leader holds as queued: in the dispatch queue, or where it will go
+ * (not taken from the intake yet, or parked while it waits for its worker to claim it back).
+ */
+export function placeInQueue(ctx: Context, jobId: string, targets: readonly string[], key: number): number {
+  const known = ctx.queue.position(jobId);
   if (known > 0) return known;
-  return ctx.queue.ahead(row.targets, sortKey(ctx, row), row.id) + 1;
+  return ctx.queue.ahead(targets, key, jobId) + 1;
 }
 
 /** `priorityPoints` (state.ts) as SQL over a `builds` row: the same table, so the same order. */

@@ -27,7 +27,7 @@ import { Lease, defineService, handle, serveEndpoints } from '@perry-hub/runtime
 import { SchedulerConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
 import { cancelJob, onWorkerEvent, reclaimJob } from './handlers.js';
-import { leaderPosition, recordPosition } from './positions.js';
+import { leaderPosition, placeInQueue, recordPosition } from './positions.js';
 import { sortKey, type Context } from './state.js';
 import { JobStore } from './store.js';
 import { queueSummary } from './waiting.js';
@@ -83,6 +83,9 @@ export const scheduler = defineService({
         config,
         store,
         metrics: deps.metrics,
+        // Step down and give the lease back: the next leader (perhaps this instance again)
+        // starts from MySQL and fresh subscriptions.
+        onFatal: () => void handBack(),
       });
       dispatcher = d;
       await d.start();
@@ -103,6 +106,11 @@ export const scheduler = defineService({
       dispatcher = undefined;
     };
 
+    const handBack = async () => {
+      await stepDown();
+      await lease.release();
+    };
+
     const kv = await new Kvm(deps.nc).open(topologyNames(config.subjectPrefix).leasesBucket);
     const lease = new Lease(kv, {
       key: 'scheduler',
@@ -113,8 +121,7 @@ export const scheduler = defineService({
       onAcquired: () => {
         becomeLeader().catch(async (err: unknown) => {
           deps.log.error({ err }, 'could not take over dispatching; giving the lease back');
-          await stepDown();
-          await lease.release();
+          await handBack();
         });
       },
       onLost: (reason) => {
@@ -142,7 +149,13 @@ export const scheduler = defineService({
       handle(jobStatusEndpoint, async ({ jobId }): Promise<JobStatusReply> => {
         // The leader knows the jobs that are not finished; only a finished one is read.
         const known = leader();
-        if (known?.queued.has(jobId)) return { found: true, status: 'queued', position: known.queue.position(jobId) };
+        const queued = known?.queued.get(jobId);
+        if (known && queued)
+          return {
+            found: true,
+            status: 'queued',
+            position: placeInQueue(known, jobId, queued.targets, sortKey(known, queued)),
+          };
         if (known?.running.has(jobId)) return { found: true, status: 'running', position: 0 };
         const row = await store.get(jobId);
         if (!row) return { found: false, status: null, position: 0 };

@@ -80,6 +80,8 @@ export interface Context {
   readonly vmPools: Map<string, VmPoolState>;
   /** When each queued job began its current wait (its acceptance, or its re-queue): metrics. */
   readonly waitingSince: Map<string, number>;
+  /** Queued jobs waiting for the worker that built them to claim them back (see `QueuedInfo.avoid`). */
+  readonly reclaimable: Set<string>;
   readonly metrics: HubMetrics;
   readonly now: () => number;
   /** Ask for a dispatch round soon (coalesced). */
@@ -122,11 +124,20 @@ export function unqueue(ctx: Context, jobId: string): QueuedInfo | undefined {
   return info;
 }
 
+/**
+ * Queued, and dispatchable. A job waiting for its worker to claim it back is queued but parked
+ * outside the dispatch queue, so it holds up no job behind it; endWaits puts it in.
+ */
 export function enqueue(ctx: Context, job: QueuedInfo): void {
   if (!ctx.queued.has(job.jobId)) countLicense(ctx, job, 1);
   const fresh = job.attempt === 0 && job.stage === 'build';
   if (!ctx.waitingSince.has(job.jobId)) ctx.waitingSince.set(job.jobId, fresh ? job.queuedAt : ctx.now());
   ctx.queued.set(job.jobId, job);
+  if (job.avoid?.holdUntilMs !== undefined) {
+    ctx.reclaimable.add(job.jobId);
+    ctx.touched();
+    return;
+  }
   ctx.queue.add({
     jobId: job.jobId,
     licenseKey: job.licenseKey,
@@ -136,6 +147,11 @@ export function enqueue(ctx: Context, job: QueuedInfo): void {
   });
   ctx.touched();
   ctx.kick();
+}
+
+/** A queued row into the queue (or parked, if it waits for its worker). */
+export function enqueueRow(ctx: Context, row: JobRow): void {
+  enqueue(ctx, queuedInfo(row, ctx.config));
 }
 
 export function dequeue(ctx: Context, jobId: string): QueuedInfo | undefined {

@@ -92,6 +92,11 @@ export function whyWaiting(
 }
 
 /** Reasons worth telling a waiting CLI (the others change with every dispatch and say nothing new). */
+const RECONNECTING: WaitReason = {
+  reason: 'worker_reconnecting',
+  message: 'Waiting for its worker to reconnect and go on with the build',
+};
+
 export function toldToCli(reason: WaitReason): string | undefined {
   return reason.reason === 'next' || reason.reason === 'in_line' ? undefined : reason.message;
 }
@@ -100,24 +105,31 @@ export function toldToCli(reason: WaitReason): string | undefined {
 export function queueSummary(ctx: Context): QueueSummary {
   const facts = waitFacts(ctx);
   const lines = new Map<string, QueueSummary['lines'][number]>();
+  const waiting: [QueuedInfo, WaitReason][] = [];
   for (const kq of ctx.queue.keys()) {
     for (const [i, queued] of ctx.queue.ordered(kq.key, Number.MAX_SAFE_INTEGER).entries()) {
       const job = ctx.queued.get(queued.jobId);
-      if (!job) continue;
-      const why = whyWaiting(ctx, job, i + 1, facts);
-      for (const target of job.targets) {
-        const key = `${target}\u0000${job.tier}`;
-        let line = lines.get(key);
-        if (!line) {
-          line = { target, tier: job.tier, queued: 0, oldestQueuedAt: job.queuedAt, waiting: [] };
-          lines.set(key, line);
-        }
-        line.queued += 1;
-        line.oldestQueuedAt = Math.min(line.oldestQueuedAt, job.queuedAt);
-        const entry = line.waiting.find((w) => w.reason === why.reason && w.message === why.message);
-        if (entry) entry.jobs += 1;
-        else line.waiting.push({ ...why, jobs: 1 });
+      if (job) waiting.push([job, whyWaiting(ctx, job, i + 1, facts)]);
+    }
+  }
+  // Parked outside the dispatch queue while its worker may claim it back.
+  for (const jobId of ctx.reclaimable) {
+    const job = ctx.queued.get(jobId);
+    if (job?.avoid?.holdUntilMs !== undefined) waiting.push([job, RECONNECTING]);
+  }
+  for (const [job, why] of waiting) {
+    for (const target of job.targets) {
+      const key = `${target}\u0000${job.tier}`;
+      let line = lines.get(key);
+      if (!line) {
+        line = { target, tier: job.tier, queued: 0, oldestQueuedAt: job.queuedAt, waiting: [] };
+        lines.set(key, line);
       }
+      line.queued += 1;
+      line.oldestQueuedAt = Math.min(line.oldestQueuedAt, job.queuedAt);
+      const entry = line.waiting.find((w) => w.reason === why.reason && w.message === why.message);
+      if (entry) entry.jobs += 1;
+      else line.waiting.push({ ...why, jobs: 1 });
     }
   }
   return {

@@ -171,6 +171,7 @@ export const WAIT_REASONS = [
   'vm_starting',
   'vm_stopped',
   'vm_draining',
+  'worker_reconnecting',
 ] as const;
 export type WaitReasonCode = (typeof WAIT_REASONS)[number];
 

@@ -1,0 +1,80 @@
+/**
+ * Hand one picked job to its worker: compare-and-set to running in MySQL (the attempt goes up,
+ * a new job token), then the assign command to the gateway holding the worker's socket.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { deliverCommand, sendCommand } from './commands.js';
+import { returnUndelivered } from './outcomes.js';
+import { enqueueRow, type Context, type RunningJob } from './state.js';
+import type { JobRow } from './store.js';
+
+const encoder = new TextEncoder();
+/** Targets whose sign VM is started as soon as their build stage is assigned. */
+const PREWARM = new Set(['windows', 'ios', 'macos']);
+
+export async function assign(ctx: Context, job: RunningJob, waitingSince: number): Promise<void> {
+  const worker = ctx.workers.get(job.workerId);
+  const token = randomBytes(24).toString('base64url');
+  const hash = createHash('sha256').update(token).digest('hex');
+  const row = { ...job, id: job.jobId, status: 'queued' } as unknown as JobRow;
+  const assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
+  if (!assigned) {
+    // Cancelled or moved by someone else meanwhile; MySQL knows best.
+    ctx.running.delete(job.jobId);
+    const fresh = await ctx.store.get(job.jobId);
+    if (fresh?.status === 'queued') enqueueRow(ctx, fresh);
+    return;
+  }
+  const attempt = job.attempt + 1;
+  // A cancel may have arrived while the assignment was being written: keep it.
+  const current: RunningJob = {
+    ...(ctx.running.get(job.jobId) ?? job),
+    attempt,
+    pending: false,
+    tokenHash: hash,
+  };
+  ctx.running.set(job.jobId, current);
+  const payload = job.payload ?? (await ctx.store.payload(job.jobId));
+  const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
+  manifest['targets'] = [...job.targets];
+  const base = ctx.config.publicUrl.replace(/\/+$/, '');
+  const delivery = await deliverCommand(ctx, job.workerId, {
+    kind: 'assign',
+    jobId: job.jobId,
+    attempt,
+    authToken: token,
+    manifest,
+    credentialsSealed: payload?.credentials ? payload.credentials.toString('base64') : null,
+    tarballUrl: `${base}/api/v1/tarball/${job.jobId}`,
+    artifactUploadUrl: `${base}/api/v1/artifact/upload/${job.jobId}`,
+  });
+  if (delivery !== 'delivered') {
+    if (worker) worker.avoidUntil = ctx.now() + 2_000;
+    return returnUndelivered(ctx, { ...job, attempt }, delivery);
+  }
+  ctx.log.info(
+    {
+      jobId: job.jobId,
+      worker: worker?.name,
+      workerId: job.workerId,
+      attempt,
+      stage: job.stage,
+      targets: job.targets,
+    },
+    'build assigned',
+  );
+  ctx.metrics.dispatchLatency.observe({ stage: job.stage }, Math.max(0, ctx.now() - waitingSince) / 1000);
+  if (current.cancelRequestedAt !== null) {
+    await ctx.store.requestCancel(job.jobId, attempt, ctx.now());
+    await sendCommand(ctx, job.workerId, { kind: 'cancel', jobId: job.jobId });
+    return;
+  }
+  if (job.stage === 'build') {
+    for (const t of job.targets.filter((t) => PREWARM.has(t))) {
+      ctx.nc.publish(
+        ctx.subjects.vmPrewarm,
+        encoder.encode(JSON.stringify({ capability: `${t}-sign`, jobId: job.jobId, at: ctx.now() })),
+      );
+    }
+  }
+}
