@@ -1,18 +1,9 @@
 /** The client commands of `perry-hub`: each talks to a hub over its HTTP API. */
 import { Option, type Command } from 'commander';
-import { CLIENT_ENV_HELP, EXIT_CODES_HELP, type Io } from './common.js';
+import { CLIENT_ENV_HELP, EXIT_CODES_HELP, clientCommand, type Io } from './common.js';
 import { registerLicenseCommands } from './licenses.js';
 import { registerOperateCommands } from './operate.js';
 import { runSubmit, type SubmitOptions } from './submit.js';
-
-/** --server and --json, which every client command takes. */
-export function clientCommand(parent: Command, name: string, description: string): Command {
-  return parent
-    .command(name)
-    .description(description)
-    .addOption(new Option('--server <url>', "the hub's HTTP URL (env PERRY_HUB_SERVER, default http://127.0.0.1:3456)"))
-    .option('--json', 'print JSON for scripts instead of text for people');
-}
 
 export function registerClientCommands(program: Command, io: Io, setCode: (code: number) => void): void {
   clientCommand(program, 'submit', 'pack a project directory, build it on the hub, and download the artifacts')

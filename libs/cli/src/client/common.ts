@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
 import Table from 'cli-table3';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -153,4 +154,13 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** --server and --json, which every client command takes. */
+export function clientCommand(parent: Command, name: string, description: string): Command {
+  return parent
+    .command(name)
+    .description(description)
+    .addOption(new Option('--server <url>', "the hub's HTTP URL (env PERRY_HUB_SERVER, default http://127.0.0.1:3456)"))
+    .option('--json', 'print JSON for scripts instead of text for people');
 }

@@ -4,8 +4,17 @@
  * is the CLI's free license (`/api/v1/license/register`), `list` reads `/api/v1/admin/licenses`.
  */
 import type { Command } from 'commander';
-import { adminSecret, CliError, EXIT, serverUrl, table, writeJson, type Io, type ServerOptions } from './common.js';
-import { clientCommand } from './commands.js';
+import {
+  adminSecret,
+  CliError,
+  clientCommand,
+  EXIT,
+  serverUrl,
+  table,
+  writeJson,
+  type Io,
+  type ServerOptions,
+} from './common.js';
 import { hubRequest } from './http.js';
 
 interface AccountCreated {

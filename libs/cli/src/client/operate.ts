@@ -7,6 +7,7 @@
 import { Option, type Command } from 'commander';
 import {
   CLIENT_ENV_HELP,
+  clientCommand,
   EXIT,
   EXIT_CODES_HELP,
   formatDuration,
@@ -15,7 +16,6 @@ import {
   writeJson,
   type Io,
 } from './common.js';
-import { clientCommand } from './commands.js';
 import { hubRequest } from './http.js';
 import { followEvents } from './events.js';
 import { credentialFor, type AuthOptions } from './auth.js';
