@@ -29,22 +29,9 @@ import {
   type TestHub,
   type TestHubOptions,
 } from '../support/test-hub.js';
-import { connectTestNats } from '@perry-hub/testkit';
+import { connectTestNats, until } from '@perry-hub/testkit';
 
-/** Wait until `check` returns something other than undefined/false; fail with `what` at the deadline. */
-export async function until<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { until };
 
 const WORKERS = { linux: linuxWorker, macos: macosWorker, windows: windowsWorker } as const;
 

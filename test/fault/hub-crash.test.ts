@@ -15,6 +15,7 @@ import { ProcessHub } from '../support/process-hub.js';
 import { WorkerHistory, linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
 import { WORKER_SECRET } from '../support/test-hub.js';
 import { expectEveryJobCompletedOnce } from './harness.js';
+import { whenTrue } from '@perry-hub/testkit';
 
 const WORKERS = 4;
 const SLOTS_PER_WORKER = 4;
@@ -60,16 +61,6 @@ async function connectedWorkers(hub: ProcessHub): Promise<number | undefined> {
   }
 }
 
-/** Until `check` holds, polling; returns when (ms since epoch), or throws after `timeoutMs`. */
-async function when(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return Date.now();
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`not within ${timeoutMs} ms: ${what}`);
-}
-
 describe('fault: the whole hub killed', () => {
   it(
     'two kill -9 of the all-in-one while builds run: builds go on fast, no ghosts, attempts honest, each build once',
@@ -101,10 +92,10 @@ describe('fault: the whole hub killed', () => {
         const redispatchedAtCrash = new Map<string, number>();
         for (let kill = 1; kill <= KILLS; kill++) {
           for (let i = 0; i < 6; i++) await hub.submit(kill * 100 + i);
-          await when(
+          await whenTrue(
+            'six builds running',
             async () => [...(await rows(hub)).values()].filter((r) => r.status === 'running').length >= 6,
             20_000,
-            'six builds running',
           );
           await new Promise((r) => setTimeout(r, 1_000)); // the workers are building now
           const before = await rows(hub);
@@ -117,7 +108,11 @@ describe('fault: the whole hub killed', () => {
           await proc.crashAndRestart();
           const restartedAt = Date.now();
           await proc.up();
-          const upAt = await when(async () => (await connectedWorkers(hub)) !== undefined, 30_000, '/status answers');
+          const upAt = await whenTrue(
+            '/status answers',
+            async () => (await connectedWorkers(hub)) !== undefined,
+            30_000,
+          );
           await hub.reconnect();
           // New builds right away, while the crashed ones come back.
           const fresh: string[] = [];
@@ -136,7 +131,8 @@ describe('fault: the whole hub killed', () => {
               await new Promise((r) => setTimeout(r, 200));
             }
           })();
-          const redispatchedAt = await when(
+          const redispatchedAt = await whenTrue(
+            'running builds going on again',
             async () => {
               const now = await rows(hub);
               // Completed, claimed back by its reconnected worker (same attempt, its new
@@ -148,7 +144,6 @@ describe('fault: the whole hub killed', () => {
               });
             },
             30_000,
-            'running builds going on again',
           ).catch(async (err: unknown) => {
             const now = await hub.statuses();
             console.log(running.map(([id, attempt]) => `${id} was ${attempt}: ${now.get(id)}`));
@@ -164,13 +159,13 @@ describe('fault: the whole hub killed', () => {
             console.log(proc.current.output().slice(-6_000));
             throw err;
           });
-          const freshAt = await when(
+          const freshAt = await whenTrue(
+            'new builds dispatched',
             async () => {
               const now = await rows(hub);
               return fresh.every((id) => ['running', 'completed'].includes(now.get(id)?.status ?? ''));
             },
             30_000,
-            'new builds dispatched',
           );
           await sampling;
           console.log(

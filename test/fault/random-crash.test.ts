@@ -22,6 +22,7 @@ import { WorkerHistory, linuxWorker, type SimulatedWorker } from '../support/rus
 import { CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from '../support/test-hub.js';
 import { publishBody, send } from '../integration/support/perry-publish.js';
 import { expectEveryJobCompletedOnce } from './harness.js';
+import { whenTrue } from '@perry-hub/testkit';
 
 const SEED = Number(process.env['CRASH_TEST_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
 const BUILDS = Number(process.env['CRASH_TEST_BUILDS'] ?? 60);
@@ -95,15 +96,6 @@ async function connectedWorkers(hub: ProcessHub): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string, everyMs = 100): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return Date.now();
-    await sleep(everyMs);
-  }
-  throw new Error(`not within ${timeoutMs} ms: ${what}`);
 }
 
 const figures = (ms: number[]) =>
@@ -281,7 +273,7 @@ describe('fault: the whole hub killed at random', () => {
                 );
           try {
             record.deadReservations = record.orphans.length;
-            const cleared = await until(async () => generation !== mine || (await dead()) === 0, 20_000, 'released');
+            const cleared = await whenTrue('released', async () => generation !== mine || (await dead()) === 0, 20_000);
             if (generation === mine) record.reservationsClearedMs = cleared - record.upAt;
             else record.interrupted = true;
           } catch {
@@ -331,7 +323,7 @@ describe('fault: the whole hub killed at random', () => {
             },
             body: body.chunks(),
           }).catch(() => undefined);
-          await until(async () => (await stalledPending()) > before, 10_000, 'the stalled upload to be authorized');
+          await whenTrue('the stalled upload to be authorized', async () => (await stalledPending()) > before, 10_000);
         };
 
         const killer = (async () => {
@@ -343,10 +335,10 @@ describe('fault: the whole hub killed at random', () => {
             let releaseDownload: (() => void) | undefined;
             if (kind === 'row') {
               const [{ n }] = (await rows(hub, 'SELECT COUNT(*) AS n FROM builds')) as [{ n: number }];
-              await until(
+              await whenTrue(
+                'a new job row',
                 async () => usersDone || Number((await rows(hub, 'SELECT COUNT(*) AS n FROM builds'))[0]!['n']) > n,
                 30_000,
-                'a new job row',
                 5,
               ).catch(() => (kind = 'random'));
             } else if (kind === 'download') {
@@ -375,7 +367,7 @@ describe('fault: the whole hub killed at random', () => {
             await proc.crashAndRestart();
             releaseDownload?.();
             await proc.up();
-            const upAt = await until(async () => (await connectedWorkers(hub)) !== undefined, 60_000, '/status');
+            const upAt = await whenTrue('/status', async () => (await connectedWorkers(hub)) !== undefined, 60_000);
             await hub.reconnect();
             const record: KillRecord = {
               kind,

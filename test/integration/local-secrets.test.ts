@@ -15,16 +15,9 @@ import { expectedArtifact } from '../support/rust-worker-jobs.js';
 import { linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
 import { CREDENTIALS, MANIFEST, tarball } from '../support/test-hub.js';
 import { send } from './support/perry-publish.js';
+import { until } from '@perry-hub/testkit';
 
 const AUTH_FAILED = '{"type":"error","code":"AUTH_FAILED","message":"Invalid worker secret"}';
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('perry-hub start without secrets configured', () => {
   it(

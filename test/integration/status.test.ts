@@ -9,7 +9,7 @@ import { launchService, loadConfig, type LaunchedService, type ServiceDefinition
 import { scheduler } from '@perry-hub/scheduler';
 import { workerGateway } from '@perry-hub/worker-gateway';
 import { dbOptions, openPool } from '@perry-hub/db';
-import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { test, connectTestNats, serviceEnv } from '@perry-hub/testkit';
 import { ingest } from '@perry-hub/ingest';
 
 const log = pino({ level: 'silent' });
@@ -18,14 +18,7 @@ type Database = { host: string; port: number; user: string; password: string; da
 
 function envFor(natsUrl: string, prefix: string, db: Database, extra: Record<string, string> = {}) {
   return {
-    PERRY_HUB_NATS_URL: natsUrl,
-    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-    PERRY_HUB_SUBJECT_PREFIX: prefix,
-    PERRY_DB_HOST: db.host,
-    PERRY_DB_PORT: String(db.port),
-    PERRY_DB_USER: db.user,
-    PERRY_DB_PASSWORD: db.password,
-    PERRY_DB_NAME: db.database,
+    ...serviceEnv({ natsUrl, prefix, database: db }),
     PERRY_HUB_HTTP_PORT: '0',
     PERRY_HUB_HTTP_HOST: '127.0.0.1',
     ...extra,

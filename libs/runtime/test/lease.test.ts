@@ -1,17 +1,9 @@
 import { describe, expect } from 'vitest';
 import { Kvm, type KV } from '@nats-io/kv';
-import { test, connectTestNats } from '@perry-hub/testkit';
+import { test, connectTestNats, until } from '@perry-hub/testkit';
 import { Lease } from '../src/index.js';
 
 const TTL_MS = 600;
-
-async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function withBucket<T>(natsUrl: string, prefix: string, body: (kv: KV) => Promise<T>): Promise<T> {
   const nc = await connectTestNats(natsUrl);
@@ -52,7 +44,7 @@ describe('Lease', () => {
       let bAcquiredAt = 0;
       const b = new Lease(kv, { key: 'l', holder: 'b', ttlMs: TTL_MS, onAcquired: () => (bAcquiredAt = Date.now()) });
       b.campaign();
-      await until(() => b.isHolder());
+      await until('the standby to take the lease', () => b.isHolder());
       expect(bAcquiredAt - acquiredAt).toBeGreaterThanOrEqual(TTL_MS - 20);
       // The old holder's own deadline passed before the takeover.
       expect(a.isHolder()).toBe(false);
@@ -90,7 +82,7 @@ describe('Lease', () => {
       clock += TTL_MS;
       expect(a.isHolder()).toBe(false);
       a.campaign();
-      await until(() => lost.length > 0);
+      await until('the loss to be reported', () => lost.length > 0);
       expect(lost).toEqual(['expired']);
       await a.close();
     });

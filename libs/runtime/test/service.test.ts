@@ -1,7 +1,7 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { healthEndpoint, subjects, topologyNames } from '@perry-hub/contracts';
-import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { test, connectTestNats, serviceEnv } from '@perry-hub/testkit';
 import { Kvm } from '@nats-io/kv';
 import {
   call,
@@ -40,14 +40,7 @@ describe('launchService', () => {
       },
     });
     const config = loadConfig(Config, {
-      PERRY_HUB_NATS_URL: natsUrl,
-      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-      PERRY_HUB_SUBJECT_PREFIX: prefix,
-      PERRY_DB_HOST: database.host,
-      PERRY_DB_PORT: String(database.port),
-      PERRY_DB_USER: database.user,
-      PERRY_DB_PASSWORD: database.password,
-      PERRY_DB_NAME: database.database,
+      ...serviceEnv({ natsUrl, prefix, database }),
     });
     const service = await launchService(definition, config, log);
     const client = await connectTestNats(natsUrl);
@@ -84,9 +77,7 @@ describe('launchService', () => {
       },
     });
     const config = loadConfig(NatsOnly, {
-      PERRY_HUB_NATS_URL: natsUrl,
-      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-      PERRY_HUB_SUBJECT_PREFIX: prefix,
+      ...serviceEnv({ natsUrl, prefix }),
     });
     await expect(launchService(definition, config, log)).rejects.toThrow('cannot start');
   });

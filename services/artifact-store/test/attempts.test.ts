@@ -3,15 +3,12 @@
 // completed from its upload never reaches its CLI without an artifact.
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { pino } from 'pino';
 import { jetstream } from '@nats-io/jetstream';
 import { attemptArtifactsEndpoint, subjects, topologyFor, topologyNames } from '@perry-hub/contracts';
-import { dbOptions, openPool, type RowDataPacket } from '@perry-hub/db';
-import { call, ensureTopology, launchService, loadConfig } from '@perry-hub/runtime';
-import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
-import { artifactStore } from '../src/index.js';
-
-const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
+import { type RowDataPacket } from '@perry-hub/db';
+import { call, ensureTopology } from '@perry-hub/runtime';
+import { test } from '@perry-hub/testkit';
+import { startArtifactStore } from './support.js';
 
 describe('what an attempt delivered', () => {
   test('an artifact recorded but never announced is announced when its attempt is looked at, once', async ({
@@ -19,22 +16,9 @@ describe('what an attempt delivered', () => {
     prefix,
     database,
   }) => {
-    const env = {
-      PERRY_HUB_NATS_URL: natsUrl,
-      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-      PERRY_HUB_SUBJECT_PREFIX: prefix,
-      PERRY_DB_HOST: database.host,
-      PERRY_DB_PORT: String(database.port),
-      PERRY_DB_USER: database.user,
-      PERRY_DB_PASSWORD: database.password,
-      PERRY_DB_NAME: database.database,
-      PERRY_HUB_PUBLIC_URL: 'http://hub.test',
-    };
-    const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
-    const nc = await connectTestNats(natsUrl);
+    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
     // The job's event log, as the scheduler ensures it.
     await ensureTopology(nc, topologyFor(prefix, 'scheduler'));
-    const db = openPool(dbOptions(database, 2));
     try {
       const jobId = randomUUID();
       const insert = (token: string, attempt: number, held: boolean) =>
@@ -81,9 +65,7 @@ describe('what an attempt delivered', () => {
         download_url: `http://hub.test/api/v1/dl/${token}`,
       });
     } finally {
-      await nc.close();
-      await db.end();
-      await service.stop();
+      await close();
     }
   });
 });

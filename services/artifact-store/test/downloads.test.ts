@@ -3,14 +3,11 @@
 // that does finish finds the token spent.
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { pino } from 'pino';
 import { claimDownloadEndpoint, finishDownloadEndpoint, subjects } from '@perry-hub/contracts';
-import { dbOptions, openPool, type RowDataPacket } from '@perry-hub/db';
-import { call, launchService, loadConfig } from '@perry-hub/runtime';
-import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
-import { artifactStore } from '../src/index.js';
-
-const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
+import { type RowDataPacket } from '@perry-hub/db';
+import { call } from '@perry-hub/runtime';
+import { test } from '@perry-hub/testkit';
+import { startArtifactStore } from './support.js';
 
 describe('the end of a download', () => {
   test('at its last byte a cut transfer leaves the token usable; a finished one spends it, also for a racing request', async ({
@@ -18,20 +15,7 @@ describe('the end of a download', () => {
     prefix,
     database,
   }) => {
-    const env = {
-      PERRY_HUB_NATS_URL: natsUrl,
-      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-      PERRY_HUB_SUBJECT_PREFIX: prefix,
-      PERRY_DB_HOST: database.host,
-      PERRY_DB_PORT: String(database.port),
-      PERRY_DB_USER: database.user,
-      PERRY_DB_PASSWORD: database.password,
-      PERRY_DB_NAME: database.database,
-      PERRY_HUB_PUBLIC_URL: 'http://hub.test',
-    };
-    const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
-    const nc = await connectTestNats(natsUrl);
-    const db = openPool(dbOptions(database, 2));
+    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
     const s = subjects(prefix);
     try {
       const artifact = async () => {
@@ -71,9 +55,7 @@ describe('the end of a download', () => {
       expect(await state(raced)).toBe('done');
       await expect(claim(raced)).rejects.toThrow(/not found/i);
     } finally {
-      await nc.close();
-      await db.end();
-      await service.stop();
+      await close();
     }
   });
 });

@@ -3,15 +3,13 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect } from 'vitest';
-import { pino } from 'pino';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { topologyNames } from '@perry-hub/contracts';
-import { dbOptions, openPool } from '@perry-hub/db';
-import { BlobStore, launchService, loadConfig } from '@perry-hub/runtime';
-import { test, connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
-import { artifactStore, sweepOrphans } from '../src/index.js';
-
-const log = pino({ level: 'silent' });
+import { BlobStore } from '@perry-hub/runtime';
+import { pino } from 'pino';
+import { test } from '@perry-hub/testkit';
+import { sweepOrphans } from '../src/index.js';
+import { startArtifactStore } from './support.js';
 
 describe('orphan sweep', () => {
   test('removes unrecorded tarballs, unsubmitted uploads and unfinished chunks after the grace period', async ({
@@ -19,20 +17,7 @@ describe('orphan sweep', () => {
     prefix,
     database,
   }) => {
-    const env = {
-      PERRY_HUB_NATS_URL: natsUrl,
-      PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-      PERRY_HUB_SUBJECT_PREFIX: prefix,
-      PERRY_DB_HOST: database.host,
-      PERRY_DB_PORT: String(database.port),
-      PERRY_DB_USER: database.user,
-      PERRY_DB_PASSWORD: database.password,
-      PERRY_DB_NAME: database.database,
-    };
-    // The service ensures the bucket and migrates; its own timer is not what is tested here.
-    const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
-    const nc = await connectTestNats(natsUrl);
-    const db = openPool(dbOptions(database, 2));
+    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
     try {
       const bucket = topologyNames(prefix).blobsBucket;
       const blobs = await BlobStore.open(nc, bucket);
@@ -45,16 +30,14 @@ describe('orphan sweep', () => {
       }
       await jetstream(nc).publish(`$O.${bucket}.C.UNFINISHEDPUT`, Buffer.from('partial'));
 
-      const deps = { db, blobs, jsm: await jetstreamManager(nc), log };
+      const deps = { db, blobs, jsm: await jetstreamManager(nc), log: pino({ level: 'silent' }) };
       expect(await sweepOrphans(deps, 30 * 60_000)).toEqual({ tarballs: 0, uploads: 0, chunkSets: 0 });
       const later = Date.now() + 31 * 60_000;
       expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({ tarballs: 1, uploads: 1, chunkSets: 1 });
       expect((await blobs.list()).map((o) => o.name)).toEqual([`tarballs/${recorded}`]);
       expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({ tarballs: 0, uploads: 0, chunkSets: 0 });
     } finally {
-      await nc.close();
-      await db.end();
-      await service.stop();
+      await close();
     }
   });
 });

@@ -4,8 +4,7 @@ import { dbOptions, openPool, type Pool } from '@perry-hub/db';
 import { call, launchService, loadConfig, type LaunchedService, type NatsConnection } from '@perry-hub/runtime';
 import type { TestDatabase } from '@perry-hub/testkit';
 import { license } from '../src/index.js';
-import { connectTestNats } from '@perry-hub/testkit';
-import { testNatsCredentialsDir } from '@perry-hub/testkit';
+import { connectTestNats, serviceEnv } from '@perry-hub/testkit';
 
 export interface LicenseHarness {
   nc: NatsConnection;
@@ -15,16 +14,6 @@ export interface LicenseHarness {
   close(): Promise<void>;
 }
 
-export function dbEnv(database: TestDatabase): Record<string, string> {
-  return {
-    PERRY_DB_HOST: database.host,
-    PERRY_DB_PORT: String(database.port),
-    PERRY_DB_USER: database.user,
-    PERRY_DB_PASSWORD: database.password,
-    PERRY_DB_NAME: database.database,
-  };
-}
-
 export async function startLicense(
   natsUrl: string,
   prefix: string,
@@ -32,10 +21,7 @@ export async function startLicense(
   extra: Record<string, string> = {},
 ): Promise<LicenseHarness> {
   const env = {
-    PERRY_HUB_NATS_URL: natsUrl,
-    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-    PERRY_HUB_SUBJECT_PREFIX: prefix,
-    ...dbEnv(database),
+    ...serviceEnv({ natsUrl, prefix, database }),
     ...extra,
   };
   const service = await launchService(license, loadConfig(license.config, env) as never, pino({ level: 'silent' }));

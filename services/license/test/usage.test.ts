@@ -15,7 +15,7 @@ import {
   subjects,
   type JobDone,
 } from '@perry-hub/contracts';
-import { test } from '@perry-hub/testkit';
+import { test, until } from '@perry-hub/testkit';
 import { startLicense, type LicenseHarness } from './support.js';
 
 function done(licenseKey: string, outcome: JobDone['outcome'], jobId = randomUUID()): JobDone {
@@ -26,14 +26,6 @@ async function publishDone(h: LicenseHarness, prefix: string, event: JobDone | s
   const data = typeof event === 'string' ? event : JSON.stringify(event);
   const jobId = typeof event === 'string' ? randomUUID() : event.jobId;
   await jetstream(h.nc).publish(subjects(prefix).jobDone(jobId), data, msgID ? { msgID } : undefined);
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function publishes(h: LicenseHarness, licenseKey: string): Promise<number> {
@@ -63,7 +55,7 @@ describe('usage counting', () => {
       await publishDone(h, prefix, { ...success, finishedAt: success.finishedAt + 1 }, randomUUID());
       const last = done(licenseKey, 'succeeded');
       await publishDone(h, prefix, last);
-      await until(async () => {
+      await until('the outcome counted once', async () => {
         const [rows] = await h.db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM usage_events WHERE job_id = ?', [
           last.jobId,
         ]);
@@ -99,7 +91,7 @@ describe('usage counting', () => {
         h.call(authorizeSubmissionEndpoint, { jobId: randomUUID(), licenseKey, projectId: 'com.second' }),
       ).rejects.toMatchObject({ code: 'ACCOUNT_REQUIRED' });
       await publishDone(h, prefix, done(licenseKey, 'failed', jobId));
-      await until(async () => {
+      await until('the usage counted', async () => {
         const [rows] = await h.db.query<RowDataPacket[]>('SELECT state FROM submissions WHERE job_id = ?', [jobId]);
         return (rows[0] as { state: string }).state === 'done';
       });
@@ -151,7 +143,10 @@ describe('usage counting', () => {
       await publishDone(h, prefix, fiftieth);
       await publishDone(h, prefix, fiftyFirst);
       await publishDone(h, prefix, fiftyFirst, randomUUID());
-      await until(async () => received.length >= 1 && (await publishes(h, licenseKey)) === 51);
+      await until(
+        'the alert and the count',
+        async () => received.length >= 1 && (await publishes(h, licenseKey)) === 51,
+      );
       await new Promise((r) => setTimeout(r, 300));
       expect(received).toEqual([
         { auth: 'Bearer polar-token', body: { customer_id: 'cus_1', meter_id: 'meter-1', value: 1 } },

@@ -12,10 +12,10 @@ import {
   type CancelJobRequest,
   type HubError,
 } from '@perry-hub/contracts';
-import { serviceEnv, startIsolatedNats, test } from '@perry-hub/testkit';
+import { serviceEnv, startIsolatedNats, test, until } from '@perry-hub/testkit';
 import { scheduler } from '../src/index.js';
 import { recordPosition } from '../src/positions.js';
-import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob, until } from './support.js';
+import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob } from './support.js';
 
 const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
 const FAST = {
@@ -41,7 +41,7 @@ describe('scheduler', () => {
       await addWorker(h, prefix, 'mac', ['macos-sign', 'ios-sign'], 2);
       await addWorker(h, prefix, 'linux', ['linux', 'android', 'windows', 'ios', 'macos', 'tvos'], 2);
       const jobId = await submitJob(h, prefix, { targets: ['linux'] });
-      const [assign] = await until(() => assignsFor(h, jobId).length > 0 && assignsFor(h, jobId));
+      const [assign] = await until('the assignment', () => assignsFor(h, jobId).length > 0 && assignsFor(h, jobId));
       expect(assign).toMatchObject({
         workerId: 'linux',
         attempt: 1,
@@ -98,10 +98,13 @@ describe('scheduler', () => {
     try {
       const first = await addWorker(h, prefix, 'w1', ['linux']);
       const jobId = await submitJob(h, prefix);
-      await until(() => assignsFor(h, jobId).length === 1);
+      await until('the first assignment', () => assignsFor(h, jobId).length === 1);
       await first.disconnect();
       const second = await addWorker(h, prefix, 'w2', ['linux']);
-      const [, retry] = await until(() => assignsFor(h, jobId).length === 2 && assignsFor(h, jobId));
+      const [, retry] = await until(
+        'the second assignment',
+        () => assignsFor(h, jobId).length === 2 && assignsFor(h, jobId),
+      );
       expect(retry).toMatchObject({ workerId: 'w2', attempt: 2 });
       const stale = await call(h.nc, subjects(prefix), workerEventEndpoint, {
         workerId: 'w1',
@@ -113,7 +116,7 @@ describe('scheduler', () => {
       expect(stale.accepted).toBe(false);
 
       second.vanish(); // its gateway died: no goodbye, the heartbeat just stops
-      await until(async () => (await jobRow(h, jobId))['status'] === 'failed', 10_000);
+      await until('the job to fail', async () => (await jobRow(h, jobId))['status'] === 'failed', 10_000);
       const events = await eventLog(h, prefix, jobId);
       expect(events[0]).toEqual({
         type: 'queue_update',
@@ -153,9 +156,9 @@ describe('scheduler', () => {
     try {
       await addWorker(h, prefix, 'w1', ['linux']);
       const jobId = await submitJob(h, prefix);
-      await until(() => assignsFor(h, jobId).length === 1);
+      await until('the assignment', () => assignsFor(h, jobId).length === 1);
       lose('w1', jobId);
-      await until(async () => (await jobRow(h, jobId))['status'] === 'queued');
+      await until('the job back in the queue', async () => (await jobRow(h, jobId))['status'] === 'queued');
       // While it waits for its worker, a free one does not get it, and a stranger cannot claim it.
       await addWorker(h, prefix, 'w2', ['linux']);
       await new Promise((r) => setTimeout(r, 500));
@@ -172,14 +175,18 @@ describe('scheduler', () => {
         message: { type: 'complete', job_id: jobId, success: true, artifacts: [], duration_secs: 1 },
       });
       expect(done.accepted).toBe(true);
-      await until(async () => (await jobRow(h, jobId))['status'] === 'completed');
+      await until('the job to complete', async () => (await jobRow(h, jobId))['status'] === 'completed');
       expect(assignsFor(h, jobId)).toHaveLength(1);
 
       // Not claimed within the wait: dispatched anew at a new attempt; a claim of the old one is refused.
       const late = await submitJob(h, prefix);
-      const [first] = await until(() => assignsFor(h, late).length === 1 && assignsFor(h, late));
+      const [first] = await until('the assignment', () => assignsFor(h, late).length === 1 && assignsFor(h, late));
       lose(first!.workerId, late);
-      const [, again] = await until(() => assignsFor(h, late).length === 2 && assignsFor(h, late), 5_000);
+      const [, again] = await until(
+        'the assignment after the wait',
+        () => assignsFor(h, late).length === 2 && assignsFor(h, late),
+        5_000,
+      );
       expect(again!.attempt).toBe(2);
       expect(await reclaim(late, 'w-back', `sim-${first!.workerId}`)).toMatchObject({ accepted: false });
     } finally {
@@ -201,9 +208,12 @@ describe('scheduler', () => {
       const freeA1 = await submitJob(h, prefix, { licenseKey: 'FREE-A', queuedAt: t - 4000 });
       const freeA2 = await submitJob(h, prefix, { licenseKey: 'FREE-A', queuedAt: t - 3000 });
       const pro = await submitJob(h, prefix, { tier: 'pro', licenseKey: 'PRO-B', queuedAt: t - 1000 });
-      await until(async () => (await call(h.nc, subjects(prefix), queueStatsEndpoint, {})).queueLength === 4);
+      await until(
+        'four jobs queued',
+        async () => (await call(h.nc, subjects(prefix), queueStatsEndpoint, {})).queueLength === 4,
+      );
       await addWorker(h, prefix, 'big', ['linux'], 3);
-      await until(() => h.commands.length === 2);
+      await until('two commands', () => h.commands.length === 2);
       await new Promise((r) => setTimeout(r, 300));
       // Both go out in one round (their order on the wire is not defined); the other free build waits.
       expect(h.commands.map((c) => (c.command as { jobId: string }).jobId).sort()).toEqual([pro, freeA1].sort());
@@ -223,7 +233,7 @@ describe('scheduler', () => {
       const cancel = (request: Omit<CancelJobRequest, 'jobId'>) =>
         call(h.nc, subjects(prefix), cancelJobEndpoint, { jobId, ...request });
       // Wait for a leader: an unknown job's answer proves the leader-only endpoint is served.
-      await until(() =>
+      await until('a leader serving cancel', () =>
         call(h.nc, subjects(prefix), cancelJobEndpoint, { jobId: randomUUID(), by: 'admin' }).then(
           () => false,
           (err: HubError) => err.code === 'JOB_NOT_FOUND',
@@ -261,12 +271,12 @@ describe('scheduler', () => {
     try {
       await addWorker(h, prefix, 'w', ['linux'], 2);
       const running = await submitJob(h, prefix);
-      await until(() => assignsFor(h, running).length === 1);
+      await until('the running job assigned', () => assignsFor(h, running).length === 1);
       const standby = await start(env);
       await leader.stop();
       const startedAt = Date.now();
       const next = await submitJob(h, prefix);
-      await until(() => assignsFor(h, next).length === 1, 10_000);
+      await until('the next job assigned', () => assignsFor(h, next).length === 1, 10_000);
       expect(Date.now() - startedAt).toBeLessThan(10_000);
       // The running job survived the change of leader and completes normally. The new leader
       // serves worker events once it has taken over, which may be just after its first dispatch:
@@ -304,7 +314,7 @@ describe('scheduler', () => {
       // A first job dispatched shows the scheduler leads, so its start-up reconcile is over.
       await addWorker(h, prefix, 'busy', ['linux']);
       const first = await submitJob(h, prefix);
-      await until(() => assignsFor(h, first).length === 1);
+      await until('the first assignment', () => assignsFor(h, first).length === 1);
       const lost = await submitJob(h, prefix, { loseIntake: true });
       await h.close();
       process.kill(nats.pid, 'SIGKILL');
@@ -313,7 +323,11 @@ describe('scheduler', () => {
       // Two slots: the first job, whose worker went silent with the old connection, is re-queued
       // too and may well be dispatched first.
       await addWorker(h, prefix, 'w', ['linux'], 2);
-      const [assign] = await until(() => assignsFor(h, lost).length > 0 && assignsFor(h, lost), 15_000);
+      const [assign] = await until(
+        'the lost job assigned',
+        () => assignsFor(h, lost).length > 0 && assignsFor(h, lost),
+        15_000,
+      );
       expect(assign).toMatchObject({ workerId: 'w', attempt: 1 });
     } finally {
       await h.close();
@@ -339,7 +353,10 @@ describe('scheduler', () => {
         await submitJob(h, prefix, { tier: 'pro', queuedAt: t - 500 }),
         await submitJob(h, prefix, { targets: ['windows'], queuedAt: t }),
       ];
-      await until(async () => (await call(h.nc, subjects(prefix), queueStatsEndpoint, {})).queueLength === 5);
+      await until(
+        'five jobs queued',
+        async () => (await call(h.nc, subjects(prefix), queueStatsEndpoint, {})).queueLength === 5,
+      );
       const leader = await Promise.all(
         jobs.map(async (jobId) => (await call(h.nc, subjects(prefix), queuePositionEndpoint, { jobId })).position),
       );
@@ -367,6 +384,7 @@ describe('scheduler', () => {
       await addWorker(h, prefix, 'real', ['linux'], 1);
       const jobId = await submitJob(h, prefix, { targets: ['linux'] });
       const assigns = await until(
+        'the assignment to the real worker',
         () => assignsFor(h, jobId).some((a) => a.workerId === 'real') && assignsFor(h, jobId),
       );
       expect(assigns.map((a) => `${a.workerId}@${a.attempt}`)).toEqual(['gone@1', 'real@1']);

@@ -2,7 +2,7 @@
 // talking https to a local fake of the token authority and ARM compute, and a real nats-server.
 // The scheduler and the worker-gateway are played by synthetic publishers of their messages.
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { test, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { test, serviceEnv } from '@perry-hub/testkit';
 import { openBus, sleep, until, type Bus } from './support/bus.js';
 import { startFakeAzure, SUBSCRIPTION, TENANT, type FakeAzure } from './support/fake-azure.js';
 import { buildController, spawnController, type ControllerProcess } from './support/processes.js';
@@ -16,9 +16,7 @@ const HOLD_MS = IDLE_MS + 1_200;
 function controllerEnv(natsUrl: string, prefix: string, fake: FakeAzure): Record<string, string> {
   return {
     NODE_EXTRA_CA_CERTS: fake.caFile,
-    PERRY_HUB_NATS_URL: natsUrl,
-    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-    PERRY_HUB_SUBJECT_PREFIX: prefix,
+    ...serviceEnv({ natsUrl, prefix }),
     PERRY_HUB_LOG_LEVEL: 'info',
     AZURE_TENANT_ID: TENANT,
     AZURE_CLIENT_ID: '00000000-0000-4000-8000-0000000000cc',

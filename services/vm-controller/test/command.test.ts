@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { test, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { test, serviceEnv } from '@perry-hub/testkit';
 import { launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { vmController } from '../src/index.js';
 import { commandProvider } from '../src/providers/command.js';
@@ -55,9 +55,7 @@ function scripts(): { dir: string; calls: () => string[] } {
 
 function commandConfig(natsUrl: string, prefix: string, dir: string) {
   return loadConfig(vmController.config, {
-    PERRY_HUB_NATS_URL: natsUrl,
-    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-    PERRY_HUB_SUBJECT_PREFIX: prefix,
+    ...serviceEnv({ natsUrl, prefix }),
     PERRY_HUB_VM_PROVIDER: 'command',
     PERRY_HUB_VM_POOLS: 'windows-sign=lab-win-01',
     PERRY_HUB_VM_START_COMMAND: `${dir}/start.sh "$@"`,

@@ -2,7 +2,7 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { vmStatusEndpoint } from '@perry-hub/contracts';
-import { test, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { test, serviceEnv } from '@perry-hub/testkit';
 import { call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { vmController } from '../src/index.js';
 import { openBus, until } from './support/bus.js';
@@ -19,9 +19,7 @@ describe('vm-status with the none provider', () => {
     const started: LaunchedService[] = [];
     try {
       const env = {
-        PERRY_HUB_NATS_URL: natsUrl,
-        PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-        PERRY_HUB_SUBJECT_PREFIX: prefix,
+        ...serviceEnv({ natsUrl, prefix }),
         PERRY_HUB_VM_POOLS: 'macos-sign',
         PERRY_HUB_VM_TICK_MS: '100',
         PERRY_HUB_VM_LEASE_TTL_MS: '1000',

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { cpuSecs, rssMiB, track, type Hub } from './stack.js';
-import { sleep, until } from './stats.js';
+import { sleep, waitUpTo } from './stats.js';
 import { status } from './submit.js';
 
 const REGISTER = join(import.meta.dirname, '..', 'ts-register.mjs');
@@ -27,7 +27,7 @@ function spawnTs(file: string, args: string[]): { child: ChildProcess; lines: st
 
 async function line(p: { child: ChildProcess; lines: string[] }, re: RegExp, timeoutMs: number): Promise<string> {
   let found: string | undefined;
-  await until(() => (found = p.lines.find((l) => re.test(l))) !== undefined || p.child.exitCode !== null, timeoutMs);
+  await waitUpTo(() => (found = p.lines.find((l) => re.test(l))) !== undefined || p.child.exitCode !== null, timeoutMs);
   if (found === undefined) throw new Error(`child did not print ${re} (got: ${p.lines.slice(-3).join(' | ')})`);
   return found;
 }
@@ -79,7 +79,7 @@ export async function hubWorkerMemory(hub: Hub, count: number): Promise<IdleResu
   const beforeMiB = rssMiB(pid);
   const { conns, opened } = await openConnections(hub.workerUrl, count, 'hello');
   try {
-    await until(async () => (await status(hub)).connected_workers >= base + opened, 120_000, 500);
+    await waitUpTo(async () => (await status(hub)).connected_workers >= base + opened, 120_000, 500);
     await sleep(SETTLE_MS);
     const afterMiB = rssMiB(pid);
     const cpu0 = cpuSecs(pid);
@@ -89,6 +89,6 @@ export async function hubWorkerMemory(hub: Hub, count: number): Promise<IdleResu
     return { beforeMiB, afterMiB, addedMiB: afterMiB - beforeMiB, opened, idleCpuPercent };
   } finally {
     await stopChild(conns.child);
-    await until(async () => (await status(hub)).connected_workers <= base, 120_000, 500);
+    await waitUpTo(async () => (await status(hub)).connected_workers <= base, 120_000, 500);
   }
 }

@@ -8,7 +8,7 @@ import * as wire from '../../support/rust-wire.js';
 import type { Assignment } from './fleet.js';
 import { watchJob } from './fleet.js';
 import type { Hub } from './stack.js';
-import { atRate, sleep, summarize, until, type Summary } from './stats.js';
+import { atRate, sleep, summarize, waitUpTo, type Summary } from './stats.js';
 
 export interface LogRun {
   readonly latency: Summary;
@@ -36,7 +36,7 @@ export async function logRun(hub: Hub, job: Assignment, perSecond: number, secon
       sentAt[seq] = performance.now();
       job.worker.send(wire.log(job.jobId, 'compiling', line(run, seq), 'stdout'));
     });
-    await until(() => samples.length >= sentAt.length, 15_000);
+    await waitUpTo(() => samples.length >= sentAt.length, 15_000);
     return {
       latency: summarize(samples),
       sent: sentAt.length,

@@ -23,7 +23,7 @@ import { bareWsMemory, hubWorkerMemory } from './idle.js';
 import { logRun } from './logs.js';
 import { insertQueued } from './queued.js';
 import { cpuDuring, hubPorts, registerLicense, startHub, startInfra, type Hub, type Infra } from './stack.js';
-import { machine, table, until, type Row } from './stats.js';
+import { machine, table, waitUpTo, type Row } from './stats.js';
 import { dispatchRun, status, submit } from './submit.js';
 
 const RUN_SECONDS = 10;
@@ -50,7 +50,7 @@ const say = (text: string) =>
 async function connectFleet(hub: Hub): Promise<Fleet> {
   const before = (await status(hub)).connected_workers;
   const fleet = new Fleet(hub.workerUrl, FLEET.workers, FLEET.maxConcurrent);
-  const ok = await until(async () => (await status(hub)).connected_workers >= before + FLEET.workers, 30_000, 100);
+  const ok = await waitUpTo(async () => (await status(hub)).connected_workers >= before + FLEET.workers, 30_000, 100);
   if (!ok) throw new Error('the bench workers did not register');
   return fleet;
 }
@@ -104,7 +104,7 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
   const deepFleet = await connectFleet(deep);
   fleets.push(deepFleet);
   const probe = await submit(deep, licenses[0]!, ['linux']);
-  await until(() => deepFleet.assignedAt.has(probe.jobId), 120_000);
+  await waitUpTo(() => deepFleet.assignedAt.has(probe.jobId), 120_000);
   const firstDispatchMs = (deepFleet.assignedAt.get(probe.jobId) ?? NaN) - restartedAt;
   const queueLength = (await status(deep)).queue_length;
   await dispatchRun(deep, deepFleet, licenses, 20, 3);

@@ -19,7 +19,7 @@ import {
   type MariaDbServer,
   type NatsServer,
 } from '@perry-hub/localstack';
-import { sleep, until } from './stats.js';
+import { sleep, waitUpTo } from './stats.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const WORKER_SECRET = 'bench-worker-secret';
@@ -168,7 +168,7 @@ export async function startHub(
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const up = await until(() => out.includes('Perry Hub is up') || child.exitCode !== null, 120_000, 100);
+  const up = await waitUpTo(() => out.includes('Perry Hub is up') || child.exitCode !== null, 120_000, 100);
   if (!up || child.exitCode !== null) {
     child.kill('SIGKILL');
     throw new Error(`perry-hub did not start:\n${out}`);

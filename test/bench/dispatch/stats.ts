@@ -59,7 +59,7 @@ export function machine(): string {
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Poll until `check` holds; false after the deadline. */
-export async function until(
+export async function waitUpTo(
   check: () => boolean | Promise<boolean>,
   timeoutMs: number,
   everyMs = 50,

@@ -6,7 +6,7 @@ import { loadavg } from 'node:os';
 import { buildRequest } from '../../support/perry-cli-wire.js';
 import type { Fleet } from './fleet.js';
 import type { Hub } from './stack.js';
-import { atRate, summarize, until, type Summary } from './stats.js';
+import { atRate, summarize, waitUpTo, type Summary } from './stats.js';
 
 /**
  * A gzip header and a few bytes: the hub checks the magic, the workers here never untar. Each
@@ -78,7 +78,7 @@ export async function dispatchRun(
     }
   });
   await sampling;
-  await until(() => accepted.every((a) => fleet.assignedAt.has(a.jobId)), 15_000);
+  await waitUpTo(() => accepted.every((a) => fleet.assignedAt.has(a.jobId)), 15_000);
   const latency: number[] = [];
   let early = 0;
   for (const a of accepted) {

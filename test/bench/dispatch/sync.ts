@@ -13,7 +13,7 @@ import { generateSealKey } from '@perry-hub/runtime';
 import { buildRequest } from '../../support/perry-cli-wire.js';
 import { Fleet } from './fleet.js';
 import { hubPorts, registerLicense, startHub, startInfra, type Hub, type Infra } from './stack.js';
-import { machine, summarize, table, until, type Row, type Summary } from './stats.js';
+import { machine, summarize, table, waitUpTo, type Row, type Summary } from './stats.js';
 import { dispatchRun, status, type DispatchRun } from './submit.js';
 
 const RUN_SECONDS = 10;
@@ -68,7 +68,7 @@ async function measure(dir: string, infra: Infra): Promise<ModeFigures> {
   try {
     const licenses: string[] = [];
     for (let i = 0; i < LICENSES; i++) licenses.push(await registerLicense(hub));
-    if (!(await until(async () => (await status(hub)).connected_workers >= FLEET.workers, 30_000, 100))) {
+    if (!(await waitUpTo(async () => (await status(hub)).connected_workers >= FLEET.workers, 30_000, 100))) {
       throw new Error('the bench workers did not register');
     }
     say('warm-up');

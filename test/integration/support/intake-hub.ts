@@ -36,7 +36,7 @@ import {
   uniquePrefix,
   type TestDatabase,
   connectTestNats,
-  testNatsCredentialsDir,
+  serviceEnv,
 } from '@perry-hub/testkit';
 
 export const ADMIN_SECRET = 'test-admin-secret-0123456789';
@@ -71,14 +71,7 @@ export async function startIntakeHub(
   const database = await createTestDatabase('intake');
   const credentialsKey = generateSealKey();
   const env: Record<string, string> = {
-    PERRY_HUB_NATS_URL: natsUrl,
-    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-    PERRY_HUB_SUBJECT_PREFIX: prefix,
-    PERRY_DB_HOST: database.host,
-    PERRY_DB_PORT: String(database.port),
-    PERRY_DB_USER: database.user,
-    PERRY_DB_PASSWORD: database.password,
-    PERRY_DB_NAME: database.database,
+    ...serviceEnv({ natsUrl, prefix, database }),
     PERRY_HUB_HTTP_PORT: '0',
     PERRY_HUB_HTTP_HOST: '127.0.0.1',
     PERRY_HUB_ADMIN_SECRET: ADMIN_SECRET,

@@ -17,7 +17,7 @@ import {
   type WorkerPresence,
 } from '@perry-hub/contracts';
 import { ensureTopology } from '@perry-hub/runtime';
-import { connectTestNats } from '@perry-hub/testkit';
+import { connectTestNats, until } from '@perry-hub/testkit';
 
 const encoder = new TextEncoder();
 
@@ -124,18 +124,6 @@ export async function openBus(natsUrl: string, prefix: string, periodMs = 250): 
   };
 }
 
-export async function until<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(25);
-  }
-}
+export { until };
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

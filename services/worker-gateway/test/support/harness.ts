@@ -32,7 +32,7 @@ import {
   type LaunchedService,
 } from '@perry-hub/runtime';
 import { workerGateway } from '../../src/index.js';
-import { connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { connectTestNats, until, serviceEnv } from '@perry-hub/testkit';
 
 export const log = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
 const encoder = new TextEncoder();
@@ -40,19 +40,7 @@ const decoder = new TextDecoder();
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export async function until<T>(
-  what: string,
-  check: () => T | undefined | false | null | Promise<T | undefined | false | null>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false && value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
+export { until };
 
 export interface Gateway {
   readonly service: LaunchedService;
@@ -73,9 +61,7 @@ export async function startGateway(
   logger: Logger = log,
 ): Promise<Gateway> {
   const config = loadConfig(workerGateway.config, {
-    PERRY_HUB_NATS_URL: natsUrl,
-    PERRY_HUB_NATS_CREDENTIALS_DIR: testNatsCredentialsDir(),
-    PERRY_HUB_SUBJECT_PREFIX: prefix,
+    ...serviceEnv({ natsUrl, prefix }),
     PERRY_HUB_WS_PORT: '0',
     PERRY_HUB_WS_HOST: '127.0.0.1',
     ...env,

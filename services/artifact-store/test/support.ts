@@ -1,0 +1,29 @@
+/** A real artifact-store on the test's servers, with a client connection and a MySQL pool. */
+import { pino } from 'pino';
+import { dbOptions, openPool, type Pool } from '@perry-hub/db';
+import { launchService, loadConfig, type NatsConnection } from '@perry-hub/runtime';
+import { connectTestNats, serviceEnv, type ServiceEnvInput } from '@perry-hub/testkit';
+import { artifactStore } from '../src/index.js';
+
+export interface ArtifactStoreHarness {
+  nc: NatsConnection;
+  db: Pool;
+  close(): Promise<void>;
+}
+
+export async function startArtifactStore(input: Required<ServiceEnvInput>): Promise<ArtifactStoreHarness> {
+  const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
+  const env = serviceEnv(input, { PERRY_HUB_PUBLIC_URL: 'http://hub.test' });
+  const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
+  const nc = await connectTestNats(input.natsUrl);
+  const db = openPool(dbOptions(input.database, 2));
+  return {
+    nc,
+    db,
+    close: async () => {
+      await nc.close();
+      await db.end();
+      await service.stop();
+    },
+  };
+}
