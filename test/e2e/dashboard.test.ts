@@ -3,7 +3,7 @@
 // showing its log as the build runs, cancelling from the page, a license that cannot see another
 // license's job, a wrong secret refused and counted, the session cookie's properties and the
 // cross-site refusals. Screenshots at desktop and phone widths (docs/ with UPDATE_SCREENSHOTS=1).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -20,6 +20,9 @@ const SESSION_COOKIE = 'perry_hub_session';
 
 let browser: Browser;
 beforeAll(async () => {
+  if (!existsSync(join(DIST, 'index.html'))) {
+    throw new Error('apps/dashboard/dist is missing: build the dashboard first (npm run build; npm test does)');
+  }
   browser = await launchChromium();
 });
 afterAll(async () => {

@@ -129,7 +129,7 @@ function QueueSection({ queue, error, now }: { queue: QueueResponse | undefined;
                   <td>{q.tier}</td>
                   <td>{q.queued}</td>
                   <td>{duration((now - Date.parse(q.oldest_queued_at)) / 1000)}</td>
-                  <td>
+                  <td class="wide">
                     <ul class="plain">
                       {q.waiting.map((w) => (
                         <li key={w.reason}>
@@ -178,7 +178,7 @@ function VmSection({ vms, error, now }: { vms: VmsResponse | undefined; error?: 
                   </td>
                   <td title={time(p.start_requested_at)}>{since(p.start_requested_at, now)}</td>
                   <td title={time(p.last_job_ended_at)}>{since(p.last_job_ended_at, now)}</td>
-                  <td>{p.message}</td>
+                  <td class="wide">{p.message}</td>
                 </tr>
               ))}
             </tbody>
