@@ -11,7 +11,16 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { test } from '@perry-hub/testkit';
 import { ADMIN_SECRET } from '../support/test-hub.js';
-import { DESKTOP, PHONE, collectProblems, launchChromium, newUser, screenshotDir, signIn } from '../support/browser.js';
+import {
+  DESKTOP,
+  PHONE,
+  accessibilityViolations,
+  collectProblems,
+  launchChromium,
+  newUser,
+  screenshotDir,
+  signIn,
+} from '../support/browser.js';
 import { until, withHub } from './dispatch-kit.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,7 +70,14 @@ describe('dashboard', () => {
         if (f === page.mainFrame()) navigations += 1;
       });
       try {
-        await signIn(page, origin, ADMIN_SECRET);
+        await page.goto(`${origin}/ui/`);
+        await page.getByLabel('Admin secret, API token or license key').waitFor();
+        const a11y: Record<string, string[]> = { 'sign-in': await accessibilityViolations(page) };
+        // Signing in by keyboard alone: the field has the focus, Enter submits.
+        expect(await page.evaluate<string>('document.activeElement.id')).toBe('secret');
+        await page.keyboard.type(ADMIN_SECRET);
+        await page.keyboard.press('Enter');
+        await page.getByTestId('who').waitFor();
         expect(await page.getByTestId('who').innerText()).toContain('admin');
 
         // The session: an httpOnly, SameSite=Strict, expiring cookie; nothing for scripts to read.
@@ -108,6 +124,7 @@ describe('dashboard', () => {
         expect(navigations).toBe(navigationsBefore);
         const shots = screenshotDir(ROOT);
         await page.screenshot({ path: join(shots, 'dashboard-overview.png'), fullPage: true });
+        a11y['overview'] = await accessibilityViolations(page);
 
         // A job page opened while the build runs: its log arrives live, in order.
         const second = s.publish(['linux'], { licenseKey });
@@ -151,6 +168,7 @@ describe('dashboard', () => {
         expect([...at].sort((a, b) => a - b)).toEqual(at);
         expect(lines.filter((l) => l.includes(`of ${secondId}`))).toHaveLength(6);
         await page.screenshot({ path: join(shots, 'dashboard-job.png'), fullPage: true });
+        a11y['job'] = await accessibilityViolations(page);
 
         // A finished job's page replays its log.
         await page.goto(`${origin}/ui/#/jobs/${firstId}`);
@@ -166,10 +184,24 @@ describe('dashboard', () => {
         await until('the queued state', async () =>
           (await page.getByTestId('job-state').innerText()).includes('queued'),
         );
-        await page.getByRole('button', { name: 'Cancel job…' }).click();
+        // By keyboard: Enter opens the confirmation with "Keep it" focused, Escape closes it;
+        // opened again, Shift+Tab reaches "Yes, cancel the job" and Enter confirms.
+        const cancelButton = page.getByRole('button', { name: 'Cancel job…' });
         const dialog = page.getByRole('dialog', { name: 'Cancel this job?' });
+        await cancelButton.focus();
+        await page.keyboard.press('Enter');
         await dialog.waitFor();
-        await dialog.getByRole('button', { name: 'Yes, cancel the job' }).click();
+        a11y['cancel dialog'] = await accessibilityViolations(page);
+        expect(await page.evaluate<string>('document.activeElement.textContent')).toBe('Keep it');
+        await page.keyboard.press('Escape');
+        await dialog.waitFor({ state: 'hidden' });
+        expect((await s.status(thirdId)).status).toBe('queued');
+        await cancelButton.focus();
+        await page.keyboard.press('Enter');
+        await dialog.waitFor();
+        await page.keyboard.press('Shift+Tab');
+        expect(await page.evaluate<string>('document.activeElement.textContent')).toBe('Yes, cancel the job');
+        await page.keyboard.press('Enter');
         await until('the cancelled state', async () =>
           (await page.getByTestId('job-state').innerText()).includes('cancelled'),
         );
@@ -183,16 +215,19 @@ describe('dashboard', () => {
           .locator('[data-testid="jobs"] tbody tr')
           .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job')));
         expect(listed).toEqual([thirdId]);
+        a11y['jobs'] = await accessibilityViolations(page);
 
         // Workers page.
         await page.goto(`${origin}/ui/#/workers`);
         await until('the workers page', async () => (await page.getByTestId('workers').count()) > 0);
+        a11y['workers'] = await accessibilityViolations(page);
 
         // Phone width: the same pages, readable.
         await page.setViewportSize(PHONE);
         await page.goto(`${origin}/ui/#/`);
         await until('the overview at phone width', async () => (await rowText(page, firstId)) !== undefined);
         await page.screenshot({ path: join(shots, 'dashboard-overview-phone.png'), fullPage: true });
+        a11y['overview (phone)'] = await accessibilityViolations(page);
         await page.goto(`${origin}/ui/#/jobs/${secondId}`);
         await until('the job at phone width', async () =>
           (await page.getByTestId('log').innerText()).includes('Build succeeded'),
@@ -202,6 +237,9 @@ describe('dashboard', () => {
         expect(overflow).toBeLessThanOrEqual(0);
         console.log(`screenshots in ${shots}`);
 
+        // WCAG 2.1 A and AA as axe-core checks them: contrast, labels, names, landmarks.
+        console.log(`accessibility: ${Object.keys(a11y).length} views checked`);
+        expect(a11y).toEqual(Object.fromEntries(Object.keys(a11y).map((k) => [k, []])));
         expect(problems).toEqual([]);
       } finally {
         await context.close();

@@ -4,7 +4,8 @@
  * Each launch gets a new temporary profile (playwright makes a fresh --user-data-dir per launch and
  * removes it on close); each context is a separate cookie jar (one signed-in user).
  */
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -67,4 +68,20 @@ export function screenshotDir(repoRoot: string): string {
     return dir;
   }
   return mkdtempSync(join(tmpdir(), 'perry-hub-screenshots-'));
+}
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * WCAG 2 A and AA violations axe-core finds on the page as it is now (contrast, labels, roles,
+ * landmarks, ...). axe is evaluated through the DevTools protocol, which the page's CSP does not
+ * govern: the dashboard itself still loads no script but its own.
+ */
+export async function accessibilityViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate<boolean>('typeof window.axe === "object"'))) await page.evaluate(AXE);
+  return page.evaluate<string[]>(
+    `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+       .then((r) => r.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+         v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))`,
+  );
 }

@@ -283,7 +283,7 @@ function Artifacts({ job, downloads }: { job: JobDetail; downloads: Download[] }
   return (
     <Section title="Artifacts">
       <p class="muted">A download link works once: the first download (here or by the CLI) uses it.</p>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0} role="region" aria-label="Artifacts (scrolls sideways)">
         <table>
           <thead>
             <tr>
@@ -336,7 +336,7 @@ function History({ job }: { job: JobDetail }) {
       </Section>
       {job.attempts.length > 0 && (
         <Section title="Attempts">
-          <div class="scroll">
+          <div class="scroll" tabIndex={0} role="region" aria-label="Attempts (scrolls sideways)">
             <table>
               <thead>
                 <tr>

@@ -70,7 +70,7 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
         <Problem error={page.error} />
         {page.data && page.data.jobs.length === 0 && <p class="empty">No job matches.</p>}
         {page.data && page.data.jobs.length > 0 && (
-          <div class="scroll">
+          <div class="scroll" tabIndex={0} role="region" aria-label="Jobs (scrolls sideways)">
             <table data-testid="jobs">
               <thead>
                 <tr>

@@ -55,7 +55,7 @@ export function Overview({ admin }: { admin: boolean }) {
         <Problem error={recent.error} />
         {recent.data && recent.data.jobs.length === 0 && <p class="empty">No jobs yet.</p>}
         {recent.data && recent.data.jobs.length > 0 && (
-          <div class="scroll">
+          <div class="scroll" tabIndex={0} role="region" aria-label="Latest jobs (scrolls sideways)">
             <table data-testid="recent-jobs">
               <thead>
                 <tr>
@@ -111,7 +111,7 @@ function QueueSection({ queue, error, now }: { queue: QueueResponse | undefined;
       )}
       {queue && queue.queues.length === 0 && <p class="empty">Nothing waits.</p>}
       {queue && queue.queues.length > 0 && (
-        <div class="scroll">
+        <div class="scroll" tabIndex={0} role="region" aria-label="Queue (scrolls sideways)">
           <table data-testid="queue">
             <thead>
               <tr>
@@ -155,7 +155,7 @@ function VmSection({ vms, error, now }: { vms: VmsResponse | undefined; error?: 
       {vms && <p class="summary">Provider: {vms.provider}</p>}
       {vms && vms.pools.length === 0 && <p class="empty">No sign VM pools are configured.</p>}
       {vms && vms.pools.length > 0 && (
-        <div class="scroll">
+        <div class="scroll" tabIndex={0} role="region" aria-label="Sign VM pools (scrolls sideways)">
           <table>
             <thead>
               <tr>

@@ -3,13 +3,16 @@
  * cookie (this page never stores or sees it). A wrong secret is refused and counted by the hub's
  * failed-authentication limit.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, type SessionState } from '../api.js';
 
 export function SignIn({ onSignedIn }: { onSignedIn: (session: SessionState) => void }) {
   const [secret, setSecret] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
+  const field = useRef<HTMLInputElement>(null);
+  // The only field: focused on arrival, so a keyboard user types the secret and presses Enter.
+  useEffect(() => field.current?.focus(), []);
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true);
@@ -36,6 +39,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (session: SessionState) => 
           id="secret"
           name="secret"
           type="password"
+          ref={field}
           autoComplete="current-password"
           required
           maxLength={512}

@@ -9,7 +9,7 @@ export function WorkersTable({ data, now }: { data: WorkersResponse | undefined;
   if (!data) return null;
   if (data.workers.length === 0) return <p class="empty">No worker is connected.</p>;
   return (
-    <div class="scroll">
+    <div class="scroll" tabIndex={0} role="region" aria-label="Workers (scrolls sideways)">
       <table data-testid="workers">
         <thead>
           <tr>
@@ -78,7 +78,7 @@ export function Workers() {
         <Problem error={requeued.error} />
         {requeued.data && waitingAgain.length === 0 && <p class="empty">None.</p>}
         {waitingAgain.length > 0 && (
-          <div class="scroll">
+          <div class="scroll" tabIndex={0} role="region" aria-label="Re-queued jobs (scrolls sideways)">
             <table data-testid="requeued">
               <thead>
                 <tr>
