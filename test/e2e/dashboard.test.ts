@@ -217,10 +217,23 @@ describe('dashboard', () => {
         expect(listed).toEqual([thirdId]);
         a11y['jobs'] = await accessibilityViolations(page);
 
-        // Workers page.
+        // Workers page: what each worker runs; a worker that goes away leaves its job re-queued.
+        const mac = await s.worker('macos', { name: 'mac-ui', script: () => ({ hang: true }) });
+        const fourth = s.publish(['macos'], { licenseKey });
+        const fourthId = await fourth.jobId;
         await page.goto(`${origin}/ui/#/workers`);
-        await until('the workers page', async () => (await page.getByTestId('workers').count()) > 0);
+        await until('mac-ui running the job', async () => {
+          const row = page.locator('[data-testid="workers"] tr[data-worker="mac-ui"]');
+          return (await row.count()) > 0 && (await row.innerText()).includes(fourthId.slice(0, 8));
+        });
         a11y['workers'] = await accessibilityViolations(page);
+        await mac.stop();
+        await until('the job shown as re-queued', async () => {
+          const table = page.getByTestId('requeued');
+          return (await table.count()) > 0 && (await table.innerText()).includes(fourthId.slice(0, 8));
+        });
+        expect(await page.locator('[data-testid="workers"] tr[data-worker="mac-ui"]').count()).toBe(0);
+        expect(await page.getByTestId('requeued').innerText()).toContain('mac-ui');
 
         // Phone width: the same pages, readable.
         await page.setViewportSize(PHONE);
