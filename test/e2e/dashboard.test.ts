@@ -125,7 +125,6 @@ describe('dashboard', () => {
           expect((await first.result).exitCode).toBe(0);
           expect(navigations).toBe(navigationsBefore);
           const shots = screenshotDir(ROOT);
-          await page.screenshot({ path: join(shots, 'dashboard-overview.png'), fullPage: true });
           a11y['overview'] = await accessibilityViolations(page);
 
           // A job page opened while the build runs: its log arrives live, in order.
@@ -234,12 +233,22 @@ describe('dashboard', () => {
             const table = page.getByTestId('requeued');
             return (await table.count()) > 0 && (await table.innerText()).includes(fourthId.slice(0, 8));
           });
-          expect(await page.locator('[data-testid="workers"] tr[data-worker="mac-ui"]').count()).toBe(0);
+          await until(
+            'mac-ui gone from the workers',
+            async () => (await page.locator('[data-testid="workers"] tr[data-worker="mac-ui"]').count()) === 0,
+          );
           expect(await page.getByTestId('requeued').innerText()).toContain('mac-ui');
+
+          // The overview with something waiting (the re-queued job: no macos worker left).
+          await page.goto(`${origin}/ui/#/`);
+          await until('the macos queue line', async () => {
+            const queue = page.getByTestId('queue');
+            return (await queue.count()) > 0 && (await queue.innerText()).includes('macos');
+          });
+          await page.screenshot({ path: join(shots, 'dashboard-overview.png'), fullPage: true });
 
           // Phone width: the same pages, readable.
           await page.setViewportSize(PHONE);
-          await page.goto(`${origin}/ui/#/`);
           await until('the overview at phone width', async () => (await rowText(page, firstId)) !== undefined);
           await page.screenshot({ path: join(shots, 'dashboard-overview-phone.png'), fullPage: true });
           a11y['overview (phone)'] = await accessibilityViolations(page);

@@ -1,6 +1,6 @@
 /**
  * Connected workers and what each runs (admin), and the jobs that lost their worker and wait
- * again: queued with an attempt behind them.
+ * again: queued after a lost worker (`retries` > 0), not those waiting for their sign stage.
  */
 import { api, type WorkersResponse } from '../api.js';
 import { JobLink, Problem, Section, StateBadge, since, time, useNow, usePoll } from '../util.js';
@@ -62,7 +62,7 @@ export function Workers() {
   const now = useNow();
   const workers = usePoll(() => api.workers(), 'workers');
   const requeued = usePoll(() => api.jobs({ state: 'queued', limit: 200 }), 'requeued');
-  const waitingAgain = requeued.data?.jobs.filter((j) => j.attempt > 0) ?? [];
+  const waitingAgain = requeued.data?.jobs.filter((j) => j.retries > 0) ?? [];
   return (
     <div class="page">
       <h1>Workers</h1>
@@ -86,7 +86,7 @@ export function Workers() {
                   <th scope="col">State</th>
                   <th scope="col">Targets</th>
                   <th scope="col">Last worker</th>
-                  <th scope="col">Attempts</th>
+                  <th scope="col">Retries</th>
                 </tr>
               </thead>
               <tbody>
@@ -100,7 +100,7 @@ export function Workers() {
                     </td>
                     <td>{j.targets.join(', ')}</td>
                     <td>{j.worker ?? '—'}</td>
-                    <td>{j.attempt}</td>
+                    <td>{j.retries}</td>
                   </tr>
                 ))}
               </tbody>
