@@ -19,6 +19,8 @@ const boundaries = (allow) => [
       // The worker runs on build machines: it speaks the wire contract and nothing else of the hub.
       { sourceTag: 'type:worker', onlyDependOnLibsWithTags: ['layer:contracts'] },
       { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
+      // The dashboard runs in a browser: the contracts' types, nothing of the hub's code.
+      { sourceTag: 'type:ui', onlyDependOnLibsWithTags: ['layer:contracts'] },
       { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['*'] },
     ],
   },
@@ -29,7 +31,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     plugins: { '@nx': nx },
     rules: {
       '@nx/enforce-module-boundaries': boundaries([]),

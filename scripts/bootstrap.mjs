@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Set-up shared by `npm start`, `npm test` and `npm run bench`: installs what is missing (npm
-// dependencies; mariadb-server through apt-get when running as root; nats-server 2.10 from
-// Debian 13's package into .tools/), builds, then runs the requested mode. Plain JavaScript with
-// no dependencies: it runs before they exist.
+// dependencies; mariadb-server, and for tests and benches chromium, through apt-get when running
+// as root; nats-server 2.10 from Debian 13's package into .tools/), builds (tsc -b, then the
+// dashboard's vite build), then runs the requested mode. Plain JavaScript with no dependencies:
+// it runs before they exist.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -42,7 +43,12 @@ function ensureNodeModules() {
   mustRun('npm', ['ci', '--no-audit', '--no-fund'], 'npm ci');
 }
 
-const SYSTEM_PACKAGES = [{ pkg: 'mariadb-server', binaries: ['mariadbd', 'mariadb-install-db'] }];
+// `modes`: only these modes need it (the dashboard's browser tests and its bench drive Debian's
+// chromium through playwright-core).
+const SYSTEM_PACKAGES = [
+  { pkg: 'mariadb-server', binaries: ['mariadbd', 'mariadb-install-db'] },
+  { pkg: 'chromium', binaries: ['chromium'], modes: ['test', 'bench'] },
+];
 
 // nats-server comes from Debian 13 (trixie): 2.10.27 has sync_interval, multi-filter consumers and
 // the CVE-2023-47090 fix that Debian 12's 2.9.10 lacks. It depends only on libc6, so the .deb is
@@ -70,7 +76,9 @@ function onPath(binary) {
 }
 
 function ensureSystemPackages() {
-  const missing = SYSTEM_PACKAGES.filter((p) => !p.binaries.every(onPath)).map((p) => p.pkg);
+  const missing = SYSTEM_PACKAGES.filter((p) => (p.modes ?? [mode]).includes(mode) && !p.binaries.every(onPath)).map(
+    (p) => p.pkg,
+  );
   if (missing.length === 0) return;
   const command = `apt-get install -y ${missing.join(' ')}`;
   if (process.getuid?.() !== 0 || !onPath('apt-get')) {
@@ -80,7 +88,12 @@ function ensureSystemPackages() {
   say(`installing ${missing.join(', ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   mustRun('apt-get', ['update', '-qq'], 'apt-get update');
-  mustRun('apt-get', ['install', '-y', '-qq', ...missing], command, { env });
+  // Non-interactive, standard input closed (run's default): no prompt can wait for an answer.
+  const status = run('apt-get', ['install', '-y', '-qq', ...missing], { env });
+  if (status !== 0) {
+    say(`${command} failed (exit ${status})`);
+    process.exit(status);
+  }
 }
 
 function versionOf(binary) {
@@ -164,6 +177,12 @@ function ensureDebianTool(tool) {
 
 function build() {
   mustRun(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], 'build (tsc -b)');
+  buildDashboard();
+}
+
+/** The web dashboard's static files (apps/dashboard/dist, served by the ingest at /ui/). */
+function buildDashboard() {
+  mustRun('npm', ['run', 'build', '--silent', '--workspace', '@perry-hub/dashboard'], 'dashboard build (vite build)');
 }
 
 // `npm start` runs the hub; `npm start -- <command> ...` runs that perry-hub command unchanged

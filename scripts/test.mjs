@@ -23,6 +23,14 @@ export async function runTests(root, args) {
     step('format (prettier --check)', bin('prettier'), ['--check', '--log-level', 'warn', '.']),
     step('build and type check (tsc -b)', bin('tsc'), ['-b']),
     step('type check tests', bin('tsc'), ['-p', 'tsconfig.test.json']),
+    // The dashboard's type check and static files: the browser tests load what this builds.
+    step('dashboard build (tsc, vite build)', 'npm', [
+      'run',
+      'build',
+      '--silent',
+      '--workspace',
+      '@perry-hub/dashboard',
+    ]),
     step('lint (eslint through nx, with module boundaries)', bin('nx'), [
       'run-many',
       '-t',

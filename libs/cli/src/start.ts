@@ -266,7 +266,10 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   const urls = [...(local?.servers ?? [])];
   const ingest = launched.find((s) => s.name === 'ingest');
   const gateway = launched.find((s) => s.name === 'worker-gateway');
-  if (ingest) urls.unshift({ name: 'HTTP API', url: `http://127.0.0.1:${String(ingest.info['httpPort'])}` });
+  if (ingest) {
+    const http = `http://127.0.0.1:${String(ingest.info['httpPort'])}`;
+    urls.unshift({ name: 'HTTP API', url: http }, { name: 'Dashboard', url: `${http}/ui/` });
+  }
   if (opsServer) urls.push({ name: 'Metrics', url: `http://127.0.0.1:${opsServer.port}/metrics` });
   if (gateway) {
     urls.push({ name: 'Workers', url: `ws://127.0.0.1:${String(gateway.info['wsPort'])}` });

@@ -3,6 +3,7 @@
  * Validation never coerces or strips: a mistyped or unknown field is a 400, not a silent fix.
  * Every error leaves in the original's envelope `{"error":{"code","message"}}`.
  */
+import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { HubError } from '@perry-hub/contracts';
@@ -20,6 +21,8 @@ import { operateRoutes } from './routes/operate.js';
 import { opsRoutes } from './routes/ops.js';
 import { registerDocs } from './routes/docs.js';
 import { transferRoutes } from './routes/transfer.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { registerSessionHook, sessionKeys } from './session.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
 import { lingerAfterAnswer } from './abuse/linger.js';
@@ -51,6 +54,10 @@ export interface AppOptions {
   /** Fastify's `trustProxy`: addresses or CIDR ranges of proxies whose X-Forwarded-For counts; '' trusts none. */
   trustProxy: string;
   abuse: AbuseControls;
+  /** How long a dashboard session lasts. */
+  sessionSecs: number;
+  /** The built dashboard; '' = the @perry-hub/dashboard package's dist/. */
+  dashboardDir: string;
 }
 
 export type App = FastifyInstance;
@@ -136,6 +143,10 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
   app.decorate('servedRoutes', routes);
   registerDocs(app as unknown as FastifyInstance);
   registerAbuseHooks(app as unknown as FastifyInstance, options.abuse);
+  // Cookies are parsed on demand (session.ts); the plugin serializes Set-Cookie.
+  void app.register(cookie, { hook: false });
+  const keys = sessionKeys(deps.sealKeys);
+  registerSessionHook(app as unknown as FastifyInstance, keys);
   void app.register(opsRoutes(deps.ops));
   const bus = { nc: deps.nc, subjects: deps.subjects };
   void app.register(statusRoutes(deps));
@@ -158,6 +169,15 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     }),
   );
   void app.register(operateRoutes({ ...bus, adminSecret: options.adminSecret }));
+  void app.register(
+    dashboardRoutes({
+      ...bus,
+      adminSecret: options.adminSecret,
+      sessionKeys: keys,
+      sessionSecs: options.sessionSecs,
+      dashboardDir: options.dashboardDir,
+    }),
+  );
   void app.register(
     transferRoutes({
       ...bus,

@@ -25,6 +25,11 @@ export async function identify(deps: BusDeps & { adminSecret: string }, request:
       'Send the admin secret, an API token or a license key as Authorization: Bearer',
     );
   }
+  return identifyToken(deps, token);
+}
+
+/** Who a presented secret is (the dashboard's sign-in takes it from a form, not a header). */
+export async function identifyToken(deps: BusDeps & { adminSecret: string }, token: string): Promise<Caller> {
   if (deps.adminSecret !== '' && sameSecret(token, deps.adminSecret)) return { kind: 'admin' };
   if (API_TOKEN.test(token)) {
     // An unknown token is a 401 AUTH_INVALID, counted as a failed authentication.

@@ -50,6 +50,13 @@ export const IngestConfig = configSchema({
   maxArtifactBytes: fromEnv('PERRY_HUB_MAX_ARTIFACT_BYTES', Type.Integer({ minimum: 1024, default: 2 * 1024 * MiB }), {
     description: 'Largest artifact a worker may upload (decoded bytes)',
   }),
+  sessionSecs: fromEnv('PERRY_HUB_SESSION_SECS', Type.Integer({ minimum: 60, maximum: 2_592_000, default: 28_800 }), {
+    description: 'How long a dashboard sign-in lasts (its session cookie expires then)',
+  }),
+  dashboardDir: fromEnv('PERRY_HUB_DASHBOARD_DIR', Type.String({ default: '' }), {
+    description:
+      'Directory of the built dashboard served at /ui/; empty: the one `npm run build` makes (apps/dashboard/dist)',
+  }),
   ...abuseFields,
   resubmitWindowSecs: fromEnv('PERRY_HUB_RESUBMIT_WINDOW_SECS', Type.Integer({ minimum: 0, default: 3600 }), {
     description:

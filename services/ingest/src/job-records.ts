@@ -8,6 +8,7 @@ import {
   HubError,
   JOB_STATUSES,
   type JobArtifact,
+  type JobCountsResponse,
   type JobAttempt,
   type JobDetail,
   type JobHistoryEntry,
@@ -133,6 +134,28 @@ export async function listJobs(
     jobs: page.map(toSummary),
     next_cursor: rows.length > limit && last ? encodeCursor(Number(last['queuedAt'] ?? 0), String(last['id'])) : null,
   };
+}
+
+/** How many of the caller's jobs (all, for the admin) are in each state: one grouped query. */
+export async function countJobs(db: Pool, caller: Caller, since: string | undefined): Promise<JobCountsResponse> {
+  const where = [ownedBy(caller)];
+  const sinceMs = since === undefined ? undefined : parseSince(since);
+  if (sinceMs !== undefined) where.push({ sql: 'queuedAt >= ?', params: [sinceMs] });
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT status, COUNT(*) AS n FROM builds WHERE ${where.map((w) => w.sql).join(' AND ')} GROUP BY status`,
+    where.flatMap((w) => w.params),
+  );
+  const states: Record<string, number> = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0]));
+  let total = 0;
+  for (const r of rows) {
+    const n = Number(r['n']);
+    const state = String(r['status']);
+    // A state this hub does not know (an adopted row) counts as failed, as the list shows it.
+    const key = (JOB_STATUSES as readonly string[]).includes(state) ? state : 'failed';
+    states[key] = (states[key] ?? 0) + n;
+    total += n;
+  }
+  return { since: sinceMs === undefined ? null : iso(sinceMs), total, states };
 }
 
 const MANIFEST_KEYS = ['app_name', 'bundle_id', 'version', 'entry'] as const;

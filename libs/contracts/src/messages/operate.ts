@@ -67,6 +67,58 @@ export const JobListResponse = Type.Object(
 );
 export type JobListResponse = Static<typeof JobListResponse>;
 
+/** `GET /api/v1/jobs/counts`: how many jobs (the caller's, or all for the admin) are in each state. */
+export const JobCountsQuery = Type.Object(
+  {
+    since: Type.Optional(
+      Type.String({ maxLength: 40, description: 'Jobs queued at or after this time (ISO 8601 or epoch ms)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type JobCountsQuery = Static<typeof JobCountsQuery>;
+
+export const JobCountsResponse = Type.Object(
+  {
+    since: IsoTimeOrNull,
+    total: Type.Integer({ minimum: 0 }),
+    states: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
+      description: `Jobs per state (${JOB_STATUSES.join(', ')}); every state is listed, 0 included`,
+    }),
+  },
+  { additionalProperties: false },
+);
+export type JobCountsResponse = Static<typeof JobCountsResponse>;
+
+/** `POST /ui/session`: sign in to the dashboard with the admin secret, an API token or a license key. */
+export const SessionRequest = Type.Object(
+  { secret: Type.String({ minLength: 1, maxLength: 512 }) },
+  { additionalProperties: false },
+);
+export type SessionRequest = Static<typeof SessionRequest>;
+
+export const SessionResponse = Type.Object(
+  {
+    kind: Type.Enum(['admin', 'account', 'license'], {
+      description: 'admin: every job and the operations pages; account or license: its own jobs',
+    }),
+    expires_at: IsoTime,
+  },
+  { additionalProperties: false },
+);
+export type SessionResponse = Static<typeof SessionResponse>;
+
+/** `GET /ui/session`: whether this browser is signed in (200 either way: the page asks on every load). */
+export const SessionState = Type.Object(
+  {
+    signed_in: Type.Boolean(),
+    kind: Nullable(Type.Enum(['admin', 'account', 'license'])),
+    expires_at: IsoTimeOrNull,
+  },
+  { additionalProperties: false },
+);
+export type SessionState = Static<typeof SessionState>;
+
 export const JobHistoryEntry = Type.Object(
   {
     at: IsoTime,

@@ -31,11 +31,13 @@ const AUTHENTICATED_ROUTES = new Set([
   '/api/v1/artifact/upload/:jobId',
   '/api/v1/jobs/:id/cancel',
   '/api/v1/jobs',
+  '/api/v1/jobs/counts',
   '/api/v1/jobs/:id',
   '/api/v1/jobs/:id/events',
   '/api/v1/workers',
   '/api/v1/queue',
   '/api/v1/vms',
+  '/ui/session',
 ]);
 
 /** A wrong license key, API token, admin secret or worker job token. */

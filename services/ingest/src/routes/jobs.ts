@@ -1,7 +1,8 @@
 /**
- * The jobs API. Credentials as `Authorization: Bearer …`: the admin secret (every job), an
- * account's API token or a license key (that submitter's own jobs). Cancel also takes the
- * submitting license as `{"license_key":"…"}` in a JSON body, as before.
+ * The jobs API. Credentials as `Authorization: Bearer …` (or the dashboard's session cookie, see
+ * session.ts): the admin secret (every job), an account's API token or a license key (that
+ * submitter's own jobs). Cancel also takes the submitting license as `{"license_key":"…"}` in a
+ * JSON body, as before.
  *
  * A job that is not the caller's is answered exactly like a job that does not exist, 404
  * JOB_NOT_FOUND, on every route (detail, events, cancel): a job id lets a client watch a build
@@ -14,6 +15,8 @@ import {
   BuildCancelled,
   CancelBody,
   HubError,
+  JobCountsQuery,
+  JobCountsResponse,
   JobDetail,
   JobIdParams,
   JobListQuery,
@@ -27,7 +30,7 @@ import { call, decode, sameSecret, type Logger } from '@perry-hub/runtime';
 import { bearerToken } from '../auth.js';
 import { cancelBuild, type CancelAuth } from '../cancel.js';
 import { identify } from '../caller.js';
-import { jobDetail, jobState, listJobs } from '../job-records.js';
+import { countJobs, jobDetail, jobState, listJobs } from '../job-records.js';
 import { streamJobEvents } from '../job-events.js';
 import type { BusDeps } from './license.js';
 
@@ -38,6 +41,7 @@ export interface JobRouteDeps extends BusDeps {
   subjectPrefix: string;
 }
 
+const API_TOKEN = /^[0-9a-f]{64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const notFound = () => new HubError('JOB_NOT_FOUND', 'Job not found');
 const BEARER = [{ bearer: [] }];
@@ -62,6 +66,23 @@ export function jobRoutes(deps: JobRouteDeps): FastifyPluginAsync {
       async (request) => {
         const caller = await identify(deps, request);
         return listJobs(deps.db, caller, request.query);
+      },
+    );
+
+    app.get(
+      '/api/v1/jobs/counts',
+      {
+        schema: {
+          summary: 'How many jobs are in each state (admin: all jobs; a license key or API token: its own)',
+          tags: ['jobs'],
+          security: BEARER,
+          querystring: JobCountsQuery,
+          response: { 200: JobCountsResponse, 400: ErrorEnvelope, 401: ErrorEnvelope },
+        },
+      },
+      async (request) => {
+        const caller = await identify(deps, request);
+        return countJobs(deps.db, caller, request.query.since);
       },
     );
 
@@ -134,6 +155,9 @@ export function jobRoutes(deps: JobRouteDeps): FastifyPluginAsync {
         let auth: CancelAuth;
         if (token !== undefined && deps.adminSecret !== '' && sameSecret(token, deps.adminSecret))
           auth = { kind: 'admin' };
+        // A dashboard session may hold a license key: its own jobs, as the body's license_key.
+        else if (token !== undefined && request.sessionCredential === token && !API_TOKEN.test(token))
+          auth = { kind: 'license', licenseKey: token };
         else if (token !== undefined) auth = { kind: 'api-token', apiToken: token };
         else if (body.license_key !== undefined) auth = { kind: 'license', licenseKey: body.license_key };
         else auth = { kind: 'none' };
