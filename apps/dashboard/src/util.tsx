@@ -76,6 +76,13 @@ export function since(iso: string | null | undefined, now: number): string {
   return `${duration((now - Date.parse(iso)) / 1000)} ago`;
 }
 
+/** A moment ahead, as a countdown ("in 4m 10s"); "now" once it has passed. */
+export function countdown(iso: string | null | undefined, now: number): string {
+  if (!iso) return '—';
+  const left = (Date.parse(iso) - now) / 1000;
+  return left <= 0 ? 'now' : `in ${duration(left)}`;
+}
+
 export function time(iso: string | null | undefined): string {
   if (!iso) return '—';
   const d = new Date(iso);

@@ -103,7 +103,9 @@ function decidePool(state: ControllerState, m0: PoolMemory, signals: Signals, no
   if (f.workers.length > 0 && m.bootPending && view.startRequestedAt !== null) {
     const since = view.startRequestedAt;
     const connectedAt = Math.min(...f.workers.map((w) => (w.connectedAt >= since ? w.connectedAt : now)));
-    out.push({ type: 'metric', metric: { pool, bootMs: Math.max(0, connectedAt - since) } });
+    const bootMs = Math.max(0, connectedAt - since);
+    out.push({ type: 'metric', metric: { pool, bootMs } });
+    view = { ...view, lastBootMs: bootMs };
     m = { ...m, bootPending: false };
   }
 
@@ -170,7 +172,11 @@ function decidePool(state: ControllerState, m0: PoolMemory, signals: Signals, no
     }
   }
 
-  // 8. The human line, and the view's timestamp only when something changed.
+  // 8. The idle deadline, while it runs: up, idle and watched, nothing under way.
+  const idleClock = canAct && view.power === 'running' && !f.busy && f.known && m.pending === null;
+  view = { ...view, idleUntil: idleClock ? m.idleSince + t.idleMs : null };
+
+  // 9. The human line, and the view's timestamp only when something changed.
   const message = describePool({
     provider: state.provider,
     pool,
@@ -195,6 +201,8 @@ function sameView(a: VmPoolState, b: VmPoolState): boolean {
     a.draining === b.draining &&
     a.startRequestedAt === b.startRequestedAt &&
     a.lastJobEndedAt === b.lastJobEndedAt &&
+    (a.lastBootMs ?? null) === (b.lastBootMs ?? null) &&
+    (a.idleUntil ?? null) === (b.idleUntil ?? null) &&
     a.message === b.message
   );
 }

@@ -6,11 +6,21 @@ import { decideTable, MIN, T0, WIN, type Row } from './support/decide-table.js';
 const rows: Row[] = [
   // Idle, draining, deallocating
   {
-    name: 'idle, but not for long enough: nothing',
+    name: 'idle, but not for long enough: nothing, and the idle deadline is shown',
     view: { power: 'running' },
     memory: { idleSince: T0 - 29 * MIN },
     queue: {},
     actions: [],
+    expectView: { idleUntil: T0 + MIN },
+  },
+  {
+    name: 'busy: no idle deadline',
+    view: { power: 'running', idleUntil: T0 + MIN },
+    memory: { idleSince: T0 - 29 * MIN },
+    queue: { [WIN]: { running: 1 } },
+    workers: [{ cap: WIN, activeJobs: 1 }],
+    actions: [],
+    expectView: { idleUntil: null },
   },
   {
     name: 'idle for the idle time: mark draining first, no deallocation yet',

@@ -158,7 +158,7 @@ const rows: Row[] = [
     queue: { [WIN]: { queued: 1 } },
     workers: [{ cap: WIN, connectedAt: T0 - 2_000 }],
     actions: [`metric ${WIN} bootMs=93000`],
-    expectView: { message: 'The Windows signing VM is running' },
+    expectView: { message: 'The Windows signing VM is running', lastBootMs: 93_000 },
   },
 
   // Providers and pools

@@ -9,6 +9,7 @@ import {
   Problem,
   Section,
   StateBadge,
+  countdown,
   duration,
   since,
   startOfToday,
@@ -163,6 +164,8 @@ function VmSection({ vms, error, now }: { vms: VmsResponse | undefined; error?: 
                 <th scope="col">Capability</th>
                 <th scope="col">Power</th>
                 <th scope="col">Last start</th>
+                <th scope="col">Boot time</th>
+                <th scope="col">Deallocates</th>
                 <th scope="col">Last job ended</th>
                 <th scope="col">Status</th>
               </tr>
@@ -177,6 +180,8 @@ function VmSection({ vms, error, now }: { vms: VmsResponse | undefined; error?: 
                     {p.draining && <span class="badge"> draining</span>}
                   </td>
                   <td title={time(p.start_requested_at)}>{since(p.start_requested_at, now)}</td>
+                  <td>{p.last_boot_secs === null ? '—' : `${Math.round(p.last_boot_secs)}s`}</td>
+                  <td title={time(p.idle_until)}>{countdown(p.idle_until, now)}</td>
                   <td title={time(p.last_job_ended_at)}>{since(p.last_job_ended_at, now)}</td>
                   <td class="wide">{p.message}</td>
                 </tr>

@@ -309,6 +309,12 @@ export const VmsResponse = Type.Object(
           draining: Type.Boolean(),
           start_requested_at: IsoTimeOrNull,
           last_job_ended_at: IsoTimeOrNull,
+          last_boot_secs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], {
+            description: 'How long the last start took until a worker connected',
+          }),
+          idle_until: Type.Union([IsoTime, Type.Null()], {
+            description: 'While the VM is up and idle: when draining, then deallocation, begins',
+          }),
           updated_at: IsoTime,
           message: Type.String(),
         },

@@ -76,6 +76,10 @@ export const VmPoolState = Type.Object(
     /** Epoch ms; null when not applicable. */
     startRequestedAt: Type.Union([Type.Integer(), Type.Null()]),
     lastJobEndedAt: Type.Union([Type.Integer(), Type.Null()]),
+    /** How long the last start took, from the request to the first connected worker. */
+    lastBootMs: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
+    /** While the VM is up and idle: when the idle time runs out and draining (then deallocation) begins. */
+    idleUntil: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     updatedAt: Type.Integer(),
     message: Type.String({ description: 'Human-readable, shown to waiting CLIs and in /status' }),
   },

@@ -100,7 +100,8 @@ export function operateRoutes(deps: BusDeps & { adminSecret: string }): FastifyP
       '/api/v1/vms',
       {
         schema: {
-          summary: 'Sign VM pools: provider, power state, draining, last job, what waiting users are told (admin)',
+          summary:
+            'Sign VM pools: provider, power state, draining, last start and boot time, idle deadline, last job, what waiting users are told (admin)',
           tags: ['operations'],
           security: ADMIN,
           response: { 200: VmsResponse, 403: ErrorEnvelope, 503: ErrorEnvelope },
@@ -118,6 +119,8 @@ export function operateRoutes(deps: BusDeps & { adminSecret: string }): FastifyP
             draining: p.draining,
             start_requested_at: isoOrNull(p.startRequestedAt),
             last_job_ended_at: isoOrNull(p.lastJobEndedAt),
+            last_boot_secs: p.lastBootMs == null ? null : p.lastBootMs / 1000,
+            idle_until: isoOrNull(p.idleUntil ?? null),
             updated_at: iso(p.updatedAt),
             message: p.message,
           })),
