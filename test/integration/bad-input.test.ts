@@ -92,6 +92,14 @@ describe('bad input to POST /api/v1/build', () => {
     );
     expect400(await publish({ manifest: cliManifest({ targets: ['ios-sign'] }) }), /^Invalid manifest: 'targets\[0\]'/);
     expect400(await publish({ manifest: cliManifest({ version: 42 }) }), "Invalid manifest: 'version' must be string");
+    expect400(
+      await publish({ manifest: cliManifest({ build_type: 'library' }) }),
+      "Invalid manifest: 'build_type' must be one of app, plugin",
+    );
+    expect400(
+      await publish({ manifest: cliManifest({ build_type: 1 }) }),
+      "Invalid manifest: 'build_type' must be one of app, plugin",
+    );
   });
 
   it('base64 garbage and a tarball that is not gzip', async () => {

@@ -4,6 +4,7 @@
  */
 import { jetstream } from '@nats-io/jetstream';
 import {
+  buildTypeOf,
   queuePositionEndpoint,
   type BuildManifest,
   type JobIntake,
@@ -46,8 +47,9 @@ export interface JobDeps {
 export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<void> {
   await db.query(
     `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
-       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history)
-     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?)`,
+       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history,
+       build_type)
+     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       job.jobId,
       job.licenseKey,
@@ -63,6 +65,7 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
       job.submissionKey ?? null,
       queuedAt,
       JSON.stringify([{ at: queuedAt, state: 'queued', attempt: 0, stage: 'build', via: job.via }]),
+      buildTypeOf(job.manifest),
     ],
   );
 }
@@ -80,6 +83,7 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     targets: [...job.manifest.targets],
     queuedAt,
     via: job.via,
+    ...(buildTypeOf(job.manifest) === 'plugin' ? { buildType: 'plugin' as const } : {}),
     tarballRef: job.tarballRef,
     ...(job.manifestText.length + job.sealedCredentials.length <= INTAKE_PAYLOAD_MAX_BYTES
       ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }

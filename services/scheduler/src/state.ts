@@ -13,6 +13,8 @@ export interface QueuedInfo {
   readonly tier: Tier;
   readonly targets: readonly string[];
   readonly stage: 'build' | 'sign';
+  /** `plugin`: single-stage, never re-queued to sign (absent: `app`). */
+  readonly buildType?: 'app' | 'plugin';
   readonly attempt: number;
   readonly retries: number;
   readonly queuedAt: number;
@@ -159,5 +161,6 @@ export function queuedInfo(row: JobRow): QueuedInfo {
     queuedAt: row.queuedAt,
     startedAt: row.startedAt,
     tarballRef: row.tarballRef,
+    ...(row.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
   };
 }

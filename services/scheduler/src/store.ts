@@ -4,7 +4,7 @@
  * (or a second scheduler that lost its lease) changes nothing.
  */
 import { appendHistory, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
-import type { JobStatus, Tier } from '@perry-hub/contracts';
+import type { BuildType, JobStatus, Tier } from '@perry-hub/contracts';
 
 export interface JobRow {
   id: string;
@@ -26,10 +26,12 @@ export interface JobRow {
   cancelRequestedAt: number | null;
   /** NULL while a completed job's result waits to be downloaded. */
   resultDelivery: 'delivered' | 'unfetched' | null;
+  /** A `plugin` job is single-stage. */
+  buildType: BuildType;
 }
 
 const COLUMNS = `id, licenseKey, tier, targets, status, priority, attempt, retries, stage, queuedAt, startedAt,
-  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery`;
+  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery, build_type`;
 
 function toJob(r: RowDataPacket): JobRow {
   let targets: string[] = [];
@@ -62,6 +64,7 @@ function toJob(r: RowDataPacket): JobRow {
     cancelRequestedAt: num(r['cancel_requested_at']),
     resultDelivery:
       r['result_delivery'] === 'delivered' || r['result_delivery'] === 'unfetched' ? r['result_delivery'] : null,
+    buildType: r['build_type'] === 'plugin' ? 'plugin' : 'app',
   };
 }
 
@@ -260,13 +263,19 @@ export class JobStore {
     ]);
   }
 
-  async tokenHash(
-    jobId: string,
-  ): Promise<
-    { hash: string | null; attempt: number; status: string; stage: string; tarballRef: string | null } | undefined
+  async tokenHash(jobId: string): Promise<
+    | {
+        hash: string | null;
+        attempt: number;
+        status: string;
+        stage: string;
+        tarballRef: string | null;
+        buildType: BuildType;
+      }
+    | undefined
   > {
     const [rows] = await this.db.query<RowDataPacket[]>(
-      'SELECT job_token_hash, attempt, status, stage, tarball_ref FROM builds WHERE id = ?',
+      'SELECT job_token_hash, attempt, status, stage, tarball_ref, build_type FROM builds WHERE id = ?',
       [jobId],
     );
     const r = rows[0];
@@ -277,6 +286,7 @@ export class JobStore {
       status: String(r['status']),
       stage: String(r['stage']),
       tarballRef: (r['tarball_ref'] as string | null) ?? null,
+      buildType: r['build_type'] === 'plugin' ? 'plugin' : 'app',
     };
   }
 }

@@ -35,6 +35,9 @@ export const JobIntake = Type.Object(
     targets: Type.Array(Type.String(), { minItems: 1 }),
     queuedAt: Type.Integer({ description: 'Epoch ms' }),
     via: Type.Enum(['http', 'nats']),
+    buildType: Type.Optional(
+      Type.Enum(['app', 'plugin'], { description: 'Absent means `app`; a `plugin` job is never re-queued to sign' }),
+    ),
     tarballRef: Type.Optional(
       Type.String({
         description:
