@@ -20,6 +20,9 @@ import { operateRoutes } from './routes/operate.js';
 import { opsRoutes } from './routes/ops.js';
 import { registerDocs } from './routes/docs.js';
 import { transferRoutes } from './routes/transfer.js';
+import { toolRoutes } from './routes/tools.js';
+import { ToolStore } from './tools/store.js';
+import type { CallbackPolicy } from './tools/callback-url.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
 import { lingerAfterAnswer } from './abuse/linger.js';
@@ -38,6 +41,10 @@ export interface IngestDeps {
   /** See IntakeDeps. */
   resubmitWindowMs: number;
   reservationHoldMs: number;
+  /** Tool identities (default: in `db`). */
+  tools?: ToolStore;
+  /** What a callback_url may reach (default: public addresses only). */
+  callbackPolicy?: CallbackPolicy;
   instanceId?: string;
 }
 
@@ -158,6 +165,14 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     }),
   );
   void app.register(operateRoutes({ ...bus, adminSecret: options.adminSecret }));
+  void app.register(
+    toolRoutes({
+      ...bus,
+      adminSecret: options.adminSecret,
+      tools: deps.tools ?? new ToolStore(deps.db),
+      callbackPolicy: deps.callbackPolicy ?? { allowedAddresses: [] },
+    }),
+  );
   void app.register(
     transferRoutes({
       ...bus,

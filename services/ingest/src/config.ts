@@ -51,6 +51,10 @@ export const IngestConfig = configSchema({
     description: 'Largest artifact a worker may upload (decoded bytes)',
   }),
   ...abuseFields,
+  callbackAllowedAddresses: fromEnv('PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES', Type.String({ default: '' }), {
+    description:
+      'Comma-separated addresses or CIDR ranges a callback_url may reach although they are not public (loopback, private, link-local); empty allows only public addresses',
+  }),
   resubmitWindowSecs: fromEnv('PERRY_HUB_RESUBMIT_WINDOW_SECS', Type.Integer({ minimum: 0, default: 3600 }), {
     description:
       'A submission identical to one accepted (or finished) this recently whose result was not delivered yet (queued, running, or artifacts not downloaded) gets that job instead of a new build; 0 turns this off',

@@ -44,6 +44,7 @@ import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
 import type { AbuseLimits } from './abuse/limits.js';
 import type { BudgetAccount } from './abuse/budget.js';
+import { checkCallbackUrl, type CallbackPolicy } from './tools/callback-url.js';
 
 export interface IntakeDeps extends JobDeps {
   blobs: BlobStore;
@@ -58,6 +59,8 @@ export interface IntakeDeps extends JobDeps {
   metrics?: HubMetrics | undefined;
   /** This instance: its reservations are released as soon as it is known dead. */
   instanceId?: string | undefined;
+  /** What a callback_url may reach (default: public addresses only). */
+  callbackPolicy?: CallbackPolicy | undefined;
 }
 
 export interface SubmissionOptions {
@@ -70,6 +73,10 @@ export interface SubmissionOptions {
   contentLength?: number | undefined;
   /** HTTP: what the request holds before its credential is checked; settled once it is. */
   preauth?: BudgetAccount | undefined;
+  /** The tool identity submitting (NATS `<p>.tools.<name>.submit`): the job is its own. */
+  tool?: string | undefined;
+  /** Where the job's signed callbacks go (checked by the caller). */
+  callbackUrl?: string | undefined;
 }
 
 /** Multipart framing of one part, generously (boundary line and headers). */
@@ -142,6 +149,12 @@ export class Submission {
 
   setLicenseKey(key: string): void {
     this.licenseKey ??= key;
+  }
+
+  /** The `callback_url` part; checked (SSRF guard) before the job is recorded. */
+  setCallbackUrl(url: string): void {
+    if (this.options.callbackUrl !== undefined) throw new HubError('BAD_REQUEST', "Duplicate 'callback_url' field");
+    this.options.callbackUrl = url;
   }
 
   private get hasCredential(): boolean {
@@ -329,6 +342,9 @@ export class Submission {
       throw new HubError('BAD_REQUEST', "Missing 'license_key' field or Authorization header");
     }
     if (this.sealedCredentials === undefined) this.setCredentials('{}');
+    if (this.options.callbackUrl !== undefined) {
+      await checkCallbackUrl(this.options.callbackUrl, this.deps.callbackPolicy ?? { allowedAddresses: [] });
+    }
     await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
     if (this.limited && this.owed === undefined && this.tarball !== 'drained') {
       await this.settleLimited(this.tarball.digest);
@@ -361,6 +377,8 @@ export class Submission {
           ? submissionKey(auth.licenseKey, this.manifestText, this.tarball.digest)
           : undefined,
       via: this.options.via,
+      tool: this.options.tool,
+      callbackUrl: this.options.callbackUrl,
     };
     const recorded = await recordOrAdopt(this.deps, job, queuedAt, this.deps.resubmitWindowMs);
     if (recorded.adopted) {

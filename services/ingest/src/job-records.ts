@@ -71,6 +71,7 @@ function toSummary(r: RowDataPacket): JobSummary {
 function ownedBy(caller: Caller): { sql: string; params: unknown[] } {
   if (caller.kind === 'admin') return { sql: '1 = 1', params: [] };
   if (caller.kind === 'account') return { sql: 'account_id = ?', params: [caller.accountId] };
+  if (caller.kind === 'tool') return { sql: 'tool = ?', params: [caller.tool] };
   return { sql: 'licenseKey = ?', params: [caller.licenseKey] };
 }
 

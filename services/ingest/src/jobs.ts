@@ -28,6 +28,9 @@ export interface NewJob {
   /** What the submission is (resubmit.ts); unset when an idempotency key names it. */
   submissionKey?: string | undefined;
   via: JobIntake['via'];
+  /** The tool identity that submitted it, if one did. */
+  tool?: string | undefined;
+  callbackUrl?: string | undefined;
 }
 
 /** A larger manifest stays out of the intake message (far below NATS's max payload). */
@@ -48,8 +51,8 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
   await db.query(
     `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
        manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history,
-       build_type)
-     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       build_type, tool, callback_url)
+     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       job.jobId,
       job.licenseKey,
@@ -66,6 +69,8 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
       queuedAt,
       JSON.stringify([{ at: queuedAt, state: 'queued', attempt: 0, stage: 'build', via: job.via }]),
       buildTypeOf(job.manifest),
+      job.tool ?? null,
+      job.callbackUrl ?? null,
     ],
   );
 }

@@ -10,6 +10,8 @@ import { buildApp } from './app.js';
 import { IngestConfig } from './config.js';
 import { cancelOverNats } from './cancel.js';
 import { serveRequests, serveSubmissions } from './submit.js';
+import { serveToolApi } from './tools/api.js';
+import { ToolStore } from './tools/store.js';
 import { WindowCounters } from './abuse/counters.js';
 import { AbuseLimits } from './abuse/limits.js';
 import { PreauthBudget } from './abuse/budget.js';
@@ -46,21 +48,32 @@ export const ingest = defineService({
       // A request may run this long; its reservation outlives it a little (clocks, the last insert).
       reservationHoldMs: config.requestTimeoutMs + RESERVATION_MARGIN_MS,
     };
+    const tools = new ToolStore(intake.db);
+    const callbackPolicy = {
+      allowedAddresses: config.callbackAllowedAddresses
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
+    };
     if (config.adminSecret === '') deps.log.warn('PERRY_HUB_ADMIN_SECRET is not set: admin routes are disabled');
-    const app = buildApp(intake, {
-      ...config,
-      abuse: {
-        limits,
-        budget: new PreauthBudget({
-          perAddressBytes: config.preauthBytesPerAddress,
-          totalBytes: config.preauthBytesTotal,
-        }),
-        bodyRate: { minBytesPerSec: config.minBodyBytesPerSec, windowMs: config.minBodyWindowMs },
+    const app = buildApp(
+      { ...intake, tools, callbackPolicy },
+      {
+        ...config,
+        abuse: {
+          limits,
+          budget: new PreauthBudget({
+            perAddressBytes: config.preauthBytesPerAddress,
+            totalBytes: config.preauthBytesTotal,
+          }),
+          bodyRate: { minBytesPerSec: config.minBodyBytesPerSec, windowMs: config.minBodyWindowMs },
+        },
       },
-    });
+    );
     await app.listen({ port: config.httpPort, host: config.httpHost });
     const submissions = serveSubmissions(intake);
     const cancels = serveRequests(intake, deps.subjects.buildsCancel, (payload) => cancelOverNats(intake, payload));
+    const toolApi = serveToolApi({ ...intake, tools, callbackPolicy });
     deps.ready('http', () => (app.server.listening ? 'ok' : 'not listening'));
     const address = app.server.address() as AddressInfo;
     deps.log.info({ port: address.port, host: config.httpHost }, 'HTTP API listening');
@@ -74,6 +87,7 @@ export const ingest = defineService({
       stop: async () => {
         submissions.unsubscribe();
         cancels.unsubscribe();
+        toolApi.unsubscribe();
         await app.close();
       },
     };
