@@ -45,6 +45,7 @@ import { base64Length, tarballTooLarge } from './limits.js';
 import type { AbuseLimits } from './abuse/limits.js';
 import type { BudgetAccount } from './abuse/budget.js';
 import { checkCallbackUrl, type CallbackPolicy } from './tools/callback-url.js';
+import type { ToolStore } from './tools/store.js';
 
 export interface IntakeDeps extends JobDeps {
   blobs: BlobStore;
@@ -61,6 +62,8 @@ export interface IntakeDeps extends JobDeps {
   instanceId?: string | undefined;
   /** What a callback_url may reach (default: public addresses only). */
   callbackPolicy?: CallbackPolicy | undefined;
+  /** Tool identities: an HTTP submission with a callback_url belongs to its credential's tool. */
+  tools?: ToolStore | undefined;
 }
 
 export interface SubmissionOptions {
@@ -360,6 +363,17 @@ export class Submission {
       return this.answer(auth.jobId);
     }
     if (this.tarball === 'drained') throw new Error('a tarball was discarded for a job that is not a duplicate');
+    if (this.options.callbackUrl !== undefined && this.options.tool === undefined) {
+      // Callbacks are signed with a tool's secret: the tool bound to this license or account.
+      const tool = await this.deps.tools?.boundTo(auth.licenseKey, auth.accountId);
+      if (!tool) {
+        throw new HubError(
+          'BAD_REQUEST',
+          "Invalid 'callback_url': callbacks need a tool identity bound to this license or account (perry-hub tools add)",
+        );
+      }
+      this.options.tool = tool.name;
+    }
     const queuedAt = Date.now();
     const job = {
       jobId: this.jobId,

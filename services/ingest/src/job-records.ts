@@ -244,6 +244,11 @@ export async function jobDetail(
      WHERE job_id = ? ORDER BY created_at, name`,
     [jobId],
   );
+  const [callbackRows] = await db.query<RowDataPacket[]>(
+    `SELECT id, kind, event_type, artifact_name, target, state, attempts, last_status, last_error, next_attempt_at,
+       delivered_at FROM callback_deliveries WHERE job_id = ? ORDER BY seq`,
+    [jobId],
+  );
   const history = historyOf(r, summary);
   return {
     ...summary,
@@ -261,6 +266,23 @@ export async function jobDetail(
       created_at: iso(Number(a['created_at'])),
       expires_at: iso(Number(a['expires_at'])),
     })),
+    ...(callbackRows.length > 0
+      ? {
+          callbacks: callbackRows.map((c) => ({
+            webhook_id: String(c['id']),
+            kind: c['kind'] === 'artifact' ? ('artifact' as const) : ('event' as const),
+            event_type: strOrNull(c['event_type']),
+            artifact_name: strOrNull(c['artifact_name']),
+            target: strOrNull(c['target']),
+            state: c['state'] === 'delivered' || c['state'] === 'failed' ? c['state'] : ('pending' as const),
+            attempts: Number(c['attempts']),
+            last_status: c['last_status'] === null ? null : Number(c['last_status']),
+            last_error: strOrNull(c['last_error']),
+            next_attempt_at: c['state'] === 'pending' ? iso(Number(c['next_attempt_at'])) : null,
+            delivered_at: isoOrNull(c['delivered_at']),
+          })),
+        }
+      : {}),
   };
 }
 

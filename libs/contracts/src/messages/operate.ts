@@ -112,6 +112,25 @@ export const JobArtifact = Type.Object(
 );
 export type JobArtifact = Static<typeof JobArtifact>;
 
+/** One signed callback of a job (webhook-id, what, and how its delivery goes). */
+export const JobCallback = Type.Object(
+  {
+    webhook_id: Type.String(),
+    kind: Type.Enum(['artifact', 'event']),
+    event_type: Nullable(Type.String({ description: 'build.succeeded, build.failed, build.cancelled, build.expired' })),
+    artifact_name: Nullable(Type.String()),
+    target: Nullable(Type.String()),
+    state: Type.Enum(['pending', 'delivered', 'failed']),
+    attempts: Type.Integer({ minimum: 0 }),
+    last_status: Nullable(Type.Integer({ description: 'HTTP status of the last attempt' })),
+    last_error: Nullable(Type.String()),
+    next_attempt_at: Nullable(IsoTime),
+    delivered_at: IsoTimeOrNull,
+  },
+  { additionalProperties: false },
+);
+export type JobCallback = Static<typeof JobCallback>;
+
 /** Everything known about one job; signing credentials are never part of it. */
 export const JobDetail = Type.Object(
   {
@@ -131,6 +150,9 @@ export const JobDetail = Type.Object(
     history: Type.Array(JobHistoryEntry, { description: 'State changes, oldest first' }),
     attempts: Type.Array(JobAttempt),
     artifacts: Type.Array(JobArtifact),
+    callbacks: Type.Optional(
+      Type.Array(JobCallback, { description: 'Signed callbacks to the callback_url, in delivery order' }),
+    ),
   },
   { additionalProperties: false },
 );

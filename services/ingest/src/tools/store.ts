@@ -106,6 +106,15 @@ export class ToolStore {
     if (r.affectedRows !== 1) throw new HubError('NOT_FOUND', `No tool named ${name}`);
   }
 
+  /** The tool bound to this license or account (an HTTP submission with a callback_url is its). */
+  async boundTo(licenseKey: string, accountId: string | null): Promise<ToolRecord | undefined> {
+    const [rows] = await this.db.query<RowDataPacket[]>(
+      'SELECT * FROM tools WHERE license_key = ? OR (account_id IS NOT NULL AND account_id = ?) ORDER BY created_at LIMIT 1',
+      [licenseKey, accountId],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
   /** The API token an account-bound tool submits with. */
   async accountToken(accountId: string): Promise<string | undefined> {
     const [rows] = await this.db.query<RowDataPacket[]>('SELECT api_token FROM accounts WHERE id = ?', [accountId]);
