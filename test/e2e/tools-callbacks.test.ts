@@ -1,5 +1,5 @@
-// Signed callbacks, as hone-build receives them: plugin builds submitted over NATS and over HTTP
-// with a callback_url; a callback server (here) that refuses the first three attempts of every
+// Signed callbacks, as hone-build receives them: a tool bound to a pro license submits plugin
+// builds over NATS and over HTTP (with the license key, as hone-build does) with a callback_url; a callback server (here) that refuses the first three attempts of every
 // delivery and is down while the hub restarts and while it is killed with -9. Every binary still
 // arrives exactly once after de-duplicating by webhook-id, each signature and SHA-256 checks, each
 // job gets one terminal event, retries carry the same webhook-id, and no plugin job reaches a sign
@@ -124,7 +124,19 @@ describe('signed callbacks', () => {
             body: JSON.stringify({ github_id: '4242', github_username: 'fault' }),
           })
         ).json()) as { id: string };
-        const added = runHub(['tools', 'add', 'hone', '--account', account.id, '--server', hub.url, '--json'], {
+        // The account's pro license (made at its first build), which hone-build is configured with.
+        const first = await new HttpClient({ server: hub.url, credential: hub.apiToken }).submit({
+          manifest: { ...MANIFEST, targets: ['linux'] },
+          tarball: tarball('first build of the account'),
+        });
+        expect(first.job_id).toBeDefined();
+        const licenses = (await (
+          await fetch(`${hub.url}/api/v1/admin/licenses?tier=pro`, {
+            headers: { authorization: `Bearer ${ADMIN_SECRET}` },
+          })
+        ).json()) as { licenses: { license_key: string; account_id: string | null }[] };
+        const proLicense = licenses.licenses.find((l) => l.account_id === account.id)!.license_key;
+        const added = runHub(['tools', 'add', 'hone', '--license', proLicense, '--server', hub.url, '--json'], {
           ...hub.env,
           PERRY_HUB_DATA_DIR: dataDir,
         });
@@ -151,7 +163,7 @@ describe('signed callbacks', () => {
           });
           builds.set(job_id, { target, via: 'nats' });
         }
-        const http = new HttpClient({ server: hub.url, credential: hub.apiToken });
+        const http = new HttpClient({ server: hub.url, credential: proLicense });
         const viaHttp = await http.submit({
           manifest: { ...manifest, targets: ['linux'] },
           tarball: Buffer.concat([input, Buffer.from('http')]),

@@ -7,6 +7,8 @@
 import type { BuildAccepted, JobDetail } from '@perry-hub/contracts';
 import { HubClientError, sha256Hex, type Submit } from './common.js';
 
+const API_TOKEN = /^[0-9a-f]{64}$/;
+
 export interface HttpClientOptions {
   /** The hub's HTTP origin, e.g. `https://hub.perryts.com`. */
   readonly server: string;
@@ -45,11 +47,14 @@ export class HttpClient {
     form.append('manifest', JSON.stringify(submit.manifest));
     form.append('credentials', JSON.stringify(submit.credentials ?? {}));
     if (submit.callbackUrl) form.append('callback_url', submit.callbackUrl);
+    // The build route takes an API token as Bearer, a license key as a part (as the CLI sends it).
+    const isToken = API_TOKEN.test(this.options.credential);
+    if (!isToken) form.append('license_key', this.options.credential);
     form.append('tarball', new Blob([new Uint8Array(submit.tarball)]), 'project.tar.gz');
     const res = await fetch(`${this.#server}/api/v1/build`, {
       method: 'POST',
       headers: {
-        ...this.#auth,
+        ...(isToken ? this.#auth : {}),
         ...(submit.idempotencyKey ? { 'idempotency-key': submit.idempotencyKey } : {}),
       },
       body: form,
