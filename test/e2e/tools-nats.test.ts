@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { connect, nkeyAuthenticator, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
-import { HubClientError, ToolClient, toolConnectOptions } from '@perry-hub/client';
+import { HttpClient, HubClientError, ToolClient, toolConnectOptions } from '@perry-hub/client';
 import type { SimulatedWorker } from '../support/rust-workers.js';
 import { ensureBuilt, runHub } from '../support/hub-process.js';
 import { ProcessHub } from '../support/process-hub.js';
@@ -127,6 +127,10 @@ describe('tools over NATS', () => {
           expect(sha256(bytes)).toBe(artifact.sha256);
           // Resumed from the middle: the same bytes, checked as a whole.
           expect(await hone.client.download(jobId, artifact.name, bytes.subarray(0, 7))).toEqual(bytes);
+          // The status links the artifact for curl-only tools too: raw bytes, resumed with Range.
+          expect(artifact.download_url).toMatch(new RegExp(`^${hub.url}/api/v1/dl/[0-9a-f-]{36}$`));
+          const viaHttp = new HttpClient({ server: hub.url, credential: hub.apiToken });
+          expect(await viaHttp.download(artifact.download_url!, artifact.sha256, bytes.subarray(0, 5))).toEqual(bytes);
         }
         expect(history.started.map((h) => h.targets[0]).sort()).toEqual(['linux', 'macos', 'windows']);
 

@@ -45,6 +45,8 @@ export interface IngestDeps {
   tools?: ToolStore;
   /** What a callback_url may reach (default: public addresses only). */
   callbackPolicy?: CallbackPolicy;
+  /** PERRY_HUB_PUBLIC_URL: the artifacts of a job's status carry their links. */
+  publicUrl?: string;
   instanceId?: string;
 }
 
@@ -162,6 +164,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       db: deps.db,
       log: deps.log,
       subjectPrefix: deps.subjectPrefix,
+      publicUrl: deps.publicUrl,
     }),
   );
   void app.register(operateRoutes({ ...bus, adminSecret: options.adminSecret }));

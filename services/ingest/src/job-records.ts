@@ -230,6 +230,8 @@ export async function jobDetail(
   db: Pool,
   caller: Caller,
   jobId: string,
+  /** PERRY_HUB_PUBLIC_URL: with it, artifacts still downloadable carry their link. */
+  publicUrl?: string,
 ): Promise<Omit<JobDetail, 'position'> | undefined> {
   const owner = ownedBy(caller);
   const [rows] = await db.query<RowDataPacket[]>(
@@ -240,7 +242,7 @@ export async function jobDetail(
   if (!r) return undefined;
   const summary = toSummary(r);
   const [artifactRows] = await db.query<RowDataPacket[]>(
-    `SELECT name, target, size, sha256, attempt, state, created_at, expires_at FROM artifacts
+    `SELECT token, held, name, target, size, sha256, attempt, state, created_at, expires_at FROM artifacts
      WHERE job_id = ? ORDER BY created_at, name`,
     [jobId],
   );
@@ -265,6 +267,9 @@ export async function jobDetail(
       state: String(a['state']),
       created_at: iso(Number(a['created_at'])),
       expires_at: iso(Number(a['expires_at'])),
+      ...(publicUrl !== undefined && !a['held'] && a['state'] !== 'done' && Number(a['expires_at']) > Date.now()
+        ? { download_url: `${publicUrl.replace(/\/+$/, '')}/api/v1/dl/${String(a['token'])}` }
+        : {}),
     })),
     ...(callbackRows.length > 0
       ? {

@@ -48,6 +48,7 @@ export const ingest = defineService({
       ...deps,
       tools,
       callbackPolicy,
+      publicUrl: config.publicUrl,
       db: deps.db as Pool,
       blobs,
       sealKeys,

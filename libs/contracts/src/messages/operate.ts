@@ -107,6 +107,12 @@ export const JobArtifact = Type.Object(
     state: Type.String({ description: 'fresh until downloaded or expired' }),
     created_at: IsoTime,
     expires_at: IsoTime,
+    download_url: Type.Optional(
+      Type.String({
+        description:
+          'Its one-time link while it can be downloaded (base64 by default; raw with Accept: application/octet-stream, Range)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

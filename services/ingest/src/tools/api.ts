@@ -33,6 +33,8 @@ import { checkCallbackUrl, type CallbackPolicy } from './callback-url.js';
 import type { ToolRecord, ToolStore } from './store.js';
 
 export interface ToolApiDeps extends IntakeDeps {
+  /** PERRY_HUB_PUBLIC_URL, for the artifacts' links in a status. */
+  publicUrl?: string;
   tools: ToolStore;
   callbackPolicy: CallbackPolicy;
   subjectPrefix: string;
@@ -129,6 +131,12 @@ const ToolEventsRequest = Type.Object(
 );
 
 const EVENTS_MAX_PER_REPLY = 256;
+const FINISHED: Record<string, string | undefined> = {
+  completed: 'succeeded',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  expired: 'expired',
+};
 const EVENTS_MAX_REPLY_BYTES = 256 * 1024;
 
 /**
@@ -138,7 +146,8 @@ const EVENTS_MAX_REPLY_BYTES = 256 * 1024;
  */
 async function events(deps: ToolApiDeps, caller: Caller, payload: unknown) {
   const request = decode(ToolEventsRequest, payload, 'events request');
-  if ((await jobDetail(deps.db, caller, request.job_id)) === undefined) throw notFound();
+  const job = await jobDetail(deps.db, caller, request.job_id);
+  if (job === undefined) throw notFound();
   const consumer = await jetstream(deps.nc).consumers.get(topologyNames(deps.subjectPrefix).eventsStream, {
     filter_subjects: deps.subjects.jobEvents(request.job_id).replace(/\.events$/, '.*'),
     ...(request.after_seq === undefined
@@ -164,6 +173,10 @@ async function events(deps: ToolApiDeps, caller: Caller, payload: unknown) {
     if (bytes > EVENTS_MAX_REPLY_BYTES || m.info.pending === 0) break;
   }
   await batch.close().catch(() => undefined);
+  // A finished job whose log aged out (or never had a `done`): its outcome from the record.
+  if (done === null && out.length === 0 && job.finished_at !== null && FINISHED[job.state] !== undefined) {
+    done = FINISHED[job.state];
+  }
   return { events: out, next_seq: next, done };
 }
 
@@ -233,7 +246,7 @@ async function serve(deps: ToolApiDeps, subject: string, payload: unknown): Prom
       return submit(deps, tool, payload);
     case 'status': {
       const { job_id } = decode(ToolJobRequest, payload, 'status request');
-      const detail = await jobDetail(deps.db, caller, job_id);
+      const detail = await jobDetail(deps.db, caller, job_id, deps.publicUrl);
       if (detail === undefined) throw notFound();
       return detail;
     }
