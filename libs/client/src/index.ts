@@ -3,3 +3,4 @@ export { ToolClient, toolConnectOptions, type EventsOptions, type ToolClientOpti
 export { verifyArtifactWebhook, verifyEventWebhook, type VerifiedArtifact } from './webhooks.js';
 export { HttpClient, type HttpClientOptions } from './http.js';
 export { downloadToFile, type DownloadOptions, type Downloaded } from './download.js';
+export { jobEventStream, type SseEvent, type SseOptions } from './sse.js';
