@@ -238,6 +238,14 @@ describe('signed callbacks', () => {
           ['event', 'delivered'],
         ]);
         expect(status.callbacks?.every((c) => c.attempts > FAILS_PER_DELIVERY)).toBe(true);
+        // The HTTP side of the client: events replayed to the end, the job's list.
+        const events: Record<string, unknown>[] = [];
+        for await (const e of http.events(viaHttp.job_id)) events.push(e.message);
+        expect(events.at(-1)?.['type']).toBe('complete');
+        expect(events.filter((m) => m['stage'] === 'signing')).toEqual([]);
+        expect(events.filter((m) => m['type'] === 'artifact_ready').map((m) => m['target'])).toEqual(['linux']);
+        expect((await http.wait(viaHttp.job_id)).state).toBe('completed');
+        expect((await http.list()).jobs.map((j) => j.id)).toContain(viaHttp.job_id);
 
         // SSRF: refused at submission, naming the field.
         for (const url of [

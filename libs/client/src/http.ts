@@ -4,8 +4,9 @@
  * with Range (resumable), checked against the announced SHA-256. Authorized by the license key or
  * API token that submitted the job (`Authorization: Bearer`).
  */
-import type { BuildAccepted, JobDetail } from '@perry-hub/contracts';
+import type { BuildAccepted, JobDetail, JobListResponse } from '@perry-hub/contracts';
 import { HubClientError, sha256Hex, type Submit } from './common.js';
+import { jobEventStream, type SseEvent } from './sse.js';
 
 const API_TOKEN = /^[0-9a-f]{64}$/;
 
@@ -65,6 +66,29 @@ export class HttpClient {
   async status(jobId: string): Promise<JobDetail> {
     const res = await fetch(`${this.#server}/api/v1/jobs/${encodeURIComponent(jobId)}`, { headers: this.#auth });
     return answer<JobDetail>(res, 'status');
+  }
+
+  /** The caller's jobs, newest first (`GET /api/v1/jobs`). */
+  async list(query: { state?: string; cursor?: string; limit?: number } = {}): Promise<JobListResponse> {
+    const url = new URL(`${this.#server}/api/v1/jobs`);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    return answer<JobListResponse>(await fetch(url, { headers: this.#auth }), 'list');
+  }
+
+  /** The job's events as the CLI receives them: replayed, then live, until the job ends. */
+  events(jobId: string, lastEventId?: string): AsyncGenerator<SseEvent, void> {
+    return jobEventStream(this.#server, jobId, this.options.credential, {
+      follow: true,
+      ...(lastEventId !== undefined ? { lastEventId } : {}),
+    });
+  }
+
+  /** Follow the job to its end, then its status. */
+  async wait(jobId: string): Promise<JobDetail> {
+    for await (const _event of this.events(jobId)) {
+      // the history and the live events until the hub closes the stream at the job's end
+    }
+    return this.status(jobId);
   }
 
   async cancel(jobId: string): Promise<{ job_id: string; cancelled: true }> {
