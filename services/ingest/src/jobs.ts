@@ -89,6 +89,7 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     queuedAt,
     via: job.via,
     ...(buildTypeOf(job.manifest) === 'plugin' ? { buildType: 'plugin' as const } : {}),
+    ...(job.callbackUrl !== undefined ? { callback: true as const } : {}),
     tarballRef: job.tarballRef,
     ...(job.manifestText.length + job.sealedCredentials.length <= INTAKE_PAYLOAD_MAX_BYTES
       ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }

@@ -15,6 +15,8 @@ export interface QueuedInfo {
   readonly stage: 'build' | 'sign';
   /** `plugin`: single-stage, never re-queued to sign (absent: `app`). */
   readonly buildType?: 'app' | 'plugin';
+  /** The job has a callback_url: its JobDone says so (the ingest then queues the callbacks). */
+  readonly callback?: true;
   readonly attempt: number;
   readonly retries: number;
   readonly queuedAt: number;
@@ -162,5 +164,6 @@ export function queuedInfo(row: JobRow): QueuedInfo {
     startedAt: row.startedAt,
     tarballRef: row.tarballRef,
     ...(row.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
+    ...(row.hasCallback ? { callback: true as const } : {}),
   };
 }

@@ -28,10 +28,13 @@ export interface JobRow {
   resultDelivery: 'delivered' | 'unfetched' | null;
   /** A `plugin` job is single-stage. */
   buildType: BuildType;
+  /** `builds.callback_url` is set. */
+  hasCallback: boolean;
 }
 
 const COLUMNS = `id, licenseKey, tier, targets, status, priority, attempt, retries, stage, queuedAt, startedAt,
-  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery, build_type`;
+  assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery, build_type,
+  callback_url IS NOT NULL AS has_callback`;
 
 function toJob(r: RowDataPacket): JobRow {
   let targets: string[] = [];
@@ -65,6 +68,7 @@ function toJob(r: RowDataPacket): JobRow {
     resultDelivery:
       r['result_delivery'] === 'delivered' || r['result_delivery'] === 'unfetched' ? r['result_delivery'] : null,
     buildType: r['build_type'] === 'plugin' ? 'plugin' : 'app',
+    hasCallback: Number(r['has_callback'] ?? 0) === 1,
   };
 }
 
