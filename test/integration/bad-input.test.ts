@@ -92,6 +92,41 @@ describe('bad input to POST /api/v1/build', () => {
     );
     expect400(await publish({ manifest: cliManifest({ targets: ['ios-sign'] }) }), /^Invalid manifest: 'targets\[0\]'/);
     expect400(await publish({ manifest: cliManifest({ version: 42 }) }), "Invalid manifest: 'version' must be string");
+    expect400(
+      await publish({ manifest: cliManifest({ build_type: 'library' }) }),
+      "Invalid manifest: 'build_type' must be one of app, plugin",
+    );
+    expect400(
+      await publish({ manifest: cliManifest({ build_type: 1 }) }),
+      "Invalid manifest: 'build_type' must be one of app, plugin",
+    );
+  });
+
+  it('a callback_url that is unsafe, or that no tool identity can sign', async () => {
+    const withCallback = (url: string) =>
+      post(
+        form([
+          ['manifest', cliManifest({ build_type: 'plugin' })],
+          ['credentials', '{}'],
+          ['callback_url', url],
+          ['tarball_b64', TARBALL.toString('base64')],
+          ['license_key', licenseKey],
+        ]),
+      );
+    expect400(
+      await withCallback('http://169.254.169.254/latest/'),
+      /^Invalid 'callback_url': 169\.254\.169\.254 is a linkLocal/,
+    );
+    expect400(await withCallback('file:///etc/passwd'), "Invalid 'callback_url': only http and https are allowed");
+    // A public URL, but this license has no tool identity whose secret would sign the callbacks.
+    expect400(
+      await withCallback('https://93.184.215.14/artifact/1'),
+      /callbacks need a tool identity bound to this license/,
+    );
+    const [rows] = await hub.db.query<RowDataPacket[]>(
+      'SELECT COUNT(*) AS n FROM builds WHERE callback_url IS NOT NULL',
+    );
+    expect(rows[0]!['n']).toBe(0);
   });
 
   it('base64 garbage and a tarball that is not gzip', async () => {

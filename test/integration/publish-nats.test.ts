@@ -72,6 +72,9 @@ describe('<p>.builds.submit', () => {
 
   it('refuses with the same errors as HTTP, in the bus envelope', async () => {
     const error = async (request: Record<string, unknown>) => ((await submit(request)) as { error: unknown }).error;
+    expect(
+      await error({ ...base(), manifest: { ...base().manifest, build_type: 'lib' }, tarball_object: await upload() }),
+    ).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('build_type') });
     expect(await error({ ...base(), tarball_object: `uploads/${randomUUID()}` })).toMatchObject({
       code: 'BAD_REQUEST',
       message: expect.stringMatching(/^Tarball object not found: uploads\//),

@@ -101,4 +101,5 @@ export interface JobFilters {
   state?: string | undefined;
   target?: string | undefined;
   license?: string | undefined;
+  tool?: string | undefined;
 }

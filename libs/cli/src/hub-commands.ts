@@ -8,24 +8,42 @@ import {
   natsFields,
   onShutdownSignal,
 } from '@perry-hub/runtime';
+import type { ToolListed } from '@perry-hub/contracts';
 import { CliConfig } from './config.js';
 import { startLocalStack } from './local.js';
 import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
 
 export { configTable } from './config.js';
 export { runStart } from './start.js';
+export { syncLocalToolUsers } from './tool-users.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Stream = NodeJS.WritableStream & { isTTY?: boolean };
 
-export function runNatsConfig(check: string | undefined, env: Env, out: Stream): number {
+export async function runNatsConfig(
+  check: string | undefined,
+  env: Env,
+  out: Stream,
+  hub?: { server: string; adminSecret: string },
+): Promise<number> {
   if (check !== undefined) {
     const problems = checkNatsConfigFile(check);
     out.write(problems.length === 0 ? `${check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
     return problems.length === 0 ? 0 : 1;
   }
+  let tools: ToolListed[] = [];
+  if (hub) {
+    const res = await fetch(`${hub.server}/api/v1/admin/tools`, {
+      headers: { authorization: `Bearer ${hub.adminSecret}` },
+    });
+    if (!res.ok) {
+      out.write(`perry-hub: GET ${hub.server}/api/v1/admin/tools answered ${res.status}\n`);
+      return 1;
+    }
+    tools = ((await res.json()) as { tools: ToolListed[] }).tools;
+  }
   try {
-    out.write(`${renderDeploymentAccounts(env)}\n`);
+    out.write(`${renderDeploymentAccounts(env, tools)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -89,8 +89,16 @@ export async function main(
     .command('nats-config')
     .description('print the nats-server accounts block for the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR')
     .addOption(new Option('--check <file>', 'check a nats-server config instead: users only inside accounts'))
-    .action(async (options: { check?: string }) => {
-      code = (await hub()).runNatsConfig(options.check, env, out);
+    .addOption(new Option('--server <url>', 'also the tool users of the hub at this URL (perry-hub tools)'))
+    .addOption(new Option('--admin-secret <secret>', 'admin secret for --server (env PERRY_HUB_ADMIN_SECRET)'))
+    .action(async (options: { check?: string; server?: string; adminSecret?: string }) => {
+      const secret = options.adminSecret ?? env['PERRY_HUB_ADMIN_SECRET'] ?? '';
+      if (options.server !== undefined && secret === '') {
+        throw new CliError('--server needs the admin secret (--admin-secret or PERRY_HUB_ADMIN_SECRET)', EXIT.usage);
+      }
+      const from =
+        options.server !== undefined ? { server: options.server.replace(/\/+$/, ''), adminSecret: secret } : undefined;
+      code = await (await hub()).runNatsConfig(options.check, env, out, from);
     });
 
   registerClientCommands(program, io, (c) => (code = c));

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Type from 'typebox';
-import { natsUsers } from '@perry-hub/contracts';
+import { natsUsers, type ToolListed } from '@perry-hub/contracts';
 import { assertSafeNatsConfig, findBinary, isLocalStackError, renderNatsAccounts } from '@perry-hub/localstack';
 import {
   ConfigError,
@@ -28,7 +28,8 @@ const NatsConfigConfig = configSchema({
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function renderDeploymentAccounts(env: Env): string {
+/** `tools`: the hub's tool identities (public keys), from `--server`; their users are added. */
+export function renderDeploymentAccounts(env: Env, tools: readonly ToolListed[] = []): string {
   const config = loadConfig(NatsConfigConfig, env);
   let files: string[];
   try {
@@ -43,6 +44,7 @@ export function renderDeploymentAccounts(env: Env): string {
       .sort()
       .map((f) => [f.slice(0, -SEED_FILE_SUFFIX.length), publicKeyOfSeedFile(join(config.natsCredentialsDir, f))]),
   );
+  for (const tool of tools) keys.set(tool.nats_user, tool.nkey_public);
   return [
     `# Perry Hub NATS users for subject prefix "${config.subjectPrefix}" (${[...keys.keys()].join(', ')}).`,
     '# Keep every user inside this account: never add a top-level authorization {} block.',

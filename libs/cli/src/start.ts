@@ -6,7 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_SUBJECT_PREFIX, isServiceName, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
+import {
+  DEFAULT_SUBJECT_PREFIX,
+  isServiceName,
+  SERVICE_NAMES,
+  type ServiceName,
+  type ToolListed,
+} from '@perry-hub/contracts';
 import {
   ConfigError,
   createLogger,
@@ -33,6 +39,7 @@ import { CliConfig } from './config.js';
 import { planInstances } from './instances.js';
 import { startLocalStack, type LocalStack } from './local.js';
 import { SERVICES } from './registry.js';
+import { syncLocalToolUsers } from './tool-users.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -278,6 +285,17 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     if (ingest && attach) attach(ingest.info['server']);
   }
 
+  // The local nats-server was started with the service users only: give it the tool users too.
+  if (startNats && ingest && env['PERRY_HUB_ADMIN_SECRET']) {
+    await syncToolsOnStart(
+      cli.dataDir,
+      parsed.get('ingest')?.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX,
+      `http://127.0.0.1:${String(ingest.info['httpPort'])}`,
+      env['PERRY_HUB_ADMIN_SECRET'],
+      log,
+    );
+  }
+
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -293,6 +311,20 @@ export async function startHub(options: StartOptions): Promise<Hub> {
       return stopping;
     },
   };
+}
+
+async function syncToolsOnStart(dataDir: string, prefix: string, url: string, secret: string, log: Logger) {
+  try {
+    const res = await fetch(`${url}/api/v1/admin/tools`, { headers: { authorization: `Bearer ${secret}` } });
+    if (!res.ok) throw new Error(`GET /api/v1/admin/tools answered ${res.status}`);
+    const { tools } = (await res.json()) as { tools: ToolListed[] };
+    if (tools.length === 0) return;
+    const result = syncLocalToolUsers(dataDir, prefix, tools);
+    if (result.synced) log.info({ tools: tools.length }, 'tool identities given to the local nats-server');
+    else log.warn({ why: result.why }, 'tool identities not given to the local nats-server');
+  } catch (err) {
+    log.warn({ err }, 'tool identities not given to the local nats-server');
+  }
 }
 
 function levelOf(env: Env): string {

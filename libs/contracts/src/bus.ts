@@ -84,8 +84,9 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
       queueSummaryEndpoint,
     ],
     publishes: [(s) => s.intakeAll],
-    // Answers the tool-facing subjects (submit, cancel) in the `<p>.ingest` queue group.
-    subscribes: [(s) => s.buildsSubmit, (s) => s.buildsCancel],
+    // Answers the tool-facing subjects (submit, cancel, each tool's own API) in the `<p>.ingest`
+    // queue group.
+    subscribes: [(s) => s.buildsSubmit, (s) => s.buildsCancel, (s) => s.toolAll],
   },
   license: {
     // Usage is counted from the EVENTS stream through its durable consumer: no core subjects.

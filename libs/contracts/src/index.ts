@@ -20,3 +20,4 @@ export * from './messages/worker-hello.js';
 export * from './bus.js';
 export * from './permissions.js';
 export * from './artifact-name.js';
+export * from './messages/tools.js';

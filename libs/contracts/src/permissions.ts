@@ -9,7 +9,7 @@
  *   `ensureTopology` needs (INFO, CREATE, UPDATE), then per declared access. Never STREAM.DELETE.
  * - Each identity has a private inbox (`_INBOX.<p>.<identity>`, given to nats.js as
  *   `inboxPrefix`), so one service cannot read another's replies.
- * - A tool may only publish `TOOL_SUBJECTS` and read its own inbox.
+ * - A tool may only publish `TOOL_SUBJECTS` and its own `<p>.tools.<name>.*`, and read its own inbox.
  */
 import { BUS_NEEDS } from './bus.js';
 import { isServiceName, SERVICE_NAMES, type ServiceName } from './services.js';
@@ -157,7 +157,9 @@ function servicePermissions(prefix: string, service: ServiceName): NatsPermissio
 function toolPermissions(prefix: string, who: ToolIdentity): NatsPermissions {
   const s = makeSubjects(prefix);
   return {
-    publish: TOOL_SUBJECTS.map((key) => s[key]),
+    // Its own API only: `<p>.tools.<name>.*` tells the ingest who asks (nats-server passes no
+    // user identity along with a message).
+    publish: [...TOOL_SUBJECTS.map((key) => s[key]), s.toolOps(who.tool)],
     subscribe: [`${natsInboxPrefix(prefix, who)}.>`],
     allowResponses: false,
   };

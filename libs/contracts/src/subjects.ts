@@ -8,6 +8,9 @@
  *   <p>.builds.submit                NATS-native build submission (same intake logic as HTTP);
  *                                    tool-facing, like every subject in TOOL_SUBJECTS
  *   <p>.builds.cancel                NATS-native cancel of a job by the credential that submitted it
+ *   <p>.tools.<tool>.<op>            a tool identity's own API (upload, submit, status, list, cancel,
+ *                                    events, artifact); the NATS user `tool-<tool>` may publish only
+ *                                    under its own name, so the subject says who is asking
  *   <p>.intake.<jobId>               JetStream INTAKE stream: one message per accepted job,
  *                                    Nats-Msg-Id = jobId, consumed by the scheduler
  *   <p>.jobs.<jobId>.events          JetStream EVENTS stream: the per-job event log that CLIs replay
@@ -45,6 +48,12 @@ export interface Subjects {
   serviceGroup(service: ServiceName): string;
   readonly buildsSubmit: string;
   readonly buildsCancel: string;
+  /** A tool's own request subject for `op` (TOOL_OPS). */
+  tool(tool: string, op: string): string;
+  /** Every operation of one tool: what its NATS user may publish. */
+  toolOps(tool: string): string;
+  /** Every tool's requests: what the ingest serves. */
+  readonly toolAll: string;
   intake(jobId: string): string;
   readonly intakeAll: string;
   jobEvents(jobId: string): string;
@@ -72,6 +81,9 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     serviceGroup: (service) => `${p}.svc.${service}`,
     buildsSubmit: `${p}.builds.submit`,
     buildsCancel: `${p}.builds.cancel`,
+    tool: (tool, op) => `${p}.tools.${token(tool)}.${token(op)}`,
+    toolOps: (tool) => `${p}.tools.${token(tool)}.*`,
+    toolAll: `${p}.tools.*.*`,
     intake: (jobId) => `${p}.intake.${token(jobId)}`,
     intakeAll: `${p}.intake.*`,
     jobEvents: (jobId) => `${p}.jobs.${token(jobId)}.events`,

@@ -102,6 +102,7 @@ export function topologyNames(prefix: string) {
     eventsStream: `${up}_EVENTS`,
     schedulerIntakeConsumer: 'scheduler-intake',
     licenseUsageConsumer: 'license-usage',
+    ingestCallbacksConsumer: 'ingest-callbacks',
     presenceBucket: `${prefix}-presence`,
     instancesBucket: `${prefix}-instances`,
     leasesBucket: `${prefix}-leases`,
@@ -162,6 +163,17 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       maxDeliver: 50,
       maxAckPending: 64,
       usedBy: { license: [] },
+    },
+    {
+      // Each finished job's signed callbacks are queued (in MySQL) from its `done`.
+      kind: 'consumer',
+      stream: n.eventsStream,
+      durable: n.ingestCallbacksConsumer,
+      filterSubject: s.jobDoneAll,
+      ackWaitMs: 30_000,
+      maxDeliver: 1000,
+      maxAckPending: 64,
+      usedBy: { ingest: [] },
     },
     {
       kind: 'kv',

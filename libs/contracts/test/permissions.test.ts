@@ -34,10 +34,10 @@ describe('natsPermissions', () => {
     }
   });
 
-  it('gives a tool only the tool-facing subjects and its own inbox', () => {
+  it('gives a tool only the tool-facing subjects, its own API and its own inbox', () => {
     const s = subjects('acme');
     expect(natsPermissions('acme', { tool: 'ci' })).toEqual({
-      publish: [s.buildsSubmit, s.buildsCancel],
+      publish: [s.buildsSubmit, s.buildsCancel, 'acme.tools.ci.*'],
       subscribe: ['_INBOX.acme.tool-ci.>'],
       allowResponses: false,
     });

@@ -23,6 +23,9 @@ import { registerDocs } from './routes/docs.js';
 import { transferRoutes } from './routes/transfer.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { registerSessionHook, sessionKeys } from './session.js';
+import { toolRoutes } from './routes/tools.js';
+import { ToolStore } from './tools/store.js';
+import type { CallbackPolicy } from './tools/callback-url.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
 import { lingerAfterAnswer } from './abuse/linger.js';
@@ -41,6 +44,12 @@ export interface IngestDeps {
   /** See IntakeDeps. */
   resubmitWindowMs: number;
   reservationHoldMs: number;
+  /** Tool identities (default: in `db`). */
+  tools?: ToolStore;
+  /** What a callback_url may reach (default: public addresses only). */
+  callbackPolicy?: CallbackPolicy;
+  /** PERRY_HUB_PUBLIC_URL: the artifacts of a job's status carry their links. */
+  publicUrl?: string;
   instanceId?: string;
 }
 
@@ -166,6 +175,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       db: deps.db,
       log: deps.log,
       subjectPrefix: deps.subjectPrefix,
+      publicUrl: deps.publicUrl,
     }),
   );
   void app.register(operateRoutes({ ...bus, adminSecret: options.adminSecret }));
@@ -176,6 +186,14 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       sessionKeys: keys,
       sessionSecs: options.sessionSecs,
       dashboardDir: options.dashboardDir,
+    }),
+  );
+  void app.register(
+    toolRoutes({
+      ...bus,
+      adminSecret: options.adminSecret,
+      tools: deps.tools ?? new ToolStore(deps.db),
+      callbackPolicy: deps.callbackPolicy ?? { allowedAddresses: [] },
     }),
   );
   void app.register(

@@ -13,7 +13,9 @@ import type { BusDeps } from './routes/license.js';
 export type Caller =
   | { readonly kind: 'admin' }
   | { readonly kind: 'account'; readonly accountId: string }
-  | { readonly kind: 'license'; readonly licenseKey: string };
+  | { readonly kind: 'license'; readonly licenseKey: string }
+  /** A tool identity over NATS: the jobs it submitted itself, whatever license they ran under. */
+  | { readonly kind: 'tool'; readonly tool: string };
 
 const API_TOKEN = /^[0-9a-f]{64}$/;
 

@@ -58,6 +58,27 @@ export const IngestConfig = configSchema({
       'Directory of the built dashboard served at /ui/; empty: the one `npm run build` makes (apps/dashboard/dist)',
   }),
   ...abuseFields,
+  callbackAllowedAddresses: fromEnv('PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES', Type.String({ default: '' }), {
+    description:
+      'Comma-separated addresses or CIDR ranges a callback_url may reach although they are not public (loopback, private, link-local); empty allows only public addresses',
+  }),
+  callbackMaxAttempts: fromEnv('PERRY_HUB_CALLBACK_MAX_ATTEMPTS', Type.Integer({ minimum: 1, default: 10 }), {
+    description: 'Attempts of one signed callback before it is recorded as failed',
+  }),
+  callbackBackoffBaseMs: fromEnv('PERRY_HUB_CALLBACK_BACKOFF_BASE_MS', Type.Integer({ minimum: 10, default: 30_000 }), {
+    description:
+      'Wait before the 2nd attempt of a callback; doubled for each further one (the defaults: 30 s, 1, 2, 4, 8, 16, 32, 64 min, 2 h, about 4 h 15 min in all)',
+  }),
+  callbackBackoffMaxMs: fromEnv(
+    'PERRY_HUB_CALLBACK_BACKOFF_MAX_MS',
+    Type.Integer({ minimum: 10, default: 7_200_000 }),
+    {
+      description: 'Longest wait between two attempts of a callback',
+    },
+  ),
+  callbackTimeoutMs: fromEnv('PERRY_HUB_CALLBACK_TIMEOUT_MS', Type.Integer({ minimum: 100, default: 30_000 }), {
+    description: 'An attempt whose receiver has not answered in this time fails (and is retried)',
+  }),
   resubmitWindowSecs: fromEnv('PERRY_HUB_RESUBMIT_WINDOW_SECS', Type.Integer({ minimum: 0, default: 3600 }), {
     description:
       'A submission identical to one accepted (or finished) this recently whose result was not delivered yet (queued, running, or artifacts not downloaded) gets that job instead of a new build; 0 turns this off',

@@ -44,6 +44,8 @@ import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
 import type { AbuseLimits } from './abuse/limits.js';
 import type { BudgetAccount } from './abuse/budget.js';
+import { checkCallbackUrl, type CallbackPolicy } from './tools/callback-url.js';
+import type { ToolStore } from './tools/store.js';
 
 export interface IntakeDeps extends JobDeps {
   blobs: BlobStore;
@@ -58,6 +60,10 @@ export interface IntakeDeps extends JobDeps {
   metrics?: HubMetrics | undefined;
   /** This instance: its reservations are released as soon as it is known dead. */
   instanceId?: string | undefined;
+  /** What a callback_url may reach (default: public addresses only). */
+  callbackPolicy?: CallbackPolicy | undefined;
+  /** Tool identities: an HTTP submission with a callback_url belongs to its credential's tool. */
+  tools?: ToolStore | undefined;
 }
 
 export interface SubmissionOptions {
@@ -70,6 +76,10 @@ export interface SubmissionOptions {
   contentLength?: number | undefined;
   /** HTTP: what the request holds before its credential is checked; settled once it is. */
   preauth?: BudgetAccount | undefined;
+  /** The tool identity submitting (NATS `<p>.tools.<name>.submit`): the job is its own. */
+  tool?: string | undefined;
+  /** Where the job's signed callbacks go (checked by the caller). */
+  callbackUrl?: string | undefined;
 }
 
 /** Multipart framing of one part, generously (boundary line and headers). */
@@ -142,6 +152,12 @@ export class Submission {
 
   setLicenseKey(key: string): void {
     this.licenseKey ??= key;
+  }
+
+  /** The `callback_url` part; checked (SSRF guard) before the job is recorded. */
+  setCallbackUrl(url: string): void {
+    if (this.options.callbackUrl !== undefined) throw new HubError('BAD_REQUEST', "Duplicate 'callback_url' field");
+    this.options.callbackUrl = url;
   }
 
   private get hasCredential(): boolean {
@@ -329,6 +345,9 @@ export class Submission {
       throw new HubError('BAD_REQUEST', "Missing 'license_key' field or Authorization header");
     }
     if (this.sealedCredentials === undefined) this.setCredentials('{}');
+    if (this.options.callbackUrl !== undefined) {
+      await checkCallbackUrl(this.options.callbackUrl, this.deps.callbackPolicy ?? { allowedAddresses: [] });
+    }
     await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
     if (this.limited && this.owed === undefined && this.tarball !== 'drained') {
       await this.settleLimited(this.tarball.digest);
@@ -344,6 +363,17 @@ export class Submission {
       return this.answer(auth.jobId);
     }
     if (this.tarball === 'drained') throw new Error('a tarball was discarded for a job that is not a duplicate');
+    if (this.options.callbackUrl !== undefined && this.options.tool === undefined) {
+      // Callbacks are signed with a tool's secret: the tool bound to this license or account.
+      const tool = await this.deps.tools?.boundTo(auth.licenseKey, auth.accountId);
+      if (!tool) {
+        throw new HubError(
+          'BAD_REQUEST',
+          "Invalid 'callback_url': callbacks need a tool identity bound to this license or account (perry-hub tools add)",
+        );
+      }
+      this.options.tool = tool.name;
+    }
     const queuedAt = Date.now();
     const job = {
       jobId: this.jobId,
@@ -361,6 +391,8 @@ export class Submission {
           ? submissionKey(auth.licenseKey, this.manifestText, this.tarball.digest)
           : undefined,
       via: this.options.via,
+      tool: this.options.tool,
+      callbackUrl: this.options.callbackUrl,
     };
     const recorded = await recordOrAdopt(this.deps, job, queuedAt, this.deps.resubmitWindowMs);
     if (recorded.adopted) {

@@ -20,7 +20,7 @@ import type { Pool, RowDataPacket } from '@perry-hub/db';
 import type { Caller } from './caller.js';
 
 const COLUMNS = `id, licenseKey, tier, targets, status, stage, attempt, retries, queuedAt, startedAt, completedAt,
-  durationSecs, workerName, errorMessage, account_id, result_delivery`;
+  durationSecs, workerName, errorMessage, account_id, result_delivery, tool`;
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 200;
@@ -65,6 +65,7 @@ function toSummary(r: RowDataPacket): JobSummary {
         ? r['result_delivery']
         : 'pending'
       : null,
+    ...(typeof r['tool'] === 'string' ? { tool: r['tool'] } : {}),
   };
 }
 
@@ -72,6 +73,7 @@ function toSummary(r: RowDataPacket): JobSummary {
 function ownedBy(caller: Caller): { sql: string; params: unknown[] } {
   if (caller.kind === 'admin') return { sql: '1 = 1', params: [] };
   if (caller.kind === 'account') return { sql: 'account_id = ?', params: [caller.accountId] };
+  if (caller.kind === 'tool') return { sql: 'tool = ?', params: [caller.tool] };
   return { sql: 'licenseKey = ?', params: [caller.licenseKey] };
 }
 
@@ -117,6 +119,10 @@ export async function listJobs(
   if (query.license !== undefined) {
     if (caller.kind !== 'admin') throw new HubError('FORBIDDEN', "Only the admin may filter by 'license'");
     where.push({ sql: 'licenseKey = ?', params: [query.license] });
+  }
+  if (query.tool !== undefined) {
+    if (caller.kind !== 'admin') throw new HubError('FORBIDDEN', "Only the admin may filter by 'tool'");
+    where.push({ sql: 'tool = ?', params: [query.tool] });
   }
   if (query.since !== undefined) where.push({ sql: 'queuedAt >= ?', params: [parseSince(query.since)] });
   if (query.cursor !== undefined) {
@@ -252,6 +258,8 @@ export async function jobDetail(
   db: Pool,
   caller: Caller,
   jobId: string,
+  /** PERRY_HUB_PUBLIC_URL: with it, artifacts still downloadable carry their link. */
+  publicUrl?: string,
 ): Promise<Omit<JobDetail, 'position'> | undefined> {
   const owner = ownedBy(caller);
   const [rows] = await db.query<RowDataPacket[]>(
@@ -262,8 +270,13 @@ export async function jobDetail(
   if (!r) return undefined;
   const summary = toSummary(r);
   const [artifactRows] = await db.query<RowDataPacket[]>(
-    `SELECT name, target, size, sha256, attempt, state, created_at, expires_at FROM artifacts
+    `SELECT token, held, name, target, size, sha256, attempt, state, created_at, expires_at FROM artifacts
      WHERE job_id = ? ORDER BY created_at, name`,
+    [jobId],
+  );
+  const [callbackRows] = await db.query<RowDataPacket[]>(
+    `SELECT id, kind, event_type, artifact_name, target, state, attempts, last_status, last_error, next_attempt_at,
+       delivered_at FROM callback_deliveries WHERE job_id = ? ORDER BY seq`,
     [jobId],
   );
   const history = historyOf(r, summary);
@@ -282,7 +295,27 @@ export async function jobDetail(
       state: String(a['state']),
       created_at: iso(Number(a['created_at'])),
       expires_at: iso(Number(a['expires_at'])),
+      ...(publicUrl !== undefined && !a['held'] && a['state'] !== 'done' && Number(a['expires_at']) > Date.now()
+        ? { download_url: `${publicUrl.replace(/\/+$/, '')}/api/v1/dl/${String(a['token'])}` }
+        : {}),
     })),
+    ...(callbackRows.length > 0
+      ? {
+          callbacks: callbackRows.map((c) => ({
+            webhook_id: String(c['id']),
+            kind: c['kind'] === 'artifact' ? ('artifact' as const) : ('event' as const),
+            event_type: strOrNull(c['event_type']),
+            artifact_name: strOrNull(c['artifact_name']),
+            target: strOrNull(c['target']),
+            state: c['state'] === 'delivered' || c['state'] === 'failed' ? c['state'] : ('pending' as const),
+            attempts: Number(c['attempts']),
+            last_status: c['last_status'] === null ? null : Number(c['last_status']),
+            last_error: strOrNull(c['last_error']),
+            next_attempt_at: c['state'] === 'pending' ? iso(Number(c['next_attempt_at'])) : null,
+            delivered_at: isoOrNull(c['delivered_at']),
+          })),
+        }
+      : {}),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import { jetstream } from '@nats-io/jetstream';
 import {
+  buildTypeOf,
   queuePositionEndpoint,
   type BuildManifest,
   type JobIntake,
@@ -27,6 +28,9 @@ export interface NewJob {
   /** What the submission is (resubmit.ts); unset when an idempotency key names it. */
   submissionKey?: string | undefined;
   via: JobIntake['via'];
+  /** The tool identity that submitted it, if one did. */
+  tool?: string | undefined;
+  callbackUrl?: string | undefined;
 }
 
 /** A larger manifest stays out of the intake message (far below NATS's max payload). */
@@ -46,8 +50,9 @@ export interface JobDeps {
 export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<void> {
   await db.query(
     `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
-       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history)
-     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?)`,
+       manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history,
+       build_type, tool, callback_url)
+     VALUES (?, ?, ?, ?, 'queued', ?, ?, 0, 'build', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       job.jobId,
       job.licenseKey,
@@ -63,6 +68,9 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
       job.submissionKey ?? null,
       queuedAt,
       JSON.stringify([{ at: queuedAt, state: 'queued', attempt: 0, stage: 'build', via: job.via }]),
+      buildTypeOf(job.manifest),
+      job.tool ?? null,
+      job.callbackUrl ?? null,
     ],
   );
 }
@@ -80,6 +88,8 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     targets: [...job.manifest.targets],
     queuedAt,
     via: job.via,
+    ...(buildTypeOf(job.manifest) === 'plugin' ? { buildType: 'plugin' as const } : {}),
+    ...(job.callbackUrl !== undefined ? { callback: true as const } : {}),
     tarballRef: job.tarballRef,
     ...(job.manifestText.length + job.sealedCredentials.length <= INTAKE_PAYLOAD_MAX_BYTES
       ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }

@@ -3,7 +3,7 @@
  * unknown keys untouched) and checked against the contract's schema; a failure names the field.
  * Credentials are only checked to be a JSON object: their content is never read, echoed or logged.
  */
-import { BuildManifest, CLIENT_TARGETS, HubError } from '@perry-hub/contracts';
+import { BUILD_TYPES, BuildManifest, CLIENT_TARGETS, HubError } from '@perry-hub/contracts';
 import { problems } from '@perry-hub/runtime';
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -57,9 +57,10 @@ export function checkManifest(value: Record<string, unknown>): BuildManifest {
   const missing = /^\(root\) must have required properties? (.+)$/.exec(found[0]!);
   if (missing) throw new HubError('BAD_REQUEST', `Invalid manifest: missing '${missing[1]!.split(', ')[0]}'`);
   const [path = '', ...rest] = found[0]!.split(' ');
+  const allowed = path.startsWith('/build_type') ? BUILD_TYPES : CLIENT_TARGETS;
   const reason = rest
     .join(' ')
-    .replace('must be equal to one of the allowed values', `must be one of ${CLIENT_TARGETS.join(', ')}`);
+    .replace('must be equal to one of the allowed values', `must be one of ${allowed.join(', ')}`);
   throw new HubError('BAD_REQUEST', `Invalid manifest: '${field(path)}' ${reason}`);
 }
 

@@ -115,6 +115,7 @@ export async function readBuildForm(
     if (part.fieldname === 'manifest') submission.setManifest(value);
     else if (part.fieldname === 'credentials') submission.setCredentials(value);
     else if (part.fieldname === 'license_key') submission.setLicenseKey(value);
+    else if (part.fieldname === 'callback_url') submission.setCallbackUrl(value);
     await submission.authorizeBetweenParts();
   }
 }

@@ -302,6 +302,8 @@ export class Dispatcher {
           queuedAt: intake.queuedAt,
           startedAt: null,
           tarballRef: intake.tarballRef,
+          ...(intake.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
+          ...(intake.callback ? { callback: true as const } : {}),
           // Kept for a short queue only: a deep one would hold every manifest in memory.
           ...(intake.payload && this.ctx.queued.size < PAYLOAD_MEMORY_MAX_JOBS
             ? {

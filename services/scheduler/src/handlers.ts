@@ -31,7 +31,8 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
     case 'complete': {
       const success = message['success'] === true;
       const needs = message['needs_finishing'];
-      if (success && typeof needs === 'string' && needs !== '' && job.stage === 'build') {
+      // A plugin build is single-stage: its binaries are final, whatever the worker says.
+      if (success && typeof needs === 'string' && needs !== '' && job.stage === 'build' && job.buildType !== 'plugin') {
         if (await toSigningStage(ctx, job, needs)) return { accepted: true };
         if (!ctx.running.has(job.jobId)) return { accepted: true };
       }

@@ -69,6 +69,7 @@ export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finis
     attempt: job.attempt,
     finishedAt: ctx.now(),
     ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
+    ...(job.callback ? { callback: true as const } : {}),
   });
   await ctx.store.markPublished(job.jobId, ctx.now());
   call(ctx.nc, ctx.subjects, jobFinishedEndpoint, { jobId: job.jobId }).catch((err: unknown) =>

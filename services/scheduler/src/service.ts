@@ -61,7 +61,14 @@ function waitsForItsWorker(ctx: Context | undefined, jobId: string, attempt: num
 function runningTransfer(ctx: Context | undefined, jobId: string) {
   const job = ctx?.running.get(jobId);
   if (!job || job.pending || job.tokenHash === undefined || !job.tarballRef) return undefined;
-  return { hash: job.tokenHash, attempt: job.attempt, status: 'running', stage: job.stage, tarballRef: job.tarballRef };
+  return {
+    hash: job.tokenHash,
+    attempt: job.attempt,
+    status: 'running',
+    stage: job.stage,
+    tarballRef: job.tarballRef,
+    buildType: job.buildType ?? 'app',
+  };
 }
 
 export const scheduler = defineService({
@@ -180,7 +187,12 @@ export const scheduler = defineService({
         if (!sameToken(token, row.hash)) throw new HubError('FORBIDDEN', 'Invalid job token');
         if (!row.tarballRef) throw new HubError('NOT_FOUND', `Tarball not found for job: ${jobId}`);
         const stage: 'build' | 'sign' = row.stage === 'sign' ? 'sign' : 'build';
-        return { attempt: row.attempt, stage, tarballRef: row.tarballRef };
+        return {
+          attempt: row.attempt,
+          stage,
+          tarballRef: row.tarballRef,
+          ...(row.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
+        };
       }),
     ]);
     lease.campaign();

@@ -13,6 +13,10 @@ export interface QueuedInfo {
   readonly tier: Tier;
   readonly targets: readonly string[];
   readonly stage: 'build' | 'sign';
+  /** `plugin`: single-stage, never re-queued to sign (absent: `app`). */
+  readonly buildType?: 'app' | 'plugin';
+  /** The job has a callback_url: its JobDone says so (the ingest then queues the callbacks). */
+  readonly callback?: true;
   readonly attempt: number;
   readonly retries: number;
   readonly queuedAt: number;
@@ -193,5 +197,7 @@ export function queuedInfo(row: JobRow, waits?: Pick<SchedulerConfig, 'reclaimWa
     queuedAt: row.queuedAt,
     startedAt: row.startedAt,
     tarballRef: row.tarballRef,
+    ...(row.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
+    ...(row.hasCallback ? { callback: true as const } : {}),
   };
 }

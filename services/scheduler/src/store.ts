@@ -4,7 +4,7 @@
  * (or a second scheduler that lost its lease) changes nothing.
  */
 import { appendHistory, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
-import type { JobStatus, Tier } from '@perry-hub/contracts';
+import type { BuildType, JobStatus, Tier } from '@perry-hub/contracts';
 
 export interface JobRow {
   id: string;
@@ -29,11 +29,15 @@ export interface JobRow {
   /** SHA-256 of the last attempt's job token: running, or queued while its worker may claim it back. */
   tokenHash: string | null;
   updatedAt: number | null;
+  /** A `plugin` job is single-stage. */
+  buildType: BuildType;
+  /** `builds.callback_url` is set. */
+  hasCallback: boolean;
 }
 
 const COLUMNS = `id, licenseKey, tier, targets, status, priority, attempt, retries, stage, queuedAt, startedAt,
   assigned_at, heartbeat_at, worker_id, workerName, tarball_ref, cancel_requested_at, result_delivery, job_token_hash,
-  updated_at`;
+  updated_at, build_type, callback_url IS NOT NULL AS has_callback`;
 
 function toJob(r: RowDataPacket): JobRow {
   let targets: string[] = [];
@@ -68,6 +72,8 @@ function toJob(r: RowDataPacket): JobRow {
       r['result_delivery'] === 'delivered' || r['result_delivery'] === 'unfetched' ? r['result_delivery'] : null,
     tokenHash: (r['job_token_hash'] as string | null) ?? null,
     updatedAt: num(r['updated_at']),
+    buildType: r['build_type'] === 'plugin' ? 'plugin' : 'app',
+    hasCallback: Number(r['has_callback'] ?? 0) === 1,
   };
 }
 
@@ -296,13 +302,19 @@ export class JobStore {
     ]);
   }
 
-  async tokenHash(
-    jobId: string,
-  ): Promise<
-    { hash: string | null; attempt: number; status: string; stage: string; tarballRef: string | null } | undefined
+  async tokenHash(jobId: string): Promise<
+    | {
+        hash: string | null;
+        attempt: number;
+        status: string;
+        stage: string;
+        tarballRef: string | null;
+        buildType: BuildType;
+      }
+    | undefined
   > {
     const [rows] = await this.db.query<RowDataPacket[]>(
-      'SELECT job_token_hash, attempt, status, stage, tarball_ref FROM builds WHERE id = ?',
+      'SELECT job_token_hash, attempt, status, stage, tarball_ref, build_type FROM builds WHERE id = ?',
       [jobId],
     );
     const r = rows[0];
@@ -313,6 +325,7 @@ export class JobStore {
       status: String(r['status']),
       stage: String(r['stage']),
       tarballRef: (r['tarball_ref'] as string | null) ?? null,
+      buildType: r['build_type'] === 'plugin' ? 'plugin' : 'app',
     };
   }
 }

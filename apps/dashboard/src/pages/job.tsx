@@ -143,6 +143,7 @@ export function Job({ id }: { id: string }) {
         <LogView entries={log.entries} progress={log.progress} streaming={log.streaming && !ended} />
       </Section>
       {job && <Artifacts job={job} downloads={log.downloads} />}
+      {job && <Callbacks job={job} />}
       {job && <History job={job} />}
     </div>
   );
@@ -311,6 +312,46 @@ function Artifacts({ job, downloads }: { job: JobDetail; downloads: Download[] }
                 </tr>
               );
             })}
+          </tbody>
+        </table>
+      </div>
+    </Section>
+  );
+}
+
+/** The signed callbacks to the job's callback_url (tools): each binary and the terminal event. */
+function Callbacks({ job }: { job: JobDetail }) {
+  const callbacks = job.callbacks ?? [];
+  if (callbacks.length === 0) return null;
+  return (
+    <Section title="Webhook deliveries">
+      <div class="scroll" tabIndex={0} role="region" aria-label="Webhook deliveries (scrolls sideways)">
+        <table data-testid="callbacks">
+          <thead>
+            <tr>
+              <th scope="col">What</th>
+              <th scope="col">State</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Last answer</th>
+              <th scope="col">Next attempt</th>
+              <th scope="col">Delivered</th>
+              <th scope="col">webhook-id</th>
+            </tr>
+          </thead>
+          <tbody>
+            {callbacks.map((c) => (
+              <tr key={c.webhook_id}>
+                <td>
+                  {c.kind === 'artifact' ? `${c.artifact_name ?? 'artifact'} (${c.target ?? '?'})` : c.event_type}
+                </td>
+                <td>{c.state}</td>
+                <td>{c.attempts}</td>
+                <td>{c.last_status ?? c.last_error ?? '—'}</td>
+                <td>{time(c.next_attempt_at)}</td>
+                <td>{time(c.delivered_at)}</td>
+                <td class="mono">{c.webhook_id}</td>
+              </tr>
+            ))}
           </tbody>
         </table>
       </div>

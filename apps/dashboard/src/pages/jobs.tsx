@@ -1,5 +1,5 @@
 /**
- * The jobs list, newest first: filters by state, target and (admin) license, kept in the URL
+ * The jobs list, newest first: filters by state, target and (admin) license and tool, kept in the URL
  * (`#/jobs?state=…`), pages by the API's cursor. The first page is re-read every POLL_MS.
  */
 import { useState } from 'preact/hooks';
@@ -12,6 +12,7 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
     state: params.get('state') ?? undefined,
     target: params.get('target') ?? undefined,
     license: admin ? (params.get('license') ?? undefined) : undefined,
+    tool: admin ? (params.get('tool') ?? undefined) : undefined,
   };
   // Cursors of the pages before this one (Previous), and this page's.
   const [cursors, setCursors] = useState<string[]>([]);
@@ -23,6 +24,7 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
     state: filters.state ?? '',
     target: filters.target ?? '',
     license: filters.license ?? '',
+    tool: filters.tool ?? '',
   });
   const field = (name: keyof typeof form) => (e: Event) =>
     setForm((f) => ({ ...f, [name]: (e.currentTarget as HTMLInputElement | HTMLSelectElement).value }));
@@ -32,7 +34,7 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
     const next = new URLSearchParams();
     for (const [name, value] of Object.entries(form)) {
       const v = value.trim();
-      if (v !== '' && (name !== 'license' || admin)) next.set(name, v);
+      if (v !== '' && ((name !== 'license' && name !== 'tool') || admin)) next.set(name, v);
     }
     setCursors([]);
     const q = next.toString();
@@ -64,6 +66,12 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
             <input name="license" value={form.license} onInput={field('license')} maxLength={256} autoComplete="off" />
           </label>
         )}
+        {admin && (
+          <label>
+            Tool
+            <input name="tool" value={form.tool} onInput={field('tool')} placeholder="e.g. hone-build" maxLength={64} />
+          </label>
+        )}
         <button type="submit">Apply</button>
       </form>
       <Section title="Results">
@@ -80,6 +88,7 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
                   <th scope="col">Targets</th>
                   <th scope="col">Tier</th>
                   {admin && <th scope="col">License</th>}
+                  {admin && <th scope="col">Tool</th>}
                   <th scope="col">Worker</th>
                   <th scope="col">Queued</th>
                   <th scope="col">Took</th>
@@ -98,6 +107,7 @@ export function Jobs({ admin, params }: { admin: boolean; params: URLSearchParam
                     <td>{j.targets.join(', ')}</td>
                     <td>{j.tier}</td>
                     {admin && <td class="mono">{j.license_key.slice(0, 12)}…</td>}
+                    {admin && <td>{j.tool ?? '—'}</td>}
                     <td>{j.worker ?? '—'}</td>
                     <td>{since(j.queued_at, now)}</td>
                     <td>{j.duration_secs === null ? '—' : duration(j.duration_secs)}</td>

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { CLIENT_ENV_HELP, EXIT_CODES_HELP, clientCommand, type Io } from './common.js';
 import { registerLicenseCommands } from './licenses.js';
 import { registerOperateCommands } from './operate.js';
+import { registerToolCommands } from './tools.js';
 import { runSubmit, type SubmitOptions } from './submit.js';
 
 export function registerClientCommands(program: Command, io: Io, setCode: (code: number) => void): void {
@@ -36,4 +37,5 @@ ${EXIT_CODES_HELP}`,
 
   registerLicenseCommands(program, io, setCode);
   registerOperateCommands(program, io, setCode);
+  registerToolCommands(program, io, setCode);
 }

@@ -1,12 +1,10 @@
 /**
- * A job's events over Server-Sent Events (`GET /api/v1/jobs/:id/events`): the history, then live.
- * Without `follow`, stop once the history has arrived (the stream goes quiet) or the job ended;
- * with it, follow until the hub closes the stream after the job's end, resuming with
- * `Last-Event-ID` after a dropped connection.
+ * A job's events over Server-Sent Events: `jobEventStream` of `@perry-hub/client` (history, then
+ * live; Last-Event-ID resume), its errors as the command's.
  */
-import { createParser } from 'eventsource-parser';
+import { HubClientError, jobEventStream } from '@perry-hub/client';
 import { CliError, EXIT } from './common.js';
-import { refused, unreachable } from './http.js';
+import { refused } from './http.js';
 
 export type JobEvent = Record<string, unknown> & { type: string };
 
@@ -24,68 +22,25 @@ export async function followEvents(
   bearer: string,
   options: FollowOptions,
 ): Promise<void> {
-  let lastId: string | undefined;
-  let failures = 0;
-  for (;;) {
-    const controller = new AbortController();
-    let ended = false;
-    let quiet: NodeJS.Timeout | undefined;
-    const stopSoon = () => {
-      if (options.follow) return;
-      clearTimeout(quiet);
-      quiet = setTimeout(() => controller.abort(), options.quietMs ?? 1_000);
-    };
-    let res: Response;
-    try {
-      res = await fetch(`${server}/api/v1/jobs/${encodeURIComponent(jobId)}/events`, {
-        headers: {
-          accept: 'text/event-stream',
-          authorization: `Bearer ${bearer}`,
-          ...(lastId ? { 'last-event-id': lastId } : {}),
-        },
-        signal: controller.signal,
-      });
-    } catch (err) {
-      if (failures++ < 5 && lastId !== undefined) {
-        options.onReconnect?.(failures);
-        await new Promise((r) => setTimeout(r, 1_000 * failures));
-        continue;
-      }
-      throw unreachable(server, err);
+  try {
+    for await (const { message } of jobEventStream(server, jobId, bearer, {
+      follow: options.follow,
+      ...(options.onReconnect ? { onReconnect: options.onReconnect } : {}),
+      ...(options.quietMs !== undefined ? { quietMs: options.quietMs } : {}),
+    })) {
+      options.onEvent(message);
     }
-    if (!res.ok || !res.body) throw refused(res.status, await res.text(), `the events of job ${jobId}`);
-    const parser = createParser({
-      onEvent: (message) => {
-        if (message.id) lastId = message.id;
-        let event: unknown;
-        try {
-          event = JSON.parse(message.data);
-        } catch {
-          return;
-        }
-        if (typeof event !== 'object' || event === null || typeof (event as JobEvent).type !== 'string') return;
-        options.onEvent(event as JobEvent);
-        if ((event as JobEvent).type === 'complete') ended = true;
-        stopSoon();
-      },
-    });
-    stopSoon();
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        parser.feed(decoder.decode(chunk, { stream: true }));
-        if (ended && !options.follow) break;
-      }
-      clearTimeout(quiet);
-      return; // the hub closed the stream: the job is over (or, without follow, we stopped)
-    } catch (err) {
-      clearTimeout(quiet);
-      if (controller.signal.aborted) return;
-      if (!options.follow || failures++ >= 5) {
-        throw new CliError(`the event stream of job ${jobId} broke: ${(err as Error).message}`, EXIT.hub);
-      }
-      options.onReconnect?.(failures);
-      await new Promise((r) => setTimeout(r, 1_000 * failures));
+  } catch (err) {
+    if (!(err instanceof HubClientError)) throw err;
+    if (err.status !== undefined) {
+      throw refused(
+        err.status,
+        JSON.stringify({ error: { code: err.code, message: err.message.replace(/^[A-Z_]+: /, '') } }),
+        `the events of job ${jobId}`,
+      );
     }
+    if (err.code === 'UNREACHABLE')
+      throw new CliError(`${err.message.replace(/^[A-Z_]+: /, '')}; check --server or PERRY_HUB_SERVER`, EXIT.hub);
+    throw new CliError(err.message.replace(/^[A-Z_]+: /, ''), EXIT.hub);
   }
 }

@@ -195,6 +195,9 @@ export const authorizeTransferEndpoint = defineEndpoint({
       attempt: Type.Integer(),
       stage: Type.Enum(['build', 'sign']),
       tarballRef: Type.String(),
+      buildType: Type.Optional(
+        Type.Enum(['app', 'plugin'], { description: 'Absent means `app`: a plugin job holds no intermediates' }),
+      ),
     },
     { additionalProperties: false },
   ),

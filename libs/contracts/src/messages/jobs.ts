@@ -35,6 +35,10 @@ export const JobIntake = Type.Object(
     targets: Type.Array(Type.String(), { minItems: 1 }),
     queuedAt: Type.Integer({ description: 'Epoch ms' }),
     via: Type.Enum(['http', 'nats']),
+    callback: Type.Optional(Type.Literal(true, { description: 'The job has a callback_url (carried to its JobDone)' })),
+    buildType: Type.Optional(
+      Type.Enum(['app', 'plugin'], { description: 'Absent means `app`; a `plugin` job is never re-queued to sign' }),
+    ),
     tarballRef: Type.Optional(
       Type.String({
         description:

@@ -6,6 +6,13 @@
 import Type, { type Static } from 'typebox';
 import { CLIENT_TARGETS } from './jobs.js';
 
+/**
+ * What a build produces. `app` (the default when absent): packaged, and possibly finished by a
+ * sign stage. `plugin`: compiled only, always one stage, the raw binary per target.
+ */
+export const BUILD_TYPES = ['app', 'plugin'] as const;
+export type BuildType = (typeof BUILD_TYPES)[number];
+
 export const BuildManifest = Type.Object(
   {
     app_name: Type.String({ minLength: 1, maxLength: 200, description: 'Application name (every worker requires it)' }),
@@ -21,6 +28,12 @@ export const BuildManifest = Type.Object(
       maxItems: CLIENT_TARGETS.length,
       description: 'What to build; sign targets (`ios-sign`, ...) are set by the hub itself, never by a client',
     }),
+    build_type: Type.Optional(
+      Type.Enum(BUILD_TYPES, {
+        description:
+          '`app` (default) or `plugin`: a plugin build is compiled only, never re-queued to a sign stage; its artifacts are the raw binaries, one per target',
+      }),
+    ),
   },
   { additionalProperties: true },
 );
@@ -42,4 +55,9 @@ export function projectIdOf(manifest: Readonly<Record<string, unknown>>): string
     if (typeof value === 'string' && value !== '') return value;
   }
   return '';
+}
+
+/** The manifest's build type; absent means `app`. */
+export function buildTypeOf(manifest: Readonly<Record<string, unknown>>): BuildType {
+  return manifest['build_type'] === 'plugin' ? 'plugin' : 'app';
 }

@@ -36,6 +36,7 @@ export const JobSummary = Type.Object(
     delivery: Nullable(
       Type.Enum(RESULT_DELIVERIES, { description: 'Completed jobs: whether the artifact was downloaded' }),
     ),
+    tool: Type.Optional(Type.String({ description: 'The tool identity that submitted it (absent for others)' })),
   },
   { additionalProperties: false },
 );
@@ -48,6 +49,9 @@ export const JobListQuery = Type.Object(
     ),
     target: Type.Optional(Type.String({ maxLength: 64, description: 'Jobs needing this target (e.g. windows-sign)' })),
     license: Type.Optional(Type.String({ maxLength: 256, description: 'Admin only: jobs of this license key' })),
+    tool: Type.Optional(
+      Type.String({ maxLength: 64, description: 'Admin only: jobs submitted by this tool identity (perry-hub tools)' }),
+    ),
     since: Type.Optional(
       Type.String({ maxLength: 40, description: 'Jobs queued at or after this time (ISO 8601 or epoch ms)' }),
     ),
@@ -159,10 +163,35 @@ export const JobArtifact = Type.Object(
     state: Type.String({ description: 'fresh until downloaded or expired' }),
     created_at: IsoTime,
     expires_at: IsoTime,
+    download_url: Type.Optional(
+      Type.String({
+        description:
+          'Its one-time link while it can be downloaded (base64 by default; raw with Accept: application/octet-stream, Range)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 export type JobArtifact = Static<typeof JobArtifact>;
+
+/** One signed callback of a job (webhook-id, what, and how its delivery goes). */
+export const JobCallback = Type.Object(
+  {
+    webhook_id: Type.String(),
+    kind: Type.Enum(['artifact', 'event']),
+    event_type: Nullable(Type.String({ description: 'build.succeeded, build.failed, build.cancelled, build.expired' })),
+    artifact_name: Nullable(Type.String()),
+    target: Nullable(Type.String()),
+    state: Type.Enum(['pending', 'delivered', 'failed']),
+    attempts: Type.Integer({ minimum: 0 }),
+    last_status: Nullable(Type.Integer({ description: 'HTTP status of the last attempt' })),
+    last_error: Nullable(Type.String()),
+    next_attempt_at: Nullable(IsoTime),
+    delivered_at: IsoTimeOrNull,
+  },
+  { additionalProperties: false },
+);
+export type JobCallback = Static<typeof JobCallback>;
 
 /** Everything known about one job; signing credentials are never part of it. */
 export const JobDetail = Type.Object(
@@ -183,6 +212,9 @@ export const JobDetail = Type.Object(
     history: Type.Array(JobHistoryEntry, { description: 'State changes, oldest first' }),
     attempts: Type.Array(JobAttempt),
     artifacts: Type.Array(JobArtifact),
+    callbacks: Type.Optional(
+      Type.Array(JobCallback, { description: 'Signed callbacks to the callback_url, in delivery order' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -54,6 +54,9 @@ export const JobDone = Type.Object(
     attempt: Type.Integer({ minimum: 0 }),
     finishedAt: Type.Integer(),
     reason: Type.Optional(Type.String()),
+    callback: Type.Optional(
+      Type.Literal(true, { description: 'The job has a callback_url: the ingest queues its signed callbacks' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -5,6 +5,7 @@ import * as m004 from './004_dispatch.js';
 import * as m005 from './005_delivery.js';
 import * as m006 from './006_operations.js';
 import * as m007 from './007_crash_leftovers.js';
+import * as m008 from './008_tools.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, ...m005 },
   { version: 6, ...m006 },
   { version: 7, ...m007 },
+  { version: 8, ...m008 },
 ];

@@ -128,7 +128,10 @@ export function dashboardRoutes(deps: DashboardDeps): FastifyPluginAsync {
         }
         let kind: SessionKind;
         try {
-          kind = (await identifyToken(deps, secret)).kind;
+          const caller = await identifyToken(deps, secret);
+          // Tools are known by their NATS subject, never by a presented secret.
+          if (caller.kind === 'tool') throw new HubError('AUTH_INVALID', 'Not a dashboard credential');
+          kind = caller.kind;
         } catch (err) {
           if (err instanceof HubError && (err.code === 'LICENSE_INVALID' || err.code === 'AUTH_INVALID')) {
             // Counted by the failed-authentication limit like any wrong credential (abuse/hooks.ts).

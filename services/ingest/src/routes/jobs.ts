@@ -39,6 +39,8 @@ export interface JobRouteDeps extends BusDeps {
   db: Pool;
   log: Logger;
   subjectPrefix: string;
+  /** PERRY_HUB_PUBLIC_URL, for the artifacts' links. */
+  publicUrl?: string | undefined;
 }
 
 const API_TOKEN = /^[0-9a-f]{64}$/;
@@ -100,7 +102,7 @@ export function jobRoutes(deps: JobRouteDeps): FastifyPluginAsync {
       async (request): Promise<JobDetailT> => {
         const caller = await identify(deps, request);
         if (!UUID.test(request.params.id)) throw notFound();
-        const detail = await jobDetail(deps.db, caller, request.params.id);
+        const detail = await jobDetail(deps.db, caller, request.params.id, deps.publicUrl);
         if (!detail) throw notFound();
         let position = 0;
         if (detail.state === 'queued') {

@@ -143,10 +143,13 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         };
         const name = artifactName(header('x-artifact-name') || 'artifact');
         const claimed = header('x-artifact-sha256').toLowerCase();
-        const target = header('x-artifact-target');
-        if (target.length > 64 || !/^[A-Za-z0-9._-]*$/.test(target)) {
+        const sent = header('x-artifact-target');
+        if (sent.length > 64 || !/^[A-Za-z0-9._-]*$/.test(sent)) {
           throw new HubError('BAD_REQUEST', 'Invalid x-artifact-target: at most 64 of A-Z a-z 0-9 . _ -');
         }
+        // A plugin build is single-stage: what a cross-compiling worker calls an intermediate
+        // (`windows-precompiled`) is that target's final binary, never held for a sign stage.
+        const target = auth.buildType === 'plugin' ? sent.replace(/-precompiled$/, '') : sent;
         const blobs = deps.blobs;
         const objectName = `artifacts/${jobId}/${randomUUID()}`;
         const signal = bodySignal(request);
