@@ -1,5 +1,6 @@
 /** What both transports share. */
 import { createHash } from 'node:crypto';
+import type { ToolJobOutcome } from '@perry-hub/contracts';
 
 /** The hub refused (its stable error code), or the client found the answer wrong (CHECKSUM, ...). */
 export class HubClientError extends Error {
@@ -29,7 +30,8 @@ export interface JobEvent {
   readonly message: Record<string, unknown>;
 }
 
-export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'finished';
+/** How a job ended (the tools' event stream; `finished` when the record does not say). */
+export type JobOutcome = ToolJobOutcome;
 
 export function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');

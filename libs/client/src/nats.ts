@@ -14,6 +14,8 @@ import {
   type JobDetail,
   type JobListResponse,
   type RpcReply,
+  type ToolArtifactChunk,
+  type ToolEventsReply,
   type ToolOp,
   type ToolUploadReply,
 } from '@perry-hub/contracts';
@@ -115,11 +117,7 @@ export class ToolClient {
     let after = options.afterSeq;
     for (;;) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const page = await this.request<{
-        events: { seq: number; message: Record<string, unknown> }[];
-        next_seq: number;
-        done: JobOutcome | null;
-      }>('events', {
+      const page = await this.request<ToolEventsReply>('events', {
         job_id: jobId,
         ...(after !== undefined ? { after_seq: after } : {}),
         wait_ms: Math.min(options.pollMs ?? 10_000, 20_000),
@@ -149,13 +147,7 @@ export class ToolClient {
     const parts: Buffer[] = [resumeFrom];
     let offset = resumeFrom.length;
     for (;;) {
-      const chunk = await this.request<{
-        size: number;
-        sha256: string;
-        data: string;
-        chunk_sha256: string;
-        eof: boolean;
-      }>('artifact', { job_id: jobId, name, offset });
+      const chunk = await this.request<ToolArtifactChunk>('artifact', { job_id: jobId, name, offset });
       const data = Buffer.from(chunk.data, 'base64');
       if (sha256Hex(data) !== chunk.chunk_sha256) throw new HubClientError('CHECKSUM', `chunk at ${offset} corrupted`);
       parts.push(data);

@@ -124,3 +124,61 @@ export const ToolListRequest = Type.Object(
   { additionalProperties: false },
 );
 export type ToolListRequest = Static<typeof ToolListRequest>;
+
+/** `<p>.tools.<name>.events`: the job's events after `after_seq`, waiting up to `wait_ms` for one. */
+export const ToolEventsRequest = Type.Object(
+  {
+    job_id: Type.String({ format: 'uuid' }),
+    after_seq: Type.Optional(Type.Integer({ minimum: 0, description: '`next_seq` of the previous answer' })),
+    wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 20_000 })),
+  },
+  { additionalProperties: false },
+);
+export type ToolEventsRequest = Static<typeof ToolEventsRequest>;
+
+/** How a job ended, in a tool's event stream (`finished` when the record does not say). */
+export const TOOL_JOB_OUTCOMES = ['succeeded', 'failed', 'cancelled', 'expired', 'finished'] as const;
+export type ToolJobOutcome = (typeof TOOL_JOB_OUTCOMES)[number];
+
+export const ToolEventsReply = Type.Object(
+  {
+    events: Type.Array(
+      Type.Object(
+        { seq: Type.Integer({ minimum: 1 }), message: Type.Record(Type.String(), Type.Unknown()) },
+        { additionalProperties: false },
+      ),
+    ),
+    next_seq: Type.Integer({ minimum: 0, description: 'Pass as `after_seq` for the next page' }),
+    done: Type.Union([Type.Enum(TOOL_JOB_OUTCOMES), Type.Null()], {
+      description: "The job's outcome, once its last event was returned",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type ToolEventsReply = Static<typeof ToolEventsReply>;
+
+/** `<p>.tools.<name>.artifact`: one chunk of a final artifact from `offset`. */
+export const ToolArtifactRequest = Type.Object(
+  {
+    job_id: Type.String({ format: 'uuid' }),
+    name: Type.String({ minLength: 1, maxLength: 255 }),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type ToolArtifactRequest = Static<typeof ToolArtifactRequest>;
+
+export const ToolArtifactChunk = Type.Object(
+  {
+    name: Type.String(),
+    target: Type.String(),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Type.String({ description: "The whole artifact's SHA-256" }),
+    offset: Type.Integer({ minimum: 0 }),
+    data: Type.String({ description: 'base64' }),
+    chunk_sha256: Type.String(),
+    eof: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type ToolArtifactChunk = Static<typeof ToolArtifactChunk>;

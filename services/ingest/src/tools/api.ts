@@ -12,17 +12,22 @@ import type { Subscription } from '@nats-io/nats-core';
 import {
   HubError,
   TOOL_CHUNK_MAX_BYTES,
+  TOOL_JOB_OUTCOMES,
+  ToolArtifactRequest,
+  ToolEventsRequest,
   ToolJobRequest,
   ToolListRequest,
   ToolSubmitRequest,
   ToolUploadRequest,
   topologyNames,
   type BuildAccepted,
+  type ToolArtifactChunk,
+  type ToolEventsReply,
+  type ToolJobOutcome,
   type ToolUploadReply,
 } from '@perry-hub/contracts';
 import type { RowDataPacket } from '@perry-hub/db';
 import { decode, respond } from '@perry-hub/runtime';
-import Type from 'typebox';
 import { cancelBuild } from '../cancel.js';
 import type { Caller } from '../caller.js';
 import { Submission, type IntakeDeps } from '../intake.js';
@@ -121,17 +126,8 @@ async function submit(deps: ToolApiDeps, tool: ToolRecord, payload: unknown): Pr
   }
 }
 
-const ToolEventsRequest = Type.Object(
-  {
-    job_id: Type.String({ format: 'uuid' }),
-    after_seq: Type.Optional(Type.Integer({ minimum: 0, description: '`next_seq` of the previous answer' })),
-    wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 20_000 })),
-  },
-  { additionalProperties: false },
-);
-
 const EVENTS_MAX_PER_REPLY = 256;
-const FINISHED: Record<string, string | undefined> = {
+const FINISHED: Record<string, ToolJobOutcome | undefined> = {
   completed: 'succeeded',
   failed: 'failed',
   cancelled: 'cancelled',
@@ -144,7 +140,7 @@ const EVENTS_MAX_REPLY_BYTES = 256 * 1024;
  * waits up to `wait_ms` for the first one when none is there yet. `done` is the job's outcome once
  * its last event has been returned.
  */
-async function events(deps: ToolApiDeps, caller: Caller, payload: unknown) {
+async function events(deps: ToolApiDeps, caller: Caller, payload: unknown): Promise<ToolEventsReply> {
   const request = decode(ToolEventsRequest, payload, 'events request');
   const job = await jobDetail(deps.db, caller, request.job_id);
   if (job === undefined) throw notFound();
@@ -154,8 +150,8 @@ async function events(deps: ToolApiDeps, caller: Caller, payload: unknown) {
       ? { deliver_policy: DeliverPolicy.All }
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: request.after_seq + 1 }),
   });
-  const out: { seq: number; message: unknown }[] = [];
-  let done: unknown = null;
+  const out: ToolEventsReply['events'] = [];
+  let done: ToolEventsReply['done'] = null;
   let next = request.after_seq ?? 0;
   let bytes = 0;
   const batch = await consumer.fetch({
@@ -165,32 +161,24 @@ async function events(deps: ToolApiDeps, caller: Caller, payload: unknown) {
   for await (const m of batch) {
     next = m.seq;
     if (m.subject === deps.subjects.jobDone(request.job_id)) {
-      done = (m.json<{ outcome?: unknown }>().outcome as string | undefined) ?? 'finished';
+      const outcome = m.json<{ outcome?: unknown }>().outcome;
+      done = TOOL_JOB_OUTCOMES.find((o) => o === outcome) ?? 'finished';
       break;
     }
-    out.push({ seq: m.seq, message: m.json<unknown>() });
+    out.push({ seq: m.seq, message: m.json<Record<string, unknown>>() });
     bytes += m.data.length;
     if (bytes > EVENTS_MAX_REPLY_BYTES || m.info.pending === 0) break;
   }
   await batch.close().catch(() => undefined);
   // A finished job whose log aged out (or never had a `done`): its outcome from the record.
   if (done === null && out.length === 0 && job.finished_at !== null && FINISHED[job.state] !== undefined) {
-    done = FINISHED[job.state];
+    done = FINISHED[job.state] ?? null;
   }
   return { events: out, next_seq: next, done };
 }
 
-const ToolArtifactRequest = Type.Object(
-  {
-    job_id: Type.String({ format: 'uuid' }),
-    name: Type.String({ minLength: 1, maxLength: 255 }),
-    offset: Type.Optional(Type.Integer({ minimum: 0 })),
-  },
-  { additionalProperties: false },
-);
-
 /** One chunk (at most TOOL_CHUNK_MAX_BYTES) of a final artifact, with the artifact's SHA-256. */
-async function artifact(deps: ToolApiDeps, caller: Caller, payload: unknown) {
+async function artifact(deps: ToolApiDeps, caller: Caller, payload: unknown): Promise<ToolArtifactChunk> {
   const request = decode(ToolArtifactRequest, payload, 'artifact request');
   if ((await jobDetail(deps.db, caller, request.job_id)) === undefined) throw notFound();
   const [rows] = await deps.db.query<RowDataPacket[]>(
