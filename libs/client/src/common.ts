@@ -14,6 +14,19 @@ export class HubClientError extends Error {
   }
 }
 
+/** The error of a refused HTTP answer: the hub's `{"error":{code,message}}` envelope, or its text. */
+export function answerError(status: number, text: string, what?: string): HubClientError {
+  let code = 'HTTP_ERROR';
+  let message = text.slice(0, 300);
+  try {
+    const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    if (e?.code) [code, message] = [e.code, e.message ?? ''];
+  } catch {
+    // not the envelope
+  }
+  return new HubClientError(code, what === undefined ? message : `${what}: ${message}`, status);
+}
+
 export interface Submit {
   /** The manifest (`build_type: "plugin"` for a plugin build). */
   readonly manifest: Record<string, unknown>;

@@ -5,7 +5,7 @@
  * API token that submitted the job (`Authorization: Bearer`).
  */
 import type { BuildAccepted, JobDetail, JobListResponse } from '@perry-hub/contracts';
-import { HubClientError, sha256Hex, type Submit } from './common.js';
+import { answerError, HubClientError, sha256Hex, type Submit } from './common.js';
 import { jobEventStream, type SseEvent } from './sse.js';
 
 const API_TOKEN = /^[0-9a-f]{64}$/;
@@ -19,17 +19,7 @@ export interface HttpClientOptions {
 
 async function answer<T>(res: Response, what: string): Promise<T> {
   const text = await res.text();
-  if (!res.ok) {
-    let code = 'HTTP_ERROR';
-    let message = text.slice(0, 300);
-    try {
-      const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-      if (e?.code) [code, message] = [e.code, e.message ?? ''];
-    } catch {
-      // not the envelope
-    }
-    throw new HubClientError(code, `${what}: ${message}`, res.status);
-  }
+  if (!res.ok) throw answerError(res.status, text, what);
   return JSON.parse(text) as T;
 }
 

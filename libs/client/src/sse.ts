@@ -5,7 +5,7 @@
  * job's end, resuming with `Last-Event-ID` after a dropped connection.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { HubClientError } from './common.js';
+import { answerError, HubClientError } from './common.js';
 
 export interface SseEvent {
   /** The stream sequence (`Last-Event-ID`). */
@@ -60,16 +60,7 @@ export async function* jobEventStream(
       throw new HubClientError('UNREACHABLE', `cannot reach the hub at ${server}: ${(err as Error).message}`);
     }
     if (!res.ok || !res.body) {
-      const text = await res.text();
-      let code = 'HTTP_ERROR';
-      let message = text.slice(0, 300);
-      try {
-        const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-        if (e?.code) [code, message] = [e.code, e.message ?? ''];
-      } catch {
-        // not the envelope
-      }
-      throw new HubClientError(code, message, res.status);
+      throw answerError(res.status, await res.text());
     }
     const pending: SseEvent[] = [];
     const parser = createParser({
