@@ -214,7 +214,8 @@ export class Dispatcher {
 
   #onPresence(key: string, value: unknown): void {
     if (value === undefined) {
-      if (this.ctx.workers.delete(key)) void sweeps.loseWorkerJobs(this.ctx, key);
+      const name = this.ctx.workers.get(key)?.name;
+      if (this.ctx.workers.delete(key)) void sweeps.loseWorkerJobs(this.ctx, key, name);
       return;
     }
     if (!isValid(WorkerPresence, value)) return;

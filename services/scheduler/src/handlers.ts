@@ -67,6 +67,10 @@ export async function onWorkerEvent(ctx: Context, event: WorkerEvent): Promise<A
  */
 export async function reclaimJob(ctx: Context, request: ReclaimJobRequest): Promise<ReclaimJobReply> {
   const { jobId, workerId, workerName } = request;
+  // Its old connection's loss may not have reached the scheduler yet: ask again shortly.
+  const elsewhere = ctx.running.get(jobId);
+  if (elsewhere && elsewhere.workerId !== workerId && !ctx.workers.has(elsewhere.workerId))
+    return { accepted: false, reason: 'the job still runs on a connection not yet known lost', retry: true };
   const job = ctx.queued.get(jobId);
   const now = ctx.now();
   const hold = job?.avoid;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Subscription } from '@nats-io/nats-core';
-import type { WireObject, WorkerLifecycle, WorkerPresence } from '@perry-hub/contracts';
+import type { ReclaimJobReply, WireObject, WorkerLifecycle, WorkerPresence } from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
 import type { GatewayContext, WorkerSessionHandle } from './context.js';
 import type { Hello } from './hello.js';
@@ -23,6 +23,8 @@ const OUTCOME_TYPES = new Set(['complete', 'error', 'build_complete']);
 const PRESENCE_SETTLE_MS = 500;
 /** A refused reclaim is asked again, at most this often (the scheduler may not have released it yet). */
 const RECLAIM_RETRY_MS = 1_000;
+/** How long a reclaim refused for now (`retry`) is asked again, its messages held meanwhile. */
+const RECLAIM_PATIENCE_MS = 10_000;
 /** Messages held per job while its reclaim is asked. */
 const RECLAIM_HELD_MESSAGES = 256;
 
@@ -247,7 +249,17 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     const asking = { pending: [{ type, message }] };
     this.#reclaims.set(jobId, asking);
     const { gatewayId } = this.#ctx;
-    void reclaimJob(this.#ctx, { jobId, workerId: this.workerId, workerName: this.name, gatewayId }).then((reply) => {
+    const since = Date.now();
+    const ask = async (): Promise<ReclaimJobReply> => {
+      const reply = await reclaimJob(this.#ctx, { jobId, workerId: this.workerId, workerName: this.name, gatewayId });
+      // The old connection's loss is still on its way to the scheduler: its messages wait here.
+      if (reply.retry && !this.#closed && Date.now() - since < RECLAIM_PATIENCE_MS) {
+        await new Promise((resolve) => setTimeout(resolve, RECLAIM_RETRY_MS / 4));
+        return ask();
+      }
+      return reply;
+    };
+    void ask().then((reply) => {
       if (!reply.accepted || reply.attempt === undefined) {
         this.#reclaims.set(jobId, { refusedAt: Date.now() });
         for (const held of asking.pending) this.#dropForeign(jobId, held.type);

@@ -174,6 +174,9 @@ export const reclaimJobEndpoint = defineEndpoint({
       accepted: Type.Boolean(),
       attempt: Type.Optional(Type.Integer({ minimum: 1 })),
       reason: Type.Optional(Type.String()),
+      retry: Type.Optional(
+        Type.Boolean({ description: 'Refused for now: the job still runs on a connection not yet known lost' }),
+      ),
     },
     { additionalProperties: false },
   ),

@@ -46,6 +46,9 @@ export class WindowCounters {
     // Keys name their window: once many are known, the old windows' are of no use.
     if (this.written.size >= WATCHED_MAX_KEYS) this.written.clear();
     this.written.set(key, { count, revision });
+    // This instance's own write counts at once, not when its watch echoes it: the client that
+    // got its answer may ask again sooner than that.
+    if (this.watched && key.startsWith(`${WATCHED_SCOPE}.`)) raise(this.watched, key, count);
   }
 
   static async open(nc: NatsConnection, bucket: string): Promise<WindowCounters> {
@@ -65,7 +68,8 @@ export class WindowCounters {
     this.watched = seen;
     void (async () => {
       for await (const e of watcher) {
-        if (e.operation === 'PUT') seen.set(e.key, Number(e.string()) || 0);
+        // A window's count only grows: an echo older than this instance's own write changes nothing.
+        if (e.operation === 'PUT') raise(seen, e.key, Number(e.string()) || 0);
         else seen.delete(e.key);
       }
     })()
@@ -125,4 +129,8 @@ export class WindowCounters {
     const entry = await this.kv.get(key);
     return { count: entry && entry.operation === 'PUT' ? Number(entry.string()) || 0 : 0, retryAfterSecs };
   }
+}
+
+function raise(counts: Map<string, number>, key: string, count: number): void {
+  counts.set(key, Math.max(counts.get(key) ?? 0, count));
 }
