@@ -5,14 +5,13 @@
 // the time from navigating to /ui/ (signed in) until the overview shows its counts, latest jobs
 // and queue: a cold load (empty cache) and warm reloads. Baseline, same run: the same five JSON
 // requests the overview makes, sent from Node in parallel. Prints figures; never fails on them.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { startAllInOne } from './all-in-one.mjs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIST = join(ROOT, 'apps', 'dashboard', 'dist');
@@ -30,50 +29,6 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startHub(dataDir) {
-  const http = await freePort();
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    PERRY_HUB_DATA_DIR: dataDir,
-    PERRY_HUB_HTTP_PORT: String(http),
-    PERRY_HUB_LOCAL_NATS_PORT: String(await freePort()),
-    PERRY_HUB_LOCAL_NATS_MONITOR_PORT: String(await freePort()),
-    PERRY_HUB_LOCAL_DB_PORT: String(await freePort()),
-    PERRY_HUB_LOG_LEVEL: 'warn',
-    PERRY_HUB_ADMIN_SECRET: ADMIN_SECRET,
-    // No quotas, and each submission a new build (not a retry of an identical one).
-    PERRY_HUB_SELF_HOSTED: 'true',
-    PERRY_HUB_RESUBMIT_WINDOW_SECS: '0',
-    ...(process.env.PERRY_HUB_NATS_SERVER_BIN
-      ? { PERRY_HUB_NATS_SERVER_BIN: process.env.PERRY_HUB_NATS_SERVER_BIN }
-      : {}),
-  };
-  const child = spawn(process.execPath, [join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const deadline = Date.now() + 120_000;
-  while (!out.includes('Perry Hub is up')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`perry-hub did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, url: `http://127.0.0.1:${http}` };
-}
 
 /** One small build as `perry publish` sends it; targets vary so the queue has several lines. */
 async function submit(url, licenseKey, i) {
@@ -131,7 +86,12 @@ async function main() {
   let hub;
   let browser;
   try {
-    hub = await startHub(dataDir);
+    hub = await startAllInOne(ROOT, dataDir, {
+      PERRY_HUB_ADMIN_SECRET: ADMIN_SECRET,
+      // No quotas, and each submission a new build (not a retry of an identical one).
+      PERRY_HUB_SELF_HOSTED: 'true',
+      PERRY_HUB_RESUBMIT_WINDOW_SECS: '0',
+    });
     const register = await fetch(`${hub.url}/api/v1/license/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

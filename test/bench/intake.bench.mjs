@@ -4,13 +4,12 @@
 // same bytes to a file while hashing them with SHA-256 (what storing a tarball minimally costs).
 // Prints figures; never fails on them. Goals: peak RSS of the hub under 300 MiB during the
 // 50 MiB runs; the binary path at 30% or more of the baseline throughput.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startAllInOne } from './all-in-one.mjs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MiB = 1024 * 1024;
@@ -20,15 +19,6 @@ const SCENARIOS = [
   { sizeMiB: 1, submissions: 64 },
   { sizeMiB: 50, submissions: 16 },
 ];
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function rssKiB(pid) {
   try {
@@ -59,42 +49,6 @@ async function withPeakRss(pid, work) {
   } finally {
     clearInterval(timer);
   }
-}
-
-async function startHub(dataDir) {
-  const http = await freePort();
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    PERRY_HUB_DATA_DIR: dataDir,
-    PERRY_HUB_HTTP_PORT: String(http),
-    PERRY_HUB_LOCAL_NATS_PORT: String(await freePort()),
-    PERRY_HUB_LOCAL_NATS_MONITOR_PORT: String(await freePort()),
-    PERRY_HUB_LOCAL_DB_PORT: String(await freePort()),
-    PERRY_HUB_LOG_LEVEL: 'warn',
-    // No quotas: the benchmark submits more than a free license may in an hour.
-    PERRY_HUB_SELF_HOSTED: 'true',
-    // 8 clients at once from one address, each with license_key after a 50 MiB tarball: more
-    // than the default unauthenticated-upload budget of an address lets through at once.
-    PERRY_HUB_PREAUTH_BYTES_PER_ADDRESS: String(4096 * 1024 * 1024),
-    PERRY_HUB_PREAUTH_BYTES_TOTAL: String(4096 * 1024 * 1024),
-    // It sends one tarball many times to measure intake: each must be a new build, not a retry.
-    PERRY_HUB_RESUBMIT_WINDOW_SECS: '0',
-  };
-  const child = spawn(process.execPath, [join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const deadline = Date.now() + 120_000;
-  while (!out.includes('Perry Hub is up')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`perry-hub did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, url: `http://127.0.0.1:${http}` };
 }
 
 function post(url, headers, parts) {
@@ -203,7 +157,16 @@ async function main() {
     const loadBefore = loadavg()
       .map((l) => l.toFixed(2))
       .join(' ');
-    hub = await startHub(dataDir);
+    hub = await startAllInOne(ROOT, dataDir, {
+      // No quotas: the benchmark submits more than a free license may in an hour.
+      PERRY_HUB_SELF_HOSTED: 'true',
+      // 8 clients at once from one address, each with license_key after a 50 MiB tarball: more
+      // than the default unauthenticated-upload budget of an address lets through at once.
+      PERRY_HUB_PREAUTH_BYTES_PER_ADDRESS: String(4096 * 1024 * 1024),
+      PERRY_HUB_PREAUTH_BYTES_TOTAL: String(4096 * 1024 * 1024),
+      // It sends one tarball many times to measure intake: each must be a new build, not a retry.
+      PERRY_HUB_RESUBMIT_WINDOW_SECS: '0',
+    });
     const reg = await post(`${hub.url}/api/v1/license/register`, { 'content-type': 'application/json' }, [
       Buffer.from('{}'),
     ]);
