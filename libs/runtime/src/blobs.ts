@@ -19,6 +19,7 @@ import { headers, nuid, type NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, setSha256Backend, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { HubError } from '@perry-hub/contracts';
+import { publishRetrying } from './retry.js';
 
 export type { ObjectInfo } from '@nats-io/obj';
 
@@ -58,17 +59,32 @@ export const blobDigest = (sha256: Buffer): string => `SHA-256=${base64urlPadded
 /**
  * Publishes `body` as chunks of `chunkBytes` with up to CHUNKS_IN_FLIGHT acks outstanding. On
  * failure it waits for what is in flight, so that a purge afterwards catches every chunk.
+ *
+ * A chunk JetStream did not take (a leader election, this client's server cut off from the
+ * cluster) is sent again, for as long as `publishRetrying` waits, but only once the chunk before
+ * it is stored, so chunks stay in order; each carries a message id, so one stored whose ack was
+ * lost is not stored twice. The stream sequences in the acks prove the order at the end.
  */
 async function writeChunks(js: JetStreamClient, subject: string, chunkBytes: number, body: Readable) {
   const hash = createHash('sha256');
   const inFlight = new Set<Promise<unknown>>();
+  const sequences: number[] = [];
+  let previous: Promise<unknown> = Promise.resolve();
   let [size, chunks, pendingBytes, pending] = [0, 0, 0, [] as Buffer[]];
   const send = async (chunk: Buffer) => {
     hash.update(chunk);
+    const index = chunks;
     [size, chunks] = [size + chunk.length, chunks + 1];
-    const ack = js.publish(subject, chunk);
-    inFlight.add(ack);
-    ack.then(() => inFlight.delete(ack)).catch(() => undefined);
+    const msgID = `${subject}.${index}`;
+    const before = previous;
+    const ack = js.publish(subject, chunk, { msgID }).catch(async () => {
+      await before;
+      return publishRetrying(js, subject, chunk, { msgID });
+    });
+    const stored = ack.then((a) => (sequences[index] = a.seq));
+    previous = stored;
+    inFlight.add(stored);
+    stored.then(() => inFlight.delete(stored)).catch(() => undefined);
     if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
   };
   try {
@@ -84,10 +100,13 @@ async function writeChunks(js: JetStreamClient, subject: string, chunkBytes: num
     }
     if (pendingBytes > 0) await send(Buffer.concat(pending, pendingBytes));
     await Promise.all(inFlight);
+    await previous;
   } catch (err) {
     await Promise.allSettled(inFlight);
     throw err;
   }
+  if (sequences.some((seq, i) => i > 0 && seq <= sequences[i - 1]!))
+    throw new Error(`the chunks of ${subject} were stored out of order after a retry`);
   return { size, chunks, digest: `SHA-256=${base64urlPadded(hash.digest())}` };
 }
 
@@ -139,7 +158,10 @@ export class BlobStore {
       };
       const rollup = headers();
       rollup.set('Nats-Rollup', 'sub');
-      const ack = await jetstream(this.nc).publish(this.metaSubject(name), JSON.stringify(meta), { headers: rollup });
+      const ack = await publishRetrying(jetstream(this.nc), this.metaSubject(name), JSON.stringify(meta), {
+        headers: rollup,
+        msgID: `${this.bucket}.meta.${id}`,
+      });
       if (previous && previous.nuid !== id) await this.purge(`${this.chunkSubjectPrefix}${previous.nuid}`);
       return { ...meta, revision: ack.seq } as ObjectInfo;
     } catch (err) {

@@ -17,3 +17,4 @@ export * from './liveness.js';
 export * from './preflight.js';
 export * from './metrics.js';
 export * from './ops.js';
+export * from './retry.js';

@@ -21,7 +21,7 @@ import {
   type Subjects,
 } from '@perry-hub/contracts';
 import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
-import { handle, type BlobStore, type BoundEndpoint, type Logger } from '@perry-hub/runtime';
+import { handle, publishRetrying, type BlobStore, type BoundEndpoint, type Logger } from '@perry-hub/runtime';
 
 export interface ArtifactDeps {
   db: Pool;
@@ -70,7 +70,7 @@ export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promis
     download_url: `${deps.publicUrl.replace(/\/+$/, '')}/api/v1/dl/${a.token}`,
     expires_in_secs: a.expiresInSecs,
   };
-  await deps.js.publish(deps.subjects.jobEvents(a.jobId), encoder.encode(JSON.stringify(ready)), {
+  await publishRetrying(deps.js, deps.subjects.jobEvents(a.jobId), encoder.encode(JSON.stringify(ready)), {
     msgID: `artifact-ready:${a.token}`,
   });
   await deps.db.query('UPDATE artifacts SET announced = TRUE WHERE token = ?', [a.token]);

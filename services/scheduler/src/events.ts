@@ -1,6 +1,7 @@
 /** Appending to a job's event log and announcing its outcome, through JetStream. */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { JobDone, Subjects } from '@perry-hub/contracts';
+import { publishRetrying } from '@perry-hub/runtime';
 
 const encoder = new TextEncoder();
 
@@ -12,11 +13,16 @@ export class JobEvents {
 
   /** `msgId` makes a republish (after a crash) a no-op. */
   async append(jobId: string, wireMessage: string, msgId?: string): Promise<void> {
-    await this.js.publish(this.subjects.jobEvents(jobId), encoder.encode(wireMessage), msgId ? { msgID: msgId } : {});
+    await publishRetrying(
+      this.js,
+      this.subjects.jobEvents(jobId),
+      encoder.encode(wireMessage),
+      msgId ? { msgID: msgId } : {},
+    );
   }
 
   async done(outcome: JobDone): Promise<void> {
-    await this.js.publish(this.subjects.jobDone(outcome.jobId), encoder.encode(JSON.stringify(outcome)), {
+    await publishRetrying(this.js, this.subjects.jobDone(outcome.jobId), encoder.encode(JSON.stringify(outcome)), {
       msgID: `${outcome.jobId}:done`,
     });
   }

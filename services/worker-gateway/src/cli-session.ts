@@ -14,8 +14,8 @@
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import { token, topologyNames, type JobStatusReply, type WireObject } from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
+import { retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
-import { retrying } from './retry.js';
 import {
   JOB_NOT_FOUND,
   TOO_MANY_WATCHERS,
@@ -118,17 +118,36 @@ export class CliSession implements Session {
 
   async #follow(jobId: string, finished: JobStatusReply | undefined): Promise<void> {
     const { js, subjects, config } = this.#ctx;
-    const consumer = await js.consumers.get(topologyNames(config.subjectPrefix).eventsStream, {
-      filter_subjects: subjects.jobEvents(jobId),
-      deliver_policy: DeliverPolicy.All,
-    });
+    // Retried while JetStream elects leaders or this gateway's server is cut off from the rest.
+    const consumer = await retrying(
+      () =>
+        js.consumers.get(topologyNames(config.subjectPrefix).eventsStream, {
+          filter_subjects: subjects.jobEvents(jobId),
+          deliver_policy: DeliverPolicy.All,
+        }),
+      { forMs: STATUS_RETRY_MS, cancelled: () => this.#closed },
+    );
     if (this.#closed) return;
     let fallback: NodeJS.Timeout | undefined;
     const armFallback = () => {
       clearTimeout(fallback);
       fallback = setTimeout(() => {
-        void this.#conn.send(syntheticComplete(jobId, finished?.status === 'completed'));
-        this.#stopFollowing();
+        // Only for a log with nothing more to deliver: a slow one (JetStream busy) is waited for,
+        // and one whose stored end is a real `complete` this consumer did not deliver (a consumer
+        // lost in a leader change) is not papered over: the CLI reconnects and reads it again.
+        void (async () => {
+          const info = await consumer.info(false);
+          if (this.#closed) return;
+          if (info.num_pending > 0) return armFallback();
+          const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
+          const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
+          if (this.#closed) return;
+          if (last && isComplete(last.data)) return this.#conn.close(1011, 'event log unavailable');
+          void this.#conn.send(syntheticComplete(jobId, finished?.status === 'completed'));
+          this.#stopFollowing();
+        })().catch(() => {
+          if (!this.#closed) armFallback();
+        });
       }, SYNTHETIC_COMPLETE_AFTER_MS);
     };
     // A finished job's log normally ends with its `complete`; one that does not (expired, or the

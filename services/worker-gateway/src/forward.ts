@@ -11,9 +11,8 @@ import {
   type ReclaimJobRequest,
   type WorkerEvent,
 } from '@perry-hub/contracts';
-import { call } from '@perry-hub/runtime';
+import { call, retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
-import { retrying } from './retry.js';
 
 const encoder = new TextEncoder();
 
