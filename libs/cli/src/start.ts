@@ -262,12 +262,18 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     const first = configs.get(names[0]!) as unknown as { metricsPort: number; metricsHost: string } | undefined;
     if (first && first.metricsPort > 0) opsServer = await serveOps(ops, first.metricsPort, first.metricsHost);
     for (const name of names) {
-      const ids = { instanceId: plan?.ids.get(name), predecessors: plan?.predecessors, ops };
+      if (options.signal?.aborted) throw new StartAborted('stopped before the hub started');
+      const ids = {
+        instanceId: plan?.ids.get(name),
+        predecessors: plan?.predecessors,
+        ops,
+        ...(options.signal ? { signal: options.signal } : {}),
+      };
       launched.push(await launchService(SERVICES[name], configs.get(name) as never, log, ids));
     }
   } catch (err) {
     await stopAll();
-    throw err;
+    throw options.signal?.aborted ? new StartAborted('stopped before the hub started', { cause: err }) : err;
   }
 
   const urls = [...(local?.servers ?? [])];
@@ -366,6 +372,12 @@ export async function runStart(
     return 1;
   } finally {
     process.off('SIGINT', abort).off('SIGTERM', abort);
+  }
+  if (early.signal.aborted) {
+    // Asked to stop just as the last service came up.
+    await hub.stop();
+    err.write('perry-hub: stopped before the hub started\n');
+    return 1;
   }
   const lines = [
     `Perry Hub is up (${hub.services.map((s) => s.name).join(', ')}).`,

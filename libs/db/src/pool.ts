@@ -57,7 +57,57 @@ export async function ensureDatabase(options: DbOptions): Promise<void> {
   }
 }
 
+/** How long a statement waits for an unreachable MySQL (a restart) before its caller hears of it. */
+export const DB_UNREACHABLE_RETRY_MS = 20_000;
+
+/**
+ * Runs `op` again while MySQL refuses connections (ECONNREFUSED: restarting, or a failover), for
+ * at most `forMs`. Only a refused connection is retried: nothing was sent on it, so no statement
+ * can run twice. A connection lost mid-statement is the caller's to judge.
+ */
+export async function whileRefused<T>(op: () => Promise<T>, forMs = DB_UNREACHABLE_RETRY_MS): Promise<T> {
+  const deadline = Date.now() + forMs;
+  let delayMs = 100;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ECONNREFUSED' || Date.now() + delayMs > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delayMs));
+      delayMs = Math.min(delayMs * 2, 1_000);
+    }
+  }
+}
+
+/**
+ * A pool whose statements and connections ride out a MySQL restart (see `whileRefused`): a build
+ * uploading its artifact or a scheduler assigning a job waits for the database to be back instead
+ * of failing at once.
+ */
 export function openPool(options: DbOptions): Pool {
+  const pool = openRawPool(options);
+  const retrying = new Proxy(pool, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (prop === 'query' || prop === 'execute' || prop === 'getConnection')
+        return (...args: unknown[]) => whileRefused(() => fn.apply(target, args) as Promise<unknown>);
+      return fn.bind(target);
+    },
+  });
+  unretried.set(retrying, pool);
+  return retrying;
+}
+
+const unretried = new WeakMap<Pool, Pool>();
+
+/** The same pool without the wait for a restarting MySQL: for checks that must answer at once. */
+export function failingFast(pool: Pool): Pool {
+  return unretried.get(pool) ?? pool;
+}
+
+function openRawPool(options: DbOptions): Pool {
   return createPool({
     host: options.dbHost,
     port: options.dbPort,

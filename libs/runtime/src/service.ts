@@ -21,7 +21,7 @@ import {
   type Subjects,
   type TopologyLimits,
 } from '@perry-hub/contracts';
-import { ensureDatabase, migrate, openPool, type DbOptions, type Pool } from '@perry-hub/db';
+import { ensureDatabase, failingFast, migrate, openPool, type DbOptions, type Pool } from '@perry-hub/db';
 import type { Logger } from 'pino';
 import { connectNats, type NatsOptions } from './nats.js';
 import { ensureTopology } from './topology.js';
@@ -55,6 +55,8 @@ export interface LaunchOptions {
   readonly predecessors?: readonly string[];
   /** The process's metrics and readiness checks, shared by its services; a new one when absent. */
   readonly ops?: ProcessOps;
+  /** A stop asked for while launching: the launch gives up instead of waiting for the cluster. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ServiceDeps {
@@ -145,6 +147,7 @@ export async function launchService<C extends TObject>(
     await ensureTopology(nc, topologyFor(config.subjectPrefix, definition.name, topologyLimits(config)), {
       replicas: config.jsReplicas ?? 1,
       log,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     topologyEnsured = true;
     const instances = await new Kvm(nc).open(topologyNames(config.subjectPrefix).instancesBucket);
@@ -155,6 +158,7 @@ export async function launchService<C extends TObject>(
       service: definition.name,
       ttlMs: config.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS,
       log,
+      nc,
     });
     await liveness.start();
     if (definition.needsDb) {
@@ -175,7 +179,7 @@ export async function launchService<C extends TObject>(
   const checkDb = async (): Promise<string> => {
     if (!db) return 'ok';
     try {
-      await db.query('SELECT 1');
+      await failingFast(db).query('SELECT 1');
       return 'ok';
     } catch (err) {
       return (err as Error).message;

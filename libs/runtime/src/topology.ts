@@ -25,6 +25,8 @@ export interface Placement {
   /** Replicas a new entry gets, and the least an existing one is raised to; never lowered. */
   readonly replicas: number;
   readonly log?: Pick<Logger, 'info' | 'warn'>;
+  /** Ends the retries of a start that is being stopped (a signal while the cluster forms). */
+  readonly signal?: AbortSignal;
 }
 
 const SINGLE: Placement = { replicas: 1 };
@@ -198,15 +200,20 @@ export async function ensureTopology(
   const jsm = await jetstreamManager(nc, { timeout: ENSURE_TIMEOUT_MS });
   // Streams before their consumers.
   const ordered = [...entries].sort((a, b) => (a.kind === 'consumer' ? 1 : 0) - (b.kind === 'consumer' ? 1 : 0));
+  const deadline = Date.now() + ENSURE_FOR_MS;
   for (const entry of ordered) {
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       try {
         await ensureEntry(nc, jsm, entry, placement);
         break;
       } catch (err) {
-        // A cluster busy electing leaders (many services starting at once) may not answer in time;
-        // ensuring is idempotent, so it is simply tried again.
-        if (attempt < ENSURE_ATTEMPTS && isTransient(err)) continue;
+        // A cluster still forming or busy electing leaders (every service starting at once) may
+        // not answer in time or not know enough peers yet to place replicas; ensuring is
+        // idempotent, so it is simply tried again for a while.
+        if (Date.now() < deadline && isTransient(err) && !placement.signal?.aborted) {
+          await new Promise((r) => setTimeout(r, ENSURE_RETRY_DELAY_MS));
+          continue;
+        }
         throw explain(err, entry);
       }
     }
@@ -215,11 +222,20 @@ export async function ensureTopology(
 
 /** JetStream API requests at start may wait for a cluster's leader elections. */
 const ENSURE_TIMEOUT_MS = 20_000;
-const ENSURE_ATTEMPTS = 3;
+/** How long a start keeps trying while the cluster forms. */
+const ENSURE_FOR_MS = 90_000;
+const ENSURE_RETRY_DELAY_MS = 500;
 
+/** Not enough peers yet (10005), JetStream temporarily unavailable (10008), no answer in time. */
 function isTransient(err: unknown): boolean {
-  const e = err as { name?: unknown; message?: unknown } | undefined;
-  return e?.name === 'TimeoutError' || /timeout|no responders/i.test(String(e?.message ?? ''));
+  const e = err as { name?: unknown; message?: unknown; api_error?: { err_code?: number } } | undefined;
+  const code = e?.api_error?.err_code;
+  return (
+    e?.name === 'TimeoutError' ||
+    code === 10005 ||
+    code === 10008 ||
+    /timeout|no responders|no suitable peers|temporarily unavailable/i.test(String(e?.message ?? ''))
+  );
 }
 
 async function ensureEntry(

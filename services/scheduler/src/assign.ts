@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { deliverCommand, sendCommand } from './commands.js';
 import { returnUndelivered } from './outcomes.js';
-import { enqueueRow, type Context, type RunningJob } from './state.js';
+import { enqueue, enqueueRow, type Context, type RunningJob } from './state.js';
 import type { JobRow } from './store.js';
 
 const encoder = new TextEncoder();
@@ -17,7 +17,16 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
   const token = randomBytes(24).toString('base64url');
   const hash = createHash('sha256').update(token).digest('hex');
   const row = { ...job, id: job.jobId, status: 'queued' } as unknown as JobRow;
-  const assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
+  let assigned: boolean;
+  try {
+    assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
+  } catch (err) {
+    // MySQL did not answer, even after waiting for it to restart: the job keeps its place, and the
+    // dispatcher tries again shortly.
+    ctx.running.delete(job.jobId);
+    enqueue(ctx, job);
+    throw err;
+  }
   if (!assigned) {
     // Cancelled or moved by someone else meanwhile; MySQL knows best.
     ctx.running.delete(job.jobId);

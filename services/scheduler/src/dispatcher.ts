@@ -29,6 +29,8 @@ import * as sweeps from './sweeps.js';
 const encoder = new TextEncoder();
 /** Queued jobs beyond this many do not keep their job_assign payload in memory (it is read at dispatch). */
 const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
+/** A round that failed (MySQL away) is tried again after this. */
+const DISPATCH_RETRY_MS = 1_000;
 const decoder = new TextDecoder();
 
 export interface DispatcherDeps {
@@ -52,6 +54,7 @@ export class Dispatcher {
   readonly #stops: (() => unknown)[] = [];
   readonly #announced = new Map<string, string>();
   #roundScheduled = false;
+  #retryTimer: NodeJS.Timeout | undefined;
   #depthDirty = false;
   #stopped = false;
   #stopping: Promise<void> | undefined;
@@ -127,6 +130,7 @@ export class Dispatcher {
       this.#stopped = true;
       this.ctx.metrics.queueDepth.reset(); // a standby does not report the leader's queue
       for (const t of this.#timers) clearInterval(t);
+      clearTimeout(this.#retryTimer);
       for (const stop of this.#stops) await stop();
     })();
     return this.#stopping;
@@ -206,10 +210,21 @@ export class Dispatcher {
 
   #round(): void {
     for (const { job, waitingSince } of pickJobs(this.ctx)) {
-      void assign(this.ctx, job, waitingSince).catch((err: unknown) =>
-        this.ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed'),
-      );
+      void assign(this.ctx, job, waitingSince).catch((err: unknown) => {
+        this.ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed');
+        this.#kickLater();
+      });
     }
+  }
+
+  /** Another round after a failed one (MySQL away): nothing else may come along to start it. */
+  #kickLater(): void {
+    if (this.#retryTimer || this.#stopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#kick();
+    }, DISPATCH_RETRY_MS);
+    this.#retryTimer.unref();
   }
 
   #onPresence(key: string, value: unknown): void {
