@@ -11,6 +11,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { InstanceLiveness, type ServiceName } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
+import { moveToAnotherServer } from './nats.js';
 import { isValid } from './validate.js';
 
 /** What a reader knows of one instance: its last record, or that the record was deleted. */
@@ -42,7 +43,20 @@ export interface LivenessWriterOptions {
   readonly service: ServiceName;
   readonly ttlMs: number;
   readonly log: Logger;
+  /**
+   * The instance's connection: when the record cannot be written through it for
+   * `MOVE_AFTER_FAILING_MS`, its nats-server has likely lost the rest of a cluster (a network
+   * partition keeps clients attached to the cut-off node), and it is asked to reconnect, which
+   * picks another server of `PERRY_HUB_NATS_URL`.
+   */
+  readonly nc?: Pick<NatsConnection, 'reconnect' | 'getServer' | 'status' | 'getServers'>;
 }
+
+/** JetStream unreachable this long through one server: try another (see `nc`). */
+export const MOVE_AFTER_FAILING_MS = 4_000;
+/** At most one such move this often, so a cluster without quorum is not a reconnect storm. */
+const MOVE_AT_MOST_EVERY_MS = 15_000;
+const RECHECK_AFTER_FAILURE_MS = 1_000;
 
 /** Keeps this instance's record fresh: written before the service starts, deleted when it stops. */
 export class LivenessWriter {
@@ -50,6 +64,9 @@ export class LivenessWriter {
   readonly #startedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #failingSince: number | undefined;
+  #movedAt = 0;
+  #recheck: NodeJS.Timeout | undefined;
 
   constructor(options: LivenessWriterOptions) {
     this.#options = options;
@@ -59,22 +76,58 @@ export class LivenessWriter {
   async start(): Promise<void> {
     await this.#write();
     const everyMs = Math.max(50, Math.floor(this.#options.ttlMs / 3));
-    this.#timer = setInterval(() => {
-      this.#write().catch((err: unknown) => this.#options.log.warn({ err }, 'liveness record not refreshed'));
-    }, everyMs);
+    this.#timer = setInterval(() => this.#refresh(), everyMs);
     this.#timer.unref();
+  }
+
+  #refresh(): void {
+    this.#write().then(
+      () => (this.#failingSince = undefined),
+      (err: unknown) => {
+        this.#options.log.warn({ err }, 'liveness record not refreshed');
+        this.#failed();
+      },
+    );
+  }
+
+  /**
+   * A failed write is tried again soon, whatever the refresh period, so that a connection that
+   * cannot reach JetStream is noticed within MOVE_AFTER_FAILING_MS and moved.
+   */
+  #failed(): void {
+    const now = Date.now();
+    this.#failingSince ??= now;
+    const { nc, log } = this.#options;
+    if (!this.#stopped && !this.#recheck) {
+      this.#recheck = setTimeout(() => {
+        this.#recheck = undefined;
+        this.#refresh();
+      }, RECHECK_AFTER_FAILURE_MS);
+      this.#recheck.unref();
+    }
+    if (!nc || this.#stopped || now - this.#failingSince < MOVE_AFTER_FAILING_MS) return;
+    if (now - this.#movedAt < MOVE_AT_MOST_EVERY_MS) return;
+    this.#movedAt = now;
+    this.#failingSince = undefined;
+    log.warn(
+      { server: nc.getServer(), failingMs: MOVE_AFTER_FAILING_MS },
+      'JetStream unreachable through this NATS server: moving to another',
+    );
+    moveToAnotherServer(nc, log).catch((err: unknown) => log.warn({ err }, 'NATS reconnect failed'));
   }
 
   /** Stop refreshing without deleting the record: what a kill -9 leaves behind (for tests). */
   abandon(): void {
     this.#stopped = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#recheck);
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#recheck);
     await this.#options.kv.delete(this.#options.instanceId).catch(() => undefined);
   }
 

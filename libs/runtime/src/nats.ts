@@ -62,6 +62,37 @@ export async function connectNats(
   return nc;
 }
 
+/**
+ * Reconnect to a different server of the connection's list (one cut off from the rest of its
+ * cluster, say). nats.js may pick the same server again after shuffling its pool, so this asks
+ * again until the server differs, at most once per other server.
+ */
+export async function moveToAnotherServer(
+  nc: Pick<NatsConnection, 'reconnect' | 'getServer' | 'status' | 'getServers'>,
+  log: Pick<Logger, 'info' | 'warn'>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const from = nc.getServer();
+  for (let tries = Math.max(1, nc.getServers().length - 1); tries > 0; tries--) {
+    const statuses = nc.status();
+    // nats.js's status iterator stops (and unregisters) with stop(), which its type does not show.
+    const stop = () => (statuses as { stop?: () => void }).stop?.();
+    const reconnected = (async () => {
+      for await (const s of statuses) if (s.type === 'reconnect') return true;
+      return false;
+    })();
+    const timer = setTimeout(stop, timeoutMs);
+    try {
+      await nc.reconnect();
+      if (!(await reconnected)) return log.warn({ from }, 'NATS did not reconnect in time');
+    } finally {
+      clearTimeout(timer);
+      stop();
+    }
+    if (nc.getServer() !== from) return log.info({ from, to: nc.getServer() }, 'NATS moved to another server');
+  }
+}
+
 /** The inbox prefix a connection was opened with (for hand-made reply subjects). */
 export function inboxPrefixOf(nc: NatsConnection): string {
   return (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || '_INBOX';
