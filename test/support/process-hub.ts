@@ -59,9 +59,12 @@ export class ManagedProcess {
     this.#current = runHub(this.args, this.env);
     this.starts += 1;
   }
-  async stop(): Promise<void> {
+  /** SIGTERM; SIGKILL if it is still there after `killAfterMs`, so a hung process cannot hang the test. */
+  async stop(killAfterMs = 30_000): Promise<void> {
     if (this.#current.child.exitCode === null) this.#current.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.#current.child.kill('SIGKILL'), killAfterMs);
     await this.#current.exited;
+    clearTimeout(timer);
   }
 }
 
@@ -142,9 +145,15 @@ export class ProcessHub {
       if (options.upTimeoutMs !== undefined) p.upTimeoutMs = options.upTimeoutMs;
       hub.processes.push(p);
     }
-    await Promise.all(hub.processes.map((p) => p.up()));
-    await hub.reconnect();
-    hub.apiToken = await hub.proAccount();
+    try {
+      await Promise.all(hub.processes.map((p) => p.up()));
+      await hub.reconnect();
+      hub.apiToken = await hub.proAccount();
+    } catch (err) {
+      // Those that came up would run on, orphaned, after the test.
+      await hub.stop();
+      throw err;
+    }
     return hub;
   }
 

@@ -100,8 +100,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     chmodSync(confPath, 0o600);
     const child = await SupervisedProcess.start({
       name: 'nats-server',
-      command: binary,
-      args: ['-c', confPath],
+      ...(options.netns
+        ? { command: 'ip', args: ['netns', 'exec', options.netns, binary, '-c', confPath] }
+        : { command: binary, args: ['-c', confPath] }),
       pidFile,
       log: openChildLog(options.logFile),
       shutdownTimeoutMs,

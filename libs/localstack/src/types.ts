@@ -56,6 +56,11 @@ export interface NatsServerOptions {
    * must listen on `host:port` and, with `cluster`, be named `cluster.serverName`.
    */
   template?: { readonly text: string; readonly env: Readonly<Record<string, string>> };
+  /**
+   * Run the server inside this network namespace (`ip netns exec`, needs root): tests cut its
+   * links to play a network partition. `host` must then be an address of that namespace.
+   */
+  netns?: string;
   /** Default 10 s. */
   readyTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL, on stop() and when this process dies. Default 10 s. */

@@ -3,6 +3,7 @@
  * which isolate themselves by a unique subject prefix and a unique database.
  */
 export { getTestStack, startIsolatedMariaDb, startIsolatedNats, startIsolatedNatsCluster } from './stack.js';
+export { createClusterNetwork, networkNamespacesUsable, type ClusterNetwork } from './netns.js';
 export type {
   ClusterNode,
   ClusterNodeSpec,

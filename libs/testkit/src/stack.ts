@@ -13,6 +13,7 @@ import {
 import { onTestFinished } from 'vitest';
 import { connectTestNats, testNatsUsers } from './nats-auth.js';
 import { recordNatsLog, watchNatsLog } from './nats-violations.js';
+import type { ClusterNetwork } from './netns.js';
 import { newTempDir, trackServer } from './temp.js';
 
 /** Test data is throwaway: no point in waiting long for a clean shutdown. */
@@ -159,6 +160,10 @@ export async function startIsolatedMariaDb(options: IsolatedMariaDbOptions = {})
 export interface ClusterNodeSpec {
   readonly name: string;
   readonly serverName: string;
+  /** Where clients reach this node (127.0.0.1, or its namespace's client address). */
+  readonly clientHost: string;
+  /** Where the other nodes' routes reach this node. */
+  readonly routeHost: string;
   readonly clientPort: number;
   readonly routePort: number;
   readonly monitorPort: number;
@@ -183,6 +188,10 @@ export interface IsolatedNatsCluster {
   /** Kills node `i` with SIGKILL (not restarted). */
   kill(i: number): Promise<void>;
   restart(i: number, options?: { kill?: boolean }): Promise<ClusterNode>;
+  /** With `namespaces`: cuts node `i` off from the other nodes (its clients keep it). */
+  partition(i: number): void;
+  /** Ends `partition(i)`. */
+  heal(i: number): void;
 }
 
 /**
@@ -194,14 +203,16 @@ export async function startIsolatedNatsCluster(
   isolated: Omit<IsolatedNatsOptions, 'port' | 'cluster' | 'template'> & {
     /** Run each node from this configuration (e.g. infra/nats/cluster.conf) instead of a rendered one. */
     template?: (node: ClusterNodeSpec) => { text: string; env: Record<string, string> };
+    /**
+     * Each node in a network namespace of its own (from `createClusterNetwork`, needs root), so
+     * that `partition()` can cut it off. Removed with the cluster.
+     */
+    network?: ClusterNetwork;
   } = {},
 ): Promise<IsolatedNatsCluster> {
-  const { expectPermissionViolations, template, ...options } = isolated;
+  const { expectPermissionViolations, template, network, ...options } = isolated;
   const dir = newTempDir('nats-cluster');
   const logs = Array.from({ length: size }, (_, i) => join(dir, `n${i}`, 'nats.log'));
-  const cleanup = registerCleanup(dir, () => {
-    if (!expectPermissionViolations) for (const log of logs) recordNatsLog(log);
-  });
   const ports = await Promise.all(
     Array.from({ length: size }, async () => ({
       client: await getFreePort(),
@@ -209,6 +220,12 @@ export async function startIsolatedNatsCluster(
       monitor: await getFreePort(),
     })),
   );
+  const cleanup = registerCleanup(dir, () => {
+    if (!expectPermissionViolations) for (const log of logs) recordNatsLog(log);
+    network?.remove();
+  });
+  const clientHost = (i: number) => network?.clientHost(i) ?? '127.0.0.1';
+  const routeUrl = (j: number) => `nats-route://${network?.routeHost(j) ?? '127.0.0.1'}:${ports[j]!.route}`;
   const name = `perry-hub-test-${ports[0]!.client}`;
   const startNode = async (i: number): Promise<ClusterNode> => {
     const serverName = `${name}-n${i}`;
@@ -217,12 +234,14 @@ export async function startIsolatedNatsCluster(
       name,
       serverName,
       routePort: ports[i]!.route,
-      routes: ports.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p.route}`),
+      routes: ports.flatMap((_, j) => (j === i ? [] : [routeUrl(j)])),
     };
     const server = await startNatsServer({
       shutdownTimeoutMs: TEST_SHUTDOWN_TIMEOUT_MS,
       users: testNatsUsers(),
       ...options,
+      host: clientHost(i),
+      ...(network ? { netns: network.namespace(i) } : {}),
       port: ports[i]!.client,
       dataDir,
       logFile: logs[i]!,
@@ -231,10 +250,12 @@ export async function startIsolatedNatsCluster(
         ? {
             template: template({
               ...node,
+              clientHost: clientHost(i),
+              routeHost: network?.routeHost(i) ?? '127.0.0.1',
               clientPort: ports[i]!.client,
               monitorPort: ports[i]!.monitor,
               storeDir: dataDir,
-              allRoutes: ports.map((p) => `nats-route://127.0.0.1:${p.route}`),
+              allRoutes: ports.map((_, j) => routeUrl(j)),
             }),
           }
         : {}),
@@ -253,12 +274,19 @@ export async function startIsolatedNatsCluster(
     return running;
   };
   const nodes = await Promise.all(ports.map((_, i) => startNode(i)));
-  await jetStreamAnswers(ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','), options.tls);
+  const urls = ports.map((p, i) => `nats://${clientHost(i)}:${p.client}`).join(',');
+  await jetStreamAnswers(urls, options.tls);
+  const partitionable = () => {
+    if (!network) throw new Error('partition() needs a cluster started with a network');
+    return network;
+  };
   const cluster: IsolatedNatsCluster = {
     nodes,
-    urls: ports.map((p) => `nats://127.0.0.1:${p.client}`).join(','),
+    urls,
     kill: (i) => killNode(cluster.nodes[i]!),
     restart: (i, opts) => cluster.nodes[i]!.restart(opts),
+    partition: (i) => partitionable().partition(i),
+    heal: (i) => partitionable().heal(i),
   };
   return cluster;
 }
