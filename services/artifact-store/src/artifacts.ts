@@ -150,25 +150,30 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return meta(row);
     }),
 
-    handle(finishDownloadEndpoint, async ({ token, step }) => {
+    handle(finishDownloadEndpoint, async ({ token, step, objectName }) => {
       if (step === 'last-byte') {
         await deps.db.query("UPDATE artifacts SET state = 'spending' WHERE token = ? AND state <> 'done'", [token]);
         return {};
       }
-      const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name, job_id FROM artifacts WHERE token = ?', [
-        token,
-      ]);
-      const row = rows[0];
-      if (!row) return {};
+      // The caller names the object it served (from its claim): the row is not read again.
+      let object = objectName;
+      if (object === undefined) {
+        const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name FROM artifacts WHERE token = ?', [
+          token,
+        ]);
+        if (!rows[0]) return {};
+        object = String(rows[0]['object_name']);
+      }
       // Spent, and the result reached its owner: a same submission builds anew from now on.
-      await deps.db.query(
+      const [spent] = await deps.db.query<ResultSetHeader>(
         `UPDATE artifacts a LEFT JOIN builds b ON b.id = a.job_id
             SET a.state = 'done', b.result_delivery = 'delivered', b.submission_key = NULL
-          WHERE a.token = ?`,
-        [token],
+          WHERE a.token = ? AND a.object_name = ?`,
+        [token, object],
       );
+      if (spent.affectedRows === 0) return {};
       // Spent: the bytes can go now rather than at expiry.
-      await deps.blobs.delete(String(row['object_name'])).catch(() => false);
+      await deps.blobs.delete(object).catch(() => false);
       return {};
     }),
 

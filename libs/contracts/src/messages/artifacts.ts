@@ -78,7 +78,16 @@ export const finishDownloadEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'finish-download',
   request: Type.Object(
-    { token: Type.String(), step: Type.Union([Type.Literal('last-byte'), Type.Literal('sent')]) },
+    {
+      token: Type.String(),
+      step: Type.Union([Type.Literal('last-byte'), Type.Literal('sent')]),
+      objectName: Type.Optional(
+        Type.String({
+          description:
+            "The token's object, as `claim-download` answered it: the store spends the token without reading its row first",
+        }),
+      ),
+    },
     { additionalProperties: false },
   ),
   response: Type.Object({}, { additionalProperties: false }),
