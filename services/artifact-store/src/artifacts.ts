@@ -20,7 +20,7 @@ import {
   type ArtifactMeta,
   type Subjects,
 } from '@perry-hub/contracts';
-import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
+import { CoalescedUpdate, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
 import { handle, type BlobStore, type BoundEndpoint, type Logger } from '@perry-hub/runtime';
 
 export interface ArtifactDeps {
@@ -31,7 +31,19 @@ export interface ArtifactDeps {
   log: Logger;
   publicUrl: string;
   artifactTtlSecs: number;
+  /**
+   * Announced marks, coalesced: a mark lost in a crash has the artifact announced again, which
+   * the events stream drops as a duplicate (deduplicated by token, its window is an hour).
+   */
+  announced: CoalescedUpdate;
   now?: () => number;
+}
+
+/** The marks of announced artifacts, written together within a moment. */
+export function announcedMarks(db: Pool, onError?: (err: unknown) => void): CoalescedUpdate {
+  return new CoalescedUpdate(db, (tokens) => ['UPDATE artifacts SET announced = TRUE WHERE token IN (?)', [tokens]], {
+    ...(onError ? { onError } : {}),
+  });
 }
 
 /** How long a request waits for another transfer of its token that is at its last byte. */
@@ -56,8 +68,8 @@ export interface Announced {
 
 /**
  * Publish an artifact's artifact_ready (the original's, key order included: reference 1.2 #12),
- * then record it announced. Deduplicated by token in the events stream, so announcing again
- * after a crash between the two steps is harmless.
+ * then record it announced (coalesced with other marks). Deduplicated by token in the events
+ * stream, so announcing again after a crash between the two steps is harmless.
  */
 export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promise<void> {
   const ready = {
@@ -73,7 +85,7 @@ export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promis
   await deps.js.publish(deps.subjects.jobEvents(a.jobId), encoder.encode(JSON.stringify(ready)), {
     msgID: `artifact-ready:${a.token}`,
   });
-  await deps.db.query('UPDATE artifacts SET announced = TRUE WHERE token = ?', [a.token]);
+  deps.announced.add(a.token);
 }
 
 export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {

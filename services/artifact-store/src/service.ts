@@ -8,7 +8,7 @@ import { topologyNames } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
 import { jetstream } from '@nats-io/jetstream';
 import { BlobStore, defineService } from '@perry-hub/runtime';
-import { artifactEndpoints, expireArtifacts } from './artifacts.js';
+import { announcedMarks, artifactEndpoints, expireArtifacts } from './artifacts.js';
 import { attemptEndpoints } from './attempts.js';
 import { verifyEndpoints } from './verify.js';
 import { ArtifactStoreConfig } from './config.js';
@@ -36,6 +36,9 @@ export const artifactStore = defineService({
       log: deps.log,
       publicUrl: config.publicUrl,
       artifactTtlSecs: config.artifactTtlSecs,
+      announced: announcedMarks(deps.db as Pool, (err) =>
+        deps.log.warn({ err }, 'announced marks not recorded yet; trying again'),
+      ),
     };
     deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts), ...attemptEndpoints(artifacts)]);
     // Download links expire after PERRY_HUB_ARTIFACT_TTL_SECS; their bytes go at the next pass.
@@ -46,6 +49,9 @@ export const artifactStore = defineService({
       stop: async () => {
         clearInterval(expiry);
         await sweeper.stop();
+        await artifacts.announced
+          .flush()
+          .catch((err: unknown) => deps.log.warn({ err }, 'announced marks not recorded'));
       },
     };
   },

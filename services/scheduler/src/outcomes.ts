@@ -57,6 +57,20 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
 }
 
 export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
+  try {
+    await publishFinal(ctx, job, finish);
+  } catch (err) {
+    // Recorded in MySQL: the periodic pass publishes it once the bus takes it.
+    ctx.outboxBehind = true;
+    throw err;
+  }
+  ctx.store.markPublished(job.jobId);
+  call(ctx.nc, ctx.subjects, jobFinishedEndpoint, { jobId: job.jobId }).catch((err: unknown) =>
+    ctx.log.warn({ err, jobId: job.jobId }, 'artifact-store did not clean up after the job'),
+  );
+}
+
+async function publishFinal(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
   for (const [i, message] of finish.finalEvents.entries()) {
     await ctx.events.append(job.jobId, message, `${job.jobId}:final:${i}`);
   }
@@ -71,10 +85,6 @@ export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finis
     ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
     ...(job.callback ? { callback: true as const } : {}),
   });
-  await ctx.store.markPublished(job.jobId, ctx.now());
-  call(ctx.nc, ctx.subjects, jobFinishedEndpoint, { jobId: job.jobId }).catch((err: unknown) =>
-    ctx.log.warn({ err, jobId: job.jobId }, 'artifact-store did not clean up after the job'),
-  );
 }
 
 /** A failure the hub reports itself: the worker-style `error` then `complete`. */
