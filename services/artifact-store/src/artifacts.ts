@@ -52,6 +52,9 @@ const SPENDING_POLL_MS = 25;
 const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
 const encoder = new TextEncoder();
 
+/** Job states nothing leaves. */
+const ENDED = ['completed', 'failed', 'cancelled', 'expired'];
+
 export function tarballName(jobId: string): string {
   return `tarballs/${jobId}`;
 }
@@ -210,35 +213,40 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return { tarballRef: String(row['object_name']), target: String(row['target']) };
     }),
 
+    // The job's input goes now; its held intermediates (rare) with the next expiry pass, which
+    // finds them by their job's state: most jobs have none, and looking for them here was a
+    // statement per build.
     handle(jobFinishedEndpoint, async ({ jobId }) => {
-      const [rows] = await deps.db.query<RowDataPacket[]>(
-        'SELECT token, object_name FROM artifacts WHERE job_id = ? AND held = TRUE',
-        [jobId],
-      );
-      let deleted = 0;
-      for (const name of [tarballName(jobId), ...rows.map((r) => String(r['object_name']))]) {
-        if (await deps.blobs.delete(name).catch(() => false)) deleted += 1;
-      }
-      if (rows.length > 0) await deps.db.query('DELETE FROM artifacts WHERE job_id = ? AND held = TRUE', [jobId]);
+      const deleted = (await deps.blobs.delete(tarballName(jobId)).catch(() => false)) ? 1 : 0;
       return { deleted };
     }),
   ];
 }
 
 /**
- * Expired and spent artifacts: bytes and rows. A job whose artifact expired before anybody
- * downloaded it is marked `unfetched` (support refunds or rebuilds it). Each row is deleted by a
- * conditional statement, so a renewal that won the race keeps its artifact. Held intermediates
- * are not touched: they are the next stage's input however long it waits, and go when the job ends.
+ * Expired and spent artifacts: bytes and rows; returns how many expired or spent ones went. A job
+ * whose artifact expired before anybody downloaded it is marked `unfetched` (support refunds or
+ * rebuilds it). Each row is deleted by a conditional statement, so a renewal that won the race
+ * keeps its artifact. Held intermediates do not expire: they are the next stage's input however
+ * long it waits, and go here once their job has ended.
  */
 export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 'now'>, batch = 500): Promise<number> {
   const now = (deps.now ?? Date.now)();
   const [rows] = await deps.db.query<RowDataPacket[]>(
-    "SELECT token, job_id, object_name, state FROM artifacts WHERE held = FALSE AND (expires_at <= ? OR state = 'done') LIMIT ?",
-    [now, batch],
+    `SELECT a.token, a.job_id, a.object_name, a.state, a.held FROM artifacts a
+      WHERE (a.held = FALSE AND (a.expires_at <= ? OR a.state = 'done'))
+         OR (a.held = TRUE AND EXISTS (SELECT 1 FROM builds b WHERE b.id = a.job_id AND b.status IN (?)))
+      LIMIT ?`,
+    [now, ENDED, batch],
   );
   let expired = 0;
   for (const r of rows) {
+    if (r['held']) {
+      // The job ended (a terminal state is final): nothing will read its intermediate again.
+      await deps.db.query('DELETE FROM artifacts WHERE token = ? AND held = TRUE', [r['token']]);
+      await deps.blobs.delete(String(r['object_name'])).catch(() => false);
+      continue;
+    }
     const [gone] = await deps.db.query<ResultSetHeader>(
       "DELETE FROM artifacts WHERE token = ? AND (expires_at <= ? OR state = 'done')",
       [r['token'], now],

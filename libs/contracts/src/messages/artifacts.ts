@@ -106,7 +106,10 @@ export const promoteEndpoint = defineEndpoint({
   timeoutMs: 10_000,
 });
 
-/** A job ended: its input tarballs can go (artifacts stay until their tokens expire). */
+/**
+ * A job ended: its input tarball goes now, held intermediates with the next expiry pass (artifacts
+ * stay until their tokens expire).
+ */
 export const jobFinishedEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'job-finished',
