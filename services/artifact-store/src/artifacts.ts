@@ -52,6 +52,15 @@ const SPENDING_POLL_MS = 25;
 const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
 const encoder = new TextEncoder();
 
+/**
+ * A job ended: its input goes now; its held intermediates (rare) with the next expiry pass, which
+ * finds them by their job's state (most jobs have none: looking for them here was a statement per
+ * build). True if there was an input to remove.
+ */
+export async function jobEnded(deps: Pick<ArtifactDeps, 'blobs'>, jobId: string): Promise<boolean> {
+  return deps.blobs.delete(tarballName(jobId)).catch(() => false);
+}
+
 /** Job states nothing leaves. */
 const ENDED = ['completed', 'failed', 'cancelled', 'expired'];
 
@@ -213,13 +222,8 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return { tarballRef: String(row['object_name']), target: String(row['target']) };
     }),
 
-    // The job's input goes now; its held intermediates (rare) with the next expiry pass, which
-    // finds them by their job's state: most jobs have none, and looking for them here was a
-    // statement per build.
-    handle(jobFinishedEndpoint, async ({ jobId }) => {
-      const deleted = (await deps.blobs.delete(tarballName(jobId)).catch(() => false)) ? 1 : 0;
-      return { deleted };
-    }),
+    // Asked by schedulers of earlier versions; the outcome on the bus does it now (jobEnded).
+    handle(jobFinishedEndpoint, async ({ jobId }) => ({ deleted: (await jobEnded(deps, jobId)) ? 1 : 0 })),
   ];
 }
 

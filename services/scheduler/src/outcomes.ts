@@ -3,7 +3,7 @@
  * usage event survive a crash), moved on to their signing stage, or re-queued after a lost worker.
  */
 import { call } from '@perry-hub/runtime';
-import { attemptArtifactsEndpoint, jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
+import { attemptArtifactsEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
 import { placeInQueue } from './positions.js';
 import { dequeue, durationSecs, enqueue, sortKey, type Context, type QueuedInfo, type RunningJob } from './state.js';
 import type { Delivery } from './commands.js';
@@ -64,10 +64,8 @@ export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finis
     ctx.outboxBehind = true;
     throw err;
   }
+  // The artifact-store hears the outcome too, and removes the job's input then.
   ctx.store.markPublished(job.jobId);
-  call(ctx.nc, ctx.subjects, jobFinishedEndpoint, { jobId: job.jobId }).catch((err: unknown) =>
-    ctx.log.warn({ err, jobId: job.jobId }, 'artifact-store did not clean up after the job'),
-  );
 }
 
 async function publishFinal(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {

@@ -108,7 +108,8 @@ export const promoteEndpoint = defineEndpoint({
 
 /**
  * A job ended: its input tarball goes now, held intermediates with the next expiry pass (artifacts
- * stay until their tokens expire).
+ * stay until their tokens expire). Served for schedulers of earlier versions: the artifact-store
+ * now does this on hearing the job's outcome (`<p>.jobs.<id>.done`).
  */
 export const jobFinishedEndpoint = defineEndpoint({
   service: 'artifact-store',
