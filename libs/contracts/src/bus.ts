@@ -28,7 +28,6 @@ import {
   attemptArtifactsEndpoint,
   claimDownloadEndpoint,
   finishDownloadEndpoint,
-  jobFinishedEndpoint,
   promoteEndpoint,
   registerArtifactEndpoint,
   renewDownloadsEndpoint,
@@ -95,7 +94,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
     subscribes: [],
   },
   scheduler: {
-    calls: [submitVerificationEndpoint, jobFinishedEndpoint, promoteEndpoint, attemptArtifactsEndpoint],
+    calls: [submitVerificationEndpoint, promoteEndpoint, attemptArtifactsEndpoint],
     publishes: [
       (s) => s.queueDepth,
       (s) => s.vmPrewarm,
@@ -129,6 +128,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
     calls: [],
     // artifact_ready events for CLI watchers.
     publishes: [(s) => s.jobEventsAll],
-    subscribes: [],
+    // A job's outcome: its input tarball goes (one instance of the queue group takes each).
+    subscribes: [(s) => s.jobDoneAll],
   },
 };

@@ -16,3 +16,14 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 export function isServiceName(value: string): value is ServiceName {
   return (SERVICE_NAMES as readonly string[]).includes(value);
 }
+
+/**
+ * Services whose instances' liveness records somebody watches: the scheduler and the gateways
+ * judge gateways by theirs, the license service the ingest instance holding a reservation. The
+ * others' records are refreshed rarely (they say an instance exists, for operators): every
+ * refresh is delivered to every watcher of the bucket.
+ */
+export const LIVENESS_WATCHED: readonly ServiceName[] = ['worker-gateway', 'ingest'];
+
+/** The lifetime of the records nobody watches (refreshed every third of it). */
+export const UNWATCHED_LIVENESS_TTL_MS = 60_000;

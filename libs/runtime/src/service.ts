@@ -16,6 +16,8 @@ import {
   topologyFor,
   DEFAULT_TOPOLOGY_LIMITS,
   topologyNames,
+  LIVENESS_WATCHED,
+  UNWATCHED_LIVENESS_TTL_MS,
   type Health,
   type ServiceName,
   type Subjects,
@@ -33,6 +35,11 @@ import type { HubMetrics } from './metrics.js';
 import { instrumentPool, watchNatsStatus } from './probes.js';
 
 const DEFAULT_INSTANCE_TTL_MS = 5_000;
+
+/** Short where somebody judges the instance by its record, long (few refreshes) elsewhere. */
+export function livenessTtlMs(service: ServiceName, configuredMs: number): number {
+  return LIVENESS_WATCHED.includes(service) ? configuredMs : Math.max(configuredMs, UNWATCHED_LIVENESS_TTL_MS);
+}
 
 export function newInstanceId(service: ServiceName): string {
   return `${service}-${randomBytes(4).toString('hex')}`;
@@ -156,7 +163,7 @@ export async function launchService<C extends TObject>(
       kv: instances,
       instanceId,
       service: definition.name,
-      ttlMs: config.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS,
+      ttlMs: livenessTtlMs(definition.name, config.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS),
       log,
       nc,
     });

@@ -20,7 +20,7 @@ import {
   type ArtifactMeta,
   type Subjects,
 } from '@perry-hub/contracts';
-import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
+import { CoalescedUpdate, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
 import { handle, publishRetrying, type BlobStore, type BoundEndpoint, type Logger } from '@perry-hub/runtime';
 
 export interface ArtifactDeps {
@@ -31,7 +31,19 @@ export interface ArtifactDeps {
   log: Logger;
   publicUrl: string;
   artifactTtlSecs: number;
+  /**
+   * Announced marks, coalesced: a mark lost in a crash has the artifact announced again, which
+   * the events stream drops as a duplicate (deduplicated by token, its window is an hour).
+   */
+  announced: CoalescedUpdate;
   now?: () => number;
+}
+
+/** The marks of announced artifacts, written together within a moment. */
+export function announcedMarks(db: Pool, onError?: (err: unknown) => void): CoalescedUpdate {
+  return new CoalescedUpdate(db, (tokens) => ['UPDATE artifacts SET announced = TRUE WHERE token IN (?)', [tokens]], {
+    ...(onError ? { onError } : {}),
+  });
 }
 
 /** How long a request waits for another transfer of its token that is at its last byte. */
@@ -39,6 +51,18 @@ const SPENDING_WAIT_MS = 2_000;
 const SPENDING_POLL_MS = 25;
 const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
 const encoder = new TextEncoder();
+
+/**
+ * A job ended: its input goes now; its held intermediates (rare) with the next expiry pass, which
+ * finds them by their job's state (most jobs have none: looking for them here was a statement per
+ * build). True if there was an input to remove.
+ */
+export async function jobEnded(deps: Pick<ArtifactDeps, 'blobs'>, jobId: string): Promise<boolean> {
+  return deps.blobs.delete(tarballName(jobId)).catch(() => false);
+}
+
+/** Job states nothing leaves. */
+const ENDED = ['completed', 'failed', 'cancelled', 'expired'];
 
 export function tarballName(jobId: string): string {
   return `tarballs/${jobId}`;
@@ -56,8 +80,8 @@ export interface Announced {
 
 /**
  * Publish an artifact's artifact_ready (the original's, key order included: reference 1.2 #12),
- * then record it announced. Deduplicated by token in the events stream, so announcing again
- * after a crash between the two steps is harmless.
+ * then record it announced (coalesced with other marks). Deduplicated by token in the events
+ * stream, so announcing again after a crash between the two steps is harmless.
  */
 export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promise<void> {
   const ready = {
@@ -73,7 +97,7 @@ export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promis
   await publishRetrying(deps.js, deps.subjects.jobEvents(a.jobId), encoder.encode(JSON.stringify(ready)), {
     msgID: `artifact-ready:${a.token}`,
   });
-  await deps.db.query('UPDATE artifacts SET announced = TRUE WHERE token = ?', [a.token]);
+  deps.announced.add(a.token);
 }
 
 export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
@@ -150,25 +174,30 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return meta(row);
     }),
 
-    handle(finishDownloadEndpoint, async ({ token, step }) => {
+    handle(finishDownloadEndpoint, async ({ token, step, objectName }) => {
       if (step === 'last-byte') {
         await deps.db.query("UPDATE artifacts SET state = 'spending' WHERE token = ? AND state <> 'done'", [token]);
         return {};
       }
-      const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name, job_id FROM artifacts WHERE token = ?', [
-        token,
-      ]);
-      const row = rows[0];
-      if (!row) return {};
+      // The caller names the object it served (from its claim): the row is not read again.
+      let object = objectName;
+      if (object === undefined) {
+        const [rows] = await deps.db.query<RowDataPacket[]>('SELECT object_name FROM artifacts WHERE token = ?', [
+          token,
+        ]);
+        if (!rows[0]) return {};
+        object = String(rows[0]['object_name']);
+      }
       // Spent, and the result reached its owner: a same submission builds anew from now on.
-      await deps.db.query(
+      const [spent] = await deps.db.query<ResultSetHeader>(
         `UPDATE artifacts a LEFT JOIN builds b ON b.id = a.job_id
             SET a.state = 'done', b.result_delivery = 'delivered', b.submission_key = NULL
-          WHERE a.token = ?`,
-        [token],
+          WHERE a.token = ? AND a.object_name = ?`,
+        [token, object],
       );
+      if (spent.affectedRows === 0) return {};
       // Spent: the bytes can go now rather than at expiry.
-      await deps.blobs.delete(String(row['object_name'])).catch(() => false);
+      await deps.blobs.delete(object).catch(() => false);
       return {};
     }),
 
@@ -193,35 +222,35 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return { tarballRef: String(row['object_name']), target: String(row['target']) };
     }),
 
-    handle(jobFinishedEndpoint, async ({ jobId }) => {
-      const [rows] = await deps.db.query<RowDataPacket[]>(
-        'SELECT token, object_name FROM artifacts WHERE job_id = ? AND held = TRUE',
-        [jobId],
-      );
-      let deleted = 0;
-      for (const name of [tarballName(jobId), ...rows.map((r) => String(r['object_name']))]) {
-        if (await deps.blobs.delete(name).catch(() => false)) deleted += 1;
-      }
-      if (rows.length > 0) await deps.db.query('DELETE FROM artifacts WHERE job_id = ? AND held = TRUE', [jobId]);
-      return { deleted };
-    }),
+    // Asked by schedulers of earlier versions; the outcome on the bus does it now (jobEnded).
+    handle(jobFinishedEndpoint, async ({ jobId }) => ({ deleted: (await jobEnded(deps, jobId)) ? 1 : 0 })),
   ];
 }
 
 /**
- * Expired and spent artifacts: bytes and rows. A job whose artifact expired before anybody
- * downloaded it is marked `unfetched` (support refunds or rebuilds it). Each row is deleted by a
- * conditional statement, so a renewal that won the race keeps its artifact. Held intermediates
- * are not touched: they are the next stage's input however long it waits, and go when the job ends.
+ * Expired and spent artifacts: bytes and rows; returns how many expired or spent ones went. A job
+ * whose artifact expired before anybody downloaded it is marked `unfetched` (support refunds or
+ * rebuilds it). Each row is deleted by a conditional statement, so a renewal that won the race
+ * keeps its artifact. Held intermediates do not expire: they are the next stage's input however
+ * long it waits, and go here once their job has ended.
  */
 export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 'now'>, batch = 500): Promise<number> {
   const now = (deps.now ?? Date.now)();
   const [rows] = await deps.db.query<RowDataPacket[]>(
-    "SELECT token, job_id, object_name, state FROM artifacts WHERE held = FALSE AND (expires_at <= ? OR state = 'done') LIMIT ?",
-    [now, batch],
+    `SELECT a.token, a.job_id, a.object_name, a.state, a.held FROM artifacts a
+      WHERE (a.held = FALSE AND (a.expires_at <= ? OR a.state = 'done'))
+         OR (a.held = TRUE AND EXISTS (SELECT 1 FROM builds b WHERE b.id = a.job_id AND b.status IN (?)))
+      LIMIT ?`,
+    [now, ENDED, batch],
   );
   let expired = 0;
   for (const r of rows) {
+    if (r['held']) {
+      // The job ended (a terminal state is final): nothing will read its intermediate again.
+      await deps.db.query('DELETE FROM artifacts WHERE token = ? AND held = TRUE', [r['token']]);
+      await deps.blobs.delete(String(r['object_name'])).catch(() => false);
+      continue;
+    }
     const [gone] = await deps.db.query<ResultSetHeader>(
       "DELETE FROM artifacts WHERE token = ? AND (expires_at <= ? OR state = 'done')",
       [r['token'], now],

@@ -11,6 +11,8 @@ import { announceArtifact, type ArtifactDeps } from './artifacts.js';
 export function attemptEndpoints(deps: ArtifactDeps, now: () => number = Date.now): BoundEndpoint[] {
   return [
     handle(attemptArtifactsEndpoint, async ({ jobId, attempt }) => {
+      // Marks still waiting would have their artifacts announced again (deduplicated, but for nothing).
+      await deps.announced.flush().catch(() => undefined);
       // Held artifacts (a precompiled bundle awaiting signing) are never announced to the CLI.
       const [rows] = await deps.db.query<RowDataPacket[]>(
         `SELECT token, target, name, size, sha256, expires_at, announced FROM artifacts

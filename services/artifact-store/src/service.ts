@@ -4,11 +4,11 @@
  * the job records in MySQL, removing what interrupted intakes left behind.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { topologyNames } from '@perry-hub/contracts';
+import { JobDone, topologyNames } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
 import { jetstream } from '@nats-io/jetstream';
-import { BlobStore, defineService } from '@perry-hub/runtime';
-import { artifactEndpoints, expireArtifacts } from './artifacts.js';
+import { BlobStore, decode, defineService } from '@perry-hub/runtime';
+import { announcedMarks, artifactEndpoints, expireArtifacts, jobEnded } from './artifacts.js';
 import { attemptEndpoints } from './attempts.js';
 import { verifyEndpoints } from './verify.js';
 import { ArtifactStoreConfig } from './config.js';
@@ -36,16 +36,38 @@ export const artifactStore = defineService({
       log: deps.log,
       publicUrl: config.publicUrl,
       artifactTtlSecs: config.artifactTtlSecs,
+      announced: announcedMarks(deps.db as Pool, (err) =>
+        deps.log.warn({ err }, 'announced marks not recorded yet; trying again'),
+      ),
     };
     deps.serve([...artifactEndpoints(artifacts), ...verifyEndpoints(artifacts), ...attemptEndpoints(artifacts)]);
+    // Each job's outcome, as the scheduler publishes it (to one instance of the group): its input
+    // goes. Missed while no instance listens, an input stays until the job's record is gone.
+    const outcomes = deps.nc.subscribe(deps.subjects.jobDoneAll, {
+      queue: 'artifact-store',
+      callback: (err, msg) => {
+        if (err) return deps.log.warn({ err }, 'job outcome subscription failed');
+        let jobId: string;
+        try {
+          jobId = decode(JobDone, msg.json(), 'job outcome').jobId;
+        } catch {
+          return; // not an outcome: nothing to remove
+        }
+        void jobEnded(artifacts, jobId);
+      },
+    });
     // Download links expire after PERRY_HUB_ARTIFACT_TTL_SECS; their bytes go at the next pass.
     const expiry = setInterval(() => {
       expireArtifacts(artifacts).catch((err: unknown) => deps.log.warn({ err }, 'artifact expiry failed'));
     }, 60_000);
     return {
       stop: async () => {
+        outcomes.unsubscribe();
         clearInterval(expiry);
         await sweeper.stop();
+        await artifacts.announced
+          .flush()
+          .catch((err: unknown) => deps.log.warn({ err }, 'announced marks not recorded'));
       },
     };
   },

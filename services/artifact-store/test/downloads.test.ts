@@ -54,6 +54,15 @@ describe('the end of a download', () => {
       expect(await racing).toMatch(/not found/i);
       expect(await state(raced)).toBe('done');
       await expect(claim(raced)).rejects.toThrow(/not found/i);
+
+      // Spent by the object its claim named (the row is not read again); another object's name
+      // spends nothing.
+      const named = await artifact();
+      await call(nc, s, finishDownloadEndpoint, { token: named, step: 'sent', objectName: 'artifacts/other' });
+      expect(await state(named)).toBe('fresh');
+      const { objectName } = await claim(named);
+      await call(nc, s, finishDownloadEndpoint, { token: named, step: 'sent', objectName });
+      expect(await state(named)).toBe('done');
     } finally {
       await close();
     }

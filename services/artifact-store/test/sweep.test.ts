@@ -6,12 +6,13 @@ import { describe, expect } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { topologyNames } from '@perry-hub/contracts';
 import { BlobStore } from '@perry-hub/runtime';
+import type { RowDataPacket } from '@perry-hub/db';
 import { pino } from 'pino';
 import { test } from '@perry-hub/testkit';
-import { sweepOrphans } from '../src/index.js';
+import { expireArtifacts, sweepOrphans } from '../src/index.js';
 import { startArtifactStore } from './support.js';
 
-describe('orphan sweep', () => {
+describe('sweeps', () => {
   test('removes unrecorded tarballs, unsubmitted uploads and unfinished chunks after the grace period', async ({
     natsUrl,
     prefix,
@@ -36,6 +37,36 @@ describe('orphan sweep', () => {
       expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({ tarballs: 1, uploads: 1, chunkSets: 1 });
       expect((await blobs.list()).map((o) => o.name)).toEqual([`tarballs/${recorded}`]);
       expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({ tarballs: 0, uploads: 0, chunkSets: 0 });
+    } finally {
+      await close();
+    }
+  });
+
+  test('held intermediates stay while their job may read them, and go once it ended', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
+    try {
+      const blobs = await BlobStore.open(nc, topologyNames(prefix).blobsBucket);
+      const waiting = randomUUID();
+      const ended = randomUUID();
+      await db.query("INSERT INTO builds (id, status) VALUES (?, 'queued'), (?, 'completed')", [waiting, ended]);
+      for (const jobId of [waiting, ended]) {
+        const objectName = `artifacts/${jobId}/precompiled`;
+        await blobs.put(objectName, Readable.from([Buffer.from('bundle')]));
+        await db.query(
+          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)
+           VALUES (?, ?, 1, ?, 'bundle', 6, REPEAT('a', 64), 'windows-precompiled', TRUE, 'fresh', ?, ?, FALSE)`,
+          [randomUUID(), jobId, objectName, Date.now(), Date.now() - 1],
+        );
+      }
+      // Held ones are not counted as expired, whatever their expiry says.
+      expect(await expireArtifacts({ db, blobs })).toBe(0);
+      const [rows] = await db.query<RowDataPacket[]>('SELECT job_id FROM artifacts');
+      expect(rows.map((r) => r['job_id'])).toEqual([waiting]);
+      expect((await blobs.list()).map((o) => o.name)).toEqual([`artifacts/${waiting}/precompiled`]);
     } finally {
       await close();
     }

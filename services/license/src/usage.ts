@@ -1,7 +1,8 @@
 /**
  * Publish counting: consumes `<p>.jobs.*.done` (durable consumer `license-usage`) and counts a
- * publish only for a `succeeded` outcome, once per job id (the ids are recorded in the same
- * transaction as the counter, so a redelivered event counts nothing). Pro publishes above the
+ * publish only for a `succeeded` outcome, once per job id: the job's reservation leaves `pending`
+ * in the same statement or transaction as the counter moves (a job without one is recorded in
+ * `usage_events` instead), so a redelivered event counts nothing. Pro publishes above the
  * quota are reported to Polar when configured.
  */
 import { JobDone, TIER_LIMITS, topologyNames, type Tier } from '@perry-hub/contracts';
@@ -22,17 +23,56 @@ export interface Counted {
   polarCustomerId: string | null;
 }
 
-/** Apply one terminal outcome; returns what was counted (for the overage report). */
-export async function recordCompletion(db: Pool, done: JobDone): Promise<Counted> {
+/**
+ * The common outcome in one statement, no transaction: the job's pending reservation settled and,
+ * for a success, the period's counter incremented, together (one multi-table UPDATE is atomic).
+ * The reservation leaving `pending` is what makes a redelivery count nothing. Returns false when
+ * the statement does not apply (no pending reservation, no counter row for the period yet, a
+ * project binding to give up), and the full transaction decides.
+ */
+async function settleAtOnce(db: Pool, done: JobDone, period: string): Promise<boolean> {
+  if (done.outcome === 'succeeded') {
+    const [r] = await db.query<ResultSetHeader>(
+      `UPDATE submissions s JOIN usage_counters u ON u.license_key = s.license_key AND u.period = ?
+          SET s.state = 'done', s.outcome = 'succeeded', u.publishes = u.publishes + 1
+        WHERE s.job_id = ? AND s.state = 'pending' AND s.license_key = ?`,
+      [period, done.jobId, done.licenseKey],
+    );
+    return r.affectedRows > 0;
+  }
+  const [r] = await db.query<ResultSetHeader>(
+    "UPDATE submissions SET state = 'done', outcome = ? WHERE job_id = ? AND state = 'pending' AND bound_project = 0",
+    [done.outcome, done.jobId],
+  );
+  return r.affectedRows > 0;
+}
+
+/**
+ * Apply one terminal outcome; returns what was counted (for the overage report). With `atOnce`,
+ * an outcome that needs nothing but its reservation settled and its publish counted takes one
+ * statement (settleAtOnce); the overage report needs the transaction's reads.
+ */
+export async function recordCompletion(db: Pool, done: JobDone, options: { atOnce?: boolean } = {}): Promise<Counted> {
   const period = periodOf(done.finishedAt);
+  if (options.atOnce && (await settleAtOnce(db, done, period))) {
+    const counted = done.outcome === 'succeeded';
+    return {
+      counted,
+      licenseKey: done.licenseKey,
+      period,
+      publishes: Number.NaN,
+      tier: done.tier,
+      polarCustomerId: null,
+    };
+  }
   return inTransaction(db, async (conn) => {
     // Everything the decision reads, locked, in one statement: the license (first, as every
-    // transaction on a license locks it), its account, this job's pending reservation, its counter.
+    // transaction on a license locks it), its account, this job's reservation, its counter.
     const [rows] = await conn.query<RowDataPacket[]>(
-      `SELECT l.tier, a.polar_customer_id, s.job_id AS pending_job, s.bound_project, u.publishes
+      `SELECT l.tier, a.polar_customer_id, s.job_id AS job, s.state, s.bound_project, u.publishes
          FROM licenses l
          LEFT JOIN accounts a ON a.id = l.account_id
-         LEFT JOIN submissions s ON s.job_id = ? AND s.state = 'pending'
+         LEFT JOIN submissions s ON s.job_id = ?
          LEFT JOIN usage_counters u ON u.license_key = l.licenseKey AND u.period = ?
         WHERE l.licenseKey = ? FOR UPDATE`,
       [done.jobId, period, done.licenseKey],
@@ -41,13 +81,16 @@ export async function recordCompletion(db: Pool, done: JobDone): Promise<Counted
     if (!lic) {
       // No license row (it cannot be counted against): still settle the reservation.
       const [sub] = await conn.query<RowDataPacket[]>(
-        "SELECT job_id AS pending_job, bound_project FROM submissions WHERE job_id = ? AND state = 'pending' FOR UPDATE",
+        'SELECT job_id AS job, state, bound_project FROM submissions WHERE job_id = ? FOR UPDATE',
         [done.jobId],
       );
       lic = sub[0];
     }
+    const pending = lic?.['job'] != null && lic['state'] === 'pending';
+    // A settled reservation is an outcome already applied (at once, without a usage event).
+    const settled = lic?.['job'] != null && lic['state'] === 'done';
     let counted = false;
-    if (done.outcome === 'succeeded') {
+    if (done.outcome === 'succeeded' && !settled) {
       const [inserted] = await conn.query<ResultSetHeader>(
         'INSERT IGNORE INTO usage_events (job_id, license_key, period, outcome, counted_at) VALUES (?, ?, ?, ?, ?)',
         [done.jobId, done.licenseKey, period, done.outcome, Date.now()],
@@ -61,13 +104,13 @@ export async function recordCompletion(db: Pool, done: JobDone): Promise<Counted
         );
       }
     }
-    if (lic?.['pending_job']) {
+    if (pending) {
       await conn.query("UPDATE submissions SET state = 'done', outcome = ? WHERE job_id = ?", [
         done.outcome,
         done.jobId,
       ]);
       // A binding made by a build that did not succeed is not kept (unless something else holds it).
-      if (lic['bound_project'] && done.outcome !== 'succeeded') {
+      if (lic?.['bound_project'] && done.outcome !== 'succeeded') {
         await unbindIfOnlyHolder(conn, done.jobId, done.licenseKey);
       }
     }
@@ -106,10 +149,15 @@ export async function startUsageConsumer(
         continue;
       }
       try {
-        const result = await recordCompletion(deps.db, done);
+        // The overage report needs the license's account and counter: read in the transaction.
+        const atOnce = !(polar.accessToken && polar.meterId && done.tier === 'pro');
+        const result = await recordCompletion(deps.db, done, { atOnce });
         m.ack();
         if (result.counted) {
-          deps.log.info({ jobId: done.jobId, period: result.period, publishes: result.publishes }, 'publish counted');
+          deps.log.info(
+            { jobId: done.jobId, period: result.period, ...(atOnce ? {} : { publishes: result.publishes }) },
+            'publish counted',
+          );
           const limit = TIER_LIMITS[result.tier].monthlyPublishes;
           if (result.tier === 'pro' && result.publishes > limit && result.polarCustomerId) {
             await reportOverage(polar, result.polarCustomerId, deps.log);

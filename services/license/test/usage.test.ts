@@ -77,6 +77,42 @@ describe('usage counting', () => {
     }
   });
 
+  test('an outcome with a pending reservation is settled and counted at once, and only once', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const h = await startLicense(natsUrl, prefix, database);
+    try {
+      const { licenseKey } = await h.call(registerLicenseEndpoint, { githubUsername: null });
+      const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+      const jobs = [a, b, c] as const;
+      for (const jobId of jobs) await h.call(authorizeSubmissionEndpoint, { jobId, licenseKey, projectId: 'com.app' });
+      const state = async (jobId: string) =>
+        (await h.db.query<RowDataPacket[]>('SELECT state, outcome FROM submissions WHERE job_id = ?', [jobId]))[0][0];
+      // The first publish of the period makes its counter row; the next ones update it.
+      const first = done(licenseKey, 'succeeded', jobs[0]);
+      await publishDone(h, prefix, first);
+      await until('the first publish counted', async () => (await publishes(h, licenseKey)) === 1);
+      const second = done(licenseKey, 'succeeded', jobs[1]);
+      await publishDone(h, prefix, second);
+      // Redelivered (a republished outbox entry), and a failure.
+      await publishDone(h, prefix, { ...second, finishedAt: second.finishedAt + 1 }, randomUUID());
+      await publishDone(h, prefix, done(licenseKey, 'failed', jobs[2]));
+      await until('every reservation settled', async () => (await state(jobs[2]))?.['state'] === 'done');
+      expect(await state(jobs[1])).toMatchObject({ state: 'done', outcome: 'succeeded' });
+      expect(await state(jobs[2])).toMatchObject({ state: 'done', outcome: 'failed' });
+      expect(await publishes(h, licenseKey)).toBe(2);
+      // Settled in one statement: no usage event was recorded for it (its reservation is the record).
+      const [events] = await h.db.query<RowDataPacket[]>('SELECT job_id FROM usage_events WHERE license_key = ?', [
+        licenseKey,
+      ]);
+      expect(events.map((r) => r['job_id'])).toEqual([jobs[0]]);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('a failed first build gives up its project binding; a done build leaves the quota', async ({
     natsUrl,
     prefix,

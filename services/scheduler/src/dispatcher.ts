@@ -86,6 +86,7 @@ export class Dispatcher {
       kick: () => this.#kick(),
       touched: () => (this.#depthDirty = true),
       leaderSince: Date.now(),
+      outboxBehind: false,
     };
   }
 
@@ -118,7 +119,12 @@ export class Dispatcher {
       if (this.#depthDirty) this.#publishDepth();
     });
     this.#every(60_000, async () => sweeps.expireQueued(this.ctx));
-    this.#every(10_000, async () => sweeps.republishOutbox(this.ctx));
+    // Only after a failure: at rest, the outbox table is not read every interval.
+    this.#every(10_000, async () => {
+      if (!this.ctx.outboxBehind) return;
+      this.ctx.outboxBehind = false;
+      await sweeps.republishOutbox(this.ctx);
+    });
     await sweeps.republishOutbox(this.ctx);
     this.#publishDepth();
     this.#kick();

@@ -3,7 +3,7 @@
  * usage event survive a crash), moved on to their signing stage, or re-queued after a lost worker.
  */
 import { call } from '@perry-hub/runtime';
-import { attemptArtifactsEndpoint, jobFinishedEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
+import { attemptArtifactsEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
 import { placeInQueue } from './positions.js';
 import { dequeue, durationSecs, enqueue, sortKey, type Context, type QueuedInfo, type RunningJob } from './state.js';
 import type { Delivery } from './commands.js';
@@ -57,6 +57,18 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
 }
 
 export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
+  try {
+    await publishFinal(ctx, job, finish);
+  } catch (err) {
+    // Recorded in MySQL: the periodic pass publishes it once the bus takes it.
+    ctx.outboxBehind = true;
+    throw err;
+  }
+  // The artifact-store hears the outcome too, and removes the job's input then.
+  ctx.store.markPublished(job.jobId);
+}
+
+async function publishFinal(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
   for (const [i, message] of finish.finalEvents.entries()) {
     await ctx.events.append(job.jobId, message, `${job.jobId}:final:${i}`);
   }
@@ -71,10 +83,6 @@ export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finis
     ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
     ...(job.callback ? { callback: true as const } : {}),
   });
-  await ctx.store.markPublished(job.jobId, ctx.now());
-  call(ctx.nc, ctx.subjects, jobFinishedEndpoint, { jobId: job.jobId }).catch((err: unknown) =>
-    ctx.log.warn({ err, jobId: job.jobId }, 'artifact-store did not clean up after the job'),
-  );
 }
 
 /** A failure the hub reports itself: the worker-style `error` then `complete`. */

@@ -77,7 +77,7 @@ export const scheduler = defineService({
   needsDb: true,
   start: async (deps, config) => {
     const db = deps.db as Pool;
-    const store = new JobStore(db);
+    const store = new JobStore(db, (err) => deps.log.warn({ err }, 'outbox marks not recorded yet; trying again'));
     let dispatcher: Dispatcher | undefined;
     let leaderEndpoints: Service | undefined;
     const leader = () => dispatcher?.ctx;
@@ -202,6 +202,7 @@ export const scheduler = defineService({
       stop: async () => {
         await lease.close();
         await stepDown();
+        await store.flush().catch((err: unknown) => deps.log.warn({ err }, 'outbox marks not recorded'));
       },
     };
   },

@@ -93,6 +93,8 @@ export interface Context {
   /** Something the queue depth or positions depend on changed. */
   touched(key?: string): void;
   readonly leaderSince: number;
+  /** An outbox failed to publish since the last pass over the unpublished ones: look again. */
+  outboxBehind: boolean;
 }
 
 export const SIGN_BOOST_STEPS = 100;

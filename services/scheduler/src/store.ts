@@ -3,7 +3,7 @@
  * (id, status, attempt): the attempt is the fencing token, so a late message from a lost attempt
  * (or a second scheduler that lost its lease) changes nothing.
  */
-import { appendHistory, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
+import { appendHistory, CoalescedUpdate, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
 import type { BuildType, JobStatus, Tier } from '@perry-hub/contracts';
 
 export interface JobRow {
@@ -90,7 +90,27 @@ export interface Finish {
 }
 
 export class JobStore {
-  constructor(private readonly db: Pool) {}
+  /**
+   * The outbox's published marks, coalesced: a mark lost in a crash only has the outbox published
+   * again, which the events stream drops as a duplicate (its window is an hour).
+   */
+  readonly #published: CoalescedUpdate;
+
+  constructor(
+    private readonly db: Pool,
+    onError: (err: unknown) => void = () => undefined,
+  ) {
+    this.#published = new CoalescedUpdate(
+      db,
+      (ids, now) => ['UPDATE builds SET done_published_at = ?, final_events = NULL WHERE id IN (?)', [now, ids]],
+      { onError },
+    );
+  }
+
+  /** Writes the marks that wait (at stop). */
+  async flush(): Promise<void> {
+    await this.#published.flush();
+  }
 
   async get(jobId: string): Promise<JobRow | undefined> {
     const [rows] = await this.db.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM builds WHERE id = ?`, [jobId]);
@@ -255,12 +275,15 @@ export class JobStore {
     return r.affectedRows === 1;
   }
 
-  async markPublished(jobId: string, now: number): Promise<void> {
-    await this.db.query('UPDATE builds SET done_published_at = ?, final_events = NULL WHERE id = ?', [now, jobId]);
+  /** Recorded within a moment, together with the marks of the jobs finishing meanwhile. */
+  markPublished(jobId: string): void {
+    this.#published.add(jobId);
   }
 
   /** Terminal jobs whose outbox was not published (the scheduler died in between). */
   async unpublished(limit: number): Promise<(JobRow & { finalEvents: string[]; errorMessage: string | null })[]> {
+    // Marks still waiting would have their outboxes published again (harmless, but for nothing).
+    await this.#published.flush().catch(() => undefined);
     const [rows] = await this.db.query<RowDataPacket[]>(
       `SELECT ${COLUMNS}, final_events, errorMessage FROM builds
        WHERE done_published_at IS NULL AND final_events IS NOT NULL LIMIT ?`,

@@ -87,7 +87,16 @@ export async function loseWorkerJobs(ctx: Context, workerId: string, workerName?
 }
 
 export async function republishOutbox(ctx: Context): Promise<void> {
-  for (const row of await ctx.store.unpublished(100)) {
+  let rows;
+  try {
+    rows = await ctx.store.unpublished(100);
+  } catch (err) {
+    ctx.outboxBehind = true;
+    throw err;
+  }
+  // A full batch may have more behind it: the next pass reads on.
+  if (rows.length === 100) ctx.outboxBehind = true;
+  for (const row of rows) {
     await publishOutbox(ctx, queuedInfo(row), {
       status: row.status as 'completed',
       errorMessage: row.errorMessage,

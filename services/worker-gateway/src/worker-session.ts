@@ -139,9 +139,10 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   }
 
   /**
-   * A slot freed by a finished build is told within PRESENCE_SETTLE_MS, in one write with what
-   * follows it (on a busy worker, its next assignment): every write reaches each watcher of the
-   * bucket, and nobody needs a freed slot sooner (the scheduler counts slots itself).
+   * A slot taken or freed is told within PRESENCE_SETTLE_MS, in one write with what happens
+   * meanwhile (on a busy worker, its other builds' starts and ends): every write reaches each
+   * watcher of the bucket, and nobody needs a slot's change sooner (the scheduler counts slots
+   * itself).
    */
   #writePresenceSoon(): void {
     if (this.#presenceTimer !== undefined || this.#closed) return;
@@ -186,12 +187,14 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     for (const [id, job] of this.jobs) if (job.finished && job.reported) this.jobs.delete(id);
     this.jobs.set(jobId, { attempt, finished: false, reported: false });
     this.#lastAssigned = jobId;
-    void this.writePresence();
+    // Settled like a freed slot: the scheduler counts slots itself, and judges an assignment
+    // undelivered only by a presence written seconds after it (UNDELIVERED_GRACE_MS).
+    this.#writePresenceSoon();
   }
 
   unassigned(jobId: string, attempt: number): void {
     if (this.jobs.get(jobId)?.attempt === attempt) this.jobs.delete(jobId);
-    void this.writePresence();
+    this.#writePresenceSoon();
   }
 
   /**

@@ -78,7 +78,16 @@ export const finishDownloadEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'finish-download',
   request: Type.Object(
-    { token: Type.String(), step: Type.Union([Type.Literal('last-byte'), Type.Literal('sent')]) },
+    {
+      token: Type.String(),
+      step: Type.Union([Type.Literal('last-byte'), Type.Literal('sent')]),
+      objectName: Type.Optional(
+        Type.String({
+          description:
+            "The token's object, as `claim-download` answered it: the store spends the token without reading its row first",
+        }),
+      ),
+    },
     { additionalProperties: false },
   ),
   response: Type.Object({}, { additionalProperties: false }),
@@ -97,7 +106,11 @@ export const promoteEndpoint = defineEndpoint({
   timeoutMs: 10_000,
 });
 
-/** A job ended: its input tarballs can go (artifacts stay until their tokens expire). */
+/**
+ * A job ended: its input tarball goes now, held intermediates with the next expiry pass (artifacts
+ * stay until their tokens expire). Served for schedulers of earlier versions: the artifact-store
+ * now does this on hearing the job's outcome (`<p>.jobs.<id>.done`).
+ */
 export const jobFinishedEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'job-finished',

@@ -98,6 +98,15 @@ export class WindowCounters {
         if (!isConflict(err)) throw err;
         this.written.delete(key);
       }
+    } else {
+      // A key this instance has not written is usually a new window's: create it without reading.
+      try {
+        const revision = await this.kv.create(key, '1');
+        this.remember(key, 1, revision);
+        return { count: 1, retryAfterSecs };
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
     }
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(key);

@@ -204,9 +204,11 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
         const reachesEnd = range === null || range.end === meta.size - 1;
         const finish = (step: 'last-byte' | 'sent') =>
-          call(deps.nc, deps.subjects, finishDownloadEndpoint, { token, step }).catch((err: unknown) =>
-            deps.log.warn({ err, token, step }, 'could not record the end of a download'),
-          );
+          call(deps.nc, deps.subjects, finishDownloadEndpoint, {
+            token,
+            step,
+            ...(step === 'sent' ? { objectName: meta.objectName } : {}),
+          }).catch((err: unknown) => deps.log.warn({ err, token, step }, 'could not record the end of a download'));
         // Everything queued in this process for the client has reached the kernel.
         const flushed = () => reply.raw.writableLength === 0;
         const last = reachesEnd ? [holdLastByte(() => finish('last-byte').then(() => undefined), flushed)] : [];
