@@ -213,7 +213,8 @@ export async function runClusterBuilds(options: {
     }
   };
 
-  const pauses: number[] = [];
+  // The longest time no build started while builds were waiting, and when it began.
+  const longest = { ms: 0, fromS: 0 };
   const watchingPauses = (async () => {
     let last = Date.now();
     let seen = 0;
@@ -222,8 +223,11 @@ export async function runClusterBuilds(options: {
       if (history.started.length > seen) {
         seen = history.started.length;
         last = Date.now();
-      } else if (next < options.builds || hub.acknowledged.size > history.completes.length) {
-        pauses.push(Date.now() - last);
+      } else if (
+        (next < options.builds || hub.acknowledged.size > history.completes.length) &&
+        Date.now() - last > longest.ms
+      ) {
+        Object.assign(longest, { ms: Date.now() - last, fromS: (last - began) / 1000 });
       }
     }
   })();
@@ -239,7 +243,7 @@ export async function runClusterBuilds(options: {
         `CLIs ${outcomes.length}: acknowledged ${hub.acknowledged.size}, completed (saw complete, downloaded) ${completed}, ` +
         `lost ${failed.filter((o) => o.jobId !== undefined).length}, not acknowledged ${outcomes.filter((o) => o.jobId === undefined).length}; ` +
         `CLIs re-run by their user ${reruns}, links fetched again after a cut download ${linkRetries}; ` +
-        `longest pause in dispatch ${Math.max(0, ...pauses)} ms`,
+        `longest pause in dispatch ${longest.ms} ms (from ${longest.fromS.toFixed(1)} s)`,
     );
     const refusals = new Map<string, number>();
     for (const o of outcomes.filter((o) => o.jobId === undefined))
