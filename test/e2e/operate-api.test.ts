@@ -132,7 +132,11 @@ describe('jobs API', () => {
       expect((await get(s, '/api/v1/jobs/00000000-0000-4000-8000-000000000000', ADMIN_SECRET)).status).toBe(404);
 
       // Workers: arrays, slots, the job each runs. The original's admin route keeps its shape.
-      const workers = await get(s, '/api/v1/workers', ADMIN_SECRET);
+      // A slot taken reaches presence within its half-second settle.
+      const workers = await until('the running job in presence', async () => {
+        const w = await get(s, '/api/v1/workers', ADMIN_SECRET);
+        return JSON.stringify(w.body).includes(runningId) ? w : undefined;
+      });
       expect(workers.body['workers']).toMatchObject([
         {
           name: 'linux-ops',
