@@ -1,4 +1,5 @@
 import { JetStreamApiError, type JetStreamClient, type JetStreamPublishOptions, type PubAck } from '@nats-io/jetstream';
+import { errors } from '@nats-io/nats-core';
 import { HubError, isHubError } from '@perry-hub/contracts';
 
 export interface RetryOptions {
@@ -10,8 +11,12 @@ export interface RetryOptions {
   readonly cancelled?: () => boolean;
 }
 
-/** A failure another attempt may fix: the error says so (HubError) or it is not a HubError at all. */
+/**
+ * A failure another attempt may fix: the error says so (HubError) or it is not a HubError at all,
+ * except a connection closed or draining, which no attempt can fix (this process is stopping).
+ */
 export function isRetryable(err: unknown): boolean {
+  if (err instanceof errors.ClosedConnectionError || err instanceof errors.DrainingConnectionError) return false;
   return isHubError(err) ? err.retry !== 'never' : true;
 }
 
