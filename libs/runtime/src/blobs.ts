@@ -16,7 +16,15 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { headers, nuid, type NatsConnection } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StoredMsg,
+} from '@nats-io/jetstream';
 import { Objm, setSha256Backend, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { HubError } from '@perry-hub/contracts';
 import { publishRetrying } from './retry.js';
@@ -209,7 +217,7 @@ export class BlobStore {
     const subject = `${this.chunkSubjectPrefix}${info.nuid}`;
     let seq = 1;
     for (let i = 0; i < info.chunks; i++) {
-      const m = await this.jsm.direct.getMessage(this.streamName, { seq, next_by_subj: subject });
+      const m = await this.read({ seq, next_by_subj: subject });
       if (!m) break; // missing chunks: the digest check names the object corrupt
       seq = m.seq + 1;
       yield m.data;
@@ -236,8 +244,26 @@ export class BlobStore {
   }
 
   /** The object's latest meta record, deleted or not (a direct get: any replica answers). */
+  /**
+   * A direct get (any replica answers), and on a miss the stream leader's answer: a replica that
+   * was cut off from its cluster answers direct gets before it has caught up, and would make a
+   * stored object look missing or corrupt.
+   */
+  private async read(
+    query: { seq: number; next_by_subj: string } | { last_by_subj: string },
+  ): Promise<StoredMsg | null> {
+    const m = await this.jsm.direct.getMessage(this.streamName, query);
+    if (m) return m;
+    try {
+      return await this.jsm.streams.getMessage(this.streamName, query);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
+      throw err;
+    }
+  }
+
   private async rawInfo(name: string): Promise<ObjectInfo | null> {
-    const m = await this.jsm.direct.getMessage(this.streamName, { last_by_subj: this.metaSubject(name) });
+    const m = await this.read({ last_by_subj: this.metaSubject(name) });
     if (!m) return null;
     return { ...(m.json<ObjectInfo>() as object), revision: m.seq } as ObjectInfo;
   }
