@@ -19,13 +19,13 @@ import {
   type IsolatedMariaDb,
   type IsolatedNatsCluster,
 } from '@perry-hub/testkit';
-import { expectEveryJobCompletedOnce } from '../fault/harness.js';
+import { expectEveryJobCompletedOnce, startWorkers } from '../fault/harness.js';
 import { ensureBuilt } from '../support/hub-process.js';
 import { perryPublish, sniffDownload } from '../support/perry-cli.js';
 import { ProcessHub } from '../support/process-hub.js';
 import { expectedArtifact } from '../support/rust-worker-jobs.js';
-import { WorkerHistory, linuxWorker, type SimulatedWorker } from '../support/rust-workers.js';
-import { CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from '../support/test-hub.js';
+import { WorkerHistory } from '../support/rust-workers.js';
+import { CREDENTIALS, MANIFEST, tarball } from '../support/test-hub.js';
 
 const INFRA = resolve(import.meta.dirname, '../../infra');
 const CONCURRENT_CLIS = 10;
@@ -134,20 +134,14 @@ export async function runClusterBuilds(options: {
   const gateways = [hub.workerUrl, `ws://127.0.0.1:${second.ws}`];
 
   const history = new WorkerHistory();
-  const workers: SimulatedWorker[] = [];
-  for (let i = 0; i < 4; i++) {
-    const w = linuxWorker({
-      url: gateways[i % 2]!,
-      secret: WORKER_SECRET,
-      name: `linux-${i}`,
-      maxConcurrent: 3,
-      history,
-      reconnectDelayMs: 300,
-      script: () => ({ durationMs: 100 + Math.floor(Math.random() * 300), logLines: 2 }),
-    });
-    workers.push(w);
-    await w.connected();
-  }
+  const workers = await startWorkers(hub, 4, {
+    gateways,
+    maxConcurrent: 3,
+    buildMs: 100,
+    buildSpreadMs: 300,
+    reconnectDelayMs: 300,
+    history,
+  });
 
   const outcomes: { jobId?: string; ok: boolean; why: string }[] = [];
   let reruns = 0;
@@ -175,17 +169,18 @@ export async function runClusterBuilds(options: {
       // The user runs the CLI again when it failed before it could follow the build: the
       // submission was cut (a killed ingest), refused while MariaDB was down, or its first
       // WebSocket connect failed (a restarting gateway; the real CLI does not retry that one).
-      // A re-run of an accepted submission is the same job, charged once.
+      // A re-run of an accepted submission is the same job, charged once. The user waits a little
+      // longer each time (a service restarting on a busy machine can take ten seconds and more).
       let result: Run | undefined;
       let firstJob: string | undefined;
-      for (let attempt = 1; attempt <= 5; attempt++) {
+      for (let attempt = 1; attempt <= 8; attempt++) {
         result = await publish(i + attempt - 1, input).catch(() => undefined);
         firstJob ??= result?.jobId;
         const cut = result === undefined || result.httpStatus >= 500;
         const lostFirstConnect = result?.outcome === 'disconnected' && result.connections === 0;
         if (!cut && !lostFirstConnect) break;
         reruns++;
-        await wait(1_000);
+        await wait(1_000 * attempt);
       }
       if (result?.jobId === undefined) {
         outcomes.push({ ok: false, why: `not acknowledged: ${result?.reason ?? 'connection failed'}` });
