@@ -25,19 +25,41 @@ export async function expectEveryJobCompletedOnce(hub: ProcessHub, settleMs: num
   await expect.poll(() => hub.usage(), { timeout: 20_000 }).toBe(acked.length);
 }
 
-/** Linux workers like the Rust one, with short scripted builds, sharing one history. */
-export async function startWorkers(hub: ProcessHub, count: number): Promise<SimulatedWorker[]> {
-  const history = new WorkerHistory();
+/**
+ * Linux workers like the Rust one, with short scripted builds, sharing one history; spread over
+ * `gateways` (default: the hub's one) in turn.
+ */
+export async function startWorkers(
+  hub: Pick<ProcessHub, 'workerUrl'>,
+  count: number,
+  options: {
+    readonly gateways?: readonly string[];
+    readonly maxConcurrent?: number;
+    /** Each build takes `buildMs` plus up to `buildSpreadMs` at random. */
+    readonly buildMs?: number;
+    readonly buildSpreadMs?: number;
+    readonly reconnectDelayMs?: number;
+    readonly history?: WorkerHistory;
+  } = {},
+): Promise<SimulatedWorker[]> {
+  const {
+    gateways = [hub.workerUrl],
+    maxConcurrent = 2,
+    buildMs = 50,
+    buildSpreadMs = 200,
+    reconnectDelayMs = 200,
+  } = options;
+  const history = options.history ?? new WorkerHistory();
   const workers: SimulatedWorker[] = [];
   for (let i = 0; i < count; i++) {
     const w = linuxWorker({
-      url: hub.workerUrl,
+      url: gateways[i % gateways.length]!,
       secret: WORKER_SECRET,
       name: `linux-${i}`,
-      maxConcurrent: 2,
+      maxConcurrent,
       history,
-      reconnectDelayMs: 200,
-      script: () => ({ durationMs: 50 + Math.floor(Math.random() * 200), logLines: 2 }),
+      reconnectDelayMs,
+      script: () => ({ durationMs: buildMs + Math.floor(Math.random() * buildSpreadMs), logLines: 2 }),
     });
     workers.push(w);
     await w.connected();

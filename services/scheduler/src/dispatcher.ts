@@ -95,7 +95,7 @@ export class Dispatcher {
     const names = topologyNames(config.subjectPrefix);
     this.#presence = await new Kvm(nc).open(names.presenceBucket);
     const instances = await new Kvm(nc).open(names.instancesBucket);
-    this.#gateways = new GatewayWatch(this.ctx, instances, config.instanceTtlMs);
+    this.#gateways = new GatewayWatch(this.ctx, this.#presence, instances, config.instanceTtlMs);
     this.#stops.push(() => this.#gateways.stop());
     await this.#gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
     await this.#watch('presence', this.#presence, (key, value) => this.#onPresence(key, value));

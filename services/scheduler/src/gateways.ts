@@ -34,6 +34,7 @@ const RELEASED_KEPT_MS = 600_000;
 
 export class GatewayWatch {
   readonly #ctx: Context;
+  readonly #presence: KV;
   readonly #view: LivenessView;
   /** Workers whose presence names a dead gateway, never added to the dispatchable set. */
   readonly #ghosts = new Map<string, WorkerRef>();
@@ -44,8 +45,9 @@ export class GatewayWatch {
   readonly #released = new Map<string, { name: string | undefined; at: number }>();
   #busy = Promise.resolve();
 
-  constructor(ctx: Context, instances: KV, ttlMs: number) {
+  constructor(ctx: Context, presence: KV, instances: KV, ttlMs: number) {
     this.#ctx = ctx;
+    this.#presence = presence;
     this.#view = new LivenessView(instances, ttlMs, () => this.sweep());
   }
 
@@ -91,6 +93,8 @@ export class GatewayWatch {
       ctx.workers.delete(workerId);
       this.#ghosts.delete(workerId);
       this.#released.set(workerId, { name: ref?.name, at: now });
+      // Gateways' views (the `/status` count) and the vm-controller stop seeing it too.
+      await this.#presence.delete(workerId).catch(() => undefined);
       const jobs = [...ctx.running.values()].filter((j) => j.workerId === workerId && !j.pending);
       for (const job of jobs) await releaseJob(ctx, job, ref?.name);
       ctx.log.warn(
