@@ -181,7 +181,8 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       ttlMs: 0,
       history: 1,
       maxBytes: -1,
-      usedBy: { 'worker-gateway': ['read', 'write'], scheduler: ['read'], 'vm-controller': ['read'] },
+      // The scheduler deletes the entries of a dead gateway's workers (nobody else would).
+      usedBy: { 'worker-gateway': ['read', 'write'], scheduler: ['read', 'write'], 'vm-controller': ['read'] },
     },
     {
       kind: 'kv',
