@@ -105,7 +105,8 @@ export class LivenessWriter {
       }, RECHECK_AFTER_FAILURE_MS);
       this.#recheck.unref();
     }
-    if (!nc || this.#stopped || now - this.#failingSince < MOVE_AFTER_FAILING_MS) return;
+    // With one server there is nowhere to move: a reconnect would only drop the subscriptions.
+    if (!nc || nc.getServers().length < 2 || this.#stopped || now - this.#failingSince < MOVE_AFTER_FAILING_MS) return;
     if (now - this.#movedAt < MOVE_AT_MOST_EVERY_MS) return;
     this.#movedAt = now;
     this.#failingSince = undefined;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { pino } from 'pino';
 import { connectTestNats, test } from '@perry-hub/testkit';
@@ -6,6 +7,7 @@ import {
   Lease,
   LivenessView,
   LivenessWriter,
+  MOVE_AFTER_FAILING_MS,
   forgetInstances,
   instanceState,
   type InstanceRecord,
@@ -85,6 +87,35 @@ describe('liveness records', () => {
       expect(await next.acquire()).toBe(true);
       view.stop();
       before.abandon();
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('a writer whose records cannot be written', () => {
+  test.for([
+    ['moves to another server of a cluster', 2, 1],
+    ['stays on its only server', 1, 0],
+  ] as const)('%s', { timeout: 20_000 }, async ([, servers, moves], { natsUrl, prefix }) => {
+    const nc = await connectTestNats(natsUrl);
+    try {
+      const bucket = `${prefix}-instances`;
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
+      const reconnects: number[] = [];
+      const connection = {
+        getServer: () => nc.getServer(),
+        getServers: () => Array.from({ length: servers }, () => nc.getServers()[0]!),
+        status: () => nc.status(),
+        reconnect: async () => void reconnects.push(Date.now()),
+      };
+      const writer = new LivenessWriter({ kv, instanceId: 'x', service: 'ingest', ttlMs: 300, log, nc: connection });
+      await writer.start();
+      // Every write fails from now on, as through a server cut off from its cluster.
+      await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
+      await new Promise((resolve) => setTimeout(resolve, MOVE_AFTER_FAILING_MS + 2_500));
+      writer.abandon();
+      expect(reconnects).toHaveLength(moves);
     } finally {
       await nc.close();
     }
