@@ -23,11 +23,12 @@ import {
   jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
+  type PubAck,
   type StoredMsg,
 } from '@nats-io/jetstream';
 import { Objm, setSha256Backend, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { HubError } from '@perry-hub/contracts';
-import { publishRetrying } from './retry.js';
+import { publishRetrying, unconfirmedDuplicate } from './retry.js';
 
 export type { ObjectInfo } from '@nats-io/obj';
 
@@ -71,9 +72,17 @@ export const blobDigest = (sha256: Buffer): string => `SHA-256=${base64urlPadded
  * A chunk JetStream did not take (a leader election, this client's server cut off from the
  * cluster) is sent again, for as long as `publishRetrying` waits, but only once the chunk before
  * it is stored, so chunks stay in order; each carries a message id, so one stored whose ack was
- * lost is not stored twice. The stream sequences in the acks prove the order at the end.
+ * lost is not stored twice, and one JetStream leaves unconfirmed (see `unconfirmedDuplicate`) is
+ * looked for after the chunk before it (`storedAfter`). The stream sequences in the acks prove
+ * the order at the end.
  */
-async function writeChunks(js: JetStreamClient, subject: string, chunkBytes: number, body: Readable) {
+async function writeChunks(
+  js: JetStreamClient,
+  subject: string,
+  chunkBytes: number,
+  body: Readable,
+  storedAfter: (subject: string, seq: number) => Promise<number | undefined>,
+) {
   const hash = createHash('sha256');
   const inFlight = new Set<Promise<unknown>>();
   const sequences: number[] = [];
@@ -85,10 +94,18 @@ async function writeChunks(js: JetStreamClient, subject: string, chunkBytes: num
     [size, chunks] = [size + chunk.length, chunks + 1];
     const msgID = `${subject}.${index}`;
     const before = previous;
-    const ack = js.publish(subject, chunk, { msgID }).catch(async () => {
-      await before;
-      return publishRetrying(js, subject, chunk, { msgID });
-    });
+    const confirmed = (ack: PubAck) => {
+      if (unconfirmedDuplicate(ack)) throw new Error(`chunk ${index} of ${subject} not confirmed`);
+      return ack;
+    };
+    const ack = js
+      .publish(subject, chunk, { msgID })
+      .then(confirmed)
+      .catch(async () => {
+        await before;
+        const stored = () => storedAfter(subject, index === 0 ? 0 : sequences[index - 1]!);
+        return publishRetrying(js, subject, chunk, { msgID, stored });
+      });
     const stored = ack.then((a) => (sequences[index] = a.seq));
     previous = stored;
     inFlight.add(stored);
@@ -157,7 +174,13 @@ export class BlobStore {
     const maxPayload = this.nc.info?.max_payload ?? DEFAULT_CHUNK_BYTES;
     const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxPayload);
     try {
-      const written = await writeChunks(jetstream(this.nc), `${this.chunkSubjectPrefix}${id}`, chunkBytes, body);
+      const written = await writeChunks(
+        jetstream(this.nc),
+        `${this.chunkSubjectPrefix}${id}`,
+        chunkBytes,
+        body,
+        (s, seq) => this.storedAfter(s, seq),
+      );
       const previous = options.fresh ? null : await this.rawInfo(name);
       const meta = {
         ...{ name, description: '', options: { max_chunk_size: chunkBytes } },
@@ -169,6 +192,10 @@ export class BlobStore {
       const ack = await publishRetrying(jetstream(this.nc), this.metaSubject(name), JSON.stringify(meta), {
         headers: rollup,
         msgID: `${this.bucket}.meta.${id}`,
+        stored: async () => {
+          const latest = await this.leaderRead({ last_by_subj: this.metaSubject(name) });
+          return latest?.json<ObjectInfo>().nuid === id ? latest.seq : undefined;
+        },
       });
       if (previous && previous.nuid !== id) await this.purge(`${this.chunkSubjectPrefix}${previous.nuid}`);
       return { ...meta, revision: ack.seq } as ObjectInfo;
@@ -243,7 +270,6 @@ export class BlobStore {
     return `$O.${this.bucket}.M.${base64urlPadded(Buffer.from(name))}`;
   }
 
-  /** The object's latest meta record, deleted or not (a direct get: any replica answers). */
   /**
    * A direct get (any replica answers), and on a miss the stream leader's answer: a replica that
    * was cut off from its cluster answers direct gets before it has caught up, and would make a
@@ -252,8 +278,13 @@ export class BlobStore {
   private async read(
     query: { seq: number; next_by_subj: string } | { last_by_subj: string },
   ): Promise<StoredMsg | null> {
-    const m = await this.jsm.direct.getMessage(this.streamName, query);
-    if (m) return m;
+    return (await this.jsm.direct.getMessage(this.streamName, query)) ?? this.leaderRead(query);
+  }
+
+  /** The stream leader's answer (the JetStream API), which no lagging replica gives. */
+  private async leaderRead(
+    query: { seq: number; next_by_subj: string } | { last_by_subj: string },
+  ): Promise<StoredMsg | null> {
     try {
       return await this.jsm.streams.getMessage(this.streamName, query);
     } catch (err) {
@@ -262,6 +293,12 @@ export class BlobStore {
     }
   }
 
+  /** The sequence of the first message on `subject` after `seq`, as the stream leader has it. */
+  private async storedAfter(subject: string, seq: number): Promise<number | undefined> {
+    return (await this.leaderRead({ seq: seq + 1, next_by_subj: subject }))?.seq;
+  }
+
+  /** The object's latest meta record, deleted or not. */
   private async rawInfo(name: string): Promise<ObjectInfo | null> {
     const m = await this.read({ last_by_subj: this.metaSubject(name) });
     if (!m) return null;

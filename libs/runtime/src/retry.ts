@@ -43,32 +43,96 @@ export async function retrying<T>(attempt: () => Promise<T>, options: RetryOptio
 /** How long a JetStream append rides out a stream leader election or a node restart. */
 export const JETSTREAM_PUBLISH_RETRY_MS = 15_000;
 
+/** What an append's acknowledgement says, as far as retrying it goes. */
+export interface AppendAck {
+  readonly seq: number;
+  readonly duplicate?: boolean;
+}
+
+/**
+ * An ack of "duplicate" without a sequence: JetStream remembers the message id from an earlier
+ * attempt that it has not stored, yet or ever. nats-server 2.10 stages the id when the stream
+ * leader proposes an append and, should the leader drop the proposal on losing its leadership (a
+ * partition, an election), keeps refusing that id as a duplicate for the whole duplicate window
+ * (fixed in 2.11, nats-server#6415). Taken as stored, the append would be lost.
+ */
+export const unconfirmedDuplicate = (ack: AppendAck): boolean => ack.duplicate === true && ack.seq === 0;
+
+/**
+ * How long an id may stay unconfirmed before it counts as dropped: a proposal still in flight
+ * is stored within milliseconds by a leader that answers.
+ */
+export const UNCONFIRMED_GRACE_MS = 2_000;
+
+export interface AppendOnceOptions {
+  readonly msgID: string;
+  readonly forMs?: number;
+  readonly cancelled?: () => boolean;
+  /**
+   * Where the caller can tell, the sequence at which an earlier attempt was stored (or undefined),
+   * asked when JetStream leaves it unconfirmed.
+   */
+  readonly stored?: () => Promise<number | undefined>;
+}
+
+/**
+ * Appends with `msgID` and retries until JetStream confirms it (see `retrying`), so that an
+ * attempt stored whose ack was lost is not stored twice. An id JetStream keeps unconfirmed is
+ * checked with `stored`, then after UNCONFIRMED_GRACE_MS replaced by `<msgID>.<n>`: an append
+ * duplicated by a dropped proposal coming back is far less likely than one lost to it.
+ */
+export async function appendOnce<A extends AppendAck>(
+  append: (msgID: string) => Promise<A>,
+  options: AppendOnceOptions,
+): Promise<A> {
+  const { msgID: first, forMs = JETSTREAM_PUBLISH_RETRY_MS, stored, cancelled } = options;
+  let [msgID, renamed, unconfirmedSince] = [first, 0, undefined as number | undefined];
+  return retrying(
+    async () => {
+      const ack = await append(msgID);
+      if (!unconfirmedDuplicate(ack)) return ack;
+      const seq = await stored?.();
+      if (seq !== undefined) return { ...ack, seq, duplicate: true };
+      unconfirmedSince ??= Date.now();
+      if (Date.now() - unconfirmedSince >= UNCONFIRMED_GRACE_MS) {
+        [msgID, unconfirmedSince] = [`${first}.${++renamed}`, undefined];
+      }
+      throw new Error(`JetStream has not confirmed an earlier append with message id ${msgID}`);
+    },
+    { forMs, maxDelayMs: 1_000, ...(cancelled ? { cancelled } : {}) },
+  );
+}
+
 /**
  * `js.publish` that rides out a moment without a stream leader (no responders, a timeout, a
  * lost connection): on a cluster, a node's death leaves its streams leaderless for seconds. An
- * answer from JetStream other than 503 (too big, wrong sequence) is final. Give `msgID` so that an
- * append stored just before its ack was lost is not stored twice.
+ * answer from JetStream other than 503 (too big, wrong sequence) is final. With `msgID`, an
+ * append stored just before its ack was lost is not stored twice (see `appendOnce`).
  */
 export async function publishRetrying(
   js: JetStreamClient,
   subject: string,
   data: Uint8Array | string,
-  options: Partial<JetStreamPublishOptions> & { readonly forMs?: number; readonly cancelled?: () => boolean } = {},
+  options: Partial<JetStreamPublishOptions> & {
+    readonly forMs?: number;
+    readonly cancelled?: () => boolean;
+    readonly stored?: () => Promise<number | undefined>;
+  } = {},
 ): Promise<PubAck> {
-  const { forMs = JETSTREAM_PUBLISH_RETRY_MS, cancelled, ...publish } = options;
-  return retrying(
-    async () => {
-      try {
-        return await js.publish(subject, data, publish);
-      } catch (err) {
-        if (err instanceof JetStreamApiError && err.code !== 503)
-          throw new HubError('INTERNAL_ERROR', `JetStream refused an append to ${subject}: ${err.message}`, {
-            retry: 'never',
-            cause: err,
-          });
-        throw err;
-      }
-    },
-    { forMs, maxDelayMs: 1_000, ...(cancelled ? { cancelled } : {}) },
-  );
+  const { forMs = JETSTREAM_PUBLISH_RETRY_MS, cancelled, stored, msgID, ...publish } = options;
+  const append = async (id: string | undefined) => {
+    try {
+      return await js.publish(subject, data, id === undefined ? publish : { ...publish, msgID: id });
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code !== 503)
+        throw new HubError('INTERNAL_ERROR', `JetStream refused an append to ${subject}: ${err.message}`, {
+          retry: 'never',
+          cause: err,
+        });
+      throw err;
+    }
+  };
+  const rest = { forMs, ...(cancelled ? { cancelled } : {}) };
+  if (msgID === undefined) return retrying(() => append(undefined), { ...rest, maxDelayMs: 1_000 });
+  return appendOnce(append, { msgID, ...rest, ...(stored ? { stored } : {}) });
 }

@@ -11,17 +11,18 @@ import {
   type ReclaimJobRequest,
   type WorkerEvent,
 } from '@perry-hub/contracts';
-import { call, retrying } from '@perry-hub/runtime';
+import { appendOnce, call, retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 
 const encoder = new TextEncoder();
 
-/** `msgId` dedupes a retried append that was in fact stored (JetStream's duplicate window). */
+/** `msgId` dedupes a retried append that was in fact stored (JetStream's duplicate window; see `appendOnce`). */
 export async function appendEvent(ctx: GatewayContext, jobId: string, data: string, msgId: string): Promise<void> {
   const subject = ctx.subjects.jobEvents(jobId);
   const payload = encoder.encode(data);
   try {
-    await retrying(() => ctx.events.publish(subject, payload, msgId), {
+    await appendOnce((id) => ctx.events.publish(subject, payload, id), {
+      msgID: msgId,
       forMs: ctx.config.schedulerRetryMs,
       cancelled: ctx.stopping,
     });

@@ -8,10 +8,10 @@
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { HubError } from '@perry-hub/contracts';
-import { inboxPrefixOf } from '@perry-hub/runtime';
+import { inboxPrefixOf, type AppendAck } from '@perry-hub/runtime';
 
 interface Pending {
-  resolve(): void;
+  resolve(ack: AppendAck): void;
   reject(err: Error): void;
   deadline: number;
 }
@@ -45,12 +45,12 @@ export class EventPublisher {
     this.#timer.unref();
   }
 
-  /** Resolves once JetStream stored the message (or recognised `msgId` as a duplicate). */
-  publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+  /** Resolves with JetStream's ack: stored, or `msgId` recognised as a duplicate. */
+  publish(subject: string, data: Uint8Array, msgId: string): Promise<AppendAck> {
     const seq = ++this.#seq;
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<AppendAck>((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, deadline: Date.now() + this.#timeoutMs });
       this.#arm();
       try {
@@ -71,8 +71,9 @@ export class EventPublisher {
       // 503: no stream listens on the subject (yet) — JetStream restarting, or topology missing.
       return pending.reject(new Error(`JetStream publish failed: ${msg.headers.code} ${msg.headers.description}`));
     }
+    let ack: Partial<AppendAck> & { error?: { code?: number; description?: string } };
     try {
-      const ack = JSON.parse(decoder.decode(msg.data)) as { error?: { code?: number; description?: string } };
+      ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
       if (ack.error) {
         const message = `JetStream publish failed: ${ack.error.description ?? ''}`;
         // 503 is JetStream being unavailable for a moment; anything else (too big, ...) is final.
@@ -83,7 +84,7 @@ export class EventPublisher {
     } catch {
       return pending.reject(new Error('JetStream publish failed: unreadable ack'));
     }
-    pending.resolve();
+    pending.resolve({ seq: ack.seq ?? 0, ...(ack.duplicate ? { duplicate: true } : {}) });
   }
 
   #expire(): void {
