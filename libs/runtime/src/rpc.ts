@@ -142,6 +142,11 @@ export interface CallOptions {
    * unavailable or does not answer (an instance may have died mid-request while another serves).
    */
   attempts?: number;
+  /**
+   * For requests that are safe to repeat: keep trying for this long (and at least `attempts`
+   * times), for a peer that is failing over rather than answering wrong.
+   */
+  forMs?: number;
 }
 
 /** Call an endpoint and return its validated result, or throw the HubError it answered with. */
@@ -156,13 +161,16 @@ export async function call<E extends EndpointSpec>(
   } = {},
 ): Promise<ResponseOf<E>> {
   const attempts = Math.max(1, options.attempts ?? 1);
+  const deadline = Date.now() + (options.forMs ?? 0);
   for (let attempt = 1; ; attempt++) {
     try {
       const sent = attempt > 1 && options.again ? options.again(request) : request;
       return await callOnce(nc, subjects, spec, sent, options.timeoutMs ?? spec.timeoutMs);
     } catch (err) {
-      if (attempt >= attempts || !(err instanceof HubError) || err.retry !== 'retry') throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      const delayMs = Math.min(100 * attempt, 1_000);
+      const more = attempt < attempts || Date.now() + delayMs < deadline;
+      if (!more || !(err instanceof HubError) || err.retry !== 'retry') throw err;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
 }

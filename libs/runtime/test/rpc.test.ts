@@ -2,8 +2,10 @@
 // passing condition (503, retry), and anything else is logged and hidden behind INTERNAL_ERROR.
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { HubError } from '@perry-hub/contracts';
-import { errorReply } from '../src/index.js';
+import Type from 'typebox';
+import { defineEndpoint, HubError, subjects as makeSubjects } from '@perry-hub/contracts';
+import { connectTestNats, test } from '@perry-hub/testkit';
+import { call, errorReply, handle, serveEndpoints } from '../src/index.js';
 
 const lines: string[] = [];
 const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
@@ -36,5 +38,35 @@ describe('errorReply', () => {
       error: { code: 'INTERNAL_ERROR', message: 'Internal error' },
     });
     expect(lines.map((l) => (JSON.parse(l) as { level: number }).level)).toEqual([50]);
+  });
+});
+
+describe('call, while nobody serves the endpoint', () => {
+  const echo = defineEndpoint({
+    service: 'scheduler',
+    name: 'echo',
+    request: Type.Object({ n: Type.Integer() }),
+    response: Type.Object({ n: Type.Integer() }),
+    timeoutMs: 1_000,
+  });
+
+  test('fails at once by default, and with forMs keeps asking until a server appears', async ({ natsUrl, prefix }) => {
+    const nc = await connectTestNats(natsUrl);
+    const subjects = makeSubjects(prefix);
+    try {
+      await expect(call(nc, subjects, echo, { n: 1 })).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      const asked = call(nc, subjects, echo, { n: 2 }, { forMs: 15_000 });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const served = await serveEndpoints({ nc, subjects, service: 'scheduler', version: '0.0.0', log }, [
+        handle(echo, async ({ n }) => ({ n })),
+      ]);
+      expect(await asked).toEqual({ n: 2 });
+      await served.stop();
+      await expect(call(nc, subjects, echo, { n: 3 }, { forMs: 500 })).rejects.toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+      });
+    } finally {
+      await nc.close();
+    }
   });
 });

@@ -35,10 +35,12 @@ export interface TransferDeps {
 const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 const forbidden = () => new HubError('FORBIDDEN', 'Invalid job token');
 /**
- * A read, safe to repeat: ride out a scheduler instance dying mid-request or a nats-server
- * restarting (about 20 s in all), since the Rust workers fail the build on an error.
+ * A read, safe to repeat: ride out a scheduler instance dying mid-request, a nats-server
+ * restarting, or no scheduler reachable while one moves off a NATS node cut off from its cluster
+ * (20 s in all, whether the scheduler is silent or absent), since the Rust workers fail the build
+ * on an error.
  */
-const AUTHORIZE = { timeoutMs: 1_500, attempts: 10 };
+const AUTHORIZE = { timeoutMs: 1_500, attempts: 10, forMs: 20_000 };
 /** The same for opening the tarball in the Object Store (its bytes are not retried once sent). */
 const OPEN_RETRY_MS = 15_000;
 
@@ -170,13 +172,13 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           );
         }
         // An instance killed while recording it leaves no answer: asked again, marked as a retry,
-        // so the artifact is recorded and announced once.
+        // so the artifact is recorded and announced once; as long as the authorization waits.
         const registered = await call(
           deps.nc,
           deps.subjects,
           registerArtifactEndpoint,
           { jobId, attempt: auth.attempt, artifact: { objectName, name, size: info.size, sha256, target } },
-          { attempts: 3, again: (request) => ({ ...request, retried: true }) },
+          { attempts: 3, forMs: AUTHORIZE.forMs, again: (request) => ({ ...request, retried: true }) },
         );
         deps.log.info(
           { jobId, attempt: auth.attempt, artifact: name, bytes: info.size, sha256, ...(target ? { target } : {}) },
