@@ -6,7 +6,7 @@
 // submission completes exactly once, every CLI sees its `complete` and downloads its artifact, no
 // duplicate `artifact_ready`, usage equals the acknowledged count.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SERVICE_NAMES } from '@perry-hub/contracts';
@@ -248,6 +248,7 @@ export async function runClusterBuilds(options: {
       // Every process's whole output, for whoever investigates.
       const logs = mkdtempSync(join(tmpdir(), 'perry-hub-cluster-logs-'));
       for (const p of hub.processes) writeFileSync(join(logs, `${p.name}.log`), p.current.output());
+      cluster.logFiles.forEach((file, i) => existsSync(file) && copyFileSync(file, join(logs, `nats-${i + 1}.log`)));
       console.log(`the services' output is in ${logs}`);
       for (const p of hub.processes) {
         const errors = p.current

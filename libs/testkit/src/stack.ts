@@ -192,6 +192,8 @@ export interface IsolatedNatsCluster {
   partition(i: number): void;
   /** Ends `partition(i)`. */
   heal(i: number): void;
+  /** Each node's log file (kept until the cluster is removed). */
+  readonly logFiles: readonly string[];
 }
 
 /**
@@ -287,6 +289,7 @@ export async function startIsolatedNatsCluster(
     restart: (i, opts) => cluster.nodes[i]!.restart(opts),
     partition: (i) => partitionable().partition(i),
     heal: (i) => partitionable().heal(i),
+    logFiles: logs,
   };
   return cluster;
 }
