@@ -12,7 +12,7 @@ import {
   type Tier,
 } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
-import { call, type Logger, type NatsConnection } from '@perry-hub/runtime';
+import { call, publishRetrying, type Logger, type NatsConnection } from '@perry-hub/runtime';
 
 export interface NewJob {
   jobId: string;
@@ -75,9 +75,14 @@ export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promis
   );
 }
 
+/** How long an intake message JetStream did not take is retried, after the submission's answer. */
+const INTAKE_RETRY_MS = 60_000;
+
 /**
- * Tell the scheduler. A failure here loses nothing (the scheduler reconciles from MySQL), so it
- * is logged, not returned to the client.
+ * Tell the scheduler. A failure here loses nothing, so it is not returned to the client: the
+ * message is retried in the background (a stream leader election, a NATS node cut off and left
+ * take seconds; the job id as message id stores it once), and were it never stored, the
+ * scheduler takes the job from MySQL at its next reconnect or takeover.
  */
 export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number): Promise<void> {
   const intake: JobIntake = {
@@ -95,10 +100,19 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
       ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }
       : {}),
   };
+  const [js, subject, data] = [jetstream(deps.nc), deps.subjects.intake(job.jobId), JSON.stringify(intake)];
   try {
-    await jetstream(deps.nc).publish(deps.subjects.intake(job.jobId), JSON.stringify(intake), { msgID: job.jobId });
+    await js.publish(subject, data, { msgID: job.jobId });
   } catch (err) {
-    deps.log.warn({ err, jobId: job.jobId }, 'intake message not published; the scheduler will find the job in MySQL');
+    deps.log.warn({ err, jobId: job.jobId }, 'intake message not published yet; retrying');
+    void publishRetrying(js, subject, data, { msgID: job.jobId, forMs: INTAKE_RETRY_MS }).then(
+      () => deps.log.info({ jobId: job.jobId }, 'intake message published on a retry'),
+      (err: unknown) =>
+        deps.log.error(
+          { err, jobId: job.jobId },
+          'intake message not published; the scheduler takes the job from MySQL at its next reconnect or takeover',
+        ),
+    );
   }
 }
 
