@@ -134,6 +134,15 @@ describe('license procedures', () => {
       expect(await submission(job)).toMatchObject({ state: 'done' });
       // Every decision above was the procedures' own.
       expect(procs.usable).toBe(true);
+
+      // Without the procedures (a user who may not create routines), everything is referred.
+      await h.db.query('DROP PROCEDURE perry_settle_publish');
+      const orphan = randomUUID();
+      await authorize({ jobId: orphan, licenseKey: fresh.licenseKey, projectId: 'p' });
+      expect(await settleByProcedure(procs, h.db, orphan, fresh.licenseKey, period)).toBe(false);
+      expect(procs.usable).toBe(false);
+      expect(await authorize({ jobId: randomUUID(), licenseKey: fresh.licenseKey, projectId: 'p' })).toBe('refer');
+      expect(await submission(orphan)).toMatchObject({ state: 'pending' });
     } finally {
       await h.close();
     }

@@ -9,8 +9,11 @@
  * - `perry_settle_publish`: a succeeded job's pending reservation settled and its publish counted,
  *   creating the period's counter row when it is the license's first publish of the month.
  *
- * Both run with the caller's privileges (`SQL SECURITY INVOKER`), so the hub's MySQL user needs
- * `CREATE ROUTINE`, `ALTER ROUTINE` (to run this migration) and `EXECUTE`. A license key is
+ * Both run with the caller's privileges (`SQL SECURITY INVOKER`); the hub's MySQL user needs
+ * `CREATE ROUTINE` and `ALTER ROUTINE` to install them and `EXECUTE` to call them. A user without
+ * them still runs the hub: the steps are skipped, and the service, finding no procedure, uses
+ * its transactions (as it does on a database that cannot compare the procedures' parameters with
+ * its columns). A license key is
  * compared whole through its SHA-256, as the service compares it in constant time: the index
  * lookup follows the column's collation, which would also match other letter case.
  */
@@ -19,8 +22,9 @@ import type { MigrationStep } from './steps.js';
 export const name = 'license_procedures';
 
 export const statements: MigrationStep[] = [
-  'DROP PROCEDURE IF EXISTS perry_authorize_submission',
-  `CREATE PROCEDURE perry_authorize_submission(
+  { optionalRoutine: 'DROP PROCEDURE IF EXISTS perry_authorize_submission' },
+  {
+    optionalRoutine: `CREATE PROCEDURE perry_authorize_submission(
     IN p_license_key VARCHAR(255),
     IN p_job_id VARCHAR(64),
     IN p_project_id VARCHAR(255),
@@ -114,8 +118,10 @@ export const statements: MigrationStep[] = [
     COMMIT;
     SELECT 'accepted' AS verdict, v_key AS license_key, v_tier AS tier, v_account AS account_id;
   END`,
-  'DROP PROCEDURE IF EXISTS perry_settle_publish',
-  `CREATE PROCEDURE perry_settle_publish(
+  },
+  { optionalRoutine: 'DROP PROCEDURE IF EXISTS perry_settle_publish' },
+  {
+    optionalRoutine: `CREATE PROCEDURE perry_settle_publish(
     IN p_job_id VARCHAR(64),
     IN p_license_key VARCHAR(255),
     IN p_period VARCHAR(7))
@@ -139,4 +145,5 @@ export const statements: MigrationStep[] = [
     COMMIT;
     SELECT v_settled AS settled;
   END`,
+  },
 ];
