@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
 import { MIGRATIONS, migrate, dbOptions, openPool, type Pool, type RowDataPacket } from '../src/index.js';
@@ -65,6 +66,40 @@ describe('migrate', () => {
       const [rows] = await pool.query<RowDataPacket[]>('SELECT licenseKey, tier FROM licenses');
       expect(rows.map((r) => ({ ...r }))).toEqual([{ licenseKey: 'PRO-AAAA-BBBB-CCCC', tier: 'pro' }]);
     } finally {
+      await pool.end();
+    }
+  });
+
+  test('installs the stored procedures, and migrates without them for a user who may not create routines', async ({
+    database,
+  }) => {
+    const routines = async (p: Pool) =>
+      (
+        await p.query<RowDataPacket[]>(
+          'SELECT ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY name',
+        )
+      )[0].map((r) => String(r['name']));
+    const pool = poolFor(database);
+    const user = `m${randomBytes(4).toString('hex')}`;
+    try {
+      await migrate(pool);
+      expect(await routines(pool)).toEqual(['perry_authorize_submission', 'perry_settle_publish']);
+      // Another database, migrated by a user with table privileges only.
+      await pool.query(`CREATE DATABASE \`${database.database}_lim\``);
+      await pool.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+      await pool.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP ON \`${database.database}_lim\`.* TO '${user}'@'%'`,
+      );
+      const other = openPool(dbOptions({ ...database, database: `${database.database}_lim`, user, password: 'pw' }, 1));
+      try {
+        expect((await migrate(other)).current).toBe(latest);
+        expect(await routines(other)).toEqual([]);
+      } finally {
+        await other.end();
+      }
+    } finally {
+      await pool.query(`DROP DATABASE IF EXISTS \`${database.database}_lim\``).catch(() => undefined);
+      await pool.query(`DROP USER IF EXISTS '${user}'@'%'`).catch(() => undefined);
       await pool.end();
     }
   });

@@ -39,9 +39,13 @@ export interface ArtifactDeps {
   now?: () => number;
 }
 
-/** The marks of announced artifacts, written together within a moment. */
+/**
+ * The marks of announced artifacts, written together within a second (one statement for every
+ * artifact announced in it; the attempt check flushes them before it reads).
+ */
 export function announcedMarks(db: Pool, onError?: (err: unknown) => void): CoalescedUpdate {
   return new CoalescedUpdate(db, (tokens) => ['UPDATE artifacts SET announced = TRUE WHERE token IN (?)', [tokens]], {
+    delayMs: 1_000,
     ...(onError ? { onError } : {}),
   });
 }

@@ -22,12 +22,15 @@ import { inTransaction } from './db.js';
 import { accountRequired, publishLimitReached, rateLimited, uploadTooLarge } from './errors.js';
 import { periodOf } from './keys.js';
 import { resolveLicense, type LicenseRow } from './licenses.js';
+import { authorizeByProcedure, type Procedures } from './procedures.js';
 
 const HOUR_MS = 3_600_000;
 
 export interface AuthorizeOptions {
   selfHosted: boolean;
   inFlightGraceMs: number;
+  /** Decide the common case in one CALL first (procedures.ts); without it, the transaction does. */
+  procedures?: Procedures | undefined;
 }
 
 async function count(conn: PoolConnection, sql: string, params: unknown[]): Promise<number> {
@@ -90,7 +93,8 @@ const isLimit = (err: unknown): err is HubError & { code: 'RATE_LIMITED' | 'PUBL
   err instanceof HubError && (err.code === 'RATE_LIMITED' || err.code === 'PUBLISH_LIMIT_REACHED');
 
 /**
- * Decide and reserve. With `deferLimits`, a refusal by the hourly limit or the monthly quota is
+ * Decide and reserve: by license key, a CALL decides the common case in one statement (a refusal
+ * is referred to the transaction, which words it). With `deferLimits`, a refusal by the hourly limit or the monthly quota is
  * answered as `limited` (nothing reserved, no project bound): the caller may find that the
  * submission is the retry of a build already counted, which no limit refuses.
  */
@@ -101,6 +105,10 @@ export async function authorizeSubmission(
   now = Date.now(),
 ): Promise<SubmissionAuthorization> {
   try {
+    if (options.procedures) {
+      const decided = await authorizeByProcedure(options.procedures, db, request, options, periodOf(now), now);
+      if (decided !== 'refer') return decided;
+    }
     return await decide(db, request, options, now);
   } catch (err) {
     if (!(err instanceof Limited)) throw err;

@@ -22,6 +22,7 @@ import { authorizeSubmission, releaseSubmission } from './authorize.js';
 import { LicenseConfig } from './config.js';
 import { startUsageConsumer } from './usage.js';
 import { startReservationSweeper } from './reservations.js';
+import type { Procedures } from './procedures.js';
 
 export { LicenseConfig } from './config.js';
 export { recordCompletion } from './usage.js';
@@ -32,7 +33,9 @@ export const license = defineService({
   needsDb: true,
   start: async (deps, config) => {
     const db = deps.db as Pool;
-    const options = { selfHosted: config.selfHosted, inFlightGraceMs: config.inFlightGraceMs };
+    // One per instance: a database that cannot run the procedures is found out once.
+    const procedures: Procedures = { usable: true, log: deps.log };
+    const options = { selfHosted: config.selfHosted, inFlightGraceMs: config.inFlightGraceMs, procedures };
     deps.serve([
       handle(registerLicenseEndpoint, ({ githubUsername }) => registerLicense(db, githubUsername)),
       handle(verifyLicenseEndpoint, ({ licenseKey }) => verifyLicense(db, licenseKey)),
@@ -47,7 +50,7 @@ export const license = defineService({
       }),
     ]);
     const usage = await startUsageConsumer(
-      { nc: deps.nc, db, log: deps.log, prefix: config.subjectPrefix },
+      { nc: deps.nc, db, log: deps.log, prefix: config.subjectPrefix, procedures },
       { accessToken: config.polarAccessToken, meterId: config.polarMeterPublish, apiUrl: config.polarApiUrl },
     );
     // A reservation whose ingest instance died goes at once: the all-in-one names its previous

@@ -13,6 +13,7 @@ import { inTransaction } from './db.js';
 import { unbindIfOnlyHolder } from './authorize.js';
 import { periodOf, tierOf } from './keys.js';
 import { reportOverage, type PolarOptions } from './polar.js';
+import { settleByProcedure, type Procedures } from './procedures.js';
 
 export interface Counted {
   counted: boolean;
@@ -24,13 +25,17 @@ export interface Counted {
 }
 
 /**
- * The common outcome in one statement, no transaction: the job's pending reservation settled and,
- * for a success, the period's counter incremented, together (one multi-table UPDATE is atomic).
- * The reservation leaving `pending` is what makes a redelivery count nothing. Returns false when
- * the statement does not apply (no pending reservation, no counter row for the period yet, a
- * project binding to give up), and the full transaction decides.
+ * The common outcome in one statement: the job's pending reservation settled and, for a success,
+ * the period's counter incremented, together (one CALL of a procedure whose transaction also
+ * creates the period's counter row; without the procedure, one multi-table UPDATE, atomic, which
+ * needs the row). The reservation leaving `pending` is what makes a redelivery count nothing.
+ * Returns false when the statement does not apply (no pending reservation, no counter row for
+ * the period yet, a project binding to give up), and the full transaction decides.
  */
-async function settleAtOnce(db: Pool, done: JobDone, period: string): Promise<boolean> {
+async function settleAtOnce(db: Pool, done: JobDone, period: string, procedures?: Procedures): Promise<boolean> {
+  if (done.outcome === 'succeeded' && procedures?.usable) {
+    return settleByProcedure(procedures, db, done.jobId, done.licenseKey, period);
+  }
   if (done.outcome === 'succeeded') {
     const [r] = await db.query<ResultSetHeader>(
       `UPDATE submissions s JOIN usage_counters u ON u.license_key = s.license_key AND u.period = ?
@@ -52,9 +57,13 @@ async function settleAtOnce(db: Pool, done: JobDone, period: string): Promise<bo
  * an outcome that needs nothing but its reservation settled and its publish counted takes one
  * statement (settleAtOnce); the overage report needs the transaction's reads.
  */
-export async function recordCompletion(db: Pool, done: JobDone, options: { atOnce?: boolean } = {}): Promise<Counted> {
+export async function recordCompletion(
+  db: Pool,
+  done: JobDone,
+  options: { atOnce?: boolean; procedures?: Procedures | undefined } = {},
+): Promise<Counted> {
   const period = periodOf(done.finishedAt);
-  if (options.atOnce && (await settleAtOnce(db, done, period))) {
+  if (options.atOnce && (await settleAtOnce(db, done, period, options.procedures))) {
     const counted = done.outcome === 'succeeded';
     return {
       counted,
@@ -132,7 +141,7 @@ export interface UsageConsumer {
 const RETRY_DELAY_MS = 5_000;
 
 export async function startUsageConsumer(
-  deps: { nc: NatsConnection; db: Pool; log: Logger; prefix: string },
+  deps: { nc: NatsConnection; db: Pool; log: Logger; prefix: string; procedures?: Procedures | undefined },
   polar: PolarOptions,
 ): Promise<UsageConsumer> {
   const names = topologyNames(deps.prefix);
@@ -151,7 +160,7 @@ export async function startUsageConsumer(
       try {
         // The overage report needs the license's account and counter: read in the transaction.
         const atOnce = !(polar.accessToken && polar.meterId && done.tier === 'pro');
-        const result = await recordCompletion(deps.db, done, { atOnce });
+        const result = await recordCompletion(deps.db, done, { atOnce, procedures: deps.procedures });
         m.ack();
         if (result.counted) {
           deps.log.info(

@@ -89,10 +89,14 @@ export interface Finish {
   finalEvents: readonly string[];
 }
 
+/** How long a published mark waits for others (the outbox's readers flush first). */
+const MARKS_DELAY_MS = 1_000;
+
 export class JobStore {
   /**
    * The outbox's published marks, coalesced: a mark lost in a crash only has the outbox published
-   * again, which the events stream drops as a duplicate (its window is an hour).
+   * again, which the events stream drops as a duplicate (its window is an hour). A second's wait
+   * makes one statement of the marks of every build that ended in it.
    */
   readonly #published: CoalescedUpdate;
 
@@ -103,7 +107,7 @@ export class JobStore {
     this.#published = new CoalescedUpdate(
       db,
       (ids, now) => ['UPDATE builds SET done_published_at = ?, final_events = NULL WHERE id IN (?)', [now, ids]],
-      { onError },
+      { onError, delayMs: MARKS_DELAY_MS },
     );
   }
 

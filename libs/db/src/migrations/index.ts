@@ -6,6 +6,7 @@ import * as m005 from './005_delivery.js';
 import * as m006 from './006_operations.js';
 import * as m007 from './007_crash_leftovers.js';
 import * as m008 from './008_tools.js';
+import * as m009 from './009_license_procedures.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
@@ -27,4 +28,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, ...m006 },
   { version: 7, ...m007 },
   { version: 8, ...m008 },
+  { version: 9, ...m009 },
 ];

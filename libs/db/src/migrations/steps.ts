@@ -8,7 +8,15 @@ import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 export type MigrationStep =
   | string
   | { addColumn: { table: string; column: string; definition: string } }
-  | { addIndex: { table: string; index: string; definition: string; unique?: boolean } };
+  | { addIndex: { table: string; index: string; definition: string; unique?: boolean } }
+  /**
+   * A stored routine that the hub can do without (its code falls back on its own statements when
+   * the routine is missing): a user without `CREATE ROUTINE` still gets a working hub.
+   */
+  | { optionalRoutine: string };
+
+/** Access denied (to the database, a table, a privilege, a routine). */
+const DENIED = new Set([1044, 1142, 1227, 1370]);
 
 async function exists(conn: PoolConnection, sql: string, params: unknown[]): Promise<boolean> {
   const [rows] = await conn.query<RowDataPacket[]>(sql, params);
@@ -18,6 +26,14 @@ async function exists(conn: PoolConnection, sql: string, params: unknown[]): Pro
 export async function runStep(conn: PoolConnection, step: MigrationStep): Promise<void> {
   if (typeof step === 'string') {
     await conn.query(step);
+    return;
+  }
+  if ('optionalRoutine' in step) {
+    try {
+      await conn.query(step.optionalRoutine);
+    } catch (err) {
+      if (!DENIED.has((err as { errno?: number }).errno ?? 0)) throw err;
+    }
     return;
   }
   if ('addColumn' in step) {
