@@ -45,11 +45,15 @@ export class EventPublisher {
     this.#timer.unref();
   }
 
-  /** Resolves once JetStream stored the message (or recognised `msgId` as a duplicate). */
-  publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+  /**
+   * Resolves once JetStream stored the message (or recognised `msgId` as a duplicate); `extra`
+   * headers are set beside the message id.
+   */
+  publish(subject: string, data: Uint8Array, msgId: string, extra?: Readonly<Record<string, string>>): Promise<void> {
     const seq = ++this.#seq;
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
+    for (const [k, v] of Object.entries(extra ?? {})) h.set(k, v);
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, deadline: Date.now() + this.#timeoutMs });
       this.#arm();
