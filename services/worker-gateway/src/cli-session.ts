@@ -113,6 +113,12 @@ export class CliSession implements Session {
   }
 
   async #status(jobId: string): Promise<JobStatusReply | undefined> {
+    // One of this gateway's workers is building it: the scheduler would answer just this (a
+    // running job is at position 0), so it is not asked. The usual case: a CLI watches the
+    // build it has just submitted, which a worker took at once.
+    for (const worker of this.#ctx.workers.values()) {
+      if (worker.building(jobId)) return { found: true, status: 'running', position: 0 };
+    }
     try {
       return await retrying(() => this.#ctx.jobStatus.get(jobId), {
         forMs: STATUS_RETRY_MS,

@@ -104,6 +104,11 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     return n;
   }
 
+  building(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    return job !== undefined && !job.finished;
+  }
+
   /** Register: command subject first (the scheduler may assign as soon as it hears), then presence. */
   async start(): Promise<void> {
     const { nc, subjects, log, gatewayId } = this.#ctx;
