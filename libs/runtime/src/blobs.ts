@@ -318,10 +318,23 @@ export class BlobStore {
     return info && !info.deleted ? info : null;
   }
 
-  /** Delete an object and its chunks; false if it did not exist. */
-  async delete(name: string): Promise<boolean> {
+  /**
+   * Delete an object and its chunks; false if it did not exist. A caller that read the object
+   * (`known.nuid`, its chunk id) saves reading its meta record again: the tombstone is written
+   * and the chunks purged as the library does, and true is returned.
+   */
+  async delete(name: string, known?: { nuid: string }): Promise<boolean> {
     this.recent.delete(name);
-    return (await this.store.delete(name)).success;
+    if (!known) return (await this.store.delete(name)).success;
+    const tombstone = {
+      ...{ name, description: '', bucket: this.bucket, nuid: known.nuid },
+      ...{ size: 0, chunks: 0, digest: '', mtime: new Date().toISOString(), deleted: true },
+    };
+    const rollup = headers();
+    rollup.set('Nats-Rollup', 'sub');
+    await jetstream(this.nc).publish(this.metaSubject(name), JSON.stringify(tombstone), { headers: rollup });
+    await this.jsm.streams.purge(this.streamName, { filter: `${this.chunkSubjectPrefix}${known.nuid}` });
+    return true;
   }
 
   /** Rename without copying bytes (a new meta record, then the old one is purged). */

@@ -158,6 +158,16 @@ describe('BlobStore', () => {
       expect(await read(blobs, 'artifacts/fresh')).toEqual(fresh);
       expect(await other.delete('artifacts/fresh')).toBe(true);
       expect(await blobs.get('artifacts/fresh')).toBeNull();
+
+      // Deleted by a caller that read it (its chunk id known): gone, chunks and all.
+      const known = await blobs.put('artifacts/known', Readable.from([fresh]), { fresh: true });
+      expect(await other.delete('artifacts/known', { nuid: known.nuid })).toBe(true);
+      expect(await blobs.info('artifacts/known')).toBeNull();
+      expect(await blobs.get('artifacts/known')).toBeNull();
+      const left = await jsm.streams.info(blobs.streamName, {
+        subjects_filter: `${blobs.chunkSubjectPrefix}${known.nuid}`,
+      });
+      expect(left.state.subjects ?? {}).toEqual({});
     } finally {
       await nc.close();
     }
