@@ -10,12 +10,13 @@ import { WORKER_SECRET, startTestHub } from '../support/test-hub.js';
 
 /**
  * Budgets per build, ratcheted down as the hub got leaner (see README, Benchmarks): the figures
- * reached (71 to 73 messages beyond the idle hub's, as many presence writes as the settle merges;
- * 14.8 to 15.3 statements, as many coalesced marks as the run's pace makes), not the goal (40
- * and 10), which is not met. Messages are asserted without the idle hub's share (liveness
- * records, queue depth), which grows with the run's length on a loaded machine.
+ * reached (53.5 to 54.2 messages beyond the idle hub's, as many presence writes as the settle
+ * merges and as many log entries as the worker's bursts make; 14.8 to 15.3 statements, as many
+ * coalesced marks as the run's pace makes), not the goal (40 and 10), which is not met. Messages
+ * are asserted without the idle hub's share (liveness records, queue depth), which grows with
+ * the run's length on a loaded machine.
  */
-const BUDGET = { natsMessages: 74, mysqlStatements: 16 };
+const BUDGET = { natsMessages: 56, mysqlStatements: 16 };
 const BUILDS = 20;
 const WARMUP = 2;
 /** Long enough for a few refreshes of every service's liveness record (every 1.7 s). */
