@@ -20,4 +20,5 @@ export * from './messages/worker-hello.js';
 export * from './bus.js';
 export * from './permissions.js';
 export * from './artifact-name.js';
+export * from './event-log.js';
 export * from './messages/tools.js';

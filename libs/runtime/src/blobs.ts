@@ -9,7 +9,8 @@
  *   no stream info), a larger one through a pull consumer (a slow reader slows the transfer
  *   instead of buffering it, unlike the library's push-based `get`), and checks the digest.
  * - Meta records are read with a direct get too: the library's `info` goes through the
- *   JetStream API, which answers from the stream leader and emits an advisory per call.
+ *   JetStream API, which answers from the stream leader and emits an advisory per call. A small
+ *   object this instance has just put is read back without its meta record (RECENT_TTL_MS).
  * - Transforms: base64 decoding and encoding (a partial group is carried across chunks), a gzip
  *   magic check and a byte limit.
  */
@@ -58,6 +59,13 @@ const GET_PREFETCH_CHUNKS = 8;
  * more than a few chunks' round trips; past it, the consumer's prefetch wins.
  */
 const DIRECT_GET_MAX_CHUNKS = 4;
+/**
+ * What a put of a small object under a fresh name wrote is remembered this long (and for at most
+ * RECENT_MAX objects), so that reading it back (a worker's tarball, a CLI's artifact, often
+ * within seconds of the put on the same instance) does not first read its meta record.
+ */
+const RECENT_TTL_MS = 10 * 60_000;
+const RECENT_MAX = 1_000;
 
 /** The Object Store's encoding of names and digests: base64url with padding. */
 const base64urlPadded = (data: Buffer) => data.toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
@@ -136,6 +144,9 @@ async function writeChunks(
 }
 
 export class BlobStore {
+  /** Small objects this instance put under fresh names, by name, oldest first (RECENT_TTL_MS). */
+  private readonly recent = new Map<string, { info: ObjectInfo; at: number }>();
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
@@ -198,7 +209,9 @@ export class BlobStore {
         },
       });
       if (previous && previous.nuid !== id) await this.purge(`${this.chunkSubjectPrefix}${previous.nuid}`);
-      return { ...meta, revision: ack.seq } as ObjectInfo;
+      const info = { ...meta, revision: ack.seq } as ObjectInfo;
+      if (options.fresh && info.chunks <= DIRECT_GET_MAX_CHUNKS) this.remember(name, info);
+      return info;
     } catch (err) {
       body.destroy();
       await this.purge(`${this.chunkSubjectPrefix}${id}`);
@@ -208,8 +221,40 @@ export class BlobStore {
     }
   }
 
+  private remember(name: string, info: ObjectInfo): void {
+    const now = Date.now();
+    for (const [key, entry] of this.recent) {
+      if (this.recent.size < RECENT_MAX && now - entry.at < RECENT_TTL_MS) break;
+      this.recent.delete(key);
+    }
+    this.recent.set(name, { info, at: now });
+  }
+
+  /**
+   * A small object this instance put, read without its meta record. Its chunks are gone if it
+   * was deleted since (by any instance): then, or on any failure, null, and it is read afresh.
+   */
+  private async getRecent(name: string): Promise<{ info: ObjectInfo; stream: Readable } | null> {
+    const entry = this.recent.get(name);
+    if (!entry) return null;
+    if (Date.now() - entry.at >= RECENT_TTL_MS) {
+      this.recent.delete(name);
+      return null;
+    }
+    try {
+      const parts: Uint8Array[] = [];
+      for await (const data of this.chunks(entry.info)) parts.push(data);
+      return { info: entry.info, stream: Readable.from(parts, { objectMode: false }) };
+    } catch {
+      this.recent.delete(name);
+      return null;
+    }
+  }
+
   /** The object as a Node Readable (null if absent); the stream fails if the digest differs. */
   async get(name: string): Promise<{ info: ObjectInfo; stream: Readable } | null> {
+    const recent = await this.getRecent(name);
+    if (recent) return recent;
     const info = await this.info(name);
     if (!info) return null;
     if (info.options?.link) throw new Error(`${name} is a link; links are not supported`);
@@ -310,13 +355,28 @@ export class BlobStore {
     return info && !info.deleted ? info : null;
   }
 
-  /** Delete an object and its chunks; false if it did not exist. */
-  async delete(name: string): Promise<boolean> {
-    return (await this.store.delete(name)).success;
+  /**
+   * Delete an object and its chunks; false if it did not exist. A caller that read the object
+   * (`known.nuid`, its chunk id) saves reading its meta record again: the tombstone is written
+   * and the chunks purged as the library does, and true is returned.
+   */
+  async delete(name: string, known?: { nuid: string }): Promise<boolean> {
+    this.recent.delete(name);
+    if (!known) return (await this.store.delete(name)).success;
+    const tombstone = {
+      ...{ name, description: '', bucket: this.bucket, nuid: known.nuid },
+      ...{ size: 0, chunks: 0, digest: '', mtime: new Date().toISOString(), deleted: true },
+    };
+    const rollup = headers();
+    rollup.set('Nats-Rollup', 'sub');
+    await jetstream(this.nc).publish(this.metaSubject(name), JSON.stringify(tombstone), { headers: rollup });
+    await this.jsm.streams.purge(this.streamName, { filter: `${this.chunkSubjectPrefix}${known.nuid}` });
+    return true;
   }
 
   /** Rename without copying bytes (a new meta record, then the old one is purged). */
   async rename(from: string, to: string): Promise<void> {
+    this.recent.delete(from);
     const info = await this.info(from);
     if (!info) throw new HubError('NOT_FOUND', `Object not found: ${from}`);
     const { description, metadata, options } = info;

@@ -149,6 +149,25 @@ describe('BlobStore', () => {
       expect(Buffer.from((await blobs.store.getBlob('tarballs/renamed'))!).equals(data)).toBe(true);
       expect(await blobs.delete('tarballs/renamed')).toBe(true);
       expect(await blobs.info('tarballs/renamed')).toBeNull();
+
+      // A small object put under a fresh name is read back without its meta record, and is gone
+      // for this instance too once another one deleted it.
+      const fresh = randomBytes(2_000);
+      await blobs.put('artifacts/fresh', Readable.from([fresh]), { fresh: true });
+      const other = await BlobStore.open(nc, bucket);
+      expect(await read(blobs, 'artifacts/fresh')).toEqual(fresh);
+      expect(await other.delete('artifacts/fresh')).toBe(true);
+      expect(await blobs.get('artifacts/fresh')).toBeNull();
+
+      // Deleted by a caller that read it (its chunk id known): gone, chunks and all.
+      const known = await blobs.put('artifacts/known', Readable.from([fresh]), { fresh: true });
+      expect(await other.delete('artifacts/known', { nuid: known.nuid })).toBe(true);
+      expect(await blobs.info('artifacts/known')).toBeNull();
+      expect(await blobs.get('artifacts/known')).toBeNull();
+      const left = await jsm.streams.info(blobs.streamName, {
+        subjects_filter: `${blobs.chunkSubjectPrefix}${known.nuid}`,
+      });
+      expect(left.state.subjects ?? {}).toEqual({});
     } finally {
       await nc.close();
     }

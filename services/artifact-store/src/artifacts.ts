@@ -178,7 +178,7 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return meta(row);
     }),
 
-    handle(finishDownloadEndpoint, async ({ token, step, objectName }) => {
+    handle(finishDownloadEndpoint, async ({ token, step, objectName, objectNuid }) => {
       if (step === 'last-byte') {
         await deps.db.query("UPDATE artifacts SET state = 'spending' WHERE token = ? AND state <> 'done'", [token]);
         return {};
@@ -200,8 +200,10 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
         [token, object],
       );
       if (spent.affectedRows === 0) return {};
-      // Spent: the bytes can go now rather than at expiry.
-      await deps.blobs.delete(object).catch(() => false);
+      // Spent: the bytes can go now rather than at expiry (the caller's chunk id applies to the
+      // object it named, not to one read from the row).
+      const known = objectName !== undefined && objectNuid !== undefined ? { nuid: objectNuid } : undefined;
+      await deps.blobs.delete(object, known).catch(() => false);
       return {};
     }),
 

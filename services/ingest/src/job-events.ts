@@ -2,14 +2,15 @@
  * `GET /api/v1/jobs/:id/events`: the job's event log as Server-Sent Events. The same ordered
  * consumer as a WebSocket watcher's replays the log from its start and follows it live with no
  * gap and no duplicate; each event's `data` is the stored wire message, byte for byte what the
- * CLI receives, and its `id` the stream sequence, so a client that reconnects with
+ * CLI receives, and its `id` the stream sequence of the log entry that holds it (`<seq>.<i>` for
+ * a batched entry's messages but its last, EVENT_BATCH_HEADER), so a client that reconnects with
  * `Last-Event-ID` continues where it left off. The stream ends once the job's outcome
  * (`<p>.jobs.<id>.done`, published after its last message) has been sent, or, for a finished job
  * whose log has aged out, once the replay is done.
  */
 import { DeliverPolicy, jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { topologyNames, type JobStatus, type Subjects } from '@perry-hub/contracts';
+import { EVENT_BATCH_HEADER, splitEvents, topologyNames, type JobStatus, type Subjects } from '@perry-hub/contracts';
 import type { Logger, NatsConnection } from '@perry-hub/runtime';
 
 const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'expired']);
@@ -26,10 +27,18 @@ export interface EventStreamDeps {
   onEvent?: () => void;
 }
 
-function lastEventId(request: FastifyRequest): number | undefined {
+const decoder = new TextDecoder();
+
+/**
+ * Where a reconnecting client left off: `<seq>` after a whole log entry, `<seq>.<i>` after the
+ * message at index i of a batched one (EVENT_BATCH_HEADER), whose later messages are still due.
+ */
+function lastEventId(request: FastifyRequest): { seq: number; index?: number } | undefined {
   const header = request.headers['last-event-id'];
   const value = Array.isArray(header) ? header[0] : header;
-  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+  const m = value === undefined ? null : /^(\d{1,15})(?:\.(\d{1,5}))?$/.exec(value);
+  if (!m) return undefined;
+  return m[2] === undefined ? { seq: Number(m[1]) } : { seq: Number(m[1]), index: Number(m[2]) };
 }
 
 export async function streamJobEvents(
@@ -46,7 +55,10 @@ export async function streamJobEvents(
     filter_subjects: deps.subjects.jobEvents(jobId).replace(/\.events$/, '.*'),
     ...(after === undefined
       ? { deliver_policy: DeliverPolicy.All }
-      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }),
+      : {
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: after.index === undefined ? after.seq + 1 : after.seq,
+        }),
   });
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
   reply.hijack();
@@ -85,15 +97,21 @@ export async function streamJobEvents(
         end();
         break;
       }
-      // A wire message is one line of JSON; SSE `data` may not contain a bare newline.
-      const data = m.string().replace(/\r?\n/g, '\ndata: ');
-      if (!res.write(`id: ${m.seq}\ndata: ${data}\n\n`)) {
-        await new Promise((resolve) => {
-          res.once('drain', resolve);
-          res.once('close', resolve);
-        });
+      const frames = splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER));
+      for (let i = 0; i < frames.length; i++) {
+        if (after?.index !== undefined && m.seq === after.seq && i <= after.index) continue;
+        // A wire message is one line of JSON; SSE `data` may not contain a bare newline.
+        const data = decoder.decode(frames[i]).replace(/\r?\n/g, '\ndata: ');
+        // The last message of an entry is the entry (`seq`): a client resumes after all of it.
+        const id = i === frames.length - 1 ? `${m.seq}` : `${m.seq}.${i}`;
+        if (!res.write(`id: ${id}\ndata: ${data}\n\n`)) {
+          await new Promise((resolve) => {
+            res.once('drain', resolve);
+            res.once('close', resolve);
+          });
+        }
+        deps.onEvent?.();
       }
-      deps.onEvent?.();
       if (TERMINAL.has(state) && m.info.pending === 0) armQuietEnd();
     }
   } catch (err) {

@@ -6,7 +6,14 @@ import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { subjects, topologyNames, type AssignCommand, type WorkerCommand } from '@perry-hub/contracts';
+import {
+  EVENT_BATCH_HEADER,
+  splitEvents,
+  subjects,
+  topologyNames,
+  type AssignCommand,
+  type WorkerCommand,
+} from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 import { connectTestNats } from '@perry-hub/testkit';
 
@@ -168,7 +175,9 @@ export async function eventLog(h: Harness, prefix: string, jobId: string): Promi
   for (;;) {
     const m = await consumer.next({ expires: 1000 });
     if (!m) break;
-    out.push(JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>);
+    for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
+      out.push(JSON.parse(new TextDecoder().decode(frame)) as Record<string, unknown>);
+    }
     if (m.info.pending === 0) break;
   }
   return out;

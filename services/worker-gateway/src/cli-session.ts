@@ -2,7 +2,8 @@
  * A CLI watching one job. The original sent a late subscriber nothing of what had happened
  * (defects 23, 24); here the job's event log in JetStream is replayed from its start and then
  * followed live, through one ordered consumer, so there is no gap between the two and no
- * duplicate. Every frame is the stored payload, byte for byte. The CLI stops at the first
+ * duplicate. Every frame is a stored wire message, byte for byte (an entry may hold several:
+ * EVENT_BATCH_HEADER). The CLI stops at the first
  * `error` and leaves at `complete`, so the gateway never invents an `error` the original would
  * not have sent: when the scheduler cannot be asked, the socket closes without one and the CLI
  * reconnects.
@@ -12,7 +13,14 @@
  * `cancel` is answered with an error frame and never forwarded.
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
-import { token, topologyNames, type JobStatusReply, type WireObject } from '@perry-hub/contracts';
+import {
+  EVENT_BATCH_HEADER,
+  splitEvents,
+  token,
+  topologyNames,
+  type JobStatusReply,
+  type WireObject,
+} from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
 import { retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
@@ -105,6 +113,12 @@ export class CliSession implements Session {
   }
 
   async #status(jobId: string): Promise<JobStatusReply | undefined> {
+    // One of this gateway's workers is building it: the scheduler would answer just this (a
+    // running job is at position 0), so it is not asked. The usual case: a CLI watches the
+    // build it has just submitted, which a worker took at once.
+    for (const worker of this.#ctx.workers.values()) {
+      if (worker.building(jobId)) return { found: true, status: 'running', position: 0 };
+    }
     try {
       return await retrying(() => this.#ctx.jobStatus.get(jobId), {
         forMs: STATUS_RETRY_MS,
@@ -142,7 +156,8 @@ export class CliSession implements Session {
           const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
           const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
           if (this.#closed) return;
-          if (last && isComplete(last.data)) return this.#conn.close(1011, 'event log unavailable');
+          if (last && isComplete(splitEvents(last.data, last.header.get(EVENT_BATCH_HEADER)).at(-1)!))
+            return this.#conn.close(1011, 'event log unavailable');
           void this.#conn.send(syntheticComplete(jobId, finished?.status === 'completed'));
           this.#stopFollowing();
         })().catch(() => {
@@ -157,10 +172,13 @@ export class CliSession implements Session {
     this.#messages = messages;
     if (this.#closed) return this.#stopFollowing();
     try {
-      for await (const m of messages) {
+      follow: for await (const m of messages) {
         clearTimeout(fallback);
-        if (!(await this.#conn.sendPaced(m.data))) break;
-        if (isComplete(m.data)) break;
+        // A batched entry is sent as the messages it holds, one frame each.
+        for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
+          if (!(await this.#conn.sendPaced(frame))) break follow;
+          if (isComplete(frame)) break follow;
+        }
         if (finished && m.info.pending === 0) armFallback();
       }
     } finally {

@@ -16,6 +16,8 @@ export interface WorkerSessionHandle {
   readonly workerId: string;
   readonly name: string;
   readonly activeJobs: number;
+  /** The worker was given this job on this connection and has not sent its `complete` yet. */
+  building(jobId: string): boolean;
   /** Send `update_perry` unless the worker is busy; false when it was not sent. */
   requestUpdate(): Promise<boolean>;
 }

@@ -5,6 +5,8 @@
  * and a build's `complete` must not be lost to that.
  */
 import {
+  EVENT_BATCH_HEADER,
+  joinEvents,
   reclaimJobEndpoint,
   workerEventEndpoint,
   type ReclaimJobReply,
@@ -16,12 +18,22 @@ import type { GatewayContext } from './context.js';
 
 const encoder = new TextEncoder();
 
-/** `msgId` dedupes a retried append that was in fact stored (JetStream's duplicate window; see `appendOnce`). */
-export async function appendEvent(ctx: GatewayContext, jobId: string, data: string, msgId: string): Promise<void> {
+/**
+ * Appends wire messages to the job's log as one entry (see EVENT_BATCH_HEADER): one publish and
+ * one ack for a burst. `msgId` dedupes a retried append that was in fact stored (JetStream's
+ * duplicate window; see `appendOnce`); a retry carries the same messages, so it is the same entry.
+ */
+export async function appendEvents(
+  ctx: GatewayContext,
+  jobId: string,
+  events: readonly string[],
+  msgId: string,
+): Promise<void> {
   const subject = ctx.subjects.jobEvents(jobId);
-  const payload = encoder.encode(data);
+  const payload = encoder.encode(joinEvents(events));
+  const extra = events.length > 1 ? { [EVENT_BATCH_HEADER]: String(events.length) } : undefined;
   try {
-    await appendOnce((id) => ctx.events.publish(subject, payload, id), {
+    await appendOnce((id) => ctx.events.publish(subject, payload, id, extra), {
       msgID: msgId,
       forMs: ctx.config.schedulerRetryMs,
       cancelled: ctx.stopping,

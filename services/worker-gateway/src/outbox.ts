@@ -1,23 +1,34 @@
 /**
- * The bus side of one worker connection, in the order the worker spoke. Event appends are
- * pipelined (a JetStream publish is a round trip; waiting for each ack in turn would cap a busy
- * build's log rate), but a step that must come after them, such as handing a `complete` to the
- * scheduler, first waits for every earlier append to be stored: a CLI never sees a build end
- * before its last log lines.
+ * The bus side of one worker connection, in the order the worker spoke. Events (progress and
+ * logs) are appended to their job's log in batches: the frames of one socket read, and whatever
+ * arrives while the previous append is being stored, go as one entry per job (one publish and
+ * one ack, where a message each cost both). A busy build's lines therefore wait for at most one
+ * round trip, and a quiet one's go at once. A step that must come after the appends, such as
+ * handing a `complete` to the scheduler, first waits for every earlier append to be stored: a CLI
+ * never sees a build end before its last log lines.
  *
- * Ordering holds while the bus works. If an append fails it is retried under the same
- * Nats-Msg-Id, so it is stored once, but possibly after appends that were already in flight
- * behind it: the price of pipelining, paid only during a JetStream outage.
+ * One batch per connection is in flight at a time and each is retried under its own Nats-Msg-Id
+ * until stored, so a job's entries are stored once and in the order the worker spoke, even across
+ * a JetStream outage.
  */
 import type { Logger } from 'pino';
 
 export type Step =
-  | { readonly kind: 'append'; readonly append: () => Promise<void> }
+  | { readonly kind: 'event'; readonly jobId: string; readonly data: string }
   | { readonly kind: 'barrier'; readonly run: () => Promise<void> };
 
+interface Batch {
+  readonly events: string[];
+  bytes: number;
+}
+
 export interface OutboxOptions {
-  /** Appends in flight before the next one waits for the oldest. */
-  readonly window: number;
+  /** Stores one job's events, in order, as one entry (retrying on its own until it gives up). */
+  readonly append: (jobId: string, events: readonly string[]) => Promise<void>;
+  /** Events per entry at most. */
+  readonly maxBatchEvents: number;
+  /** Bytes per entry at most (a larger single event goes alone). */
+  readonly maxBatchBytes: number;
   /** Queued steps past which the owner should stop reading its socket. */
   readonly highWater: number;
   readonly onPressure: (high: boolean) => void;
@@ -26,9 +37,9 @@ export interface OutboxOptions {
 
 export class Outbox {
   readonly #steps: Step[] = [];
-  readonly #inflight: Promise<void>[] = [];
   readonly #options: OutboxOptions;
   #pumping: Promise<void> | undefined;
+  #inflight = 0;
   #high = false;
 
   constructor(options: OutboxOptions) {
@@ -36,7 +47,7 @@ export class Outbox {
   }
 
   get size(): number {
-    return this.#steps.length + this.#inflight.length;
+    return this.#steps.length + this.#inflight;
   }
 
   push(step: Step): void {
@@ -54,27 +65,52 @@ export class Outbox {
   /** Resolves when everything pushed so far has been done (or given up on). */
   async idle(): Promise<void> {
     while (this.#pumping) await this.#pumping;
-    await Promise.all(this.#inflight);
   }
 
   async #pump(): Promise<void> {
-    for (let step = this.#steps.shift(); step; step = this.#steps.shift()) {
-      if (this.#high && this.#steps.length < this.#options.highWater / 2) {
-        this.#high = false;
-        this.#options.onPressure(false);
+    // The rest of this socket read's frames first: they join the first one's entry.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.#steps.length > 0) {
+      const first = this.#steps[0]!;
+      if (first.kind === 'barrier') {
+        this.#steps.shift();
+        this.#relieve();
+        await this.#guard(first.run);
+        continue;
       }
-      if (step.kind === 'append') {
-        if (this.#inflight.length >= this.#options.window) await this.#inflight.shift();
-        const p = this.#guard(step.append);
-        this.#inflight.push(p);
-        void p.then(() => {
-          const i = this.#inflight.indexOf(p);
-          if (i >= 0) this.#inflight.splice(i, 1);
-        });
-      } else {
-        await Promise.all(this.#inflight);
-        await this.#guard(step.run);
+      // Every event queued up to the next barrier, per job in order, in entries within the limits.
+      const byJob = new Map<string, Batch[]>();
+      let taken = 0;
+      for (let step = this.#steps[0]; step?.kind === 'event'; step = this.#steps[++taken]) {
+        const batches = byJob.get(step.jobId) ?? [];
+        byJob.set(step.jobId, batches);
+        const bytes = Buffer.byteLength(step.data) + 1;
+        const last = batches.at(-1);
+        if (
+          last &&
+          last.events.length < this.#options.maxBatchEvents &&
+          last.bytes + bytes <= this.#options.maxBatchBytes
+        ) {
+          last.events.push(step.data);
+          last.bytes += bytes;
+        } else batches.push({ events: [step.data], bytes });
       }
+      this.#steps.splice(0, taken);
+      this.#relieve();
+      this.#inflight = taken;
+      await Promise.all(
+        [...byJob].map(async ([jobId, batches]) => {
+          for (const batch of batches) await this.#guard(() => this.#options.append(jobId, batch.events));
+        }),
+      );
+      this.#inflight = 0;
+    }
+  }
+
+  #relieve(): void {
+    if (this.#high && this.#steps.length < this.#options.highWater / 2) {
+      this.#high = false;
+      this.#options.onPressure(false);
     }
   }
 

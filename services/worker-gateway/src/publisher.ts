@@ -45,11 +45,20 @@ export class EventPublisher {
     this.#timer.unref();
   }
 
-  /** Resolves with JetStream's ack: stored, or `msgId` recognised as a duplicate. */
-  publish(subject: string, data: Uint8Array, msgId: string): Promise<AppendAck> {
+  /**
+   * Resolves with JetStream's ack: stored, or `msgId` recognised as a duplicate (see
+   * `appendOnce` for one without a sequence); `extra` headers are set beside the message id.
+   */
+  publish(
+    subject: string,
+    data: Uint8Array,
+    msgId: string,
+    extra?: Readonly<Record<string, string>>,
+  ): Promise<AppendAck> {
     const seq = ++this.#seq;
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
+    for (const [k, v] of Object.entries(extra ?? {})) h.set(k, v);
     return new Promise<AppendAck>((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, deadline: Date.now() + this.#timeoutMs });
       this.#arm();

@@ -12,7 +12,7 @@ import type { Hello } from './hello.js';
 import { MessageBudget } from './budget.js';
 import { Outbox } from './outbox.js';
 import { handleCommand } from './commands.js';
-import { appendEvent, forwardToScheduler, reclaimJob } from './forward.js';
+import { appendEvents, forwardToScheduler, reclaimJob } from './forward.js';
 import { UPDATE_PERRY, parseFrame, stringField } from './wire.js';
 
 /** Progress the CLI watches: appended to the job's event log as the worker wrote it. */
@@ -21,6 +21,10 @@ const EVENT_TYPES = new Set(['stage', 'progress', 'log', 'published', 'queue_upd
 const OUTCOME_TYPES = new Set(['complete', 'error', 'build_complete']);
 /** How long a freed slot may wait to be written to presence with what follows it. */
 const PRESENCE_SETTLE_MS = 500;
+/** Events per log entry at most (a burst of more is stored as several). */
+const MAX_BATCH_EVENTS = 256;
+/** Bytes per log entry at most: well under the stream's 1 MiB per message. */
+const MAX_BATCH_BYTES = 64 * 1024;
 /** A refused reclaim is asked again, at most this often (the scheduler may not have released it yet). */
 const RECLAIM_RETRY_MS = 1_000;
 /** How long a reclaim refused for now (`retry`) is asked again, its messages held meanwhile. */
@@ -56,7 +60,8 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   #presenceQueued = false;
   #presenceAt = 0;
   #presenceTimer: NodeJS.Timeout | undefined;
-  #eventSeq = 0;
+  /** Numbers this connection's log entries: their Nats-Msg-Id, the same on every retry. */
+  #batchSeq = 0;
   #closed = false;
   readonly #reclaims = new Map<string, Reclaim>();
 
@@ -72,7 +77,9 @@ export class WorkerSession implements Session, WorkerSessionHandle {
       burstBytes: ctx.config.workerBurstBytes,
     });
     this.#outbox = new Outbox({
-      window: 256,
+      append: (jobId, events) => appendEvents(ctx, jobId, events, `${this.workerId}:${++this.#batchSeq}`),
+      maxBatchEvents: MAX_BATCH_EVENTS,
+      maxBatchBytes: MAX_BATCH_BYTES,
       highWater: ctx.config.maxQueuedMessages,
       onPressure: (high) => (high ? conn.pause() : conn.resume()),
       log: conn.log,
@@ -95,6 +102,11 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     let n = 0;
     for (const job of this.jobs.values()) if (!job.finished) n++;
     return n;
+  }
+
+  building(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    return job !== undefined && !job.finished;
   }
 
   /** Register: command subject first (the scheduler may assign as soon as it hears), then presence. */
@@ -335,9 +347,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
         'build stage',
       );
     }
-    const data = JSON.stringify(message);
-    const msgId = `${this.workerId}:${++this.#eventSeq}`;
-    this.#outbox.push({ kind: 'append', append: () => appendEvent(this.#ctx, jobId, data, msgId) });
+    this.#outbox.push({ kind: 'event', jobId, data: JSON.stringify(message) });
   }
 
   #updateResult(message: WireObject): void {

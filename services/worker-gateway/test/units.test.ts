@@ -102,37 +102,71 @@ describe('update cool-down', () => {
 });
 
 describe('outbox', () => {
-  it('pipelines appends, but a barrier waits for all of them', async () => {
+  const silent = pino({ level: 'silent' });
+
+  it('stores a burst as one entry per job, and a barrier waits for the entries before it', async () => {
     const done: string[] = [];
     const box = new Outbox({
-      window: 4,
+      append: (jobId, events) =>
+        new Promise((r) => setTimeout(() => (done.push(`${jobId}:${events.join('+')}`), r()), jobId === 'a' ? 20 : 1)),
+      maxBatchEvents: 100,
+      maxBatchBytes: 1_000,
       highWater: 1_000,
       onPressure: () => undefined,
-      log: pino({ level: 'silent' }),
+      log: silent,
     });
-    const delays = [30, 5, 20, 1, 10];
-    delays.forEach((ms, i) =>
-      box.push({ kind: 'append', append: () => new Promise((r) => setTimeout(() => (done.push(`a${i}`), r()), ms)) }),
-    );
+    for (const [jobId, data] of [
+      ['a', '1'],
+      ['b', '1'],
+      ['a', '2'],
+      ['a', '3'],
+      ['b', '2'],
+    ] as const) {
+      box.push({ kind: 'event', jobId, data });
+    }
     box.push({ kind: 'barrier', run: async () => void done.push('barrier') });
-    box.push({ kind: 'append', append: async () => void done.push('after') });
+    box.push({ kind: 'event', jobId: 'a', data: '4' });
     await box.idle();
-    expect(done.slice(0, 5).sort()).toEqual(['a0', 'a1', 'a2', 'a3', 'a4']);
-    expect(done.slice(5)).toEqual(['barrier', 'after']);
+    expect(done).toEqual(['b:1+2', 'a:1+2+3', 'barrier', 'a:4']);
+  });
+
+  it('what arrives while an entry is stored goes in the next one, within the limits, in order', async () => {
+    const entries: string[][] = [];
+    let release!: () => void;
+    const box = new Outbox({
+      append: async (_jobId, events) => {
+        entries.push([...events]);
+        if (entries.length === 1) await new Promise<void>((r) => (release = r));
+      },
+      maxBatchEvents: 3,
+      maxBatchBytes: 8, // 'x-N' is 3 bytes and a separator: two fit
+      highWater: 1_000,
+      onPressure: () => undefined,
+      log: silent,
+    });
+    box.push({ kind: 'event', jobId: 'j', data: 'x-0' });
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    for (let i = 1; i <= 5; i++) box.push({ kind: 'event', jobId: 'j', data: `x-${i}` });
+    release();
+    await box.idle();
+    expect(entries).toEqual([['x-0'], ['x-1', 'x-2'], ['x-3', 'x-4'], ['x-5']]);
   });
 
   it('signals pressure past the high-water mark and relief below half of it', async () => {
     const pressure: boolean[] = [];
     const box = new Outbox({
-      window: 1,
+      append: async () => undefined,
+      maxBatchEvents: 1,
+      maxBatchBytes: 1_000,
       highWater: 4,
       onPressure: (p) => pressure.push(p),
-      log: pino({ level: 'silent' }),
+      log: silent,
     });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     box.push({ kind: 'barrier', run: () => gate });
-    for (let i = 0; i < 5; i++) box.push({ kind: 'append', append: async () => undefined });
+    for (let i = 0; i < 5; i++) box.push({ kind: 'event', jobId: 'j', data: String(i) });
     expect(pressure).toEqual([true]);
     release();
     await box.idle();

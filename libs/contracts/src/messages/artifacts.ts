@@ -87,6 +87,12 @@ export const finishDownloadEndpoint = defineEndpoint({
             "The token's object, as `claim-download` answered it: the store spends the token without reading its row first",
         }),
       ),
+      objectNuid: Type.Optional(
+        Type.String({
+          description:
+            "That object's chunk id (`ObjectInfo.nuid`), as the caller read it: the store deletes the spent object without reading its meta record first",
+        }),
+      ),
     },
     { additionalProperties: false },
   ),

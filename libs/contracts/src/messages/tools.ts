@@ -144,7 +144,13 @@ export const ToolEventsReply = Type.Object(
   {
     events: Type.Array(
       Type.Object(
-        { seq: Type.Integer({ minimum: 1 }), message: Type.Record(Type.String(), Type.Unknown()) },
+        {
+          seq: Type.Integer({
+            minimum: 1,
+            description: 'The stream sequence of the log entry that holds it (a burst of messages shares one)',
+          }),
+          message: Type.Record(Type.String(), Type.Unknown()),
+        },
         { additionalProperties: false },
       ),
     ),

@@ -209,7 +209,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           call(deps.nc, deps.subjects, finishDownloadEndpoint, {
             token,
             step,
-            ...(step === 'sent' ? { objectName: meta.objectName } : {}),
+            ...(step === 'sent' ? { objectName: meta.objectName, objectNuid: found.info.nuid } : {}),
           }).catch((err: unknown) => deps.log.warn({ err, token, step }, 'could not record the end of a download'));
         // Everything queued in this process for the client has reached the kernel.
         const flushed = () => reply.raw.writableLength === 0;

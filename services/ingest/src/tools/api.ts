@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { Subscription } from '@nats-io/nats-core';
 import {
+  EVENT_BATCH_HEADER,
   HubError,
   TOOL_CHUNK_MAX_BYTES,
   TOOL_JOB_OUTCOMES,
@@ -19,6 +20,7 @@ import {
   ToolListRequest,
   ToolSubmitRequest,
   ToolUploadRequest,
+  splitEvents,
   topologyNames,
   type BuildAccepted,
   type ToolArtifactChunk,
@@ -134,6 +136,7 @@ const FINISHED: Record<string, ToolJobOutcome | undefined> = {
   expired: 'expired',
 };
 const EVENTS_MAX_REPLY_BYTES = 256 * 1024;
+const textDecoder = new TextDecoder();
 
 /**
  * The job's events after `after_seq` (from the start when absent), as the CLI receives them;
@@ -165,7 +168,10 @@ async function events(deps: ToolApiDeps, caller: Caller, payload: unknown): Prom
       done = TOOL_JOB_OUTCOMES.find((o) => o === outcome) ?? 'finished';
       break;
     }
-    out.push({ seq: m.seq, message: m.json<Record<string, unknown>>() });
+    // A batched entry's messages all go in this reply: `next_seq` resumes after the whole entry.
+    for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
+      out.push({ seq: m.seq, message: JSON.parse(textDecoder.decode(frame)) as Record<string, unknown> });
+    }
     bytes += m.data.length;
     if (bytes > EVENTS_MAX_REPLY_BYTES || m.info.pending === 0) break;
   }

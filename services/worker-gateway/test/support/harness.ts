@@ -10,8 +10,10 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import {
   HUB_VERSION,
+  EVENT_BATCH_HEADER,
   cancelJobEndpoint,
   jobStatusEndpoint,
+  splitEvents,
   subjects as makeSubjects,
   topologyFor,
   topologyNames,
@@ -195,7 +197,7 @@ export async function openBus(natsUrl: string, prefix: string, options: { schedu
       for (;;) {
         const m = await consumer.next({ expires: 1_000 });
         if (!m) break;
-        out.push(decoder.decode(m.data));
+        for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) out.push(decoder.decode(frame));
         if (m.info.pending === 0) break;
       }
       return out;
