@@ -39,6 +39,8 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired']);
 const STATUS_RETRY_MS = 10_000;
 /** A finished job whose log ends without `complete` gets the original's synthetic one after this. */
 const SYNTHETIC_COMPLETE_AFTER_MS = 2_000;
+/** How often a silent watch checks that its consumer still delivers what the log stores. */
+const STALL_CHECK_MS = 15_000;
 
 const decoder = new TextDecoder();
 
@@ -142,6 +144,8 @@ export class CliSession implements Session {
       { forMs: STATUS_RETRY_MS, cancelled: () => this.#closed },
     );
     if (this.#closed) return;
+    /** The watch reached its end: `complete` sent (real or synthetic), or the CLI gone. */
+    let ended = false;
     let fallback: NodeJS.Timeout | undefined;
     const armFallback = () => {
       clearTimeout(fallback);
@@ -156,6 +160,7 @@ export class CliSession implements Session {
           const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
           const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
           if (this.#closed) return;
+          ended = true;
           if (last && isComplete(splitEvents(last.data, last.header.get(EVENT_BATCH_HEADER)).at(-1)!))
             return this.#conn.close(1011, 'event log unavailable');
           void this.#conn.send(syntheticComplete(jobId, finished?.status === 'completed'));
@@ -168,23 +173,51 @@ export class CliSession implements Session {
     // A finished job's log normally ends with its `complete`; one that does not (expired, or the
     // scheduler has not appended it yet) gets the original's synthetic one once the log is quiet.
     if (finished) armFallback();
+    // A consumer that stopped delivering (lost in a partition and not recovered) must not leave
+    // the CLI waiting forever: when the log's stored end is past what was delivered and older
+    // than a check period, the CLI is made to reconnect (the new CLI does; it reads on).
+    let delivered = 0;
+    let watchdog: NodeJS.Timeout | undefined;
+    const armWatchdog = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        void (async () => {
+          const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
+          const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
+          if (this.#closed) return;
+          const stale = last !== null && last.seq > delivered && Date.now() - last.time.getTime() > STALL_CHECK_MS;
+          if (stale) return this.#conn.close(1011, 'event log stalled');
+          armWatchdog();
+        })().catch(() => {
+          if (!this.#closed) armWatchdog();
+        });
+      }, STALL_CHECK_MS);
+      watchdog.unref();
+    };
+    armWatchdog();
     const messages = await consumer.consume({ max_messages: 256 });
     this.#messages = messages;
     if (this.#closed) return this.#stopFollowing();
     try {
       follow: for await (const m of messages) {
         clearTimeout(fallback);
+        delivered = m.seq;
         // A batched entry is sent as the messages it holds, one frame each.
         for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
-          if (!(await this.#conn.sendPaced(frame))) break follow;
-          if (isComplete(frame)) break follow;
+          if (!(await this.#conn.sendPaced(frame)) || isComplete(frame)) {
+            ended = true;
+            break follow;
+          }
         }
         if (finished && m.info.pending === 0) armFallback();
       }
     } finally {
       clearTimeout(fallback);
+      clearTimeout(watchdog);
       this.#stopFollowing();
     }
+    // The consumer gave up before the end (no `complete` sent): the CLI reconnects and reads on.
+    if (!ended && !this.#closed) this.#conn.close(1011, 'event log unavailable');
   }
 
   #stopFollowing(): void {
