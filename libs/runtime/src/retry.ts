@@ -41,7 +41,7 @@ export async function retrying<T>(attempt: () => Promise<T>, options: RetryOptio
 }
 
 /** How long a JetStream append rides out a stream leader election or a node restart. */
-export const JETSTREAM_PUBLISH_RETRY_MS = 15_000;
+export const JETSTREAM_PUBLISH_RETRY_MS = 30_000;
 
 /** What an append's acknowledgement says, as far as retrying it goes. */
 export interface AppendAck {
@@ -59,10 +59,11 @@ export interface AppendAck {
 export const unconfirmedDuplicate = (ack: AppendAck): boolean => ack.duplicate === true && ack.seq === 0;
 
 /**
- * How long an id may stay unconfirmed before it counts as dropped: a proposal still in flight
- * is stored within milliseconds by a leader that answers.
+ * How long an id may stay unconfirmed before it counts as dropped: a proposal still in flight is
+ * stored within milliseconds by a leader with a quorum, within seconds by one whose follower is
+ * catching up after a partition; appending again sooner would store it twice.
  */
-export const UNCONFIRMED_GRACE_MS = 2_000;
+export const UNCONFIRMED_GRACE_MS = 8_000;
 
 export interface AppendOnceOptions {
   readonly msgID: string;
@@ -73,12 +74,14 @@ export interface AppendOnceOptions {
    * asked when JetStream leaves it unconfirmed.
    */
   readonly stored?: () => Promise<number | undefined>;
+  /** Default UNCONFIRMED_GRACE_MS. */
+  readonly graceMs?: number;
 }
 
 /**
  * Appends with `msgID` and retries until JetStream confirms it (see `retrying`), so that an
  * attempt stored whose ack was lost is not stored twice. An id JetStream keeps unconfirmed is
- * checked with `stored`, then after UNCONFIRMED_GRACE_MS replaced by `<msgID>.<n>`: an append
+ * checked with `stored`, then after `graceMs` replaced by `<msgID>.<n>`: an append
  * duplicated by a dropped proposal coming back is far less likely than one lost to it.
  */
 export async function appendOnce<A extends AppendAck>(
@@ -86,6 +89,7 @@ export async function appendOnce<A extends AppendAck>(
   options: AppendOnceOptions,
 ): Promise<A> {
   const { msgID: first, forMs = JETSTREAM_PUBLISH_RETRY_MS, stored, cancelled } = options;
+  const graceMs = options.graceMs ?? UNCONFIRMED_GRACE_MS;
   let [msgID, renamed, unconfirmedSince] = [first, 0, undefined as number | undefined];
   return retrying(
     async () => {
@@ -94,7 +98,7 @@ export async function appendOnce<A extends AppendAck>(
       const seq = await stored?.();
       if (seq !== undefined) return { ...ack, seq, duplicate: true };
       unconfirmedSince ??= Date.now();
-      if (Date.now() - unconfirmedSince >= UNCONFIRMED_GRACE_MS) {
+      if (Date.now() - unconfirmedSince >= graceMs) {
         [msgID, unconfirmedSince] = [`${first}.${++renamed}`, undefined];
       }
       throw new Error(`JetStream has not confirmed an earlier append with message id ${msgID}`);
