@@ -244,8 +244,8 @@ export async function runClusterBuilds(options: {
     for (const o of outcomes.filter((o) => o.jobId === undefined))
       refusals.set(o.why.slice(0, 200), (refusals.get(o.why.slice(0, 200)) ?? 0) + 1);
     if (refusals.size > 0) console.log(`not acknowledged, by reason: ${JSON.stringify([...refusals])}`);
-    if (failed.length > 0) {
-      // Every process's whole output, for whoever investigates.
+    // Every process's whole output, for whoever investigates a failed verdict.
+    const keepLogs = () => {
       const logs = mkdtempSync(join(tmpdir(), 'perry-hub-cluster-logs-'));
       for (const p of hub.processes) writeFileSync(join(logs, `${p.name}.log`), p.current.output());
       cluster.logFiles.forEach((file, i) => existsSync(file) && copyFileSync(file, join(logs, `nats-${i + 1}.log`)));
@@ -257,13 +257,17 @@ export async function runClusterBuilds(options: {
           .filter((l) => /"level":(50|60)/.test(l));
         if (errors.length > 0) console.log(`${p.name}:\n${errors.slice(-5).join('\n').slice(0, 3_000)}`);
       }
-    }
+    };
+    if (failed.length > 0) keepLogs();
     expect(failed.filter((o) => o.jobId !== undefined).map((o) => `${o.jobId}: ${o.why}`)).toEqual([]);
     // Refusals are allowed while MariaDB or a quorum is down, but they are few.
     expect(hub.acknowledged.size).toBeGreaterThanOrEqual(options.builds * 0.9);
     await hub.reconnect();
     // Duplicates of artifact_ready and usage against the acknowledged count.
-    await expectEveryJobCompletedOnce(hub, 120_000);
+    await expectEveryJobCompletedOnce(hub, 120_000).catch((err: unknown) => {
+      keepLogs();
+      throw err;
+    });
   } finally {
     running = false;
     for (const w of workers) await w.stop();
