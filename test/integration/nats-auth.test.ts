@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nkeyAuthenticator, PermissionViolationError, type NatsConnection } from '@nats-io/nats-core';
-import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import {
   natsInboxPrefix,
@@ -149,15 +148,6 @@ describe('NATS authentication and least privilege', () => {
     for (const sub of [license, gateway, submit]) sub.unsubscribe();
     await new Promise((resolve) => setTimeout(resolve, 100));
     for (const name of [...SERVICE_NAMES, TOOL] as const) expect(as(name).violations, name).toEqual([]);
-  });
-
-  it("lets the scheduler, and not the vm-controller, delete a dead gateway's worker from presence", async () => {
-    const gateway = await new Kvm(as('worker-gateway').nc).open(names.presenceBucket);
-    await gateway.put('w-dead', '{}');
-    const scheduler = await new Kvm(as('scheduler').nc).open(names.presenceBucket);
-    expect(await violationsAfter(as('scheduler'), () => scheduler.delete('w-dead'))).toEqual([]);
-    expect((await gateway.get('w-dead'))?.operation).toBe('DEL');
-    await expectPublishDenied(as('vm-controller'), `$KV.${names.presenceBucket}.w-dead`);
   });
 
   it('refuses account-create to the tool and to every service that does not call it', async () => {

@@ -181,8 +181,7 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       ttlMs: 0,
       history: 1,
       maxBytes: -1,
-      // The scheduler deletes the entries of a dead gateway's workers (nobody else would).
-      usedBy: { 'worker-gateway': ['read', 'write'], scheduler: ['read', 'write'], 'vm-controller': ['read'] },
+      usedBy: { 'worker-gateway': ['read', 'write'], scheduler: ['read'], 'vm-controller': ['read'] },
     },
     {
       kind: 'kv',
