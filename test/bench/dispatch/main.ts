@@ -9,7 +9,8 @@
  *   4. dispatch and GET /api/v1/status with 100,000 jobs queued, against the empty-queue figures;
  *   5. 64 MiB artifact upload and download, against writing the same bytes to disk with SHA-256.
  *
- * Benchmarks are not tests: it prints figures and exits 0 whatever they are.
+ * `PERRY_BENCH_DISPATCH_PARTS` (comma-separated: idle, dispatch, logs, transfer, deep) runs only
+ * those parts. Benchmarks are not tests: it prints figures and exits 0 whatever they are.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -55,151 +56,219 @@ async function connectFleet(hub: Hub): Promise<Fleet> {
   return fleet;
 }
 
-async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Promise<Row[]> {
-  const credentialsKey = generateSealKey();
+/**
+ * The parts, in the order they run; `PERRY_BENCH_DISPATCH_PARTS=idle,deep` runs some of them
+ * (`deep` takes its baseline from the 100 jobs/s run, so it runs that too).
+ */
+export const PARTS = ['idle', 'dispatch', 'logs', 'transfer', 'deep'] as const;
+type Part = (typeof PARTS)[number];
 
-  say('idle memory: 10,000 plain ws connections to a bare ws server');
-  const bare = await bareWsMemory(IDLE_WORKERS);
+function selectedParts(): ReadonlySet<Part> {
+  const raw = process.env['PERRY_BENCH_DISPATCH_PARTS']?.trim();
+  if (!raw) return new Set(PARTS);
+  const names = raw.split(',').map((n) => n.trim());
+  const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new Error(`PERRY_BENCH_DISPATCH_PARTS: unknown part(s) ${unknown.join(', ')}; parts: ${PARTS.join(', ')}`);
+  }
+  return new Set(names as Part[]);
+}
+
+const runNote = (r: Awaited<ReturnType<typeof dispatchRun>>) =>
+  `${r.latency.count} jobs (load average ${r.loadAverage.toFixed(2)} after), max ${r.latency.max.toFixed(1)} ms, ` +
+  `${r.early} assigned before their 200 arrived, ` +
+  `${r.missing} never assigned, ${r.failed} submissions failed${r.firstFailure ? ` (${r.firstFailure})` : ''}; POST /api/v1/build p50 ${r.submit.p50.toFixed(1)} ms p99 ${r.submit.p99.toFixed(1)} ms`;
+
+async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Promise<Row[]> {
+  const parts = selectedParts();
+  const credentialsKey = generateSealKey();
+  const rows: Row[] = [];
+
+  let bare: Awaited<ReturnType<typeof bareWsMemory>> | undefined;
+  if (parts.has('idle')) {
+    say('idle memory: 10,000 plain ws connections to a bare ws server');
+    bare = await bareWsMemory(IDLE_WORKERS);
+  }
   say('starting the hub');
   const hub = await startHub(infra, join(dir, 'hub'), await hubPorts(), credentialsKey);
   hubs.push(hub);
   const licenses: string[] = [];
   for (let i = 0; i < LICENSES; i++) licenses.push(await registerLicense(hub));
-  say('idle memory: 10,000 workers said hello to the hub');
-  const idle = await hubWorkerMemory(hub, IDLE_WORKERS);
-
-  const fleet = await connectFleet(hub);
-  fleets.push(fleet);
-  say('warm-up');
-  await dispatchRun(hub, fleet, licenses, 20, 3);
-  say('dispatch latency, and its NATS request/reply baseline');
-  const rr20 = await natsRequestReply(infra.connectNats, 20, BASELINE_SECONDS, REQUEST_BYTES);
-  const d20 = await dispatchRun(hub, fleet, licenses, 20, RUN_SECONDS);
-  const rr100 = await natsRequestReply(infra.connectNats, 100, BASELINE_SECONDS, REQUEST_BYTES);
-  const pids = { hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid };
-  const { result: d100, cpu: cpu100 } = await cpuDuring(pids, () =>
-    dispatchRun(hub, fleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
-  );
-
-  say('log lines to a CLI, and the NATS publish/subscribe baseline');
-  fleet.holdNext = 1;
-  const accepted = await submit(hub, licenses[0]!, ['linux']);
-  const job = await fleet.held(accepted.jobId);
-  const logs = await logRun(hub, job, LOG_LINES_PER_SECOND, LOG_SECONDS);
-  const pubsub = await natsPubSub(infra.connectNats, LOG_LINES_PER_SECOND, LOG_SECONDS, logs.frameBytes);
-
-  say('64 MiB artifact transfer, and the disk write + SHA-256 baseline');
-  const data = randomBytes(ARTIFACT_BYTES);
-  const disk = await diskWriteAndHash(join(dir, 'baseline.bin'), data);
-  const transfer = await transferRun(job, data);
-  fleet.release(job.jobId);
-
-  say('100,000 queued jobs: stopping the hub, inserting them, starting it again');
-  fleet.close();
-  await hub.stop();
-  const insertMs = await insertQueued(infra, QUEUED_JOBS);
-  const restartedAt = performance.now();
-  const deep = await startHub(infra, join(dir, 'hub'), await hubPorts(), credentialsKey);
-  hubs.push(deep);
-  const deepFleet = await connectFleet(deep);
-  fleets.push(deepFleet);
-  const probe = await submit(deep, licenses[0]!, ['linux']);
-  await waitUpTo(() => deepFleet.assignedAt.has(probe.jobId), 120_000);
-  const firstDispatchMs = (deepFleet.assignedAt.get(probe.jobId) ?? NaN) - restartedAt;
-  const queueLength = (await status(deep)).queue_length;
-  await dispatchRun(deep, deepFleet, licenses, 20, 3);
-  say('dispatch and status with 100,000 queued jobs');
-  const deepPids = { ...pids, hub: deep.child.pid };
-  const { result: dq, cpu: cpuDeep } = await cpuDuring(deepPids, () =>
-    dispatchRun(deep, deepFleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
-  );
-
-  const runNote = (r: typeof d20) =>
-    `${r.latency.count} jobs (load average ${r.loadAverage.toFixed(2)} after), max ${r.latency.max.toFixed(1)} ms, ` +
-    `${r.early} assigned before their 200 arrived, ` +
-    `${r.missing} never assigned, ${r.failed} submissions failed${r.firstFailure ? ` (${r.firstFailure})` : ''}; POST /api/v1/build p50 ${r.submit.p50.toFixed(1)} ms p99 ${r.submit.p99.toFixed(1)} ms`;
-  const emptyStatus = d100.status!;
-  const deepStatus = dq.status!;
-  return [
-    { metric: 'dispatch p50 @ 20 jobs/s', value: d20.latency.p50, baseline: rr20.p50, unit: 'ms', note: runNote(d20) },
-    { metric: 'dispatch p99 @ 20 jobs/s', value: d20.latency.p99, baseline: rr20.p99, unit: 'ms' },
-    {
-      metric: 'dispatch p50 @ 100 jobs/s',
-      value: d100.latency.p50,
-      baseline: rr100.p50,
-      unit: 'ms',
-      note: runNote(d100),
-    },
-    {
-      metric: 'dispatch p99 @ 100 jobs/s',
-      value: d100.latency.p99,
-      baseline: rr100.p99,
-      unit: 'ms',
-      goal: { text: '<= 20 ms', met: d100.latency.p99 <= 20 },
-      note:
-        `CPU during the run: ${cpu100}; ` +
-        `baseline: NATS request/reply (${REQUEST_BYTES} B) to an echo responder at the same rate`,
-    },
-    { metric: 'log line -> CLI p50 @ 5000/s', value: logs.latency.p50, baseline: pubsub.p50, unit: 'ms' },
-    {
-      metric: 'log line -> CLI p99 @ 5000/s',
-      value: logs.latency.p99,
-      baseline: pubsub.p99,
-      unit: 'ms',
-      goal: { text: '<= 50 ms', met: logs.latency.p99 <= 50 },
-      note:
-        `${logs.sent} lines sent, ${logs.lost} not received, max ${logs.latency.max.toFixed(1)} ms; ` +
-        `baseline: NATS publish -> subscribe of ${logs.frameBytes} B at the same rate (max ${pubsub.max.toFixed(1)} ms)`,
-    },
-    {
+  if (bare) {
+    say('idle memory: 10,000 workers said hello to the hub');
+    const idle = await hubWorkerMemory(hub, IDLE_WORKERS);
+    rows.push({
       metric: 'RSS added by 10k idle workers',
       value: idle.addedMiB,
       baseline: bare.addedMiB,
       unit: 'MiB',
       goal: { text: '<= 256 MiB', met: idle.addedMiB <= 256 },
       note:
-        `hub ${idle.beforeMiB.toFixed(0)} -> ${idle.afterMiB.toFixed(0)} MiB (${idle.opened} workers), ` +
-        `hub CPU while they idle ${idle.idleCpuPercent.toFixed(1)}% of a core; baseline: bare ws server ` +
-        `${bare.beforeMiB.toFixed(0)} -> ${bare.afterMiB.toFixed(0)} MiB (${bare.opened} plain connections)`,
-    },
-    {
-      metric: 'dispatch p99 @ 100 jobs/s, 100k queued',
-      value: dq.latency.p99,
-      baseline: d100.latency.p99,
-      unit: 'ms',
-      goal: { text: '<= 2x baseline', met: dq.latency.p99 <= 2 * d100.latency.p99 },
-      note:
-        `${runNote(dq)}; CPU during the run: ${cpuDeep}; queue_length ${queueLength}; rows inserted in ${(insertMs / 1000).toFixed(1)} s; ` +
-        `first dispatch ${(firstDispatchMs / 1000).toFixed(1)} s after the restart began; baseline: the empty-queue p99 above`,
-    },
-    {
-      metric: 'GET /api/v1/status p99, 100k queued',
-      value: deepStatus.p99,
-      baseline: emptyStatus.p99,
-      unit: 'ms',
-      goal: { text: '< 10 ms', met: deepStatus.p99 < 10 },
-      note:
-        `${deepStatus.count} requests at ${STATUS_PER_SECOND}/s during the 100 jobs/s run, p50 ${deepStatus.p50.toFixed(1)} ms; ` +
-        `baseline: the same during the empty-queue run (p50 ${emptyStatus.p50.toFixed(1)} ms)`,
-    },
-    ...(
-      [
-        ['artifact upload, base64', transfer.uploadBase64, 0.3],
-        ['artifact upload, raw', transfer.uploadRaw, 0.3],
-        ['artifact download, base64', transfer.downloadBase64, 0.5],
-        ['artifact download, raw', transfer.downloadRaw, 0.5],
-      ] as const
-    ).map(([metric, value, share]) => ({
-      metric: `${metric} (64 MiB)`,
-      value,
-      baseline: disk,
-      unit: 'MiB/s',
-      goal: { text: `>= ${share * 100}% of baseline`, met: value >= share * disk },
-      ...(metric.endsWith('raw') && metric.includes('download')
-        ? { note: 'baseline: writing the same 64 MiB to a file with SHA-256; MiB/s of artifact (decoded) bytes' }
-        : {}),
-    })),
-  ];
+        `hub ${idle.beforeMiB.toFixed(0)} -> ${idle.afterMiB.toFixed(0)} MiB (${idle.opened} workers); ` +
+        `baseline: bare ws server ${bare.beforeMiB.toFixed(0)} -> ${bare.afterMiB.toFixed(0)} MiB (${bare.opened} plain connections)`,
+    });
+    rows.push({
+      metric: 'hub CPU, 10k idle workers',
+      value: idle.idleCpuPercent,
+      baseline: NaN,
+      unit: '% of a core',
+      goal: { text: '<= 5%', met: idle.idleCpuPercent <= 5 },
+      note: 'over 5 s, after the hub counted every worker and 3 s passed',
+    });
+  }
+
+  const fleet = await connectFleet(hub);
+  fleets.push(fleet);
+  const pids = { hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid };
+  let d100: Awaited<ReturnType<typeof dispatchRun>> | undefined;
+  if (parts.has('dispatch') || parts.has('deep')) {
+    say('warm-up');
+    await dispatchRun(hub, fleet, licenses, 20, 3);
+    say('dispatch latency, and its NATS request/reply baseline');
+    const rr20 = await natsRequestReply(infra.connectNats, 20, BASELINE_SECONDS, REQUEST_BYTES);
+    const d20 = await dispatchRun(hub, fleet, licenses, 20, RUN_SECONDS);
+    const rr100 = await natsRequestReply(infra.connectNats, 100, BASELINE_SECONDS, REQUEST_BYTES);
+    const measured = await cpuDuring(pids, () =>
+      dispatchRun(hub, fleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
+    );
+    d100 = measured.result;
+    rows.push(
+      {
+        metric: 'dispatch p50 @ 20 jobs/s',
+        value: d20.latency.p50,
+        baseline: rr20.p50,
+        unit: 'ms',
+        note: runNote(d20),
+      },
+      {
+        metric: 'dispatch p99 @ 20 jobs/s',
+        value: d20.latency.p99,
+        baseline: rr20.p99,
+        unit: 'ms',
+        goal: { text: '<= 20 ms', met: d20.latency.p99 <= 20 },
+      },
+      {
+        metric: 'dispatch p50 @ 100 jobs/s',
+        value: d100.latency.p50,
+        baseline: rr100.p50,
+        unit: 'ms',
+        note: runNote(d100),
+      },
+      {
+        metric: 'dispatch p99 @ 100 jobs/s',
+        value: d100.latency.p99,
+        baseline: rr100.p99,
+        unit: 'ms',
+        goal: { text: '<= 50 ms', met: d100.latency.p99 <= 50 },
+        note:
+          `CPU during the run: ${measured.cpu}; ` +
+          `baseline: NATS request/reply (${REQUEST_BYTES} B) to an echo responder at the same rate; ` +
+          'the jobs are dispatched only (the realistic flow with transfers is `npm run bench -- cost`)',
+      },
+      {
+        metric: 'GET /api/v1/status p99, empty queue',
+        value: d100.status!.p99,
+        baseline: NaN,
+        unit: 'ms',
+        note: `${d100.status!.count} requests at ${STATUS_PER_SECOND}/s during the 100 jobs/s run, p50 ${d100.status!.p50.toFixed(1)} ms`,
+      },
+    );
+  }
+
+  if (parts.has('logs') || parts.has('transfer')) {
+    fleet.holdNext = 1;
+    const accepted = await submit(hub, licenses[0]!, ['linux']);
+    const job = await fleet.held(accepted.jobId);
+    if (parts.has('logs')) {
+      say('log lines to a CLI, and the NATS publish/subscribe baseline');
+      const logs = await logRun(hub, job, LOG_LINES_PER_SECOND, LOG_SECONDS);
+      const pubsub = await natsPubSub(infra.connectNats, LOG_LINES_PER_SECOND, LOG_SECONDS, logs.frameBytes);
+      rows.push(
+        { metric: 'log line -> CLI p50 @ 5000/s', value: logs.latency.p50, baseline: pubsub.p50, unit: 'ms' },
+        {
+          metric: 'log line -> CLI p99 @ 5000/s',
+          value: logs.latency.p99,
+          baseline: pubsub.p99,
+          unit: 'ms',
+          goal: { text: '<= 50 ms', met: logs.latency.p99 <= 50 },
+          note:
+            `${logs.sent} lines sent, ${logs.lost} not received, max ${logs.latency.max.toFixed(1)} ms; ` +
+            `baseline: NATS publish -> subscribe of ${logs.frameBytes} B at the same rate (max ${pubsub.max.toFixed(1)} ms)`,
+        },
+      );
+    }
+    if (parts.has('transfer')) {
+      say('64 MiB artifact transfer, and the disk write + SHA-256 baseline');
+      const data = randomBytes(ARTIFACT_BYTES);
+      const disk = await diskWriteAndHash(join(dir, 'baseline.bin'), data);
+      const transfer = await transferRun(job, data);
+      rows.push(
+        ...(
+          [
+            ['artifact upload, base64', transfer.uploadBase64, 0.3],
+            ['artifact upload, raw', transfer.uploadRaw, 0.3],
+            ['artifact download, base64', transfer.downloadBase64, 0.5],
+            ['artifact download, raw', transfer.downloadRaw, 0.5],
+          ] as const
+        ).map(([metric, value, share]) => ({
+          metric: `${metric} (64 MiB)`,
+          value,
+          baseline: disk,
+          unit: 'MiB/s',
+          goal: { text: `>= ${share * 100}% of baseline`, met: value >= share * disk },
+          ...(metric.endsWith('raw') && metric.includes('download')
+            ? { note: 'baseline: writing the same 64 MiB to a file with SHA-256; MiB/s of artifact (decoded) bytes' }
+            : {}),
+        })),
+      );
+    }
+    fleet.release(job.jobId);
+  }
+
+  if (parts.has('deep') && d100) {
+    say('100,000 queued jobs: stopping the hub, inserting them, starting it again');
+    fleet.close();
+    await hub.stop();
+    const insertMs = await insertQueued(infra, QUEUED_JOBS);
+    const restartedAt = performance.now();
+    const deep = await startHub(infra, join(dir, 'hub'), await hubPorts(), credentialsKey);
+    hubs.push(deep);
+    const deepFleet = await connectFleet(deep);
+    fleets.push(deepFleet);
+    const probe = await submit(deep, licenses[0]!, ['linux']);
+    await waitUpTo(() => deepFleet.assignedAt.has(probe.jobId), 120_000);
+    const firstDispatchMs = (deepFleet.assignedAt.get(probe.jobId) ?? NaN) - restartedAt;
+    const queueLength = (await status(deep)).queue_length;
+    await dispatchRun(deep, deepFleet, licenses, 20, 3);
+    say('dispatch and status with 100,000 queued jobs');
+    const deepPids = { ...pids, hub: deep.child.pid };
+    const { result: dq, cpu: cpuDeep } = await cpuDuring(deepPids, () =>
+      dispatchRun(deep, deepFleet, licenses, 100, RUN_SECONDS, STATUS_PER_SECOND),
+    );
+    rows.push(
+      {
+        metric: 'dispatch p99 @ 100 jobs/s, 100k queued',
+        value: dq.latency.p99,
+        baseline: d100.latency.p99,
+        unit: 'ms',
+        goal: { text: '<= 2x baseline', met: dq.latency.p99 <= 2 * d100.latency.p99 },
+        note:
+          `${runNote(dq)}; CPU during the run: ${cpuDeep}; queue_length ${queueLength}; rows inserted in ${(insertMs / 1000).toFixed(1)} s; ` +
+          `first dispatch ${(firstDispatchMs / 1000).toFixed(1)} s after the restart began; baseline: the empty-queue p99 above`,
+      },
+      {
+        metric: 'GET /api/v1/status p99, 100k queued',
+        value: dq.status!.p99,
+        baseline: d100.status!.p99,
+        unit: 'ms',
+        goal: { text: '< 10 ms', met: dq.status!.p99 < 10 },
+        note:
+          `${dq.status!.count} requests at ${STATUS_PER_SECOND}/s during the 100 jobs/s run, p50 ${dq.status!.p50.toFixed(1)} ms; ` +
+          `baseline: the same during the empty-queue run (p50 ${d100.status!.p50.toFixed(1)} ms)`,
+      },
+    );
+  }
+  return rows;
 }
 
 async function main(): Promise<void> {
