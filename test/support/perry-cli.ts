@@ -43,6 +43,8 @@ export interface PublishOptions {
    * worker-gateway, which a reverse proxy puts behind the same address in production.
    */
   readonly wsServer?: string;
+  /** Called when the submission's 200 has arrived, with its job id (e.g. to time its dispatch). */
+  readonly onAccepted?: (jobId: string) => void;
   /** Called with every accepted message, e.g. to kill things at the right moment. */
   readonly onMessage?: (message: ServerMessage, raw: string) => void;
   /**
@@ -138,6 +140,7 @@ export async function perryPublish(options: PublishOptions): Promise<PublishResu
   }
   result.jobId = created.job_id;
   result.position = created.position;
+  options.onAccepted?.(created.job_id);
   result.wsUrl = deriveWsUrl(options.wsServer ?? options.server, created.ws_url);
 
   let lastArtifact: { name: string; url: string; size: number } | undefined;

@@ -2,6 +2,8 @@
  * `npm run bench -- dispatch`. Starts its own nats-server and MariaDB, runs the hub as a child
  * process (`perry-hub start`, self-hosted: no quotas or concurrency limits) and measures:
  *
+ *   0. dispatch latency at 20 and 100 builds/s through the realistic flow (simulated Rust workers
+ *      download the tarball and upload an artifact, clients like `perry publish` download it);
  *   1. dispatch latency (HTTP 200 of POST /api/v1/build → `job_assign` at an idle worker) at 20
  *      and 100 jobs/s, against a NATS request/reply to an echo responder at the same rate;
  *   2. a worker's log line → a watching CLI at 5,000 lines/s, against NATS publish → subscribe;
@@ -9,7 +11,7 @@
  *   4. dispatch and GET /api/v1/status with 100,000 jobs queued, against the empty-queue figures;
  *   5. 64 MiB artifact upload and download, against writing the same bytes to disk with SHA-256.
  *
- * `PERRY_BENCH_DISPATCH_PARTS` (comma-separated: idle, dispatch, logs, transfer, deep) runs only
+ * `PERRY_BENCH_DISPATCH_PARTS` (comma-separated: idle, realistic, dispatch, logs, transfer, deep) runs only
  * those parts. Benchmarks are not tests: it prints figures and exits 0 whatever they are.
  */
 import { randomBytes } from 'node:crypto';
@@ -22,6 +24,7 @@ import { diskWriteAndHash, natsPubSub, natsRequestReply } from './baselines.js';
 import { Fleet } from './fleet.js';
 import { bareWsMemory, hubWorkerMemory } from './idle.js';
 import { logRun } from './logs.js';
+import { realisticFleet, realisticRun, type RealisticRun } from './realistic.js';
 import { insertQueued } from './queued.js';
 import { cpuDuring, hubPorts, registerLicense, startHub, startInfra, type Hub, type Infra } from './stack.js';
 import { machine, table, waitUpTo, type Row } from './stats.js';
@@ -37,6 +40,8 @@ const FLEET = { workers: 20, maxConcurrent: 50 };
  */
 const LICENSES = 20;
 const IDLE_WORKERS = 10_000;
+/** Simulated Rust workers for the realistic flow, and the builds each runs at once. */
+const REALISTIC = { workers: 10, slots: 20 };
 const LOG_LINES_PER_SECOND = 5_000;
 const LOG_SECONDS = 5;
 const ARTIFACT_BYTES = 64 * 2 ** 20;
@@ -60,7 +65,7 @@ async function connectFleet(hub: Hub): Promise<Fleet> {
  * The parts, in the order they run; `PERRY_BENCH_DISPATCH_PARTS=idle,deep` runs some of them
  * (`deep` takes its baseline from the 100 jobs/s run, so it runs that too).
  */
-export const PARTS = ['idle', 'dispatch', 'logs', 'transfer', 'deep'] as const;
+export const PARTS = ['idle', 'realistic', 'dispatch', 'logs', 'transfer', 'deep'] as const;
 type Part = (typeof PARTS)[number];
 
 function selectedParts(): ReadonlySet<Part> {
@@ -72,6 +77,22 @@ function selectedParts(): ReadonlySet<Part> {
     throw new Error(`PERRY_BENCH_DISPATCH_PARTS: unknown part(s) ${unknown.join(', ')}; parts: ${PARTS.join(', ')}`);
   }
   return new Set(names as Part[]);
+}
+
+function realisticRow(perSecond: number, r: RealisticRun, cpu: string): Row {
+  const goalMs = perSecond >= 100 ? 50 : 20;
+  const kept = r.completed === r.offered;
+  return {
+    metric: `dispatch p99 @ ${perSecond} builds/s, realistic`,
+    value: r.dispatch.p99,
+    baseline: NaN,
+    unit: 'ms',
+    goal: { text: `<= ${goalMs} ms, all completed`, met: r.dispatch.p99 <= goalMs && kept },
+    note:
+      `p50 ${r.dispatch.p50.toFixed(1)} ms; ${r.completed} of ${r.offered} builds completed (${r.completedPerSecond.toFixed(1)}/s), ` +
+      `${r.failed} failed${r.firstFailure ? ` (${r.firstFailure})` : ''}; submission to artifact downloaded p50 ` +
+      `${r.build.p50.toFixed(0)} ms p99 ${r.build.p99.toFixed(0)} ms; load average ${r.loadAverage.toFixed(2)} after; CPU during the run: ${cpu}, clients and workers ${r.clientCpuPercent.toFixed(0)}%`,
+  };
 }
 
 const runNote = (r: Awaited<ReturnType<typeof dispatchRun>>) =>
@@ -115,6 +136,21 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
       goal: { text: '<= 5%', met: idle.idleCpuPercent <= 5 },
       note: 'over 5 s, after the hub counted every worker and 3 s passed',
     });
+  }
+
+  if (parts.has('realistic')) {
+    say('dispatch through the realistic flow at 20 and 100 builds/s');
+    const workers = await realisticFleet(hub, REALISTIC.workers, REALISTIC.slots);
+    try {
+      for (const perSecond of [20, 100]) {
+        const r = await cpuDuring({ hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid }, () =>
+          realisticRun(hub, workers, licenses, perSecond, RUN_SECONDS),
+        );
+        rows.push(realisticRow(perSecond, r.result, r.cpu));
+      }
+    } finally {
+      await workers.close();
+    }
   }
 
   const fleet = await connectFleet(hub);
