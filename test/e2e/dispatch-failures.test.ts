@@ -58,7 +58,9 @@ describe('lost workers end to end', () => {
       expect(t.indexOf(requeued)).toBeLessThan(compiling[1]!);
       expect(s.history.started.map((h) => h.worker)).toEqual(['flaky', 'steady']);
 
-      // The lost attempt's upload is refused, and nothing it says reaches the job's log.
+      // The lost attempt's upload is refused, and nothing it says reaches the job's log. It
+      // fetched its tarball from this ingest, which kept that grant for its uploads: the refusal
+      // comes from the builds row, checked as the artifact is recorded, then from the scheduler.
       const staleUpload = await until('the lost attempt to upload', () =>
         s.history.uploads.find((u) => u.worker === 'flaky'),
       );

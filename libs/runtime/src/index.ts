@@ -18,3 +18,4 @@ export * from './preflight.js';
 export * from './metrics.js';
 export * from './ops.js';
 export * from './retry.js';
+export * from './ordered-consumer.js';

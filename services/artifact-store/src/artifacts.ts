@@ -118,7 +118,7 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
   });
 
   return [
-    handle(registerArtifactEndpoint, async ({ jobId, attempt, artifact, retried }) => {
+    handle(registerArtifactEndpoint, async ({ jobId, attempt, artifact, retried, whileRunning }) => {
       const isHeld = held(artifact.target);
       const createdAt = now();
       const [known] = retried
@@ -131,23 +131,33 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       if (!known[0]) {
         // Recorded as not yet announced: a crash before its artifact_ready is published must not
         // let the build pass for delivered (attempts.ts announces it then).
-        await deps.db.query(
-          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE)`,
-          [
-            token,
-            jobId,
-            attempt,
-            artifact.objectName,
-            artifact.name,
-            artifact.size,
-            artifact.sha256,
-            artifact.target,
-            isHeld,
-            createdAt,
-            createdAt + deps.artifactTtlSecs * 1000,
-          ],
-        );
+        const values = [
+          token,
+          jobId,
+          attempt,
+          artifact.objectName,
+          artifact.name,
+          artifact.size,
+          artifact.sha256,
+          artifact.target,
+          isHeld,
+          createdAt,
+          createdAt + deps.artifactTtlSecs * 1000,
+        ];
+        const columns =
+          'INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)';
+        if (whileRunning) {
+          // In the same statement: nothing is recorded for an attempt that was released,
+          // reassigned or ended since its worker was given the grant.
+          const [inserted] = await deps.db.query<ResultSetHeader>(
+            `${columns} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE FROM builds
+              WHERE id = ? AND attempt = ? AND status = 'running'`,
+            [...values, jobId, attempt],
+          );
+          if (inserted.affectedRows === 0) throw new HubError('JOB_NOT_RUNNING', 'Job is not in running state');
+        } else {
+          await deps.db.query(`${columns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE)`, values);
+        }
       }
       const downloadUrl = `${base}/api/v1/dl/${token}`;
       if (!isHeld) {

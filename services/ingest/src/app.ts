@@ -20,7 +20,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { operateRoutes } from './routes/operate.js';
 import { opsRoutes } from './routes/ops.js';
 import { registerDocs } from './routes/docs.js';
-import { transferRoutes } from './routes/transfer.js';
+import { TransferGrants, transferRoutes } from './routes/transfer.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { registerSessionHook, sessionKeys } from './session.js';
 import { toolRoutes } from './routes/tools.js';
@@ -203,6 +203,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       blobs: deps.blobs,
       maxArtifactBytes: options.maxArtifactBytes,
       metrics: deps.ops.metrics,
+      grants: new TransferGrants(),
     }),
   );
   return app;

@@ -11,7 +11,7 @@
 import { DeliverPolicy, jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EVENT_BATCH_HEADER, splitEvents, topologyNames, type JobStatus, type Subjects } from '@perry-hub/contracts';
-import type { Logger, NatsConnection } from '@perry-hub/runtime';
+import { orderedConsumer, type Logger, type NatsConnection } from '@perry-hub/runtime';
 
 const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'expired']);
 const KEEPALIVE_MS = 15_000;
@@ -49,7 +49,7 @@ export async function streamJobEvents(
   state: JobStatus,
 ): Promise<void> {
   const after = lastEventId(request);
-  const consumer = await jetstream(deps.nc).consumers.get(topologyNames(deps.subjectPrefix).eventsStream, {
+  const consumer = await orderedConsumer(jetstream(deps.nc), topologyNames(deps.subjectPrefix).eventsStream, {
     // `<p>.jobs.<id>.*`: its events and its `done`, in one filter (one subject per consumer create
     // request keeps the JetStream API subjects within what the ingest may use).
     filter_subjects: deps.subjects.jobEvents(jobId).replace(/\.events$/, '.*'),

@@ -27,6 +27,8 @@ export class SignalFeed {
   #queue: Signals['queue'] = null;
   readonly #workers = new Map<string, WorkerPresence>();
   readonly #prewarms = new Map<string, PrewarmSignal>();
+  /** The `done` subscription of each job with a hint, until it ends or the hint expires. */
+  readonly #ends = new Map<string, Subscription>();
   #cloud: Record<string, CloudObservation> = {};
   readonly #subs: Subscription[] = [];
   #stopWatch: (() => void) | undefined;
@@ -42,10 +44,7 @@ export class SignalFeed {
     });
     this.#listen(subjects.vmPrewarm, PrewarmSignal, (hint) => {
       this.#prewarms.set(hint.jobId, hint);
-    });
-    // A job that ended (its first stage failed, or it finished) no longer needs its pre-warmed VM.
-    this.#listen(subjects.jobDoneAll, JobDone, (done) => {
-      this.#prewarms.delete(done.jobId);
+      this.#awaitEnd(hint.jobId);
     });
     await nc.flush();
     await this.#watchPresence();
@@ -54,7 +53,10 @@ export class SignalFeed {
   snapshot(): Signals {
     const now = this.#deps.now();
     for (const [jobId, hint] of this.#prewarms) {
-      if (now - hint.at >= this.#deps.prewarmTtlMs) this.#prewarms.delete(jobId);
+      if (now - hint.at >= this.#deps.prewarmTtlMs) {
+        this.#prewarms.delete(jobId);
+        this.#forgetEnd(jobId);
+      }
     }
     return {
       queue: this.#queue,
@@ -77,10 +79,34 @@ export class SignalFeed {
 
   stop(): void {
     for (const sub of this.#subs) sub.unsubscribe();
+    for (const sub of this.#ends.values()) sub.unsubscribe();
+    this.#ends.clear();
     this.#stopWatch?.();
   }
 
-  #listen<T extends TSchema>(subject: string, schema: T, apply: (value: Static<T>) => void): void {
+  /**
+   * A job that ended (its first stage failed, or it finished) no longer needs its pre-warmed VM.
+   * Only the `done` of a job with a hint is listened for, so the outcomes of the other builds
+   * (most of them) are not delivered here. A `done` missed (published before this subscription
+   * reached the server, or while disconnected) leaves the hint to its TTL, as before.
+   */
+  #awaitEnd(jobId: string): void {
+    if (this.#ends.has(jobId)) return;
+    const subject = this.#deps.subjects.jobDone(jobId);
+    const sub = this.#listen(subject, JobDone, () => {
+      this.#prewarms.delete(jobId);
+      this.#forgetEnd(jobId);
+    });
+    this.#ends.set(jobId, sub);
+    this.#subs.splice(this.#subs.indexOf(sub), 1);
+  }
+
+  #forgetEnd(jobId: string): void {
+    this.#ends.get(jobId)?.unsubscribe();
+    this.#ends.delete(jobId);
+  }
+
+  #listen<T extends TSchema>(subject: string, schema: T, apply: (value: Static<T>) => void): Subscription {
     const sub = this.#deps.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return this.#deps.log.warn({ err, subject }, 'subscription failed');
@@ -97,6 +123,7 @@ export class SignalFeed {
       },
     });
     this.#subs.push(sub);
+    return sub;
   }
 
   async #watchPresence(): Promise<void> {

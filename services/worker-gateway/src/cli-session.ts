@@ -22,7 +22,7 @@ import {
   type WireObject,
 } from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
-import { retrying } from '@perry-hub/runtime';
+import { orderedConsumer, retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 import {
   JOB_NOT_FOUND,
@@ -137,7 +137,7 @@ export class CliSession implements Session {
     // Retried while JetStream elects leaders or this gateway's server is cut off from the rest.
     const consumer = await retrying(
       () =>
-        js.consumers.get(topologyNames(config.subjectPrefix).eventsStream, {
+        orderedConsumer(js, topologyNames(config.subjectPrefix).eventsStream, {
           filter_subjects: subjects.jobEvents(jobId),
           deliver_policy: DeliverPolicy.All,
         }),

@@ -33,6 +33,13 @@ export const registerArtifactEndpoint = defineEndpoint({
        * already recorded under this object name is answered, and announced at most once.
        */
       retried: Type.Optional(Type.Boolean()),
+      whileRunning: Type.Optional(
+        Type.Literal(true, {
+          description:
+            'Recorded only while this attempt of the job runs (its builds row), else JOB_NOT_RUNNING: ' +
+            'the upload was authorized by the grant its worker was given earlier, not asked now',
+        }),
+      ),
     },
     { additionalProperties: false },
   ),

@@ -206,3 +206,4 @@ export const authorizeTransferEndpoint = defineEndpoint({
   ),
   timeoutMs: 3_000,
 });
+export type AuthorizeTransferReply = Static<typeof authorizeTransferEndpoint.response>;

@@ -6,6 +6,9 @@
  * a reset, and old windows expire with the bucket's TTL. Subjects (addresses, license keys) are
  * stored only as digests.
  *
+ * Submissions are counted in memory and added to the bucket every few (`hitShared`): most
+ * addresses and licenses submit a few builds an hour, far below their limits.
+ *
  * Failed authentications are asked about on every authenticated request (a build, each worker
  * transfer) and almost never recorded: those counters are watched into memory once, so asking
  * costs no round trip.
@@ -39,6 +42,9 @@ export class WindowCounters {
 
   /** The count and revision of this instance's last write per key (a compare-and-set needs both). */
   private readonly written = new Map<string, { count: number; revision: number }>();
+
+  /** Attempts counted by this instance and not yet added to the bucket, per key (see `hitShared`). */
+  private readonly unshared = new Map<string, number>();
 
   private constructor(private readonly kv: KV) {}
 
@@ -87,13 +93,56 @@ export class WindowCounters {
   /** Count one attempt of `subject` in `scope`'s current window. */
   async hit(scope: string, subject: string, windowMs: number, now = Date.now()): Promise<WindowCount> {
     const { key, retryAfterSecs } = this.where(scope, subject, windowMs, now);
+    return { count: await this.add(key, 1), retryAfterSecs };
+  }
+
+  /**
+   * Count one attempt as `hit` does, but add it to the bucket only with every `shareEvery`-th
+   * attempt this instance counts of the key: the others are counted in memory. The count
+   * answered is the bucket's at this instance's last write plus what it has not shared, so an
+   * instance alone is exact, and each instance adds at most `shareEvery - 1` attempts the
+   * others do not know of (and a restarted instance forgets at most as many).
+   */
+  async hitShared(
+    scope: string,
+    subject: string,
+    windowMs: number,
+    shareEvery: number,
+    now = Date.now(),
+  ): Promise<WindowCount> {
+    const { key, retryAfterSecs } = this.where(scope, subject, windowMs, now);
+    const pending = (this.unshared.get(key) ?? 0) + 1;
+    if (pending < shareEvery) {
+      // Keys name their window: once many are held, the old windows' are of no use.
+      if (this.unshared.size >= WATCHED_MAX_KEYS && !this.unshared.has(key)) this.dropEndedWindows(this.unshared, key);
+      this.unshared.set(key, pending);
+      return { count: (this.written.get(key)?.count ?? 0) + pending, retryAfterSecs };
+    }
+    // Taken at once (an attempt counted meanwhile starts the next share), and put back if the
+    // bucket cannot be reached: none is lost.
+    this.unshared.delete(key);
+    try {
+      return { count: await this.add(key, pending), retryAfterSecs };
+    } catch (err) {
+      this.unshared.set(key, (this.unshared.get(key) ?? 0) + pending);
+      throw err;
+    }
+  }
+
+  private dropEndedWindows(counts: Map<string, unknown>, current: string): void {
+    const window = current.slice(current.lastIndexOf('.'));
+    for (const k of counts.keys()) if (!k.endsWith(window)) counts.delete(k);
+  }
+
+  /** Adds `n` to the key's count in the bucket; answers the count after. */
+  private async add(key: string, n: number): Promise<number> {
     // This instance's own last write of the key is usually still the latest: try it first.
     const last = this.written.get(key);
     if (last) {
       try {
-        const revision = await this.kv.update(key, String(last.count + 1), last.revision);
-        this.remember(key, last.count + 1, revision);
-        return { count: last.count + 1, retryAfterSecs };
+        const revision = await this.kv.update(key, String(last.count + n), last.revision);
+        this.remember(key, last.count + n, revision);
+        return last.count + n;
       } catch (err) {
         if (!isConflict(err)) throw err;
         this.written.delete(key);
@@ -101,9 +150,9 @@ export class WindowCounters {
     } else {
       // A key this instance has not written is usually a new window's: create it without reading.
       try {
-        const revision = await this.kv.create(key, '1');
-        this.remember(key, 1, revision);
-        return { count: 1, retryAfterSecs };
+        const revision = await this.kv.create(key, String(n));
+        this.remember(key, n, revision);
+        return n;
       } catch (err) {
         if (!isConflict(err)) throw err;
       }
@@ -113,10 +162,10 @@ export class WindowCounters {
       const current = entry && entry.operation === 'PUT' ? Number(entry.string()) || 0 : 0;
       try {
         const revision = entry
-          ? await this.kv.update(key, String(current + 1), entry.revision)
-          : await this.kv.create(key, String(current + 1));
-        this.remember(key, current + 1, revision);
-        return { count: current + 1, retryAfterSecs };
+          ? await this.kv.update(key, String(current + n), entry.revision)
+          : await this.kv.create(key, String(current + n));
+        this.remember(key, current + n, revision);
+        return current + n;
       } catch (err) {
         if (!isConflict(err)) throw err;
       }

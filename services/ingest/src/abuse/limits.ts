@@ -1,8 +1,8 @@
 /**
  * The counted abuse limits: failed authentications and registrations per address, submissions
- * per address and per credential. Counted across instances (WindowCounters). A counter that
- * cannot be reached lets the request through (logged): an outage of the limits must not become
- * an outage of the hub.
+ * per address and per credential. Counted across instances (WindowCounters; submissions are
+ * shared every few, see SUBMISSIONS_SHARED_EVERY). A counter that cannot be reached lets the
+ * request through (logged): an outage of the limits must not become an outage of the hub.
  *
  * Failures are counted per address only, never per license or account: an attacker guessing
  * someone's key from elsewhere must not lock its owner out.
@@ -21,6 +21,11 @@ export interface AbuseSettings {
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * Submissions are added to the shared counters with every 4th an instance counts per address or
+ * license: each instance lets at most 3 through that the others do not know of (README, Limits).
+ */
+export const SUBMISSIONS_SHARED_EVERY = 4;
 
 export class AbuseLimits {
   constructor(
@@ -58,9 +63,19 @@ export class AbuseLimits {
     if (seen?.count === max) this.log.warn({ address, windowMs }, 'address reached the failed-authentication limit');
   }
 
-  private async count(scope: string, subject: string, max: number, message: (perHour: number) => string) {
+  private async count(
+    scope: string,
+    subject: string,
+    max: number,
+    message: (perHour: number) => string,
+    shareEvery = 1,
+  ) {
     if (max === 0 || this.settings.selfHosted) return;
-    const seen = await this.safely(scope, () => this.counters.hit(scope, subject, HOUR_MS));
+    const seen = await this.safely(scope, () =>
+      shareEvery > 1
+        ? this.counters.hitShared(scope, subject, HOUR_MS, shareEvery)
+        : this.counters.hit(scope, subject, HOUR_MS),
+    );
     if (seen && seen.count > max) throw rateLimited(message(max), seen.retryAfterSecs);
   }
 
@@ -79,6 +94,7 @@ export class AbuseLimits {
       address,
       this.settings.submissionsPerAddressMaxPerHour,
       (n) => `Submission limit reached (${n} per hour from one address)`,
+      SUBMISSIONS_SHARED_EVERY,
     );
   }
 
@@ -89,6 +105,7 @@ export class AbuseLimits {
       credential,
       this.settings.submissionsPerLicenseMaxPerHour,
       (n) => `Submission limit reached (${n} per hour for one license)`,
+      SUBMISSIONS_SHARED_EVERY,
     );
   }
 }

@@ -5,7 +5,7 @@
  * `Accept: application/octet-stream` (and may resume downloads with HTTP Range).
  */
 import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   HubError,
@@ -14,6 +14,7 @@ import {
   claimDownloadEndpoint,
   finishDownloadEndpoint,
   registerArtifactEndpoint,
+  type AuthorizeTransferReply,
   type Subjects,
 } from '@perry-hub/contracts';
 import { base64Decoder, base64Encoder, call, type BlobStore, type HubMetrics, type Logger } from '@perry-hub/runtime';
@@ -30,6 +31,8 @@ export interface TransferDeps {
   blobs: BlobStore;
   maxArtifactBytes: number;
   metrics: HubMetrics;
+  /** Grants kept from tarball downloads for the same workers' uploads (absent: each asks). */
+  grants?: TransferGrants;
 }
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
@@ -57,23 +60,62 @@ async function openBlob(blobs: BlobStore, name: string): ReturnType<BlobStore['g
   }
 }
 
+type Grant = AuthorizeTransferReply;
+
 /**
  * A worker's job token checked by the scheduler. A job that is not running any more (re-queued,
  * finished) answers as the original did once its token was gone, 403; the worker holds a stale
  * token, which is no guess at a credential and is not counted against its address.
  */
-function authorize(deps: TransferDeps, request: FastifyRequest, jobId: string, purpose: 'tarball' | 'artifact') {
-  return call(
-    deps.nc,
-    deps.subjects,
-    authorizeTransferEndpoint,
-    { jobId, token: bearer(request), purpose },
-    AUTHORIZE,
-  ).catch((err: unknown) => {
+async function authorize(
+  deps: TransferDeps,
+  request: FastifyRequest,
+  jobId: string,
+  purpose: 'tarball' | 'artifact',
+): Promise<Grant> {
+  const token = bearer(request);
+  try {
+    const grant = await call(deps.nc, deps.subjects, authorizeTransferEndpoint, { jobId, token, purpose }, AUTHORIZE);
+    deps.grants?.remember(jobId, token, grant);
+    return grant;
+  } catch (err) {
+    deps.grants?.forget(jobId);
     if (err instanceof HubError && err.code === 'JOB_NOT_RUNNING') throw notAGuess(forbidden());
     throw err;
-  });
+  }
 }
+
+/**
+ * What the scheduler granted a worker's token for its tarball, kept for that worker's uploads:
+ * an upload with the same token is not authorized again, and its artifact is recorded only while
+ * that attempt of the job still runs (register-artifact's `whileRunning`, checked against the
+ * builds row in the statement that records it). So a worker whose job was released, reassigned
+ * or ended since is refused as before (once its upload has been read, not before). Per
+ * instance: an upload reaching another instance asks the scheduler.
+ */
+export class TransferGrants {
+  readonly #byJob = new Map<string, { hash: Buffer; grant: Grant }>();
+
+  constructor(private readonly maxJobs = 10_000) {}
+
+  remember(jobId: string, token: string, grant: Grant): void {
+    // Jobs end without telling this instance: a full map starts afresh (the next uploads ask).
+    if (this.#byJob.size >= this.maxJobs && !this.#byJob.has(jobId)) this.#byJob.clear();
+    this.#byJob.set(jobId, { hash: digest(token), grant });
+  }
+
+  /** The grant given to exactly this token for this job, if this instance holds one. */
+  find(jobId: string, token: string): Grant | undefined {
+    const known = this.#byJob.get(jobId);
+    return known && timingSafeEqual(known.hash, digest(token)) ? known.grant : undefined;
+  }
+
+  forget(jobId: string): void {
+    this.#byJob.delete(jobId);
+  }
+}
+
+const digest = (token: string) => createHash('sha256').update(token).digest();
 
 function bearer(request: FastifyRequest): string {
   const header = request.headers.authorization;
@@ -137,7 +179,8 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
       { schema: { params: { type: 'object', properties: { jobId: ID }, required: ['jobId'] } } },
       async (request) => {
         const { jobId } = request.params;
-        const auth = await authorize(deps, request, jobId, 'artifact');
+        const granted = deps.grants?.find(jobId, bearer(request));
+        const auth = granted ?? (await authorize(deps, request, jobId, 'artifact'));
         const raw = /application\/octet-stream/i.test(request.headers['content-type'] ?? '');
         const header = (name: string) => {
           const v = request.headers[name];
@@ -173,13 +216,36 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         }
         // An instance killed while recording it leaves no answer: asked again, marked as a retry,
         // so the artifact is recorded and announced once; as long as the authorization waits.
-        const registered = await call(
-          deps.nc,
-          deps.subjects,
-          registerArtifactEndpoint,
-          { jobId, attempt: auth.attempt, artifact: { objectName, name, size: info.size, sha256, target } },
-          { attempts: 3, forMs: AUTHORIZE.forMs, again: (request) => ({ ...request, retried: true }) },
-        );
+        const register = (whileRunning: boolean) =>
+          call(
+            deps.nc,
+            deps.subjects,
+            registerArtifactEndpoint,
+            {
+              jobId,
+              attempt: auth.attempt,
+              artifact: { objectName, name, size: info.size, sha256, target },
+              ...(whileRunning ? { whileRunning: true as const } : {}),
+            },
+            { attempts: 3, forMs: AUTHORIZE.forMs, again: (request) => ({ ...request, retried: true }) },
+          );
+        let registered: Awaited<ReturnType<typeof register>>;
+        try {
+          registered = await register(granted !== undefined);
+        } catch (err) {
+          if (!(granted && err instanceof HubError && err.code === 'JOB_NOT_RUNNING')) throw err;
+          // Not running by its builds row: the scheduler decides, as for an upload without a
+          // grant (a build released while its worker claims it back is still allowed).
+          deps.grants?.forget(jobId);
+          try {
+            const now = await authorize(deps, request, jobId, 'artifact');
+            if (now.attempt !== auth.attempt) throw notAGuess(forbidden());
+          } catch (refused) {
+            await blobs.delete(objectName).catch(() => false);
+            throw refused;
+          }
+          registered = await register(false);
+        }
         deps.log.info(
           { jobId, attempt: auth.attempt, artifact: name, bytes: info.size, sha256, ...(target ? { target } : {}) },
           'artifact stored',

@@ -29,7 +29,7 @@ import {
   type ToolUploadReply,
 } from '@perry-hub/contracts';
 import type { RowDataPacket } from '@perry-hub/db';
-import { decode, respond } from '@perry-hub/runtime';
+import { decode, orderedConsumer, respond } from '@perry-hub/runtime';
 import { cancelBuild } from '../cancel.js';
 import type { Caller } from '../caller.js';
 import { Submission, type IntakeDeps } from '../intake.js';
@@ -147,7 +147,7 @@ async function events(deps: ToolApiDeps, caller: Caller, payload: unknown): Prom
   const request = decode(ToolEventsRequest, payload, 'events request');
   const job = await jobDetail(deps.db, caller, request.job_id);
   if (job === undefined) throw notFound();
-  const consumer = await jetstream(deps.nc).consumers.get(topologyNames(deps.subjectPrefix).eventsStream, {
+  const consumer = await orderedConsumer(jetstream(deps.nc), topologyNames(deps.subjectPrefix).eventsStream, {
     filter_subjects: deps.subjects.jobEvents(request.job_id).replace(/\.events$/, '.*'),
     ...(request.after_seq === undefined
       ? { deliver_policy: DeliverPolicy.All }
