@@ -21,13 +21,18 @@ import { JobEvents } from './events.js';
 import { GatewayWatch } from './gateways.js';
 import { endWaits } from './outcomes.js';
 import { JobQueue, capabilityKey } from './queue/job-queue.js';
+import { QueueTally } from './queue/tally.js';
 import { pickJobs } from './round.js';
 import { enqueue, enqueueRow, queuedInfo, sortKey, type Context, type KnownWorker } from './state.js';
 import type { JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
 const encoder = new TextEncoder();
-/** Queued jobs beyond this many do not keep their job_assign payload in memory (it is read at dispatch). */
+/**
+ * At most this many queued jobs keep their job_assign payload in memory; the others' is read at
+ * dispatch. Counted among the jobs holding one, so a deep queue of jobs no worker serves (read
+ * from MySQL without payloads) does not cost every other job a read on its way to a worker.
+ */
 const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 /** A round that failed (MySQL away) is tried again after this. */
 const DISPATCH_RETRY_MS = 1_000;
@@ -75,6 +80,8 @@ export class Dispatcher {
       queue: new JobQueue(),
       queued: new Map(),
       queuedLicenses: new Map(),
+      tally: new QueueTally(),
+      heldPayloads: 0,
       running: new Map(),
       workers: new Map(),
       draining: new Set(),
@@ -327,7 +334,7 @@ export class Dispatcher {
           ...(intake.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
           ...(intake.callback ? { callback: true as const } : {}),
           // Kept for a short queue only: a deep one would hold every manifest in memory.
-          ...(intake.payload && this.ctx.queued.size < PAYLOAD_MEMORY_MAX_JOBS
+          ...(intake.payload && this.ctx.heldPayloads < PAYLOAD_MEMORY_MAX_JOBS
             ? {
                 payload: {
                   manifest: intake.payload.manifest,

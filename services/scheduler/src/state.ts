@@ -4,6 +4,7 @@ import { TIER_PRIORITY, type Subjects, type Tier, type VmPoolState } from '@perr
 import type { HubMetrics, Logger } from '@perry-hub/runtime';
 import type { JobEvents } from './events.js';
 import type { JobQueue } from './queue/job-queue.js';
+import type { QueueTally } from './queue/tally.js';
 import type { JobRow, JobStore } from './store.js';
 import type { SchedulerConfig } from './config.js';
 
@@ -76,6 +77,10 @@ export interface Context {
   readonly queued: Map<string, QueuedInfo>;
   /** Licenses with queued jobs, their tier and count: kept with `queued`, read by every round. */
   readonly queuedLicenses: Map<string, { tier: Tier; count: number }>;
+  /** Per target, how many of `queued` need it and the oldest `queuedAt`: kept with `queued` (queue depth). */
+  readonly tally: QueueTally;
+  /** How many of `queued` hold their job_assign payload in memory: kept with `queued`. */
+  heldPayloads: number;
   readonly running: Map<string, RunningJob>;
   readonly workers: Map<string, KnownWorker>;
   /** Capabilities whose VM pool is draining: not assigned. */
@@ -127,6 +132,8 @@ export function unqueue(ctx: Context, jobId: string): QueuedInfo | undefined {
   ctx.queued.delete(jobId);
   ctx.waitingSince.delete(jobId);
   countLicense(ctx, info, -1);
+  ctx.tally.remove(jobId);
+  if (info.payload) ctx.heldPayloads -= 1;
   return info;
 }
 
@@ -135,7 +142,11 @@ export function unqueue(ctx: Context, jobId: string): QueuedInfo | undefined {
  * outside the dispatch queue, so it holds up no job behind it; endWaits puts it in.
  */
 export function enqueue(ctx: Context, job: QueuedInfo): void {
-  if (!ctx.queued.has(job.jobId)) countLicense(ctx, job, 1);
+  const previous = ctx.queued.get(job.jobId);
+  if (!previous) countLicense(ctx, job, 1);
+  else if (previous.payload) ctx.heldPayloads -= 1;
+  if (job.payload) ctx.heldPayloads += 1;
+  ctx.tally.add(job);
   const fresh = job.attempt === 0 && job.stage === 'build';
   if (!ctx.waitingSince.has(job.jobId)) ctx.waitingSince.set(job.jobId, fresh ? job.queuedAt : ctx.now());
   ctx.queued.set(job.jobId, job);

@@ -34,6 +34,8 @@ export async function enforceTimeouts(ctx: Context): Promise<void> {
 
 export async function expireQueued(ctx: Context): Promise<void> {
   const cutoff = ctx.now() - ctx.config.queueExpiryMs;
+  const oldest = ctx.tally.oldestQueuedAt();
+  if (oldest === null || oldest > cutoff) return; // nothing to expire: no walk over the queue
   for (const info of [...ctx.queued.values()]) {
     if (info.queuedAt > cutoff) continue;
     dequeue(ctx, info.jobId);
@@ -105,15 +107,14 @@ export async function republishOutbox(ctx: Context): Promise<void> {
   }
 }
 
+/** Per target: queued (from the tally kept with the queue, O(targets)), assigned and running. */
 export function queueDepth(ctx: Context): QueueDepth {
   const caps: Record<string, CapabilityDepth> = {};
   const entry = (t: string) => (caps[t] ??= { queued: 0, oldestQueuedAt: null, assigned: 0, running: 0 });
-  for (const job of ctx.queued.values()) {
-    for (const t of job.targets) {
-      const e = entry(t);
-      e.queued += 1;
-      if (e.oldestQueuedAt === null || job.queuedAt < e.oldestQueuedAt) e.oldestQueuedAt = job.queuedAt;
-    }
+  for (const [t, { queued, oldestQueuedAt }] of ctx.tally.targets()) {
+    const e = entry(t);
+    e.queued = queued;
+    e.oldestQueuedAt = oldestQueuedAt;
   }
   for (const job of ctx.running.values()) {
     for (const t of job.targets) {

@@ -101,41 +101,77 @@ export function toldToCli(reason: WaitReason): string | undefined {
   return reason.reason === 'next' || reason.reason === 'in_line' ? undefined : reason.message;
 }
 
-/** `queue-summary`: per target and tier, how many wait, since when, and why. */
+/**
+ * `queue-summary`: per target and tier, how many wait, since when, and why. Why a job waits
+ * depends on its license, tier and targets, and only for `next` / `in_line` on its place: the
+ * reason is worked out once per such group (not per job, each a walk over the workers), so an
+ * admin's look at a deep queue does not hold up dispatching for long.
+ */
 export function queueSummary(ctx: Context): QueueSummary {
   const facts = waitFacts(ctx);
-  const lines = new Map<string, QueueSummary['lines'][number]>();
-  const waiting: [QueuedInfo, WaitReason][] = [];
+  type Line = QueueSummary['lines'][number];
+  type Counted = Line['waiting'][number];
+  const lines = new Map<string, Map<string, { line: Line; reasons: Map<string, Counted> }>>();
+  /** A reason's key (reason and message), worked out once per reason object. */
+  const reasonKeys = new Map<WaitReason, string>();
+  /** license → tier → targets → the group's reason (null: it depends on the place in line). */
+  const byGroup = new Map<string, Map<string, Map<string, WaitReason | null>>>();
+  const count = (job: QueuedInfo, why: WaitReason) => {
+    let reasonKey = reasonKeys.get(why);
+    if (reasonKey === undefined) reasonKeys.set(why, (reasonKey = `${why.reason}\u0000${why.message}`));
+    for (const target of job.targets) {
+      let tiers = lines.get(target);
+      if (!tiers) lines.set(target, (tiers = new Map()));
+      let entry = tiers.get(job.tier);
+      if (!entry) {
+        entry = {
+          line: { target, tier: job.tier, queued: 0, oldestQueuedAt: job.queuedAt, waiting: [] },
+          reasons: new Map(),
+        };
+        tiers.set(job.tier, entry);
+      }
+      const { line, reasons } = entry;
+      line.queued += 1;
+      if (job.queuedAt < line.oldestQueuedAt) line.oldestQueuedAt = job.queuedAt;
+      const counted = reasons.get(reasonKey);
+      if (counted) counted.jobs += 1;
+      else {
+        const fresh = { ...why, jobs: 1 };
+        reasons.set(reasonKey, fresh);
+        line.waiting.push(fresh);
+      }
+    }
+  };
   for (const kq of ctx.queue.keys()) {
     for (const [i, queued] of ctx.queue.ordered(kq.key, Number.MAX_SAFE_INTEGER).entries()) {
       const job = ctx.queued.get(queued.jobId);
-      if (job) waiting.push([job, whyWaiting(ctx, job, i + 1, facts)]);
+      if (!job) continue;
+      let tiers = byGroup.get(job.licenseKey);
+      if (!tiers) byGroup.set(job.licenseKey, (tiers = new Map()));
+      let groups = tiers.get(job.tier);
+      if (!groups) tiers.set(job.tier, (groups = new Map()));
+      const targets = job.targets.length === 1 ? job.targets[0]! : job.targets.join('\u0000');
+      let why = groups.get(targets);
+      if (why === undefined) {
+        // Asked as if second in line: a reason that is not about the place holds for the group.
+        const general = whyWaiting(ctx, job, 2, facts);
+        why = general.reason === 'next' || general.reason === 'in_line' ? null : general;
+        groups.set(targets, why);
+      }
+      count(job, why ?? whyWaiting(ctx, job, i + 1, facts));
     }
   }
   // Parked outside the dispatch queue while its worker may claim it back.
   for (const jobId of ctx.reclaimable) {
     const job = ctx.queued.get(jobId);
-    if (job?.avoid?.holdUntilMs !== undefined) waiting.push([job, RECONNECTING]);
-  }
-  for (const [job, why] of waiting) {
-    for (const target of job.targets) {
-      const key = `${target}\u0000${job.tier}`;
-      let line = lines.get(key);
-      if (!line) {
-        line = { target, tier: job.tier, queued: 0, oldestQueuedAt: job.queuedAt, waiting: [] };
-        lines.set(key, line);
-      }
-      line.queued += 1;
-      line.oldestQueuedAt = Math.min(line.oldestQueuedAt, job.queuedAt);
-      const entry = line.waiting.find((w) => w.reason === why.reason && w.message === why.message);
-      if (entry) entry.jobs += 1;
-      else line.waiting.push({ ...why, jobs: 1 });
-    }
+    if (job?.avoid?.holdUntilMs !== undefined) count(job, RECONNECTING);
   }
   return {
     at: ctx.now(),
     queued: ctx.queued.size,
     running: ctx.running.size,
-    lines: [...lines.values()].sort((a, b) => a.target.localeCompare(b.target) || a.tier.localeCompare(b.tier)),
+    lines: [...lines.values()]
+      .flatMap((tiers) => [...tiers.values()].map((e) => e.line))
+      .sort((a, b) => a.target.localeCompare(b.target) || a.tier.localeCompare(b.tier)),
   };
 }

@@ -27,24 +27,38 @@ export class Heap<T> {
     }
   }
 
+  /** Keep only the items `keep` accepts, in O(n): for dropping entries that went stale lazily. */
+  retain(keep: (item: T) => boolean): void {
+    const items = this.#items;
+    let n = 0;
+    for (const item of items) if (keep(item)) items[n++] = item;
+    items.length = n;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.#siftDown(i);
+  }
+
   pop(): T | undefined {
     const items = this.#items;
     const top = items[0];
     const last = items.pop();
     if (items.length > 0 && last !== undefined) {
       items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && this.#less(items[l]!, items[m]!)) m = l;
-        if (r < items.length && this.#less(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
+      this.#siftDown(0);
     }
     return top;
+  }
+
+  #siftDown(from: number): void {
+    const items = this.#items;
+    let i = from;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < items.length && this.#less(items[l]!, items[m]!)) m = l;
+      if (r < items.length && this.#less(items[r]!, items[m]!)) m = r;
+      if (m === i) break;
+      [items[i], items[m]] = [items[m]!, items[i]!];
+      i = m;
+    }
   }
 }
