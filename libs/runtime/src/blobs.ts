@@ -41,7 +41,10 @@ export interface PutOptions {
   through?: readonly Transform[];
   signal?: AbortSignal;
   metadata?: Record<string, string>;
-  /** Chunk size in the stream (default 512 KiB); capped by the server's max payload. */
+  /**
+   * Chunk size in the stream (default: the server's max payload less CHUNK_HEADROOM_BYTES, e.g.
+   * 1 MiB - 4 KiB); capped by that.
+   */
   chunkBytes?: number;
   /**
    * The name is new (it holds a fresh id): no earlier object's chunks to remove, so the put
@@ -50,9 +53,25 @@ export interface PutOptions {
   fresh?: boolean;
 }
 
+/**
+ * Room left in a chunk's message for its headers (a message id of about 80 bytes), so that the
+ * default chunk fills the server's max payload: every chunk is one message stored, acknowledged
+ * and, under `sync_interval: always`, fsynced: puts of 32 MiB in chunks of 1 MiB - 4 KiB instead
+ * of 512 KiB took about a fifth less CPU per MiB in the writer and in nats-server, and a
+ * quarter less time.
+ */
+const CHUNK_HEADROOM_BYTES = 4 * 1024;
+/** When the server's max payload is not known (it always is once connected). */
+const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** The chunk size assumed for objects whose meta record does not say (other writers' objects). */
 const DEFAULT_CHUNK_BYTES = 512 * 1024;
 const CHUNKS_IN_FLIGHT = 2;
-const GET_PREFETCH_CHUNKS = 8;
+/**
+ * What a read through a consumer asks JetStream for ahead of its reader, in bytes of chunks (it
+ * was 8 chunks, 4 MiB): enough that the next pull is answered before the reader has used up the
+ * last one, and a bound on what a slow reader holds.
+ */
+const GET_PREFETCH_BYTES = 16 * 1024 * 1024;
 /**
  * Objects of at most this many chunks are read with one direct get per chunk: a consumer costs a
  * stream info, a consumer creation (and its advisory) and its deletion before the first byte,
@@ -182,8 +201,9 @@ export class BlobStore {
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const id = nuid.next();
-    const maxPayload = this.nc.info?.max_payload ?? DEFAULT_CHUNK_BYTES;
-    const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxPayload);
+    const maxPayload = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    const maxChunk = Math.max(maxPayload - CHUNK_HEADROOM_BYTES, Math.floor(maxPayload / 2));
+    const chunkBytes = Math.min(options.chunkBytes ?? maxChunk, maxChunk);
     try {
       const written = await writeChunks(
         jetstream(this.nc),
@@ -300,7 +320,8 @@ export class BlobStore {
     const consumer = await jetstream(this.nc).consumers.get(this.streamName, {
       filter_subjects: `${this.chunkSubjectPrefix}${info.nuid}`,
     });
-    const messages = await consumer.consume({ max_messages: GET_PREFETCH_CHUNKS });
+    const chunkBytes = info.options?.max_chunk_size || DEFAULT_CHUNK_BYTES;
+    const messages = await consumer.consume({ max_messages: Math.max(2, Math.floor(GET_PREFETCH_BYTES / chunkBytes)) });
     try {
       for await (const m of messages) {
         yield m.data;
@@ -491,15 +512,28 @@ export function base64Decoder(
   });
 }
 
-/** Bytes to standard padded base64, three-byte groups carried across chunks. */
+/**
+ * Bytes to standard padded base64, three-byte groups carried across chunks. A carried group is
+ * completed from the head of the next chunk, so a chunk is never copied whole to join it.
+ */
 export function base64Encoder(): Transform {
   let carry = Buffer.alloc(0);
   return new Transform({
     transform(chunk: Buffer, _enc, callback) {
-      const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
-      const whole = data.length - (data.length % 3);
-      carry = Buffer.from(data.subarray(whole));
-      callback(null, whole > 0 ? Buffer.from(data.toString('base64', 0, whole), 'latin1') : undefined);
+      let [start, head] = [0, ''];
+      if (carry.length > 0) {
+        start = Math.min(3 - carry.length, chunk.length);
+        carry = Buffer.concat([carry, chunk.subarray(0, start)]);
+        if (carry.length < 3) return callback();
+        [head, carry] = [carry.toString('base64'), Buffer.alloc(0)];
+      }
+      const whole = chunk.length - ((chunk.length - start) % 3);
+      if (whole < chunk.length) carry = Buffer.from(chunk.subarray(whole));
+      if (whole === start) return callback(null, head ? Buffer.from(head, 'latin1') : undefined);
+      const out = Buffer.allocUnsafe(head.length + ((whole - start) / 3) * 4);
+      out.write(head, 0, 'latin1');
+      out.write(chunk.toString('base64', start, whole), head.length, 'latin1');
+      callback(null, out);
     },
     flush: (callback) => callback(null, carry.length > 0 ? Buffer.from(carry.toString('base64'), 'latin1') : undefined),
   });
