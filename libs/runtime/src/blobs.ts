@@ -41,10 +41,7 @@ export interface PutOptions {
   through?: readonly Transform[];
   signal?: AbortSignal;
   metadata?: Record<string, string>;
-  /**
-   * Chunk size in the stream (default: the server's max payload less CHUNK_HEADROOM_BYTES, e.g.
-   * 1 MiB - 4 KiB); capped by that.
-   */
+  /** Chunk size in the stream (default 512 KiB); capped by the server's max payload. */
   chunkBytes?: number;
   /**
    * The name is new (it holds a fresh id): no earlier object's chunks to remove, so the put
@@ -54,22 +51,19 @@ export interface PutOptions {
 }
 
 /**
- * Room left in a chunk's message for its headers (a message id of about 80 bytes), so that the
- * default chunk fills the server's max payload: every chunk is one message stored, acknowledged
- * and, under `sync_interval: always`, fsynced: puts of 32 MiB in chunks of 1 MiB - 4 KiB instead
- * of 512 KiB took about a fifth less CPU per MiB in the writer and in nats-server, and a
- * quarter less time.
+ * Chunks of 512 KiB. Chunks of nearly the server's max payload (1 MiB - 4 KiB) halved the
+ * messages per object and took about a fifth off the CPU of puts under `sync_interval: always`,
+ * but tripled the hub's CPU per MiB of a download (measured; the likely cause: the NATS client
+ * assembles a message longer than a socket read in a buffer it doubles as it fills, which for
+ * such a chunk ends at 2 MiB).
  */
-const CHUNK_HEADROOM_BYTES = 4 * 1024;
-/** When the server's max payload is not known (it always is once connected). */
-const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
-/** The chunk size assumed for objects whose meta record does not say (other writers' objects). */
 const DEFAULT_CHUNK_BYTES = 512 * 1024;
 const CHUNKS_IN_FLIGHT = 2;
 /**
  * What a read through a consumer asks JetStream for ahead of its reader, in bytes of chunks (it
  * was 8 chunks, 4 MiB): enough that the next pull is answered before the reader has used up the
- * last one, and a bound on what a slow reader holds.
+ * last one, and a bound on what a slow reader holds. With 16 MiB, a 64 MiB artifact's download
+ * took about a quarter less hub CPU per MiB and ran faster (`npm run bench -- dispatch`).
  */
 const GET_PREFETCH_BYTES = 16 * 1024 * 1024;
 /**
@@ -201,9 +195,8 @@ export class BlobStore {
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const id = nuid.next();
-    const maxPayload = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    const maxChunk = Math.max(maxPayload - CHUNK_HEADROOM_BYTES, Math.floor(maxPayload / 2));
-    const chunkBytes = Math.min(options.chunkBytes ?? maxChunk, maxChunk);
+    const maxPayload = this.nc.info?.max_payload ?? DEFAULT_CHUNK_BYTES;
+    const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxPayload);
     try {
       const written = await writeChunks(
         jetstream(this.nc),
