@@ -13,7 +13,10 @@ export function freePort() {
   });
 }
 
-/** `perry-hub start` on private ports; `extra` adds or overrides variables. */
+/**
+ * `perry-hub start` on private ports; `extra` adds or overrides variables.
+ * BENCH_HUB_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the hub (as in the dispatch bench).
+ */
 export async function startAllInOne(root, dataDir, extra = {}) {
   const http = await freePort();
   const env = {
@@ -30,7 +33,8 @@ export async function startAllInOne(root, dataDir, extra = {}) {
       : {}),
     ...extra,
   };
-  const child = spawn(process.execPath, [join(root, 'libs/cli/dist/bin.js'), 'start'], {
+  const nodeArgs = (process.env.BENCH_HUB_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'libs/cli/dist/bin.js'), 'start'], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,6 +18,18 @@ const PROBE_TIMEOUT_MS = 1_000;
 const RANDOM_PORT_ATTEMPTS = 5;
 /** 64 TiB: a ceiling for reservations only; the disk is not claimed. */
 const LOCAL_MAX_FILE_STORE_BYTES = 64 * 1024 ** 4;
+/**
+ * JetStream's memory storage: every stream and bucket of the hub is file-backed, so this is a
+ * ceiling for a memory stream created by hand, not the default 75% of the machine's memory.
+ */
+export const LOCAL_MAX_MEMORY_STORE_BYTES = 64 * 1024 ** 2;
+/**
+ * The nats-server's Go soft memory limit (GOMEMLIMIT): nearing it, the garbage collector runs
+ * sooner and frees the file store's block caches (held weakly by nats-server 2.10) instead of
+ * growing the heap, so a burst of uploads leaves the server's memory bounded. Soft: what the
+ * server really needs (its live heap) it still gets.
+ */
+export const LOCAL_NATS_MEMORY_LIMIT = '256MiB';
 const MONITOR_HOST = '127.0.0.1';
 
 /**
@@ -48,6 +60,7 @@ function renderConfig(
     // default is 75% of the free disk: a few hubs (one per test, all on one server) or one on a
     // small disk would be refused their streams. The hub's own max_bytes bound what it stores.
     `  max_file_store: ${LOCAL_MAX_FILE_STORE_BYTES}`,
+    `  max_memory_store: ${LOCAL_MAX_MEMORY_STORE_BYTES}`,
     '}',
     ...(cluster
       ? [
@@ -106,7 +119,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       pidFile,
       log: openChildLog(options.logFile),
       shutdownTimeoutMs,
-      ...(options.template ? { env: options.template.env } : {}),
+      env: { GOMEMLIMIT: LOCAL_NATS_MEMORY_LIMIT, ...options.template?.env },
     });
     try {
       await waitUntilReady({

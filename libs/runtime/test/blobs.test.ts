@@ -62,6 +62,7 @@ describe('base64 transforms', () => {
     for (const size of [0, 1, 2, 3, 1000, 65537]) {
       const data = randomBytes(size);
       expect((await through(base64Encoder(), data, 5000)).toString()).toBe(data.toString('base64'));
+      expect((await through(base64Encoder(), data)).toString()).toBe(data.toString('base64'));
     }
   });
 });
@@ -94,11 +95,14 @@ describe('BlobStore', () => {
       await new Objm(nc).create(bucket);
       const blobs = await BlobStore.open(nc, bucket);
 
-      const data = randomBytes(3 * 1024 * 1024 + 17);
+      const data = randomBytes(5 * 1024 * 1024 + 17);
       const info = await blobs.put('tarballs/a', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), {
         metadata: { kind: 'tarball' },
       });
       expect(info.size).toBe(data.length);
+      // Chunks of 512 KiB; more than 4 are read through a consumer.
+      expect(info.chunks).toBe(Math.ceil(data.length / (512 * 1024)));
+      expect(info.chunks).toBeGreaterThan(4);
       const got = await blobs.get('tarballs/a');
       const hash = createHash('sha256');
       for await (const chunk of got!.stream) hash.update(chunk as Buffer);

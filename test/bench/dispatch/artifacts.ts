@@ -2,17 +2,29 @@
  * Artifact transfer through the worker routes on a running job: upload as base64 text (what the
  * Rust workers send) and as raw `application/octet-stream`, then download each through its
  * one-time link, as base64 (what the CLI gets) and raw (`Accept: application/octet-stream`).
- * Figures are MiB/s of artifact bytes (decoded), client-side, from request start to last byte.
+ * Figures are MiB/s of artifact bytes (decoded), client-side, from request start to last byte,
+ * the median of RUNS transfers each, with the CPU the hub and nats-server spent per MiB (from
+ * /proc, steadier than times on a shared machine).
  */
 import { createHash } from 'node:crypto';
 import { request, type RequestOptions } from 'node:http';
 import type { Assignment } from './fleet.js';
+import { cpuSecs } from './stack.js';
+
+const RUNS = 3;
+
+export interface TransferFigure {
+  /** MiB/s, the median of RUNS. */
+  readonly mibPerSec: number;
+  /** CPU milliseconds per MiB, over all RUNS. */
+  readonly cpuMsPerMiB: Record<string, number>;
+}
 
 export interface TransferRun {
-  readonly uploadBase64: number;
-  readonly uploadRaw: number;
-  readonly downloadBase64: number;
-  readonly downloadRaw: number;
+  readonly uploadBase64: TransferFigure;
+  readonly uploadRaw: TransferFigure;
+  readonly downloadBase64: TransferFigure;
+  readonly downloadRaw: TransferFigure;
 }
 
 const mibPerSec = (bytes: number, ms: number) => bytes / 2 ** 20 / (ms / 1000);
@@ -70,19 +82,37 @@ async function download(url: string, data: Buffer, raw: boolean): Promise<number
   return res.ms;
 }
 
-export async function transferRun(job: Assignment, data: Buffer): Promise<TransferRun> {
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+export async function transferRun(
+  job: Assignment,
+  data: Buffer,
+  pids: Record<string, number | undefined>,
+): Promise<TransferRun> {
   // Warm-up: the first pass through each route (JIT, buffers) is not what is measured.
   const small = data.subarray(0, 8 * 2 ** 20);
   await download((await upload(job, small, false)).url, small, false);
   await download((await upload(job, small, true)).url, small, true);
-  const b64 = await upload(job, data, false);
-  const raw = await upload(job, data, true);
-  const downloadBase64Ms = await download(b64.url, data, false);
-  const downloadRawMs = await download(raw.url, data, true);
-  return {
-    uploadBase64: mibPerSec(data.length, b64.ms),
-    uploadRaw: mibPerSec(data.length, raw.ms),
-    downloadBase64: mibPerSec(data.length, downloadBase64Ms),
-    downloadRaw: mibPerSec(data.length, downloadRawMs),
+  const mib = data.length / 2 ** 20;
+  const measure = async (transfer: () => Promise<number>): Promise<TransferFigure> => {
+    const before = Object.entries(pids).map(([name, pid]) => [name, cpuSecs(pid)] as const);
+    const ms: number[] = [];
+    for (let i = 0; i < RUNS; i++) ms.push(await transfer());
+    const cpuMsPerMiB = Object.fromEntries(
+      before.map(([name, secs]) => [name, ((cpuSecs(pids[name]) - secs) * 1000) / (mib * RUNS)]),
+    );
+    return { mibPerSec: mibPerSec(data.length, median(ms)), cpuMsPerMiB };
   };
+  const urls: Record<'b64' | 'raw', string[]> = { b64: [], raw: [] };
+  const up = (raw: boolean) => async () => {
+    const { url, ms } = await upload(job, data, raw);
+    urls[raw ? 'raw' : 'b64'].push(url);
+    return ms;
+  };
+  const uploadBase64 = await measure(up(false));
+  const uploadRaw = await measure(up(true));
+  const down = (raw: boolean) => async () => download(urls[raw ? 'raw' : 'b64'].shift()!, data, raw);
+  const downloadBase64 = await measure(down(false));
+  const downloadRaw = await measure(down(true));
+  return { uploadBase64, uploadRaw, downloadBase64, downloadRaw };
 }
