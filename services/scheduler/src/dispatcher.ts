@@ -110,7 +110,7 @@ export class Dispatcher {
       await sweeps.enforceTimeouts(this.ctx);
       await endWaits(this.ctx);
       await this.#gateways.sweep();
-      await sweeps.sweepLostWorkers(this.ctx, this.#presence);
+      await sweeps.sweepLostWorkers(this.ctx, this.#presence, (id, now) => this.#gateways.vouchedAt(id, now));
       await sweeps.announcePositions(this.ctx, this.#announced);
       this.#kick();
     });
