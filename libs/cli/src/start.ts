@@ -250,16 +250,23 @@ export async function startHub(options: StartOptions): Promise<Hub> {
   const launched: LaunchedService[] = [];
   // One registry and one set of readiness checks for the whole process: the ingest serves them on
   // its HTTP port; without an ingest, PERRY_HUB_METRICS_PORT does.
-  const ops = new ProcessOps();
   let opsServer: { port: number; close(): Promise<void> } | undefined;
   const stopAll = async () => {
     for (const service of [...launched].reverse()) await service.stop();
     await opsServer?.close();
     await local?.stop();
   };
+  let configs: ReturnType<typeof parseAll>;
   try {
-    const configs = parseAll(names, env);
-    const first = configs.get(names[0]!) as unknown as { metricsPort: number; metricsHost: string } | undefined;
+    configs = parseAll(names, env);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const first = configs.get(names[0]!) as unknown as
+    { metricsPort: number; metricsHost: string; eventLoopSampleMs: number } | undefined;
+  const ops = new ProcessOps(first ? { eventLoopSampleMs: first.eventLoopSampleMs } : {});
+  try {
     if (first && first.metricsPort > 0) opsServer = await serveOps(ops, first.metricsPort, first.metricsHost);
     for (const name of names) {
       if (options.signal?.aborted) throw new StartAborted('stopped before the hub started');

@@ -87,6 +87,10 @@ export const processFields = {
   metricsHost: fromEnv('PERRY_HUB_METRICS_HOST', Type.String({ minLength: 1, default: '0.0.0.0' }), {
     description: 'Address the PERRY_HUB_METRICS_PORT server binds to',
   }),
+  eventLoopSampleMs: fromEnv('PERRY_HUB_EVENT_LOOP_SAMPLE_MS', Type.Integer({ minimum: 1, default: 1_000 }), {
+    description:
+      'How often the event-loop delay behind nodejs_eventloop_lag_* is sampled: each sample wakes the process, so a finer one costs idle CPU (20 ms: 50 wake-ups a second)',
+  }),
 };
 
 /** Absolute links handed to workers (tarball, upload) and CLIs (downloads) start with this. */

@@ -200,6 +200,17 @@ export class LivenessView {
     return instanceState(this.#records.get(instanceId), now, this.#watchingSince, this.#ttlMs);
   }
 
+  /**
+   * When a live instance last vouched for itself (its latest record's write, on its own clock:
+   * `expiresAt` less the TTL); undefined unless the instance is live. A gateway's record vouches
+   * for its workers too: their presence entries need no heartbeats of their own while it is fresh.
+   */
+  vouchedAt(instanceId: string, now = Date.now()): number | undefined {
+    const record = this.#records.get(instanceId);
+    if (record?.kind !== 'live' || this.state(instanceId, now) !== 'live') return undefined;
+    return record.expiresAt - this.#ttlMs;
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#stop?.();

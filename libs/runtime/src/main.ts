@@ -18,7 +18,13 @@ export async function runServiceMain<C extends TObject>(
 ): Promise<void> {
   const who = `perry-hub ${definition.name}`;
   let config: Static<C> &
-    BaseConfig & { logLevel: string; logFormat?: LogFormat; metricsPort: number; metricsHost: string };
+    BaseConfig & {
+      logLevel: string;
+      logFormat?: LogFormat;
+      metricsPort: number;
+      metricsHost: string;
+      eventLoopSampleMs: number;
+    };
   try {
     config = loadConfig(definition.config, env) as typeof config;
   } catch (err) {
@@ -52,7 +58,7 @@ export async function runServiceMain<C extends TObject>(
   try {
     // A service run alone serves /metrics, /healthz and /readyz on its own port (the ingest also on
     // its HTTP port), from before it starts: /readyz answers 503 until it is up.
-    const ops = new ProcessOps();
+    const ops = new ProcessOps({ eventLoopSampleMs: config.eventLoopSampleMs });
     const opsServer = config.metricsPort > 0 ? await serveOps(ops, config.metricsPort, config.metricsHost) : undefined;
     if (opsServer) log.info({ port: opsServer.port }, 'metrics and health on /metrics, /healthz, /readyz');
     try {

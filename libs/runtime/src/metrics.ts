@@ -19,6 +19,9 @@ const POOL_BUCKETS = [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
 
 export type Sampler = () => void;
 
+/** The event-loop delay is sampled once a second unless configured otherwise. */
+export const DEFAULT_EVENT_LOOP_SAMPLE_MS = 1_000;
+
 export class HubMetrics {
   readonly registry = new Registry();
   readonly #samplers = new Set<Sampler>();
@@ -114,9 +117,13 @@ export class HubMetrics {
     ['service'],
   );
 
-  constructor() {
+  /** `eventLoopSampleMs`: PERRY_HUB_EVENT_LOOP_SAMPLE_MS (a timer of its own, even when idle). */
+  constructor(options: { readonly eventLoopSampleMs?: number } = {}) {
     // Event-loop lag, heap, GC, CPU, file descriptors (nodejs_*, process_*).
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    collectDefaultMetrics({
+      register: this.registry,
+      eventLoopMonitoringPrecision: options.eventLoopSampleMs ?? DEFAULT_EVENT_LOOP_SAMPLE_MS,
+    });
   }
 
   /** Run `sampler` before each scrape (it sets gauges of state its service holds); returns the removal. */

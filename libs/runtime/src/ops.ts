@@ -24,9 +24,13 @@ export interface Readiness {
 }
 
 export class ProcessOps {
-  readonly metrics = new HubMetrics();
+  readonly metrics: HubMetrics;
   readonly startedAt = Date.now();
   readonly #checks = new Map<string, Check>();
+
+  constructor(options: { readonly eventLoopSampleMs?: number } = {}) {
+    this.metrics = new HubMetrics(options);
+  }
 
   /** Add a readiness check, named `<service>.<what>`; returns its removal. */
   check(name: string, check: Check): () => void {

@@ -49,6 +49,8 @@ export interface BaseConfig extends NatsOptions {
   subjectPrefix: string;
   shutdownGraceMs: number;
   shutdownForceMs: number;
+  /** PERRY_HUB_EVENT_LOOP_SAMPLE_MS, for the metrics of a service launched without shared ops. */
+  eventLoopSampleMs?: number;
   /** Replicas of every stream and bucket (`PERRY_HUB_JS_REPLICAS`); 1 when absent. */
   jsReplicas?: number;
   /** Liveness record TTL (`PERRY_HUB_INSTANCE_TTL_MS`); 5 s when absent. */
@@ -134,7 +136,9 @@ export async function launchService<C extends TObject>(
   const lifecycle = new Lifecycle({ graceMs: config.shutdownGraceMs, forceMs: config.shutdownForceMs, log });
   const subjects = makeSubjects(config.subjectPrefix);
   const startedAt = Date.now();
-  const ops = options.ops ?? new ProcessOps();
+  const ops =
+    options.ops ??
+    new ProcessOps(config.eventLoopSampleMs === undefined ? {} : { eventLoopSampleMs: config.eventLoopSampleMs });
   const name = definition.name;
   const removeChecks: (() => void)[] = [];
   const ready = (what: string, check: Check) => removeChecks.push(ops.check(`${name}.${what}`, check));

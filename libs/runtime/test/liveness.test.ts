@@ -47,14 +47,21 @@ describe('liveness records', () => {
       await expect.poll(() => [view.state('gw-a'), view.state('gw-b')]).toEqual(['live', 'live']);
       await new Promise((r) => setTimeout(r, TTL_MS * 2));
       expect([view.state('gw-a'), view.state('gw-b')]).toEqual(['live', 'live']); // refreshed meanwhile
+      // A live record vouches for its instance as of its last refresh (a third of the TTL at most).
+      const vouched = view.vouchedAt('gw-a');
+      expect(vouched).toBeDefined();
+      expect(Date.now() - vouched!).toBeLessThanOrEqual(TTL_MS);
       await orderly.stop();
       await expect.poll(() => view.state('gw-a')).toBe('dead');
+      expect(view.vouchedAt('gw-a')).toBeUndefined();
       expect(gone).toEqual(['gw-a']);
       killed.abandon();
       const killedAt = Date.now();
       await expect.poll(() => view.state('gw-b'), { timeout: 5_000 }).toBe('dead');
       expect(Date.now() - killedAt).toBeLessThan(TTL_MS * 3);
+      expect(view.vouchedAt('gw-b')).toBeUndefined();
       expect(view.state('never-seen')).toBe('unknown');
+      expect(view.vouchedAt('never-seen')).toBeUndefined();
       view.stop();
     } finally {
       await nc.close();

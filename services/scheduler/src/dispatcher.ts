@@ -36,6 +36,8 @@ const encoder = new TextEncoder();
 const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 /** A round that failed (MySQL away) is tried again after this. */
 const DISPATCH_RETRY_MS = 1_000;
+/** Queue changes within this long are published as one queue depth. */
+const DEPTH_COALESCE_MS = 250;
 const decoder = new TextDecoder();
 
 export interface DispatcherDeps {
@@ -60,7 +62,7 @@ export class Dispatcher {
   readonly #announced = new Map<string, string>();
   #roundScheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
-  #depthDirty = false;
+  #depthTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #stopping: Promise<void> | undefined;
   #fatalReported = false;
@@ -91,7 +93,7 @@ export class Dispatcher {
       metrics: deps.metrics,
       now: Date.now,
       kick: () => this.#kick(),
-      touched: () => (this.#depthDirty = true),
+      touched: () => this.#depthChanged(),
       leaderSince: Date.now(),
       outboxBehind: false,
     };
@@ -117,14 +119,11 @@ export class Dispatcher {
       await sweeps.enforceTimeouts(this.ctx);
       await endWaits(this.ctx);
       await this.#gateways.sweep();
-      await sweeps.sweepLostWorkers(this.ctx, this.#presence);
+      await sweeps.sweepLostWorkers(this.ctx, this.#presence, (id, now) => this.#gateways.vouchedAt(id, now));
       await sweeps.announcePositions(this.ctx, this.#announced);
       this.#kick();
     });
     this.#every(config.depthIntervalMs, async () => this.#publishDepth());
-    this.#every(250, async () => {
-      if (this.#depthDirty) this.#publishDepth();
-    });
     this.#every(60_000, async () => sweeps.expireQueued(this.ctx));
     // Only after a failure: at rest, the outbox table is not read every interval.
     this.#every(10_000, async () => {
@@ -143,6 +142,7 @@ export class Dispatcher {
       this.#stopped = true;
       this.ctx.metrics.queueDepth.reset(); // a standby does not report the leader's queue
       for (const t of this.#timers) clearInterval(t);
+      clearTimeout(this.#depthTimer);
       clearTimeout(this.#retryTimer);
       for (const stop of this.#stops) await stop();
     })();
@@ -294,7 +294,7 @@ export class Dispatcher {
       const job = this.ctx.running.get(ref.jobId);
       if (job && job.attempt === ref.attempt) {
         job.lastActivityAt = Math.max(job.lastActivityAt, data.at);
-        if (!job.active) this.#depthDirty = true;
+        if (!job.active) this.#depthChanged();
         job.active = true;
       }
     }
@@ -356,8 +356,21 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Changes of the queue are published together, DEPTH_COALESCE_MS after the first: a timer only
+   * while something changed (a poll every 250 ms woke the idle hub 4 times a second).
+   */
+  #depthChanged(): void {
+    if (this.#depthTimer !== undefined || this.#stopped) return;
+    this.#depthTimer = setTimeout(() => {
+      this.#depthTimer = undefined;
+      if (!this.#stopped) this.#publishDepth();
+    }, DEPTH_COALESCE_MS);
+  }
+
   #publishDepth(): void {
-    this.#depthDirty = false;
+    clearTimeout(this.#depthTimer);
+    this.#depthTimer = undefined;
     const depth = sweeps.queueDepth(this.ctx);
     this.#deps.nc.publish(this.#deps.subjects.queueDepth, encoder.encode(JSON.stringify(depth)));
     const gauge = this.ctx.metrics.queueDepth;

@@ -5,7 +5,10 @@
  * watches the instances' liveness records: once a gateway's record is deleted (its successor says
  * it died) or expired, its workers are forgotten and their jobs re-queued.
  *
- * The silence rule (`PERRY_HUB_WORKER_LOST_MS`) still covers a worker whose live gateway keeps it.
+ * The silence rule (`PERRY_HUB_WORKER_LOST_MS`) still covers a worker whose gateway is not known;
+ * while a gateway's record is fresh, it vouches for its workers (their entries are rewritten only
+ * when something changes: 10,000 idle workers cost no heartbeats), and the gateway itself closes
+ * a silent worker's connection and deletes its entry.
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -26,7 +29,13 @@ export interface WorkerRef {
  */
 export function workersToRelease(workers: Iterable<WorkerRef>, gateway: (id: string) => InstanceState): string[] {
   const out: string[] = [];
-  for (const w of workers) if (gateway(w.gatewayId) === 'dead') out.push(w.workerId);
+  // Judged once per gateway: thousands of workers share a few gateways.
+  const states = new Map<string, InstanceState>();
+  for (const w of workers) {
+    let state = states.get(w.gatewayId);
+    if (state === undefined) states.set(w.gatewayId, (state = gateway(w.gatewayId)));
+    if (state === 'dead') out.push(w.workerId);
+  }
   return out;
 }
 
@@ -57,6 +66,11 @@ export class GatewayWatch {
 
   stop(): void {
     this.#view.stop();
+  }
+
+  /** When a live gateway last vouched for its workers (its liveness record), on its clock. */
+  vouchedAt(gatewayId: string, now = this.#ctx.now()): number | undefined {
+    return this.#view.vouchedAt(gatewayId, now);
   }
 
   /** A presence entry is a ghost when its gateway is already known dead: release, do not add. */

@@ -15,6 +15,8 @@ export interface Picked {
 }
 
 export function pickJobs(ctx: Context): Picked[] {
+  // Nothing queued: nothing to pick (a round runs every second, whatever happens).
+  if (ctx.queued.size === 0) return [];
   const now = ctx.now();
   const picked: Picked[] = [];
   const perWorker = new Map<string, number>();

@@ -45,11 +45,28 @@ export async function expireQueued(ctx: Context): Promise<void> {
   }
 }
 
-/** Workers whose heartbeat stopped (their gateway died), and jobs on workers nobody knows. */
-export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void> {
+/**
+ * Workers whose heartbeat stopped (their gateway died), and jobs on workers nobody knows. A
+ * worker is heard of when its entry was written or, later, when its gateway's liveness record
+ * was (`vouchedAt`): a live gateway rewrites an entry within PRESENCE_SETTLE_MS of any change,
+ * so its record also says the entry is current.
+ */
+export async function sweepLostWorkers(
+  ctx: Context,
+  presence: KV,
+  vouchedAt: (gatewayId: string, now: number) => number | undefined = () => undefined,
+): Promise<void> {
   const now = ctx.now();
-  for (const worker of [...ctx.workers.values()]) {
-    if (now - worker.heartbeatAt <= ctx.config.workerLostMs) continue;
+  // Asked once per gateway: thousands of workers share a few gateways.
+  const vouched = new Map<string, number>();
+  const vouchedFor = (gatewayId: string) => {
+    let at = vouched.get(gatewayId);
+    if (at === undefined) vouched.set(gatewayId, (at = vouchedAt(gatewayId, now) ?? 0));
+    return at;
+  };
+  for (const worker of ctx.workers.values()) {
+    const heardAt = Math.max(worker.heartbeatAt, vouchedFor(worker.gatewayId));
+    if (now - heardAt <= ctx.config.workerLostMs) continue;
     ctx.workers.delete(worker.workerId);
     await presence.delete(worker.workerId).catch(() => undefined);
     ctx.log.warn({ workerId: worker.workerId, worker: worker.name }, 'worker silent, declared lost');
@@ -59,11 +76,12 @@ export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void
     const worker = ctx.workers.get(job.workerId);
     if (worker) {
       // An assignment its worker never got (the previous leader died between the compare-and-set
-      // and the send): the gateway's presence, written well after the assignment, does not list it.
-      const undelivered =
-        worker.jobs !== undefined &&
-        worker.heartbeatAt > job.assignedAt + UNDELIVERED_GRACE_MS &&
-        !worker.jobs.has(`${job.jobId}:${job.attempt}`);
+      // and the send): the gateway's presence, written well after the assignment (or vouched for
+      // by its liveness record longer after it), does not list it.
+      const current =
+        worker.heartbeatAt > job.assignedAt + UNDELIVERED_GRACE_MS ||
+        vouchedFor(worker.gatewayId) > job.assignedAt + UNDELIVERED_VOUCHED_GRACE_MS;
+      const undelivered = worker.jobs !== undefined && current && !worker.jobs.has(`${job.jobId}:${job.attempt}`);
       if (undelivered) await requeueUndelivered(ctx, job);
       continue;
     }
@@ -74,6 +92,12 @@ export async function sweepLostWorkers(ctx: Context, presence: KV): Promise<void
 }
 
 const UNDELIVERED_GRACE_MS = 5_000;
+/**
+ * A gateway's liveness record says its entries are current only as far as their writes have
+ * gone through: a wider margin than for an entry's own heartbeat (a presence write that failed is
+ * retried within seconds).
+ */
+const UNDELIVERED_VOUCHED_GRACE_MS = 15_000;
 
 async function requeueUndelivered(ctx: Context, job: RunningJob): Promise<void> {
   const reason = 'the assignment never reached its worker';

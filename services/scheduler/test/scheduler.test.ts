@@ -1,6 +1,7 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
+import { Kvm } from '@nats-io/kv';
+import { LivenessWriter, call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { randomUUID } from 'node:crypto';
 import {
   cancelJobEndpoint,
@@ -8,6 +9,7 @@ import {
   queueStatsEndpoint,
   reclaimJobEndpoint,
   subjects,
+  topologyNames,
   workerEventEndpoint,
   type CancelJobRequest,
   type HubError,
@@ -391,6 +393,37 @@ describe('scheduler', () => {
       const row = await jobRow(h, jobId);
       expect([row['status'], row['attempt'], row['retries']]).toEqual(['running', 1, 0]);
     } finally {
+      await h.close();
+      await svc.stop();
+    }
+  });
+
+  test('a live gateway vouches for its idle workers: no heartbeats needed; a worker of an unknown gateway still goes silent', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const ttlMs = 1_500;
+    const env = serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: String(ttlMs) });
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    const instances = await new Kvm(h.nc).open(topologyNames(prefix).instancesBucket);
+    const gateway = new LivenessWriter({ kv: instances, instanceId: 'gw-live', service: 'worker-gateway', ttlMs, log });
+    await gateway.start();
+    try {
+      // Entries written once at their hello, never refreshed.
+      await addWorker(h, prefix, 'vouched', ['linux'], 1, true, { gatewayId: 'gw-live', beats: false });
+      await addWorker(h, prefix, 'unvouched', ['android'], 1, true, { gatewayId: 'gw-unknown', beats: false });
+      const lostMs = Number(FAST.PERRY_HUB_WORKER_LOST_MS);
+      await new Promise((r) => setTimeout(r, 4 * lostMs));
+      const linux = await submitJob(h, prefix, { targets: ['linux'] });
+      const android = await submitJob(h, prefix, { targets: ['android'] });
+      await until('the linux job assigned', () => assignsFor(h, linux).length > 0);
+      expect(assignsFor(h, linux).map((a) => a.workerId)).toEqual(['vouched']);
+      await new Promise((r) => setTimeout(r, 2 * lostMs));
+      expect(assignsFor(h, android)).toEqual([]);
+    } finally {
+      gateway.abandon();
       await h.close();
       await svc.stop();
     }

@@ -59,6 +59,8 @@ export async function addWorker(
   capabilities: string[],
   maxConcurrent = 1,
   accept = true,
+  /** The gateway instance holding it; with `beats: false` its entry is written once, as a live gateway does for an idle worker. */
+  options: { gatewayId?: string; beats?: boolean } = {},
 ) {
   const now = Date.now();
   const entry = {
@@ -68,7 +70,7 @@ export async function addWorker(
     maxConcurrent,
     activeJobs: 0,
     perryVersion: '0.5.14',
-    gatewayId: 'fake',
+    gatewayId: options.gatewayId ?? 'fake',
     connectedAt: now,
     heartbeatAt: now,
   };
@@ -83,6 +85,7 @@ export async function addWorker(
     () => void h.presence.put(workerId, JSON.stringify({ ...entry, heartbeatAt: Date.now() })).catch(() => undefined),
     300,
   );
+  if (options.beats === false) clearInterval(beat);
   return {
     disconnect: async () => {
       clearInterval(beat);

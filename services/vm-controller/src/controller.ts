@@ -65,6 +65,7 @@ export class Controller {
       presence: deps.buckets.presence,
       log: deps.log,
       prewarmTtlMs: deps.settings.timings.prewarmTtlMs,
+      capabilities: new Set(deps.settings.pools.map((p) => p.capability)),
       onChange: () => this.schedule(),
       now: this.#now,
     });

@@ -17,6 +17,11 @@ export interface SignalFeedDeps {
   readonly presence: KV;
   readonly log: Logger;
   readonly prewarmTtlMs: number;
+  /**
+   * The pools' capabilities: only workers with one of them are decided about. A hub with 10,000
+   * Linux workers and one sign pool must not copy and scan 10,000 entries at every decision.
+   */
+  readonly capabilities: ReadonlySet<string>;
   /** Called after anything changed. */
   readonly onChange: () => void;
   readonly now: () => number;
@@ -132,24 +137,41 @@ export class SignalFeed {
     void (async () => {
       for await (const entry of watch) {
         if (entry.operation !== 'PUT') {
-          this.#workers.delete(entry.key);
-        } else {
-          let value: unknown;
-          try {
-            value = entry.json();
-          } catch {
-            value = undefined;
-          }
-          const found = problems(WorkerPresence, value);
-          if (found.length > 0) {
-            this.#deps.log.warn({ key: entry.key, problems: found }, 'ignored an invalid presence entry');
-            this.#workers.delete(entry.key);
-          } else {
-            this.#workers.set(entry.key, value as WorkerPresence);
-          }
+          if (this.#workers.delete(entry.key)) this.#deps.onChange();
+          continue;
         }
-        this.#deps.onChange();
+        let value: unknown;
+        try {
+          value = entry.json();
+        } catch {
+          value = undefined;
+        }
+        const found = problems(WorkerPresence, value);
+        if (found.length > 0) {
+          this.#deps.log.warn({ key: entry.key, problems: found }, 'ignored an invalid presence entry');
+          if (this.#workers.delete(entry.key)) this.#deps.onChange();
+          continue;
+        }
+        const worker = value as WorkerPresence;
+        const before = this.#workers.get(entry.key);
+        if (!worker.capabilities.some((c) => this.#deps.capabilities.has(c))) {
+          if (before && this.#workers.delete(entry.key)) this.#deps.onChange();
+          continue;
+        }
+        this.#workers.set(entry.key, worker);
+        // A heartbeat alone (the same slots, capabilities and connection) changes no decision.
+        if (!before || !sameForDecisions(before, worker)) this.#deps.onChange();
       }
     })().catch((err: unknown) => this.#deps.log.error({ err }, 'presence watch ended'));
   }
+}
+
+/** What `decide()` reads of a worker. */
+function sameForDecisions(a: WorkerPresence, b: WorkerPresence): boolean {
+  return (
+    a.activeJobs === b.activeJobs &&
+    a.connectedAt === b.connectedAt &&
+    a.capabilities.length === b.capabilities.length &&
+    a.capabilities.every((c, i) => b.capabilities[i] === c)
+  );
 }

@@ -16,6 +16,11 @@ export class ActivityBatcher {
     this.#subjects = subjects;
   }
 
+  /** Jobs heard of since the last batch. */
+  get pending(): boolean {
+    return this.#jobs.size > 0;
+  }
+
   touch(jobId: string, attempt: number): void {
     this.#jobs.set(jobId, attempt);
   }

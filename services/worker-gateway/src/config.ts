@@ -39,8 +39,9 @@ export const WorkerGatewayConfig = configSchema({
   workerLostMs: fromEnv('PERRY_HUB_WORKER_LOST_MS', Type.Integer({ minimum: 200, default: 60_000 }), {
     description: 'A connection silent this long (no message, ping or pong) is closed and its worker lost',
   }),
-  presenceRefreshMs: fromEnv('PERRY_HUB_PRESENCE_REFRESH_MS', Type.Integer({ minimum: 100, default: 15_000 }), {
-    description: "How often a connected worker's presence heartbeat is rewritten",
+  presenceRefreshMs: fromEnv('PERRY_HUB_PRESENCE_REFRESH_MS', Type.Integer({ minimum: 100, default: 600_000 }), {
+    description:
+      "How often a connected worker's unchanged presence entry is rewritten anyway. A backstop: an entry is rewritten at once when its worker's slots or jobs change, and while its gateway's liveness record is fresh, readers take that as the worker's heartbeat (so idle workers cost no bus traffic)",
   }),
   updateCooldownMs: fromEnv('PERRY_HUB_UPDATE_COOLDOWN_MS', Type.Integer({ minimum: 0, default: 900_000 }), {
     description: 'update_perry is not resent to the same worker name within this time (no update storms)',

@@ -18,6 +18,8 @@ export interface WorkerSessionHandle {
   readonly activeJobs: number;
   /** The worker was given this job on this connection and has not sent its `complete` yet. */
   building(jobId: string): boolean;
+  /** Rewrite the worker's presence entry (after a NATS reconnect: the server may have lost it). */
+  writePresence(): Promise<void>;
   /** Send `update_perry` unless the worker is busy; false when it was not sent. */
   requestUpdate(): Promise<boolean>;
 }
@@ -33,7 +35,7 @@ export interface GatewayContext {
   readonly log: Logger;
   readonly config: WorkerGatewayConfig;
   readonly gatewayId: string;
-  /** How often presence heartbeats are rewritten: well inside the lost limit readers apply. */
+  /** How often an unchanged presence entry is rewritten anyway (a backstop; see WorkerSession.tick). */
   readonly presenceRefreshMs: number;
   readonly activity: ActivityBatcher;
   readonly updates: UpdatePolicy;

@@ -3,7 +3,8 @@
  * timers). Each sweep pings who is due (the original never pinged; the macOS worker drops a
  * connection silent for 90 s), closes who stayed silent past the lost limit (the original relied
  * on TCP, which can take hours to notice a dead peer), refreshes presence heartbeats and sends
- * the job activity batch.
+ * the job activity batch. With no connection at all it does not run: an idle gateway has no
+ * timer waking it.
  */
 import type { GatewayContext } from './context.js';
 import type { WsFrontDoor } from './server.js';
@@ -54,7 +55,20 @@ export function startHeartbeat(ctx: GatewayContext, door: WsFrontDoor): () => vo
       lastActivityAt = now;
       ctx.activity.flush(now);
     }
+    if (door.connections.size === 0 && !ctx.activity.pending) {
+      clearInterval(timer);
+      timer = undefined;
+    }
   };
-  const timer = setInterval(sweep, sweepIntervalMs(config));
-  return () => clearInterval(timer);
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const arm = () => {
+    if (timer === undefined && !stopped) timer = setInterval(sweep, sweepIntervalMs(config));
+  };
+  door.onConnection = arm;
+  if (door.connections.size > 0) arm();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }

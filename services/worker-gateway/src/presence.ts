@@ -4,7 +4,9 @@
  * of everyone's, from which it answers `workers-summary` and the admin routes without reading the
  * bucket per request. Entries of a gateway that died (kill -9) are not counted from the moment its
  * liveness record is gone or expired (the scheduler then deletes them and re-queues their jobs),
- * nor once their heartbeat is older than the lost limit.
+ * nor once they were last heard of longer ago than the lost limit: their entry's heartbeat, or
+ * later their gateway's liveness record, which vouches for every entry of a live gateway (it
+ * rewrites an entry at once when anything about it changes, and deletes it when its worker goes).
  */
 import type { KV } from '@nats-io/kv';
 import { WorkerPresence } from '@perry-hub/contracts';
@@ -25,6 +27,8 @@ export interface PresenceViewOptions {
   readonly staleMs: number;
   /** What is known of a gateway instance (its liveness record). */
   readonly gatewayState: (gatewayId: string, now: number) => InstanceState;
+  /** When a live gateway last vouched for its workers (its liveness record), on its clock. */
+  readonly vouchedAt: (gatewayId: string, now: number) => number | undefined;
   readonly log: Logger;
 }
 
@@ -63,10 +67,18 @@ export class PresenceView {
   live(now = Date.now()): WorkerPresence[] {
     const out: WorkerPresence[] = [];
     for (const value of this.#entries.values()) {
-      if (now - value.heartbeatAt > this.#options.staleMs) continue;
+      const heardAt = Math.max(value.heartbeatAt, this.#options.vouchedAt(value.gatewayId, now) ?? 0);
+      if (now - heardAt > this.#options.staleMs) continue;
       if (this.#options.gatewayState(value.gatewayId, now) === 'dead') continue;
       out.push(value);
     }
+    return out;
+  }
+
+  /** The ids of this copy's entries written by one gateway instance (live or not). */
+  keysOf(gatewayId: string): string[] {
+    const out: string[] = [];
+    for (const [key, value] of this.#entries) if (value.gatewayId === gatewayId) out.push(key);
     return out;
   }
 

@@ -23,6 +23,8 @@ const REFUSED = { onMessage: () => undefined, onClose: () => undefined };
 
 export class WsFrontDoor {
   readonly connections = new Set<Connection>();
+  /** Called when a connection is accepted (the heartbeat's sweep runs only while there are any). */
+  onConnection: () => void = () => undefined;
   readonly #ctx: GatewayContext;
   readonly #wss: WebSocketServer;
   readonly #attached = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
@@ -112,6 +114,7 @@ export class WsFrontDoor {
     const { config, log } = this.#ctx;
     const conn = new Connection(ws, remote, config, log);
     this.connections.add(conn);
+    this.onConnection();
     ws.on('message', (data: RawData) => {
       conn.heard();
       const text = toText(data);

@@ -56,8 +56,7 @@ export const workerGateway = defineService({
       log,
       config,
       gatewayId: deps.instanceId,
-      // The scheduler declares a worker lost when its heartbeat is older than the lost limit.
-      presenceRefreshMs: Math.min(config.presenceRefreshMs, Math.floor(config.workerLostMs / 4)),
+      presenceRefreshMs: config.presenceRefreshMs,
       activity: new ActivityBatcher(nc, subjects),
       updates: new UpdatePolicy({ cooldownMs: config.updateCooldownMs, expectedVersion: () => expected.current }),
       openCredentials: credentialsOpener(config.credentialsKey),
@@ -84,9 +83,11 @@ export const workerGateway = defineService({
       kv: presence,
       staleMs: config.workerLostMs,
       gatewayState: (id, now) => instances.state(id, now),
+      vouchedAt: (id, now) => instances.vouchedAt(id, now),
       log,
     });
     await view.start();
+    const stopUpkeep = keepPresence(ctx, view);
     const door = new WsFrontDoor(ctx);
     const wsPort = await door.listen(config.wsPort, config.wsHost);
     const stopHeartbeat = startHeartbeat(ctx, door);
@@ -110,6 +111,7 @@ export const workerGateway = defineService({
     const stop = async () => {
       stopping = true;
       stopHeartbeat();
+      stopUpkeep();
       stopSampling();
       const sessions = [...door.connections].map((c) => c.session);
       await door.close();
@@ -151,4 +153,34 @@ function sampleConnections(metrics: HubMetrics, connections: Iterable<Connection
       metrics.workerSlotsFree.inc({ capability }, free);
     }
   }
+}
+
+/**
+ * What keeps this instance's presence entries true without heartbeats per worker: after a NATS
+ * reconnect every entry is written again (a nats-server that was killed may have lost recent
+ * writes), and once per lost limit entries of this instance whose worker is gone (their delete
+ * failed) are deleted; readers would otherwise count them as long as this instance lives.
+ */
+function keepPresence(ctx: GatewayContext, view: PresenceView): () => void {
+  let stopped = false;
+  void (async () => {
+    for await (const s of ctx.nc.status()) {
+      if (stopped) break;
+      if (s.type !== 'reconnect' || ctx.stopping()) continue;
+      for (const session of ctx.workers.values()) void session.writePresence();
+    }
+  })();
+  const timer = setInterval(() => {
+    if (ctx.stopping()) return;
+    for (const workerId of view.keysOf(ctx.gatewayId)) {
+      if (ctx.workers.has(workerId)) continue;
+      ctx.log.info({ workerId }, 'presence entry of a gone worker deleted');
+      void ctx.presence.delete(workerId).catch((err: unknown) => ctx.log.warn({ err }, 'presence delete failed'));
+    }
+  }, ctx.config.workerLostMs);
+  timer.unref();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }

@@ -21,6 +21,11 @@ const EVENT_TYPES = new Set(['stage', 'progress', 'log', 'published', 'queue_upd
 const OUTCOME_TYPES = new Set(['complete', 'error', 'build_complete']);
 /** How long a freed slot may wait to be written to presence with what follows it. */
 const PRESENCE_SETTLE_MS = 500;
+/**
+ * A failed presence write is tried again this soon: readers take this gateway's liveness record
+ * as saying every entry of it is current, so an entry must not stay behind its worker for long.
+ */
+const PRESENCE_RETRY_MS = 2_000;
 /** Events per log entry at most (a burst of more is stored as several). */
 const MAX_BATCH_EVENTS = 256;
 /** Bytes per log entry at most: well under the stream's 1 MiB per message. */
@@ -156,9 +161,9 @@ export class WorkerSession implements Session, WorkerSessionHandle {
    * watcher of the bucket, and nobody needs a slot's change sooner (the scheduler counts slots
    * itself).
    */
-  #writePresenceSoon(): void {
+  #writePresenceSoon(delayMs = PRESENCE_SETTLE_MS): void {
     if (this.#presenceTimer !== undefined || this.#closed) return;
-    this.#presenceTimer = setTimeout(() => void this.writePresence(), PRESENCE_SETTLE_MS);
+    this.#presenceTimer = setTimeout(() => void this.writePresence(), delayMs);
     this.#presenceTimer.unref();
   }
 
@@ -177,12 +182,17 @@ export class WorkerSession implements Session, WorkerSessionHandle {
         await this.#ctx.presence.put(this.workerId, JSON.stringify(this.presence(this.#presenceAt)));
       } catch (err) {
         this.conn.log.warn({ err, workerId: this.workerId }, 'presence write failed');
+        this.#writePresenceSoon(PRESENCE_RETRY_MS);
       }
     });
     return this.#presenceChain;
   }
 
-  /** Called by the gateway's sweep: refresh the heartbeat when due. */
+  /**
+   * Called by the gateway's sweep: rewrite the entry when due (PERRY_HUB_PRESENCE_REFRESH_MS, a
+   * backstop: while this gateway's liveness record is fresh, readers take it as every one of its
+   * workers' heartbeat, so an idle worker costs no bus traffic).
+   */
   tick(now: number): void {
     if (now - this.#presenceAt >= this.#ctx.presenceRefreshMs) void this.writePresence();
   }

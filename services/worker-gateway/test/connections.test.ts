@@ -234,6 +234,32 @@ describe('heartbeats and limits', () => {
     }
   });
 
+  test('an idle worker costs no presence writes and stays counted; an entry of this gateway whose worker is gone is deleted', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' });
+    try {
+      const worker = await Peer.open(gw.url);
+      worker.send(LINUX_HELLO);
+      const id = await workerIdOf(bus, 'kamatera-fra');
+      const written = (await bus.presence.get(id))!;
+      // As if a delete had failed: an entry of this gateway that no connection holds.
+      const stray = { ...written.json<WorkerPresence>(), workerId: 'stray', name: 'stray' };
+      await bus.presence.put('stray', JSON.stringify(stray));
+      await sleep(2_500); // past the lost limit: the gateway's liveness record vouches for its worker
+      expect((await bus.presence.get(id))!.revision).toBe(written.revision);
+      expect(await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).toMatchObject({ connectedWorkers: 1 });
+      await until('the stray entry deleted', async () => (await bus.presence.get('stray'))?.operation !== 'PUT');
+      expect(worker.closeCode).toBeUndefined();
+      worker.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
   test('a silent worker is closed and lost after the limit', async ({ natsUrl, prefix }) => {
     const bus = await openBus(natsUrl, prefix);
     const gw = await startGateway(natsUrl, prefix, FAST);
