@@ -12,7 +12,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { InstanceLiveness, type ServiceName } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
 import { moveToAnotherServer } from './nats.js';
-import { isValid } from './validate.js';
+import { isValid, jsonOf } from './validate.js';
 
 /** What a reader knows of one instance: its last record, or that the record was deleted. */
 export type InstanceRecord = { readonly kind: 'live'; readonly expiresAt: number } | { readonly kind: 'gone' };
@@ -222,12 +222,7 @@ export class LivenessView {
       this.#onGone(entry.key);
       return;
     }
-    let value: unknown;
-    try {
-      value = entry.json();
-    } catch {
-      return;
-    }
+    const value = jsonOf(entry);
     if (isValid(InstanceLiveness, value)) this.#records.set(entry.key, { kind: 'live', expiresAt: value.expiresAt });
   }
 }

@@ -48,3 +48,12 @@ export function decode<T extends TSchema>(
 export function isValid<T extends TSchema>(schema: T, value: unknown): value is Static<T> {
   return validatorFor(schema).Check(value);
 }
+
+/** A stored entry's (KV or message) JSON, or undefined when it is not JSON: checked next by the caller. */
+export function jsonOf(entry: { json(): unknown }): unknown {
+  try {
+    return entry.json();
+  } catch {
+    return undefined;
+  }
+}

@@ -20,10 +20,9 @@ import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
 import { GatewayWatch } from './gateways.js';
 import { endWaits } from './outcomes.js';
-import { JobQueue, capabilityKey } from './queue/job-queue.js';
-import { QueueTally } from './queue/tally.js';
+import { capabilityKey } from './queue/job-queue.js';
 import { pickJobs } from './round.js';
-import { enqueue, enqueueRow, queuedInfo, sortKey, type Context, type KnownWorker } from './state.js';
+import { emptyLeaderState, enqueue, enqueueRow, queuedInfo, sortKey, type Context, type KnownWorker } from './state.js';
 import type { JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
@@ -79,17 +78,7 @@ export class Dispatcher {
       config: deps.config,
       store: deps.store,
       events: new JobEvents(js, deps.subjects),
-      queue: new JobQueue(),
-      queued: new Map(),
-      queuedLicenses: new Map(),
-      tally: new QueueTally(),
-      heldPayloads: 0,
-      running: new Map(),
-      workers: new Map(),
-      draining: new Set(),
-      vmPools: new Map(),
-      waitingSince: new Map(),
-      reclaimable: new Set(),
+      ...emptyLeaderState(),
       metrics: deps.metrics,
       now: Date.now,
       kick: () => this.#kick(),

@@ -3,8 +3,8 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { TIER_PRIORITY, type Subjects, type Tier, type VmPoolState } from '@perry-hub/contracts';
 import type { HubMetrics, Logger } from '@perry-hub/runtime';
 import type { JobEvents } from './events.js';
-import type { JobQueue } from './queue/job-queue.js';
-import type { QueueTally } from './queue/tally.js';
+import { JobQueue } from './queue/job-queue.js';
+import { QueueTally } from './queue/tally.js';
 import type { JobRow, JobStore } from './store.js';
 import type { SchedulerConfig } from './config.js';
 
@@ -100,6 +100,38 @@ export interface Context {
   readonly leaderSince: number;
   /** An outbox failed to publish since the last pass over the unpublished ones: look again. */
   outboxBehind: boolean;
+}
+
+/** The part of a leader's state that starts empty at each takeover and is rebuilt from MySQL. */
+export type LeaderState = Pick<
+  Context,
+  | 'queue'
+  | 'queued'
+  | 'queuedLicenses'
+  | 'tally'
+  | 'heldPayloads'
+  | 'running'
+  | 'workers'
+  | 'draining'
+  | 'vmPools'
+  | 'waitingSince'
+  | 'reclaimable'
+>;
+
+export function emptyLeaderState(): LeaderState {
+  return {
+    queue: new JobQueue(),
+    queued: new Map(),
+    queuedLicenses: new Map(),
+    tally: new QueueTally(),
+    heldPayloads: 0,
+    running: new Map(),
+    workers: new Map(),
+    draining: new Set(),
+    vmPools: new Map(),
+    waitingSince: new Map(),
+    reclaimable: new Set(),
+  };
 }
 
 export const SIGN_BOOST_STEPS = 100;

@@ -1,23 +1,11 @@
 /** A leader's in-memory state without its connections: for the pure parts (queue, summary, depth). */
 import type { SchedulerConfig } from '../src/config.js';
-import { JobQueue } from '../src/queue/job-queue.js';
-import { QueueTally } from '../src/queue/tally.js';
-import type { Context, QueuedInfo } from '../src/state.js';
+import { emptyLeaderState, type Context, type QueuedInfo } from '../src/state.js';
 
 export function leaderState(): Context {
   return {
     config: { selfHosted: false, agingStepMs: 60_000 } as SchedulerConfig,
-    queue: new JobQueue(),
-    queued: new Map(),
-    queuedLicenses: new Map(),
-    tally: new QueueTally(),
-    heldPayloads: 0,
-    running: new Map(),
-    workers: new Map(),
-    draining: new Set(),
-    vmPools: new Map(),
-    waitingSince: new Map(),
-    reclaimable: new Set(),
+    ...emptyLeaderState(),
     now: () => 1_000_000,
     kick: () => undefined,
     touched: () => undefined,

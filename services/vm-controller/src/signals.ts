@@ -7,7 +7,7 @@
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { JobDone, PrewarmSignal, QueueDepth, WorkerPresence, type Subjects } from '@perry-hub/contracts';
-import { problems, type Logger } from '@perry-hub/runtime';
+import { jsonOf, problems, type Logger } from '@perry-hub/runtime';
 import type { TSchema, Static } from 'typebox';
 import type { CloudObservation, Signals } from './memory.js';
 
@@ -140,12 +140,7 @@ export class SignalFeed {
           if (this.#workers.delete(entry.key)) this.#deps.onChange();
           continue;
         }
-        let value: unknown;
-        try {
-          value = entry.json();
-        } catch {
-          value = undefined;
-        }
+        const value = jsonOf(entry);
         const found = problems(WorkerPresence, value);
         if (found.length > 0) {
           this.#deps.log.warn({ key: entry.key, problems: found }, 'ignored an invalid presence entry');

@@ -6,7 +6,7 @@
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { VmPoolState, type Subjects } from '@perry-hub/contracts';
-import { problems, type Logger } from '@perry-hub/runtime';
+import { jsonOf, problems, type Logger } from '@perry-hub/runtime';
 import { describePool } from './messages.js';
 import type { PoolSpec, Settings } from './settings.js';
 
@@ -21,12 +21,7 @@ export class PoolStore {
   async load(pool: string): Promise<VmPoolState | null> {
     const entry = await this.kv.get(pool);
     if (!entry || entry.operation !== 'PUT') return null;
-    let value: unknown;
-    try {
-      value = entry.json();
-    } catch {
-      value = undefined;
-    }
+    const value = jsonOf(entry);
     const found = problems(VmPoolState, value);
     if (found.length > 0) {
       this.log.warn({ pool, problems: found }, 'ignored an invalid stored pool state');

@@ -10,7 +10,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import { WorkerPresence } from '@perry-hub/contracts';
-import { isValid, type InstanceState } from '@perry-hub/runtime';
+import { isValid, jsonOf, type InstanceState } from '@perry-hub/runtime';
 import type { Logger } from 'pino';
 
 /** The only labels the original's status ever reported, in its order (reference 1.2 #1). */
@@ -51,12 +51,7 @@ export class PresenceView {
           this.#entries.delete(entry.key);
           continue;
         }
-        let value: unknown;
-        try {
-          value = entry.json();
-        } catch {
-          value = undefined;
-        }
+        const value = jsonOf(entry);
         if (isValid(WorkerPresence, value)) this.#entries.set(entry.key, value);
         else this.#entries.delete(entry.key);
       }
