@@ -176,7 +176,8 @@ export async function runClusterBuilds(options: {
       for (let attempt = 1; attempt <= 8; attempt++) {
         result = await publish(i + attempt - 1, input).catch(() => undefined);
         firstJob ??= result?.jobId;
-        const cut = result === undefined || result.httpStatus >= 500;
+        // Refused (`request-failed`: nothing reached an ingest) is the killed ingest's case too.
+        const cut = result === undefined || result.outcome === 'request-failed' || result.httpStatus >= 500;
         const lostFirstConnect = result?.outcome === 'disconnected' && result.connections === 0;
         if (!cut && !lostFirstConnect) break;
         reruns++;
