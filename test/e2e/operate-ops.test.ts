@@ -151,10 +151,21 @@ describe('operating the hub', () => {
           server = await nats.restart();
           await until('/readyz to turn 200 again', async () => (await get('/readyz')).status === 200, 30_000);
 
-          // Every metric has a sample above zero.
-          const scrape = await get('/metrics');
-          expect(scrape.headers.get('content-type')).toMatch(/^text\/plain/);
-          const families = new Map(parsePrometheusTextFormat(await scrape.text()).map((f) => [f.name, f]));
+          // Every metric has a sample above zero. The event-loop figures cover the samples since
+          // the last scrape, one a second, and the first after a scrape only starts the window:
+          // scrape again, a second and more apart, until the loop's lateness shows.
+          let families = new Map<string, PromFamily>();
+          await until(
+            'every metric to have a sample above zero',
+            async () => {
+              const scrape = await get('/metrics');
+              expect(scrape.headers.get('content-type')).toMatch(/^text\/plain/);
+              families = new Map(parsePrometheusTextFormat(await scrape.text()).map((f) => [f.name, f]));
+              return EXPECTED.every((name) => families.has(name) && largest(families.get(name)!) > 0);
+            },
+            20_000,
+            1_100,
+          ).catch(() => undefined); // the assertions below name what is missing
           const figures = Object.fromEntries(
             EXPECTED.map((name) => [name, families.get(name) && largest(families.get(name)!)]),
           );

@@ -8,6 +8,7 @@
  * Gauges of state a service holds (sockets, workers, VM pools, queue depth) are sampled at scrape
  * time by the service that holds it (`sample`), so nothing ticks while nothing happens.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Seconds: from a few milliseconds (a dispatch) to an hour (a build). */
@@ -21,6 +22,10 @@ export type Sampler = () => void;
 
 /** The event-loop delay is sampled once a second unless configured otherwise. */
 export const DEFAULT_EVENT_LOOP_SAMPLE_MS = 1_000;
+/** prom-client's own event-loop sampler, which would wake the process again: as good as never. */
+const PROM_CLIENT_SAMPLE_MS = 2 ** 31 - 1;
+/** The event-loop figures from the histogram, by the name's middle part (`nodejs_eventloop_lag_<x>_seconds`). */
+const LAG_FIGURES = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const;
 
 export class HubMetrics {
   readonly registry = new Registry();
@@ -119,11 +124,49 @@ export class HubMetrics {
 
   /** `eventLoopSampleMs`: PERRY_HUB_EVENT_LOOP_SAMPLE_MS (a timer of its own, even when idle). */
   constructor(options: { readonly eventLoopSampleMs?: number } = {}) {
-    // Event-loop lag, heap, GC, CPU, file descriptors (nodejs_*, process_*).
-    collectDefaultMetrics({
-      register: this.registry,
-      eventLoopMonitoringPrecision: options.eventLoopSampleMs ?? DEFAULT_EVENT_LOOP_SAMPLE_MS,
-    });
+    // Heap, GC, CPU, file descriptors, the event loop's lag at a scrape (nodejs_*, process_*).
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: PROM_CLIENT_SAMPLE_MS });
+    this.#eventLoopLag(options.eventLoopSampleMs ?? DEFAULT_EVENT_LOOP_SAMPLE_MS);
+  }
+
+  /**
+   * `nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds`, how late the loop's samples
+   * were since the last scrape. Node's histogram records each whole interval between samples, so
+   * prom-client's figures read the sampling interval itself on a healthy loop (1 s at a 1 s
+   * interval); these subtract it. A sample each `sampleMs` sees a stall only if it spans one.
+   */
+  #eventLoopLag(sampleMs: number): void {
+    for (const figure of LAG_FIGURES) this.registry.removeSingleMetric(`nodejs_eventloop_lag_${figure}_seconds`);
+    const histogram = monitorEventLoopDelay({ resolution: sampleMs });
+    histogram.enable();
+    const late = (ns: number) => (histogram.count === 0 ? 0 : Math.max(0, ns / 1e6 - sampleMs) / 1e3);
+    const read: Record<(typeof LAG_FIGURES)[number], () => number> = {
+      min: () => late(histogram.min),
+      max: () => late(histogram.max),
+      mean: () => late(histogram.mean),
+      stddev: () => (histogram.count === 0 ? 0 : histogram.stddev / 1e9),
+      p50: () => late(histogram.percentile(50)),
+      p90: () => late(histogram.percentile(90)),
+      p99: () => late(histogram.percentile(99)),
+    };
+    const gauges = new Map<string, Gauge>();
+    for (const figure of LAG_FIGURES) {
+      const gauge = new Gauge({
+        name: `nodejs_eventloop_lag_${figure}_seconds`,
+        help: `The event loop's ${figure} lateness over its samples since the last scrape (one every PERRY_HUB_EVENT_LOOP_SAMPLE_MS)`,
+        registers: [this.registry],
+        // The first figure's collect sets them all and starts the next window; a scrape reads them in order.
+        ...(figure === LAG_FIGURES[0]
+          ? {
+              collect: () => {
+                for (const f of LAG_FIGURES) gauges.get(f)!.set(read[f]());
+                histogram.reset();
+              },
+            }
+          : {}),
+      });
+      gauges.set(figure, gauge);
+    }
   }
 
   /** Run `sampler` before each scrape (it sets gauges of state its service holds); returns the removal. */
