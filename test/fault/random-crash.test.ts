@@ -245,8 +245,16 @@ describe('fault: the whole hub killed at random', () => {
           failures.push(`${project.label}: no artifact after 40 runs (${project.runs.join(', ')})`);
         };
 
+        // Each user's last project waits for the last kill to begin, so the users are still at work
+        // for every kill however fast the hub is (a quick run once ended before the fourth).
+        let lastKillBegins = (): void => undefined;
+        const lastKill = new Promise<void>((resolve) => (lastKillBegins = resolve));
         const users = Array.from({ length: USERS }, async (_, u) => {
-          for (const project of projects.filter((p) => p.user === u)) await act(project);
+          const mine = projects.filter((p) => p.user === u);
+          for (const [n, project] of mine.entries()) {
+            if (n === mine.length - 1) await lastKill;
+            await act(project);
+          }
         });
         const allUsers = Promise.all(users).finally(() => (usersDone = true));
 
@@ -328,9 +336,9 @@ describe('fault: the whole hub killed at random', () => {
 
         const killer = (async () => {
           const proc = hub.process('hub');
-          for (let k = 0; k < KILLS && !usersDone; k++) {
+          for (let k = 0; k < KILLS; k++) {
+            if (k === KILLS - 1) lastKillBegins();
             await sleep(pauses[k]!);
-            if (usersDone) break;
             let kind = kinds[k]!;
             let releaseDownload: (() => void) | undefined;
             if (kind === 'row') {
@@ -350,7 +358,6 @@ describe('fault: the whole hub killed at random', () => {
                 kind = 'random';
               }
             }
-            if (usersDone) break;
             // And one upload that stalls after its authorization: its reservation dies with the hub.
             await stalledUpload().catch((err: Error) => failures.push(err.message));
             const running = (await rows(hub, "SELECT id FROM builds WHERE status = 'running'").catch(() => [])).map(
@@ -384,7 +391,7 @@ describe('fault: the whole hub killed at random', () => {
             kills.push(record);
             watching.push(watchRestart(record, ++generation));
           }
-        })();
+        })().finally(() => lastKillBegins());
         await killer;
         await allUsers;
         generation += 1;
