@@ -37,6 +37,13 @@ const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 const DISPATCH_RETRY_MS = 1_000;
 /** Queue changes within this long are published as one queue depth. */
 const DEPTH_COALESCE_MS = 250;
+/**
+ * The intake consumer's pull lives on the consumer's leader; one lost with its node (kill -9, a
+ * partition) is renewed only after two missed heartbeats, each half this. The library's 30 s
+ * default once held dispatch still for 27 s after a node was killed; 10 s costs about one
+ * message every 3 s while idle.
+ */
+const INTAKE_PULL_EXPIRES_MS = 10_000;
 const decoder = new TextDecoder();
 
 export interface DispatcherDeps {
@@ -291,7 +298,7 @@ export class Dispatcher {
 
   async #consumeIntake(stream: string, durable: string): Promise<void> {
     const consumer = await jetstream(this.#deps.nc).consumers.get(stream, durable);
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 256, expires: INTAKE_PULL_EXPIRES_MS });
     this.#stops.push(() => messages.stop());
     void (async () => {
       // Not awaited: one MySQL round trip per message in turn caps intake at 1/RTT.
