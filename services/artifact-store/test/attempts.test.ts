@@ -4,9 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
-import { attemptArtifactsEndpoint, subjects, topologyFor, topologyNames } from '@perry-hub/contracts';
+import { attemptArtifactsEndpoint, subjects, topologyNames } from '@perry-hub/contracts';
 import { type RowDataPacket } from '@perry-hub/db';
-import { call, ensureTopology } from '@perry-hub/runtime';
+import { call } from '@perry-hub/runtime';
 import { test } from '@perry-hub/testkit';
 import { startArtifactStore } from './support.js';
 
@@ -17,8 +17,6 @@ describe('what an attempt delivered', () => {
     database,
   }) => {
     const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
-    // The job's event log, as the scheduler ensures it.
-    await ensureTopology(nc, topologyFor(prefix, 'scheduler'));
     try {
       const jobId = randomUUID();
       const insert = (token: string, attempt: number, held: boolean) =>

@@ -3,9 +3,9 @@
 // released, reassigned or ended records nothing.
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { HubError, registerArtifactEndpoint, subjects, topologyFor } from '@perry-hub/contracts';
+import { HubError, registerArtifactEndpoint, subjects } from '@perry-hub/contracts';
 import type { RowDataPacket } from '@perry-hub/db';
-import { call, ensureTopology } from '@perry-hub/runtime';
+import { call } from '@perry-hub/runtime';
 import { test } from '@perry-hub/testkit';
 import { startArtifactStore } from './support.js';
 
@@ -16,7 +16,6 @@ describe('register-artifact whileRunning', () => {
     database,
   }) => {
     const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
-    await ensureTopology(nc, topologyFor(prefix, 'scheduler'));
     try {
       const s = subjects(prefix);
       const jobId = randomUUID();

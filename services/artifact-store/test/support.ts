@@ -1,7 +1,8 @@
-/** A real artifact-store on the test's servers, with a client connection and a MySQL pool. */
+/** A real artifact-store on the test's servers, with a client connection, a MySQL pool and the job event log. */
 import { pino } from 'pino';
 import { dbOptions, openPool, type Pool } from '@perry-hub/db';
-import { launchService, loadConfig, type NatsConnection } from '@perry-hub/runtime';
+import { topologyFor } from '@perry-hub/contracts';
+import { ensureTopology, launchService, loadConfig, type NatsConnection } from '@perry-hub/runtime';
 import { connectTestNats, serviceEnv, type ServiceEnvInput } from '@perry-hub/testkit';
 import { artifactStore } from '../src/index.js';
 
@@ -17,6 +18,8 @@ export async function startArtifactStore(input: Required<ServiceEnvInput>): Prom
   const service = await launchService(artifactStore, loadConfig(artifactStore.config, env) as never, log);
   const nc = await connectTestNats(input.natsUrl);
   const db = openPool(dbOptions(input.database, 2));
+  // The job event log the artifact-store announces artifacts in, as the scheduler makes it.
+  await ensureTopology(nc, topologyFor(input.prefix, 'scheduler'));
   return {
     nc,
     db,

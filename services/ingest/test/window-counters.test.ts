@@ -5,7 +5,7 @@ import { describe, expect } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { topologyFor, topologyNames } from '@perry-hub/contracts';
-import { ensureTopology } from '@perry-hub/runtime';
+import { ensureTopology, type NatsConnection } from '@perry-hub/runtime';
 import { connectTestNats, test } from '@perry-hub/testkit';
 import { WindowCounters } from '../src/abuse/counters.js';
 
@@ -23,12 +23,24 @@ async function stored(kv: KV, scope: string): Promise<number> {
   return 0;
 }
 
+/** A connection with the ingest's topology made, and the limits bucket's name; closed after `body`. */
+async function withLimitsBucket(
+  natsUrl: string,
+  prefix: string,
+  body: (nc: NatsConnection, bucket: string) => Promise<void>,
+): Promise<void> {
+  const nc = await connectTestNats(natsUrl);
+  try {
+    await ensureTopology(nc, topologyFor(prefix, 'ingest'));
+    await body(nc, topologyNames(prefix).limitsBucket);
+  } finally {
+    await nc.close();
+  }
+}
+
 describe('WindowCounters.hitShared', () => {
   test('one instance counts exactly and writes the bucket every 4th attempt', async ({ natsUrl, prefix }) => {
-    const nc = await connectTestNats(natsUrl);
-    try {
-      await ensureTopology(nc, topologyFor(prefix, 'ingest'));
-      const bucket = topologyNames(prefix).limitsBucket;
+    await withLimitsBucket(natsUrl, prefix, async (nc, bucket) => {
       const counters = await WindowCounters.open(nc, bucket);
       const kv = await new Kvm(nc).open(bucket);
       const counts: number[] = [];
@@ -39,19 +51,14 @@ describe('WindowCounters.hitShared', () => {
       }
       expect(counts).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       expect(written).toEqual([0, 0, 0, 4, 4, 4, 4, 8, 8, 8]);
-    } finally {
-      await nc.close();
-    }
+    });
   });
 
   test('two instances exceed a limit by at most 3 each, and each refuses once it learns the total', async ({
     natsUrl,
     prefix,
   }) => {
-    const nc = await connectTestNats(natsUrl);
-    try {
-      await ensureTopology(nc, topologyFor(prefix, 'ingest'));
-      const bucket = topologyNames(prefix).limitsBucket;
+    await withLimitsBucket(natsUrl, prefix, async (nc, bucket) => {
       const instances = [await WindowCounters.open(nc, bucket), await WindowCounters.open(nc, bucket)];
       const max = 10;
       let admitted = 0;
@@ -69,19 +76,14 @@ describe('WindowCounters.hitShared', () => {
         );
       }
       console.log(`limit ${max}, two instances sharing every ${EVERY}: ${admitted} admitted`);
-    } finally {
-      await nc.close();
-    }
+    });
   });
 
   test('attempts counted while the bucket cannot be reached are written with the next share', async ({
     natsUrl,
     prefix,
   }) => {
-    const nc = await connectTestNats(natsUrl);
-    try {
-      await ensureTopology(nc, topologyFor(prefix, 'ingest'));
-      const bucket = topologyNames(prefix).limitsBucket;
+    await withLimitsBucket(natsUrl, prefix, async (nc, bucket) => {
       const counters = await WindowCounters.open(nc, bucket);
       for (let i = 0; i < 3; i++) await counters.hitShared('submit-license', 'KEY-2', HOUR_MS, EVERY, NOW);
       // The 4th attempt's write fails (the bucket is gone); the four are kept, not lost.
@@ -92,8 +94,6 @@ describe('WindowCounters.hitShared', () => {
       const fifth = await counters.hitShared('submit-license', 'KEY-2', HOUR_MS, EVERY, NOW);
       expect(fifth.count).toBe(5);
       expect(await stored(await new Kvm(nc).open(bucket), 'submit-license')).toBe(5);
-    } finally {
-      await nc.close();
-    }
+    });
   });
 });
