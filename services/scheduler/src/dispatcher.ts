@@ -100,7 +100,7 @@ export class Dispatcher {
     const names = topologyNames(config.subjectPrefix);
     this.#presence = await new Kvm(nc).open(names.presenceBucket);
     const instances = await new Kvm(nc).open(names.instancesBucket);
-    this.#gateways = new GatewayWatch(this.ctx, this.#presence, instances, config.instanceTtlMs);
+    this.#gateways = new GatewayWatch(this.ctx, instances, config.instanceTtlMs);
     this.#stops.push(() => this.#gateways.stop());
     await this.#gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
     await this.#watch('presence', this.#presence, (key, value) => this.#onPresence(key, value));
@@ -115,7 +115,7 @@ export class Dispatcher {
       await sweeps.enforceTimeouts(this.ctx);
       await endWaits(this.ctx);
       await this.#gateways.sweep();
-      await sweeps.sweepLostWorkers(this.ctx, this.#presence, (id, now) => this.#gateways.vouchedAt(id, now));
+      await sweeps.sweepLostWorkers(this.ctx, (id, now) => this.#gateways.vouchedAt(id, now));
       await sweeps.announcePositions(this.ctx, this.#announced);
       this.#kick();
     });

@@ -43,7 +43,6 @@ const RELEASED_KEPT_MS = 600_000;
 
 export class GatewayWatch {
   readonly #ctx: Context;
-  readonly #presence: KV;
   readonly #view: LivenessView;
   /** Workers whose presence names a dead gateway, never added to the dispatchable set. */
   readonly #ghosts = new Map<string, WorkerRef>();
@@ -54,9 +53,8 @@ export class GatewayWatch {
   readonly #released = new Map<string, { name: string | undefined; at: number }>();
   #busy = Promise.resolve();
 
-  constructor(ctx: Context, presence: KV, instances: KV, ttlMs: number) {
+  constructor(ctx: Context, instances: KV, ttlMs: number) {
     this.#ctx = ctx;
-    this.#presence = presence;
     this.#view = new LivenessView(instances, ttlMs, () => this.sweep());
   }
 
@@ -106,9 +104,9 @@ export class GatewayWatch {
       const ref = refs.find((r) => r.workerId === workerId);
       ctx.workers.delete(workerId);
       this.#ghosts.delete(workerId);
+      // Its presence entry stays: readers skip a dead gateway's entries, and a live gateway
+      // deletes them once long silent (the scheduler may only read the bucket).
       this.#released.set(workerId, { name: ref?.name, at: now });
-      // Gateways' views (the `/status` count) and the vm-controller stop seeing it too.
-      await this.#presence.delete(workerId).catch(() => undefined);
       const jobs = [...ctx.running.values()].filter((j) => j.workerId === workerId && !j.pending);
       for (const job of jobs) await releaseJob(ctx, job, ref?.name);
       ctx.log.warn(

@@ -2,7 +2,6 @@
  * The leader's periodic duties: timeouts and the no-output watchdog, queue expiry, workers gone
  * silent, the completion outbox, queue depth, and position updates for waiting CLIs.
  */
-import type { KV } from '@nats-io/kv';
 import type { CapabilityDepth, QueueDepth } from '@perry-hub/contracts';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
@@ -49,11 +48,11 @@ export async function expireQueued(ctx: Context): Promise<void> {
  * Workers whose heartbeat stopped (their gateway died), and jobs on workers nobody knows. A
  * worker is heard of when its entry was written or, later, when its gateway's liveness record
  * was (`vouchedAt`): a live gateway rewrites an entry within PRESENCE_SETTLE_MS of any change,
- * so its record also says the entry is current.
+ * so its record also says the entry is current. The entry itself is left to the gateways (the
+ * scheduler may only read the bucket).
  */
 export async function sweepLostWorkers(
   ctx: Context,
-  presence: KV,
   vouchedAt: (gatewayId: string, now: number) => number | undefined = () => undefined,
 ): Promise<void> {
   const now = ctx.now();
@@ -68,7 +67,6 @@ export async function sweepLostWorkers(
     const heardAt = Math.max(worker.heartbeatAt, vouchedFor(worker.gatewayId));
     if (now - heardAt <= ctx.config.workerLostMs) continue;
     ctx.workers.delete(worker.workerId);
-    await presence.delete(worker.workerId).catch(() => undefined);
     ctx.log.warn({ workerId: worker.workerId, worker: worker.name }, 'worker silent, declared lost');
   }
   for (const job of [...ctx.running.values()]) {

@@ -3,15 +3,21 @@
  * vm-controller (key = worker id). Each gateway writes its own workers and keeps a watched copy
  * of everyone's, from which it answers `workers-summary` and the admin routes without reading the
  * bucket per request. Entries of a gateway that died (kill -9) are not counted from the moment its
- * liveness record is gone or expired (the scheduler then deletes them and re-queues their jobs),
- * nor once they were last heard of longer ago than the lost limit: their entry's heartbeat, or
- * later their gateway's liveness record, which vouches for every entry of a live gateway (it
- * rewrites an entry at once when anything about it changes, and deletes it when its worker goes).
+ * liveness record is gone or expired (the scheduler then re-queues their jobs), nor once they
+ * were last heard of longer ago than the lost limit: their entry's heartbeat, or later their
+ * gateway's liveness record, which vouches for every entry of a live gateway (it rewrites an
+ * entry at once when anything about it changes, and deletes it when its worker goes). Only
+ * gateways write the bucket: a dead gateway's entries are deleted by the live ones once they are
+ * `ABANDONED_AFTER_LOST` lost limits old (`abandoned`), long after the scheduler, a new leader
+ * included, has read the names of their workers to hold their jobs for them.
  */
 import type { KV } from '@nats-io/kv';
 import { WorkerPresence } from '@perry-hub/contracts';
 import { isValid, jsonOf, type InstanceState } from '@perry-hub/runtime';
 import type { Logger } from 'pino';
+
+/** An entry of a gateway that is not live, silent this many lost limits, is deleted. */
+export const ABANDONED_AFTER_LOST = 2;
 
 /** The only labels the original's status ever reported, in its order (reference 1.2 #1). */
 const STATUS_TARGETS = ['macos', 'ios', 'android', 'linux', 'windows'] as const;
@@ -23,7 +29,7 @@ export function supportedTargets(workers: readonly WorkerPresence[]): string[] {
 
 export interface PresenceViewOptions {
   readonly kv: KV;
-  /** An entry whose heartbeat is older than this belongs to a dead gateway (the scheduler deletes it). */
+  /** An entry whose heartbeat is older than this belongs to a dead gateway (see `abandoned`). */
   readonly staleMs: number;
   /** What is known of a gateway instance (its liveness record). */
   readonly gatewayState: (gatewayId: string, now: number) => InstanceState;
@@ -34,6 +40,8 @@ export interface PresenceViewOptions {
 
 export class PresenceView {
   readonly #entries = new Map<string, WorkerPresence>();
+  /** Each entry's revision, so a delete of an abandoned one cannot remove a newer write. */
+  readonly #revisions = new Map<string, number>();
   readonly #options: PresenceViewOptions;
   #stop: (() => void) | undefined;
 
@@ -47,13 +55,14 @@ export class PresenceView {
     this.#stop = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {
-        if (entry.operation !== 'PUT') {
+        const value = entry.operation === 'PUT' ? jsonOf(entry) : undefined;
+        if (isValid(WorkerPresence, value)) {
+          this.#entries.set(entry.key, value);
+          this.#revisions.set(entry.key, entry.revision);
+        } else {
           this.#entries.delete(entry.key);
-          continue;
+          this.#revisions.delete(entry.key);
         }
-        const value = jsonOf(entry);
-        if (isValid(WorkerPresence, value)) this.#entries.set(entry.key, value);
-        else this.#entries.delete(entry.key);
       }
     })().catch((err: unknown) => this.#options.log.error({ err }, 'presence watch ended'));
   }
@@ -62,12 +71,29 @@ export class PresenceView {
   live(now = Date.now()): WorkerPresence[] {
     const out: WorkerPresence[] = [];
     for (const value of this.#entries.values()) {
-      const heardAt = Math.max(value.heartbeatAt, this.#options.vouchedAt(value.gatewayId, now) ?? 0);
-      if (now - heardAt > this.#options.staleMs) continue;
+      if (now - this.#heardAt(value, now) > this.#options.staleMs) continue;
       if (this.#options.gatewayState(value.gatewayId, now) === 'dead') continue;
       out.push(value);
     }
     return out;
+  }
+
+  /**
+   * Entries of gateways that are not live (dead, or never seen: their record long gone), silent
+   * for `ABANDONED_AFTER_LOST` lost limits, with the revision a guarded delete must match.
+   */
+  abandoned(now = Date.now()): { key: string; revision: number }[] {
+    const out: { key: string; revision: number }[] = [];
+    for (const [key, value] of this.#entries) {
+      if (this.#options.gatewayState(value.gatewayId, now) === 'live') continue;
+      if (now - this.#heardAt(value, now) <= ABANDONED_AFTER_LOST * this.#options.staleMs) continue;
+      out.push({ key, revision: this.#revisions.get(key)! });
+    }
+    return out;
+  }
+
+  #heardAt(value: WorkerPresence, now: number): number {
+    return Math.max(value.heartbeatAt, this.#options.vouchedAt(value.gatewayId, now) ?? 0);
   }
 
   /** The ids of this copy's entries written by one gateway instance (live or not). */

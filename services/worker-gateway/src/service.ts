@@ -159,10 +159,14 @@ function sampleConnections(metrics: HubMetrics, connections: Iterable<Connection
  * What keeps this instance's presence entries true without heartbeats per worker: after a NATS
  * reconnect every entry is written again (a nats-server that was killed may have lost recent
  * writes), and once per lost limit entries of this instance whose worker is gone (their delete
- * failed) are deleted; readers would otherwise count them as long as this instance lives.
+ * failed) are deleted; readers would otherwise count them as long as this instance lives. The
+ * same pass deletes the entries dead gateways left (`PresenceView.abandoned`), each only if it
+ * is still the revision judged, so that nothing newer is removed (every live gateway tries: the
+ * first delete wins, the others find the revision gone).
  */
 function keepPresence(ctx: GatewayContext, view: PresenceView): () => void {
   let stopped = false;
+  let clearing: Promise<void> | undefined;
   void (async () => {
     for await (const s of ctx.nc.status()) {
       if (stopped) break;
@@ -177,6 +181,19 @@ function keepPresence(ctx: GatewayContext, view: PresenceView): () => void {
       ctx.log.info({ workerId }, 'presence entry of a gone worker deleted');
       void ctx.presence.delete(workerId).catch((err: unknown) => ctx.log.warn({ err }, 'presence delete failed'));
     }
+    if (clearing) return;
+    const abandoned = view.abandoned();
+    if (abandoned.length === 0) return;
+    ctx.log.info({ entries: abandoned.length }, "deleting dead gateways' presence entries");
+    // One at a time: a dead gateway may leave thousands.
+    clearing = (async () => {
+      for (const { key, revision } of abandoned) {
+        if (stopped) break;
+        await ctx.presence
+          .delete(key, { previousSeq: revision })
+          .catch((err: unknown) => ctx.log.debug({ err, workerId: key }, 'abandoned presence entry not deleted'));
+      }
+    })().finally(() => (clearing = undefined));
   }, ctx.config.workerLostMs);
   timer.unref();
   return () => {

@@ -201,7 +201,7 @@ describe('hello, presence and lifecycle', () => {
     await gw.service.stop();
     expect((await worker.closed).code).toBe(1001);
     // The workers did nothing wrong: their jobs must not be lost (a retry counted). The scheduler
-    // releases them, and deletes their presence, once the gateway's liveness record is gone.
+    // releases them once the gateway's liveness record is gone; their entries stay until long silent.
     expect((await instances.get(gw.service.instanceId))?.operation).not.toBe('PUT');
     expect((await bus.presence.get(id))?.operation).toBe('PUT');
     await new Promise((r) => setTimeout(r, 300));
@@ -253,6 +253,50 @@ describe('heartbeats and limits', () => {
       expect(await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).toMatchObject({ connectedWorkers: 1 });
       await until('the stray entry deleted', async () => (await bus.presence.get('stray'))?.operation !== 'PUT');
       expect(worker.closeCode).toBeUndefined();
+      worker.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test("a dead gateway's entries are deleted once silent twice the lost limit, not before; a live one's are kept", async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' });
+    try {
+      const worker = await Peer.open(gw.url);
+      worker.send(LINUX_HELLO);
+      const live = await workerIdOf(bus, 'kamatera-fra');
+      const own = (await bus.presence.get(live))!.json<WorkerPresence>();
+      // Left by a gateway killed long ago (no liveness record any more), and by one just killed.
+      const entry = (workerId: string, silentMs: number): WorkerPresence => ({
+        ...own,
+        workerId,
+        name: workerId,
+        gatewayId: 'worker-gateway-0dead0ff',
+        heartbeatAt: Date.now() - silentMs,
+      });
+      await bus.presence.put('old-ghost', JSON.stringify(entry('old-ghost', 10_000)));
+      await bus.presence.put('new-ghost', JSON.stringify(entry('new-ghost', 0)));
+
+      await until(
+        'the long-silent ghost deleted',
+        async () => (await bus.presence.get('old-ghost'))?.operation !== 'PUT',
+        10_000,
+      );
+      // Silent less than twice the limit (3 s) when the first pass ran: still there; then gone.
+      expect((await bus.presence.get('new-ghost'))?.operation).toBe('PUT');
+      await until(
+        'the newer ghost deleted in its turn',
+        async () => (await bus.presence.get('new-ghost'))?.operation !== 'PUT',
+        10_000,
+      );
+      // The live gateway's own idle worker is never taken for a ghost.
+      expect((await bus.presence.get(live))?.operation).toBe('PUT');
+      expect(await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).toMatchObject({ connectedWorkers: 1 });
       worker.close();
     } finally {
       await gw.service.stop();
