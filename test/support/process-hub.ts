@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DEFAULT_SUBJECT_PREFIX, natsInboxPrefix, topologyNames } from '@perry-hub/contracts';
+import { DEFAULT_SUBJECT_PREFIX, SERVICE_NAMES, natsInboxPrefix, topologyNames } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 import { generateSealKey } from '@perry-hub/runtime';
-import { getFreePort, SEED_FILE_SUFFIX } from '@perry-hub/localstack';
+import { ensureNkeySeeds, getFreePort, SEED_FILE_SUFFIX } from '@perry-hub/localstack';
 import { buildRequest } from './perry-cli.js';
 import { freePorts, localEnv, runHub, type HubProcess, type LocalPorts } from './hub-process.js';
 import { ADMIN_SECRET, CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from './test-hub.js';
-import { connectTestNats, testNatsCredentialsDir } from '@perry-hub/testkit';
+import { connectTestNats, recordNatsLog, testNatsCredentialsDir } from '@perry-hub/testkit';
 
 export interface Database {
   host: string;
@@ -314,5 +314,11 @@ export class ProcessHub {
     for (const p of [...this.processes].reverse()) await p.stop();
     await this.nc?.close();
     await this.db?.end();
+    // The all-in-one's own nats-server has the exact-prefix permissions of a deployment (the
+    // shared test server's hold for any prefix): its services' violations fail the test file too.
+    const local = this.options.local;
+    if (!local) return;
+    const keys = ensureNkeySeeds(join(local.dataDir, 'nats-credentials'), SERVICE_NAMES);
+    recordNatsLog(join(local.dataDir, 'nats.log'), new Map([...keys].map(([name, key]) => [key, name])));
   }
 }

@@ -20,6 +20,6 @@ export { uniquePrefix } from './names.js';
 export { test } from './fixtures.js';
 export { serviceEnv, type ServiceEnvInput } from './env.js';
 export { connectTestNats, testNatsCredentialsDir, testNatsUsers, TEST_TOOL } from './nats-auth.js';
-export { natsPermissionViolations } from './nats-violations.js';
+export { natsPermissionViolations, recordNatsLog } from './nats-violations.js';
 export { until, whenTrue } from './until.js';
 export { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';

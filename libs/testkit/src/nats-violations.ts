@@ -19,12 +19,16 @@ const VIOLATION = /(Publish|Subscription) Violation - (?:Nkey|User) "([^"]+)"(.*
  */
 const RESPONSE = /Publish Violation.*Subject "_INBOX\./;
 
-/** Deliberate attacks by the tool identity are the tests' own business. */
-function serviceViolations(logText: string): string[] {
+/**
+ * Deliberate attacks by the tool identity are the tests' own business. With `services` (public
+ * key -> service name, for a server with users of its own), only those users' violations count.
+ */
+function serviceViolations(logText: string, services?: ReadonlyMap<string, string>): string[] {
   return logText.split('\n').flatMap((line) => {
     const m = VIOLATION.exec(line);
     if (!m || RESPONSE.test(line)) return [];
-    const who = testIdentityOf(m[2]!) ?? m[2]!;
+    if (services && !services.has(m[2]!)) return [];
+    const who = services?.get(m[2]!) ?? testIdentityOf(m[2]!) ?? m[2]!;
     return who === TEST_TOOL ? [] : [`${who}: ${m[1]} Violation${m[3]}`];
   });
 }
@@ -34,9 +38,12 @@ export function watchNatsLog(file: string): void {
   watched.add(file);
 }
 
-/** Scan this log now (an isolated server's, before its directory is removed). */
-export function recordNatsLog(file: string): void {
-  if (existsSync(file)) recorded.push(...serviceViolations(readFileSync(file, 'utf8')));
+/**
+ * Scan this log now (an isolated server's, before its directory is removed). `services`: for a
+ * server whose users are not the test kit's (the all-in-one's own), their public keys by name.
+ */
+export function recordNatsLog(file: string, services?: ReadonlyMap<string, string>): void {
+  if (existsSync(file)) recorded.push(...serviceViolations(readFileSync(file, 'utf8'), services));
 }
 
 /** Every service permissions violation so far; the test file fails if there is any. */
