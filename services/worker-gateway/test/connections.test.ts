@@ -4,10 +4,20 @@ import { createServer } from 'node:http';
 import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
 import { call, describeConfig } from '@perry-hub/runtime';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KvEntry } from '@nats-io/kv';
 import { topologyNames, workersSummaryEndpoint, type WorkerPresence } from '@perry-hub/contracts';
 import { workerGateway } from '../src/index.js';
-import { LINUX_HELLO, Peer, memoryLog, openBus, sleep, startGateway, until, workerIdOf } from './support/harness.js';
+import {
+  LINUX_HELLO,
+  Peer,
+  memoryLog,
+  openBus,
+  sleep,
+  startGateway,
+  until,
+  workerIdOf,
+  type Bus,
+} from './support/harness.js';
 
 const SECRET = { PERRY_HUB_WORKER_SECRET: 's3cr3t' };
 
@@ -213,6 +223,26 @@ describe('hello, presence and lifecycle', () => {
 describe('heartbeats and limits', () => {
   const FAST = { PERRY_HUB_WORKER_LOST_MS: '1500', PERRY_HUB_WS_PING_INTERVAL_MS: '300' };
 
+  /** A gateway with fast limits (liveness TTL 600 ms) and one idle Linux worker: its id and entry. */
+  async function withIdleWorker(
+    natsUrl: string,
+    prefix: string,
+    body: (bus: Bus, worker: Peer, id: string, written: KvEntry) => Promise<void>,
+  ): Promise<void> {
+    const bus = await openBus(natsUrl, prefix);
+    const gw = await startGateway(natsUrl, prefix, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' });
+    try {
+      const worker = await Peer.open(gw.url);
+      worker.send(LINUX_HELLO);
+      const id = await workerIdOf(bus, 'kamatera-fra');
+      await body(bus, worker, id, (await bus.presence.get(id))!);
+      worker.close();
+    } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  }
+
   test('the hub pings, answers pings, and keeps a worker that answers', async ({ natsUrl, prefix }) => {
     const bus = await openBus(natsUrl, prefix);
     const gw = await startGateway(natsUrl, prefix, FAST);
@@ -238,13 +268,7 @@ describe('heartbeats and limits', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' });
-    try {
-      const worker = await Peer.open(gw.url);
-      worker.send(LINUX_HELLO);
-      const id = await workerIdOf(bus, 'kamatera-fra');
-      const written = (await bus.presence.get(id))!;
+    await withIdleWorker(natsUrl, prefix, async (bus, worker, id, written) => {
       // As if a delete had failed: an entry of this gateway that no connection holds.
       const stray = { ...written.json<WorkerPresence>(), workerId: 'stray', name: 'stray' };
       await bus.presence.put('stray', JSON.stringify(stray));
@@ -253,27 +277,17 @@ describe('heartbeats and limits', () => {
       expect(await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).toMatchObject({ connectedWorkers: 1 });
       await until('the stray entry deleted', async () => (await bus.presence.get('stray'))?.operation !== 'PUT');
       expect(worker.closeCode).toBeUndefined();
-      worker.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test("a dead gateway's entries are deleted once silent twice the lost limit, not before; a live one's are kept", async ({
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' });
-    try {
-      const worker = await Peer.open(gw.url);
-      worker.send(LINUX_HELLO);
-      const live = await workerIdOf(bus, 'kamatera-fra');
-      const own = (await bus.presence.get(live))!.json<WorkerPresence>();
+    await withIdleWorker(natsUrl, prefix, async (bus, _worker, live, written) => {
       // Left by a gateway killed long ago (no liveness record any more), and by one just killed.
       const entry = (workerId: string, silentMs: number): WorkerPresence => ({
-        ...own,
+        ...written.json<WorkerPresence>(),
         workerId,
         name: workerId,
         gatewayId: 'worker-gateway-0dead0ff',
@@ -281,7 +295,6 @@ describe('heartbeats and limits', () => {
       });
       await bus.presence.put('old-ghost', JSON.stringify(entry('old-ghost', 10_000)));
       await bus.presence.put('new-ghost', JSON.stringify(entry('new-ghost', 0)));
-
       await until(
         'the long-silent ghost deleted',
         async () => (await bus.presence.get('old-ghost'))?.operation !== 'PUT',
@@ -297,11 +310,7 @@ describe('heartbeats and limits', () => {
       // The live gateway's own idle worker is never taken for a ghost.
       expect((await bus.presence.get(live))?.operation).toBe('PUT');
       expect(await call(bus.nc, bus.subjects, workersSummaryEndpoint, {})).toMatchObject({ connectedWorkers: 1 });
-      worker.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('a silent worker is closed and lost after the limit', async ({ natsUrl, prefix }) => {
