@@ -46,10 +46,10 @@ export async function expireQueued(ctx: Context): Promise<void> {
 
 /**
  * Workers whose heartbeat stopped (their gateway died), and jobs on workers nobody knows. A
- * worker is heard of when its entry was written or, later, when its gateway's liveness record
- * was (`vouchedAt`): a live gateway rewrites an entry within PRESENCE_SETTLE_MS of any change,
- * so its record also says the entry is current. The entry itself is left to the gateways (the
- * scheduler may only read the bucket).
+ * worker of a live gateway (`vouchedAt` defined) is never lost by silence: the gateway rewrites
+ * an entry within PRESENCE_SETTLE_MS of any change and closes a silent worker itself. Another
+ * is lost once its entry's heartbeat is older than the lost limit. The entry itself is left to
+ * the gateways (the scheduler may only read the bucket).
  */
 export async function sweepLostWorkers(
   ctx: Context,
@@ -64,8 +64,11 @@ export async function sweepLostWorkers(
     return at;
   };
   for (const worker of ctx.workers.values()) {
-    const heardAt = Math.max(worker.heartbeatAt, vouchedFor(worker.gatewayId));
-    if (now - heardAt <= ctx.config.workerLostMs) continue;
+    // A live gateway vouches for its workers, and closes a silent one's connection itself. (Its
+    // record's age is no measure: with a lost limit under its refresh period, an idle worker of a
+    // live gateway was declared lost between two refreshes.)
+    if (vouchedFor(worker.gatewayId) > 0) continue;
+    if (now - worker.heartbeatAt <= ctx.config.workerLostMs) continue;
     ctx.workers.delete(worker.workerId);
     ctx.log.warn({ workerId: worker.workerId, worker: worker.name }, 'worker silent, declared lost');
   }

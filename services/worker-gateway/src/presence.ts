@@ -3,10 +3,10 @@
  * vm-controller (key = worker id). Each gateway writes its own workers and keeps a watched copy
  * of everyone's, from which it answers `workers-summary` and the admin routes without reading the
  * bucket per request. Entries of a gateway that died (kill -9) are not counted from the moment its
- * liveness record is gone or expired (the scheduler then re-queues their jobs), nor once they
- * were last heard of longer ago than the lost limit: their entry's heartbeat, or later their
- * gateway's liveness record, which vouches for every entry of a live gateway (it rewrites an
- * entry at once when anything about it changes, and deletes it when its worker goes). Only
+ * liveness record is gone or expired (the scheduler then re-queues their jobs). A live gateway's
+ * record vouches for every entry of it, whatever the entry's age (it rewrites an entry at once
+ * when anything about it changes, and deletes it when its worker goes); an entry of a gateway
+ * not known to be live counts until its own heartbeat is older than the lost limit. Only
  * gateways write the bucket: a dead gateway's entries are deleted by the live ones once they are
  * `ABANDONED_AFTER_LOST` lost limits old (`abandoned`), long after the scheduler, a new leader
  * included, has read the names of their workers to hold their jobs for them.
@@ -71,7 +71,9 @@ export class PresenceView {
   live(now = Date.now()): WorkerPresence[] {
     const out: WorkerPresence[] = [];
     for (const value of this.#entries.values()) {
-      if (now - this.#heardAt(value, now) > this.#options.staleMs) continue;
+      // A live gateway vouches for its entries whatever their age (it deletes a gone worker's).
+      const vouched = this.#options.vouchedAt(value.gatewayId, now) !== undefined;
+      if (!vouched && now - value.heartbeatAt > this.#options.staleMs) continue;
       if (this.#options.gatewayState(value.gatewayId, now) === 'dead') continue;
       out.push(value);
     }
@@ -86,14 +88,10 @@ export class PresenceView {
     const out: { key: string; revision: number }[] = [];
     for (const [key, value] of this.#entries) {
       if (this.#options.gatewayState(value.gatewayId, now) === 'live') continue;
-      if (now - this.#heardAt(value, now) <= ABANDONED_AFTER_LOST * this.#options.staleMs) continue;
+      if (now - value.heartbeatAt <= ABANDONED_AFTER_LOST * this.#options.staleMs) continue;
       out.push({ key, revision: this.#revisions.get(key)! });
     }
     return out;
-  }
-
-  #heardAt(value: WorkerPresence, now: number): number {
-    return Math.max(value.heartbeatAt, this.#options.vouchedAt(value.gatewayId, now) ?? 0);
   }
 
   /** The ids of this copy's entries written by one gateway instance (live or not). */
