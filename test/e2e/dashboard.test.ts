@@ -268,7 +268,11 @@ describe('dashboard', () => {
           const firstPage = await pageIds();
           expect(firstPage.slice(0, 24)).toEqual([...submitted].reverse());
           await page.getByRole('button', { name: 'Older →' }).click();
-          await until('the second page', async () => !(await pageIds()).includes(firstPage[0]!));
+          // Between pages the table may be briefly empty while the older page loads.
+          await until('the second page', async () => {
+            const ids = await pageIds();
+            return ids.length > 0 && !ids.includes(firstPage[0]!);
+          });
           const secondPage = await pageIds();
           expect(secondPage.length).toBe(3); // 4 builds before the 24: 28 in all
           expect(new Set([...firstPage, ...secondPage]).size).toBe(28);
