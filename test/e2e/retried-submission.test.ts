@@ -188,6 +188,12 @@ describe('a retried submission', () => {
         expect(ready.sha256).toBe(sha256(artifact));
 
         expect(await cutDownload(ready.download_url, MiB)).toBeGreaterThanOrEqual(MiB);
+        // The hub saw the cut and released the link at once (a retry does not wait for it).
+        const token = ready.download_url.split('/').at(-1)!;
+        await until(
+          'the cut transfer released',
+          async () => (await one(db, 'SELECT state FROM artifacts WHERE token = ?', [token]))[0]?.['state'] === 'fresh',
+        );
         const retried = await fetch(ready.download_url);
         expect(retried.status).toBe(200);
         const body = sniffDownload(Buffer.from(await retried.arrayBuffer()));

@@ -50,7 +50,7 @@ export function announcedMarks(db: Pool, onError?: (err: unknown) => void): Coal
   });
 }
 
-/** How long a request waits for another transfer of its token that is at its last byte. */
+/** How long a request waits for another transfer of its token to end (spent or released). */
 const SPENDING_WAIT_MS = 2_000;
 const SPENDING_POLL_MS = 25;
 const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
@@ -167,30 +167,37 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
     }),
 
-    // Claiming spends nothing: a download cut by a crash or a dropped connection is retried
-    // with a plain GET (the CLI never sends Range). A transfer at its last byte marks the token
-    // `spending`; a request meanwhile waits for that transfer to end: spent, the token answers
-    // not found; still unspent after the wait (its transfer died with its instance), it is served.
+    // A download begins: the token is marked as in transfer, and spent by the transfer's end
+    // (finish-download `sent`), not by its start. A transfer cut or failed releases it; one that
+    // died with its instance leaves it in transfer, and a request meanwhile waits for that end:
+    // spent, the token answers not found; still in transfer after the wait, it is served (a
+    // client that got everything may fetch it once more, never is one that missed a byte refused).
     handle(claimDownloadEndpoint, async ({ token }) => {
-      const select = async () =>
-        (
-          await deps.db.query<RowDataPacket[]>(
-            'SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ?',
-            [token, now()],
-          )
-        )[0][0];
-      let row = await select();
-      for (let waited = 0; row?.['state'] === 'spending' && waited < SPENDING_WAIT_MS; waited += SPENDING_POLL_MS) {
+      for (let waited = 0; ; waited += SPENDING_POLL_MS) {
+        const at = now();
+        const [taken] = await deps.db.query<ResultSetHeader>(
+          `UPDATE artifacts SET state = 'spending'
+            WHERE token = ? AND held = FALSE AND expires_at > ? AND state = 'fresh'`,
+          [token, at],
+        );
+        const [rows] = await deps.db.query<RowDataPacket[]>(
+          'SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ?',
+          [token, at],
+        );
+        const row = rows[0];
+        if (!row || row['state'] === 'done') throw NOT_FOUND();
+        if (taken.affectedRows > 0 || waited >= SPENDING_WAIT_MS) return meta(row);
         await new Promise((r) => setTimeout(r, SPENDING_POLL_MS));
-        row = await select();
       }
-      if (!row || row['state'] === 'done') throw NOT_FOUND();
-      return meta(row);
     }),
 
     handle(finishDownloadEndpoint, async ({ token, step, objectName, objectNuid }) => {
       if (step === 'last-byte') {
         await deps.db.query("UPDATE artifacts SET state = 'spending' WHERE token = ? AND state <> 'done'", [token]);
+        return {};
+      }
+      if (step === 'released') {
+        await deps.db.query("UPDATE artifacts SET state = 'fresh' WHERE token = ? AND state = 'spending'", [token]);
         return {};
       }
       // The caller names the object it served (from its claim): the row is not read again.

@@ -62,6 +62,12 @@ export const renewDownloadsEndpoint = defineEndpoint({
   timeoutMs: 5_000,
 });
 
+/**
+ * A download begins: the token is marked as in transfer (`spending`) and its artifact answered.
+ * A request finding the token in another transfer waits (up to 2 s) for that transfer's end:
+ * spent, it is refused (not found); released, or still in transfer after the wait (that transfer
+ * died with its instance), it is served.
+ */
 export const claimDownloadEndpoint = defineEndpoint({
   service: 'artifact-store',
   name: 'claim-download',
@@ -77,9 +83,10 @@ export const claimDownloadEndpoint = defineEndpoint({
 });
 
 /**
- * A download's end, in two steps around its last byte: `last-byte` before it is written (from
- * then on a new request for the token waits for the second step), `sent` once it has left the
- * process (the token is spent). A transfer cut between the two leaves the token usable.
+ * A download's end: `sent` once its last byte has left the process (the token is spent),
+ * `released` when the transfer was cut, failed or answered only part of the artifact (the token
+ * is usable again at once). `last-byte` (marking the token as in transfer) is what ingests of
+ * earlier versions send before the last byte; claiming does it now.
  */
 export const finishDownloadEndpoint = defineEndpoint({
   service: 'artifact-store',
@@ -87,7 +94,7 @@ export const finishDownloadEndpoint = defineEndpoint({
   request: Type.Object(
     {
       token: Type.String(),
-      step: Type.Union([Type.Literal('last-byte'), Type.Literal('sent')]),
+      step: Type.Union([Type.Literal('sent'), Type.Literal('released'), Type.Literal('last-byte')]),
       objectName: Type.Optional(
         Type.String({
           description:

@@ -21,7 +21,6 @@ import { base64Decoder, base64Encoder, call, type BlobStore, type HubMetrics, ty
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parseRange, sliceBytes } from './range.js';
 import { bodySignal } from '../abuse/slow-body.js';
-import { holdLastByte } from './spend.js';
 import { notAGuess } from '../abuse/hooks.js';
 
 export interface TransferDeps {
@@ -266,22 +265,27 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           token,
           resume: rangeHeader !== undefined,
         });
+        // The claim marked the token as in transfer. 'finish' of an answer carrying the artifact to
+        // its last byte: that byte has left the process, and the token is spent. Anything else
+        // (cut, failed, refused, or only part of the artifact asked for) releases it at once.
+        let spends: { nuid: string } | undefined;
+        const finish = (step: 'sent' | 'released') =>
+          call(deps.nc, deps.subjects, finishDownloadEndpoint, {
+            token,
+            step,
+            ...(step === 'sent' && spends ? { objectName: meta.objectName, objectNuid: spends.nuid } : {}),
+          }).catch((err: unknown) => deps.log.warn({ err, token, step }, 'could not record the end of a download'));
+        reply.raw.once('finish', () => {
+          if (spends) void finish('sent');
+        });
+        reply.raw.once('close', () => {
+          if (!(spends && reply.raw.writableFinished)) void finish('released');
+        });
         const range = rangeHeader === undefined ? null : parseRange(rangeHeader, meta.size);
         const found = await deps.blobs.get(meta.objectName);
         if (!found) throw new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
         reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
-        const reachesEnd = range === null || range.end === meta.size - 1;
-        const finish = (step: 'last-byte' | 'sent') =>
-          call(deps.nc, deps.subjects, finishDownloadEndpoint, {
-            token,
-            step,
-            ...(step === 'sent' ? { objectName: meta.objectName, objectNuid: found.info.nuid } : {}),
-          }).catch((err: unknown) => deps.log.warn({ err, token, step }, 'could not record the end of a download'));
-        // Everything queued in this process for the client has reached the kernel.
-        const flushed = () => reply.raw.writableLength === 0;
-        const last = reachesEnd ? [holdLastByte(() => finish('last-byte').then(() => undefined), flushed)] : [];
-        // 'finish': the last byte, too, has left the process. A cut transfer never gets there.
-        if (reachesEnd) reply.raw.once('finish', () => void finish('sent'));
+        if (range === null || range.end === meta.size - 1) spends = { nuid: found.info.nuid };
         const sent = range ? range.end - range.start + 1 : meta.size;
         // Counted once the whole answer left (a cut download counts nothing).
         reply.raw.once('finish', () => deps.metrics.artifactBytes.inc({ direction: 'out' }, sent));
@@ -289,33 +293,24 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
           return sendBytes(
             reply,
-            chain(found.stream, sliceBytes(range.start, range.end), ...last),
+            chain(found.stream, sliceBytes(range.start, range.end)),
             range.end - range.start + 1,
             true,
           );
         }
         if (raw) reply.header('accept-ranges', 'bytes');
-        return sendBytes(reply, found.stream, meta.size, raw, last);
+        return sendBytes(reply, found.stream, meta.size, raw);
       },
     );
   };
 }
 
-function sendBytes(
-  reply: FastifyReply,
-  stream: Readable,
-  size: number,
-  raw: boolean,
-  after: Transform[] = [],
-): FastifyReply {
+function sendBytes(reply: FastifyReply, stream: Readable, size: number, raw: boolean): FastifyReply {
   if (raw) {
-    return reply
-      .header('content-type', 'application/octet-stream')
-      .header('content-length', size)
-      .send(chain(stream, ...after));
+    return reply.header('content-type', 'application/octet-stream').header('content-length', size).send(stream);
   }
   return reply
     .header('content-type', 'text/plain')
     .header('content-length', base64Length(size))
-    .send(chain(stream, base64Encoder(), ...after));
+    .send(chain(stream, base64Encoder()));
 }
