@@ -1,0 +1,58 @@
+/** The leader's intake: a submitted job, as the ingest recorded it, joins the queue. */
+import type { JsMsg } from '@nats-io/jetstream';
+import { JobIntake } from '@perry-hub/contracts';
+import { isValid } from '@perry-hub/runtime';
+import { enqueue, enqueueRow, type Context } from './state.js';
+
+/**
+ * At most this many queued jobs keep their job_assign payload in memory; the others' is read at
+ * dispatch. Counted among the jobs holding one, so a deep queue of jobs no worker serves (read
+ * from MySQL without payloads) does not cost every other job a read on its way to a worker.
+ */
+const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
+const decoder = new TextDecoder();
+
+/** Acknowledged once queued (or known); retried later while its row cannot be read. */
+export async function onIntake(ctx: Context, m: JsMsg): Promise<void> {
+  try {
+    const intake: unknown = JSON.parse(decoder.decode(m.data));
+    if (!isValid(JobIntake, intake)) return m.term();
+    if (ctx.queued.has(intake.jobId) || ctx.running.has(intake.jobId)) return m.ack();
+    if (intake.tarballRef !== undefined) {
+      // The message carries what the queue needs, as recorded: no read of the row. A stale one
+      // (the job moved on meanwhile) fails the assignment's compare-and-set, which re-reads.
+      enqueue(ctx, {
+        jobId: intake.jobId,
+        licenseKey: intake.licenseKey,
+        tier: intake.tier,
+        targets: intake.targets,
+        stage: 'build',
+        attempt: 0,
+        retries: 0,
+        queuedAt: intake.queuedAt,
+        startedAt: null,
+        tarballRef: intake.tarballRef,
+        ...(intake.buildType === 'plugin' ? { buildType: 'plugin' as const } : {}),
+        ...(intake.callback ? { callback: true as const } : {}),
+        // Kept for a short queue only: a deep one would hold every manifest in memory.
+        ...(intake.payload && ctx.heldPayloads < PAYLOAD_MEMORY_MAX_JOBS
+          ? {
+              payload: {
+                manifest: intake.payload.manifest,
+                credentials: Buffer.from(intake.payload.credentialsSealed, 'base64'),
+              },
+            }
+          : {}),
+      });
+    } else {
+      const row = await ctx.store.get(intake.jobId);
+      if (!row) return m.nak(1_000); // the record is written first; give it a moment
+      // A duplicate delivery may have enqueued (or even dispatched) it meanwhile.
+      if (row.status === 'queued' && !ctx.running.has(row.id)) enqueueRow(ctx, row);
+    }
+    m.ack();
+  } catch (err) {
+    ctx.log.error({ err }, 'intake message failed');
+    m.nak(1_000);
+  }
+}
