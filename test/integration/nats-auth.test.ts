@@ -213,6 +213,7 @@ describe('NATS authentication and least privilege', () => {
     ['intake stream', s.intake('job1')],
     ['job events', s.jobEvents('job1')],
     ['job done', s.jobDone('job1')],
+    ['job callbacks', s.jobCallbacks('job1')],
     ['queue depth', s.queueDepth],
     ['worker connected', s.workers('connected')],
     ['worker lost', s.workers('lost')],

@@ -100,6 +100,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
       (s) => s.vmPrewarm,
       (s) => s.jobEventsAll,
       (s) => s.jobDoneAll,
+      (s) => s.jobCallbacksAll,
       // job_assign, cancel...: requests answered by the gateway holding the worker's socket.
       (s) => s.workerCommandAll,
     ],

@@ -15,6 +15,9 @@
  *                                    Nats-Msg-Id = jobId, consumed by the scheduler
  *   <p>.jobs.<jobId>.events          JetStream EVENTS stream: the per-job event log that CLIs replay
  *   <p>.jobs.<jobId>.done            terminal outcome of a job (counted by the license service)
+ *   <p>.callbacks.<jobId>            the same outcome again, of a job with a callback URL only: its
+ *                                    callbacks are queued from it (the ingest), so no other job's
+ *                                    outcome reaches the ingest
  *   <p>.queue.depth                  queue depth per capability, on every change and periodically
  *   <p>.workers.<event>              worker lifecycle (connected, lost) and job activity batches
  *   <p>.workers.<workerId>.cmd       commands for one connected worker (job_assign, cancel, ...)
@@ -60,6 +63,8 @@ export interface Subjects {
   readonly jobEventsAll: string;
   jobDone(jobId: string): string;
   readonly jobDoneAll: string;
+  jobCallbacks(jobId: string): string;
+  readonly jobCallbacksAll: string;
   readonly queueDepth: string;
   workers(event: string): string;
   workerCommand(workerId: string): string;
@@ -90,6 +95,8 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     jobEventsAll: `${p}.jobs.*.events`,
     jobDone: (jobId) => `${p}.jobs.${token(jobId)}.done`,
     jobDoneAll: `${p}.jobs.*.done`,
+    jobCallbacks: (jobId) => `${p}.callbacks.${token(jobId)}`,
+    jobCallbacksAll: `${p}.callbacks.*`,
     queueDepth: `${p}.queue.depth`,
     workers: (event) => `${p}.workers.${token(event)}`,
     workerCommand: (workerId) => `${p}.workers.${token(workerId)}.cmd`,

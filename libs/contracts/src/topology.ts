@@ -141,7 +141,7 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
     {
       kind: 'stream',
       name: n.eventsStream,
-      subjects: [s.jobEventsAll, s.jobDoneAll],
+      subjects: [s.jobEventsAll, s.jobDoneAll, s.jobCallbacksAll],
       retention: 'limits',
       maxAgeMs: 7 * DAY_MS,
       // Long enough that a scheduler republishing its completion outbox after a crash is deduped.
@@ -165,11 +165,12 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       usedBy: { license: [] },
     },
     {
-      // Each finished job's signed callbacks are queued (in MySQL) from its `done`.
+      // Each finished job's signed callbacks are queued (in MySQL) from its outcome, published
+      // on this subject for jobs with a callback URL only.
       kind: 'consumer',
       stream: n.eventsStream,
       durable: n.ingestCallbacksConsumer,
-      filterSubject: s.jobDoneAll,
+      filterSubject: s.jobCallbacksAll,
       ackWaitMs: 30_000,
       maxDeliver: 1000,
       maxAckPending: 64,

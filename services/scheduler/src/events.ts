@@ -21,9 +21,14 @@ export class JobEvents {
     );
   }
 
+  /** The outcome; a job with a callback URL's once more, for the ingest that queues its callbacks. */
   async done(outcome: JobDone): Promise<void> {
-    await publishRetrying(this.js, this.subjects.jobDone(outcome.jobId), encoder.encode(JSON.stringify(outcome)), {
-      msgID: `${outcome.jobId}:done`,
-    });
+    const data = encoder.encode(JSON.stringify(outcome));
+    await publishRetrying(this.js, this.subjects.jobDone(outcome.jobId), data, { msgID: `${outcome.jobId}:done` });
+    if (outcome.callback) {
+      await publishRetrying(this.js, this.subjects.jobCallbacks(outcome.jobId), data, {
+        msgID: `${outcome.jobId}:callbacks`,
+      });
+    }
   }
 }

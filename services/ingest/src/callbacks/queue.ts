@@ -1,6 +1,7 @@
 /**
- * Queueing a finished job's callbacks. From its `done` (EVENTS stream, durable consumer
- * `ingest-callbacks`): a job with a callback URL gets one delivery per final artifact (a copy of
+ * Queueing a finished job's callbacks. From its outcome, which the scheduler publishes for a job
+ * with a callback URL on `<p>.callbacks.<jobId>` too (EVENTS stream, durable consumer
+ * `ingest-callbacks`; no other job's outcome reaches the ingest): a job with a callback URL gets one delivery per final artifact (a copy of
  * its bytes is kept under `callbacks/<webhook id>` until delivered, because artifacts expire long
  * before the retries end) and then one terminal event, in that order (`seq`). Idempotent: a
  * redelivered `done` inserts nothing twice (unique job_id, seq), so a crash anywhere here is
@@ -127,7 +128,7 @@ export async function queueCallbacks(deps: QueueDeps, done: JobDone, now: number
   return rows.length;
 }
 
-/** Consume every job's `done` and queue its callbacks; returns a stop function. */
+/** Consume the outcomes of jobs with callbacks and queue those; returns a stop function. */
 export async function consumeDone(deps: QueueDeps): Promise<() => Promise<void>> {
   const names = topologyNames(deps.subjectPrefix);
   const consumer = await jetstream(deps.nc).consumers.get(names.eventsStream, names.ingestCallbacksConsumer);
