@@ -301,7 +301,7 @@ function Artifacts({ job, downloads }: { job: JobDetail; downloads: Download[] }
               const url = urlOf(a.name);
               return (
                 <tr key={`${a.name}:${a.attempt}`}>
-                  <td>{url && a.state === 'fresh' ? <a href={url}>{a.name}</a> : a.name}</td>
+                  <td>{url && a.state !== 'done' ? <a href={url}>{a.name}</a> : a.name}</td>
                   <td>{a.target}</td>
                   <td>{bytes(a.size)}</td>
                   <td>{a.state}</td>

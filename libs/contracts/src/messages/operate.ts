@@ -160,7 +160,10 @@ export const JobArtifact = Type.Object(
     size: Type.Integer({ minimum: 0 }),
     sha256: Type.String(),
     attempt: Type.Integer(),
-    state: Type.String({ description: 'fresh until downloaded or expired' }),
+    state: Type.String({
+      description:
+        'fresh until downloaded; spending while a download of it is under way (or died with its hub); done once downloaded',
+    }),
     created_at: IsoTime,
     expires_at: IsoTime,
     download_url: Type.Optional(
