@@ -134,6 +134,15 @@ describe('dispatch end to end', () => {
 
       const whole = expectedArtifact('linux', 'linux', inputs[0]!);
       const first = readyOf(rawRun);
+      // A HEAD (a link checker, curl -I) gets the GET's headers and spends nothing.
+      for (const headers of [raw, {}]) {
+        const checked = await fetch(first.url, { method: 'HEAD', headers });
+        expect(checked.status).toBe(200);
+        expect(checked.headers.get('content-length')).toBe(
+          String('accept' in headers ? whole.length : 4 * Math.ceil(whole.length / 3)),
+        );
+        expect(checked.headers.get('content-disposition')).toContain('attachment');
+      }
       const res = await fetch(first.url, { headers: raw });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('application/octet-stream');

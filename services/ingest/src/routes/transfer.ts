@@ -4,7 +4,7 @@
  * the CLI get base64 text as the original served it; new clients ask for raw bytes with
  * `Accept: application/octet-stream` (and may resume downloads with HTTP Range).
  */
-import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
+import { PassThrough, pipeline, Readable, type Transform } from 'node:stream';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -282,24 +282,20 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
           if (!(spends && reply.raw.writableFinished)) void finish('released');
         });
         const range = rangeHeader === undefined ? null : parseRange(rangeHeader, meta.size);
+        reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
+        if (raw) reply.header('accept-ranges', 'bytes');
+        if (range) reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
+        const length = range ? range.end - range.start + 1 : meta.size;
+        // A HEAD (a link checker, `curl -I`) is answered with the GET's headers; it reads no
+        // bytes and spends nothing.
+        if (request.method === 'HEAD') return sendBytes(reply, Readable.from([]), length, raw);
         const found = await deps.blobs.get(meta.objectName);
         if (!found) throw new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found or expired');
-        reply.header('content-disposition', `attachment; filename="${meta.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
         if (range === null || range.end === meta.size - 1) spends = { nuid: found.info.nuid };
-        const sent = range ? range.end - range.start + 1 : meta.size;
         // Counted once the whole answer left (a cut download counts nothing).
-        reply.raw.once('finish', () => deps.metrics.artifactBytes.inc({ direction: 'out' }, sent));
-        if (range) {
-          reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${meta.size}`);
-          return sendBytes(
-            reply,
-            chain(found.stream, sliceBytes(range.start, range.end)),
-            range.end - range.start + 1,
-            true,
-          );
-        }
-        if (raw) reply.header('accept-ranges', 'bytes');
-        return sendBytes(reply, found.stream, meta.size, raw);
+        reply.raw.once('finish', () => deps.metrics.artifactBytes.inc({ direction: 'out' }, length));
+        const body = range ? chain(found.stream, sliceBytes(range.start, range.end)) : found.stream;
+        return sendBytes(reply, body, length, raw);
       },
     );
   };
