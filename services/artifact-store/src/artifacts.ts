@@ -280,7 +280,17 @@ export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 
     );
     if (gone.affectedRows !== 1) continue;
     expired += 1;
-    await deps.blobs.delete(String(r['object_name'])).catch(() => false);
+    const name = String(r['object_name']);
+    // A spent one's bytes went when it was spent: looked at (one read) rather than deleted again
+    // (a read, a tombstone and a purge), and deleted only if that failed.
+    if (
+      r['state'] !== 'done' ||
+      (await deps.blobs.info(name).then(
+        (live) => live !== null,
+        () => true,
+      ))
+    )
+      await deps.blobs.delete(name).catch(() => false);
     if (r['state'] !== 'done') {
       await deps.db.query(
         "UPDATE builds SET result_delivery = 'unfetched', submission_key = NULL WHERE id = ? AND result_delivery IS NULL",

@@ -8,7 +8,7 @@ import { topologyNames } from '@perry-hub/contracts';
 import { BlobStore } from '@perry-hub/runtime';
 import type { RowDataPacket } from '@perry-hub/db';
 import { pino } from 'pino';
-import { test } from '@perry-hub/testkit';
+import { connectTestNats, test } from '@perry-hub/testkit';
 import { expireArtifacts, sweepOrphans } from '../src/index.js';
 import { startArtifactStore } from './support.js';
 
@@ -67,6 +67,54 @@ describe('sweeps', () => {
       const [rows] = await db.query<RowDataPacket[]>('SELECT job_id FROM artifacts');
       expect(rows.map((r) => r['job_id'])).toEqual([waiting]);
       expect((await blobs.list()).map((o) => o.name)).toEqual([`artifacts/${waiting}/precompiled`]);
+    } finally {
+      await close();
+    }
+  });
+  test('expiry: an expired link and a spent one go with their bytes; a spent one whose bytes went already costs no delete', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
+    try {
+      const blobs = await BlobStore.open(nc, topologyNames(prefix).blobsBucket);
+      const artifact = async (state: string, expiresAt: number, bytes: 'kept' | 'deleted') => {
+        const jobId = randomUUID();
+        const objectName = `artifacts/${jobId}/${randomUUID()}`;
+        await blobs.put(objectName, Readable.from([Buffer.from('app')]));
+        if (bytes === 'deleted') await blobs.delete(objectName);
+        await db.query(
+          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)
+           VALUES (?, ?, 1, ?, 'MyApp', 3, REPEAT('a', 64), 'linux', FALSE, ?, ?, ?, TRUE)`,
+          [randomUUID(), jobId, objectName, state, Date.now(), expiresAt],
+        );
+        return objectName;
+      };
+      const expired = await artifact('fresh', Date.now() - 1, 'kept');
+      const spentLeft = await artifact('done', Date.now() + 600_000, 'kept'); // its delete had failed
+      const spentGone = await artifact('done', Date.now() + 600_000, 'deleted'); // as spending does
+      const live = await artifact('fresh', Date.now() + 600_000, 'kept');
+      // The pass's deletes, counted by their purges of the bucket's stream.
+      const tap = await connectTestNats(natsUrl);
+      const deletes: string[] = [];
+      tap.subscribe(`$JS.API.STREAM.PURGE.${blobs.streamName}`, {
+        callback: (_e, m) => {
+          deletes.push(m.string());
+        },
+      });
+      await tap.flush();
+      try {
+        expect(await expireArtifacts({ db, blobs })).toBe(3);
+        await tap.flush();
+        expect(deletes).toHaveLength(2);
+      } finally {
+        await tap.close();
+      }
+      const [rows] = await db.query<RowDataPacket[]>('SELECT object_name FROM artifacts');
+      expect(rows.map((r) => r['object_name'])).toEqual([live]);
+      for (const gone of [expired, spentLeft, spentGone]) expect(await blobs.info(gone)).toBeNull();
+      expect(await blobs.info(live)).not.toBeNull();
     } finally {
       await close();
     }
