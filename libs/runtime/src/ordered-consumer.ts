@@ -26,8 +26,13 @@ export interface OrderedConsumerRequest {
   readonly opt_start_seq?: number;
 }
 
-/** The library's ordered consumer lets an unused consumer go after 5 minutes; so does this one. */
-const INACTIVE_MS = 5 * 60_000;
+/**
+ * The server deletes the consumer once it has had no pull request this long. The library's
+ * ordered consumer waits 5 minutes; a watch's consumer is not deleted when the watch ends (that
+ * is a request and its answer per watch), so at 100 builds a second 30,000 of them would be kept.
+ * A watch that lost its server for longer recreates its consumer from its cursor, as on any loss.
+ */
+const INACTIVE_MS = 30_000;
 
 type OrderedConsumerClass = new (api: unknown, info: ConsumerInfo, opts: Partial<OrderedConsumerOptions>) => Consumer;
 
