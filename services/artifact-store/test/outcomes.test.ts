@@ -2,16 +2,14 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect } from 'vitest';
-import { subjects, topologyNames, type JobDone } from '@perry-hub/contracts';
-import { BlobStore } from '@perry-hub/runtime';
+import { subjects, type JobDone } from '@perry-hub/contracts';
 import { test, until } from '@perry-hub/testkit';
 import { startArtifactStore } from './support.js';
 
 describe('job outcomes', () => {
   test("a job's outcome removes its input tarball, and nothing else", async ({ natsUrl, prefix, database }) => {
-    const { nc, close } = await startArtifactStore({ natsUrl, prefix, database });
+    const { nc, blobs, close } = await startArtifactStore({ natsUrl, prefix, database });
     try {
-      const blobs = await BlobStore.open(nc, topologyNames(prefix).blobsBucket);
       const [ended, running] = [randomUUID(), randomUUID()];
       for (const jobId of [ended, running]) await blobs.put(`tarballs/${jobId}`, Readable.from([Buffer.from('tgz')]));
       const done: JobDone = {

@@ -1,14 +1,19 @@
-/** A real artifact-store on the test's servers, with a client connection, a MySQL pool and the job event log. */
+/**
+ * A real artifact-store on the test's servers, with a client connection, a MySQL pool, the blobs
+ * bucket and the job event log.
+ */
 import { pino } from 'pino';
 import { dbOptions, openPool, type Pool } from '@perry-hub/db';
-import { topologyFor } from '@perry-hub/contracts';
-import { ensureTopology, launchService, loadConfig, type NatsConnection } from '@perry-hub/runtime';
+import { topologyFor, topologyNames } from '@perry-hub/contracts';
+import { BlobStore, ensureTopology, launchService, loadConfig, type NatsConnection } from '@perry-hub/runtime';
 import { connectTestNats, serviceEnv, type ServiceEnvInput } from '@perry-hub/testkit';
 import { artifactStore } from '../src/index.js';
 
 export interface ArtifactStoreHarness {
   nc: NatsConnection;
   db: Pool;
+  /** The bucket the store keeps tarballs and artifacts in, through the client connection. */
+  blobs: BlobStore;
   close(): Promise<void>;
 }
 
@@ -23,6 +28,7 @@ export async function startArtifactStore(input: Required<ServiceEnvInput>): Prom
   return {
     nc,
     db,
+    blobs: await BlobStore.open(nc, topologyNames(input.prefix).blobsBucket),
     close: async () => {
       await nc.close();
       await db.end();

@@ -5,7 +5,6 @@ import { Readable } from 'node:stream';
 import { describe, expect } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { topologyNames } from '@perry-hub/contracts';
-import { BlobStore } from '@perry-hub/runtime';
 import type { RowDataPacket } from '@perry-hub/db';
 import { pino } from 'pino';
 import { connectTestNats, test } from '@perry-hub/testkit';
@@ -18,10 +17,9 @@ describe('sweeps', () => {
     prefix,
     database,
   }) => {
-    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
+    const { nc, db, blobs, close } = await startArtifactStore({ natsUrl, prefix, database });
     try {
       const bucket = topologyNames(prefix).blobsBucket;
-      const blobs = await BlobStore.open(nc, bucket);
       const recorded = randomUUID();
       const lost = randomUUID();
       const upload = `uploads/${randomUUID()}`;
@@ -47,9 +45,8 @@ describe('sweeps', () => {
     prefix,
     database,
   }) => {
-    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
+    const { db, blobs, close } = await startArtifactStore({ natsUrl, prefix, database });
     try {
-      const blobs = await BlobStore.open(nc, topologyNames(prefix).blobsBucket);
       const waiting = randomUUID();
       const ended = randomUUID();
       await db.query("INSERT INTO builds (id, status) VALUES (?, 'queued'), (?, 'completed')", [waiting, ended]);
@@ -76,9 +73,8 @@ describe('sweeps', () => {
     prefix,
     database,
   }) => {
-    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
+    const { db, blobs, close } = await startArtifactStore({ natsUrl, prefix, database });
     try {
-      const blobs = await BlobStore.open(nc, topologyNames(prefix).blobsBucket);
       const artifact = async (state: string, expiresAt: number, bytes: 'kept' | 'deleted') => {
         const jobId = randomUUID();
         const objectName = `artifacts/${jobId}/${randomUUID()}`;
