@@ -1,11 +1,11 @@
 /**
  * Queueing a finished job's callbacks. From its outcome, which the scheduler publishes for a job
  * with a callback URL on `<p>.callbacks.<jobId>` too (EVENTS stream, durable consumer
- * `ingest-callbacks`; no other job's outcome reaches the ingest): a job with a callback URL gets one delivery per final artifact (a copy of
- * its bytes is kept under `callbacks/<webhook id>` until delivered, because artifacts expire long
- * before the retries end) and then one terminal event, in that order (`seq`). Idempotent: a
- * redelivered `done` inserts nothing twice (unique job_id, seq), so a crash anywhere here is
- * repaired by the redelivery.
+ * `ingest-callbacks`; no other job's outcome reaches the ingest): such a job gets one delivery
+ * per final artifact (a copy of its bytes is kept under `callbacks/<webhook id>` until
+ * delivered, because artifacts expire long before the retries end) and then one terminal event,
+ * in that order (`seq`). Idempotent: a redelivered outcome inserts nothing twice (unique job_id,
+ * seq), so a crash anywhere here is repaired by the redelivery.
  */
 import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
