@@ -11,6 +11,9 @@
  * - Meta records are read with a direct get too: the library's `info` goes through the
  *   JetStream API, which answers from the stream leader and emits an advisory per call. A small
  *   object this instance has just put is read back without its meta record (RECENT_TTL_MS).
+ * - `delete` purges instead of writing a tombstone, so deleted objects leave no record behind.
+ *   An object put under a fresh name has its name's token as its chunk id: one purge removes
+ *   it whole, without reading it first (`purgeNamed`).
  * - Transforms: base64 decoding and encoding (a partial group is carried across chunks), a gzip
  *   magic check and a byte limit.
  */
@@ -82,6 +85,8 @@ const RECENT_MAX = 1_000;
 
 /** The Object Store's encoding of names and digests: base64url with padding. */
 const base64urlPadded = (data: Buffer) => data.toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+/** An object's name as the last token of its meta subject (`$O.<bucket>.M.<token>`). */
+const nameToken = (name: string) => base64urlPadded(Buffer.from(name));
 
 /** A SHA-256 as the Object Store writes it in `ObjectInfo.digest` (what `put` returns). */
 export const blobDigest = (sha256: Buffer): string => `SHA-256=${base64urlPadded(sha256)}`;
@@ -100,6 +105,7 @@ export const blobDigest = (sha256: Buffer): string => `SHA-256=${base64urlPadded
 async function writeChunks(
   js: JetStreamClient,
   subject: string,
+  msgIdPrefix: string,
   chunkBytes: number,
   body: Readable,
   storedAfter: (subject: string, seq: number) => Promise<number | undefined>,
@@ -113,7 +119,7 @@ async function writeChunks(
     hash.update(chunk);
     const index = chunks;
     [size, chunks] = [size + chunk.length, chunks + 1];
-    const msgID = `${subject}.${index}`;
+    const msgID = `${msgIdPrefix}.${index}`;
     const before = previous;
     const confirmed = (ack: PubAck) => {
       if (unconfirmedDuplicate(ack)) throw new Error(`chunk ${index} of ${subject} not confirmed`);
@@ -194,13 +200,18 @@ export class BlobStore {
     const onAbort = () => body.destroy(options.signal?.reason ?? new Error('aborted'));
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    const id = nuid.next();
+    // Under a fresh name the chunks take the name's own token as their id, so that one purge
+    // (`$O.<bucket>.*.<token>`) removes chunks and meta record together (`delete`). Message ids
+    // are this put's own whatever the chunk id, so a later put of the name is not deduplicated.
+    const id = options.fresh ? nameToken(name) : nuid.next();
+    const putId = nuid.next();
     const maxPayload = this.nc.info?.max_payload ?? DEFAULT_CHUNK_BYTES;
     const chunkBytes = Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxPayload);
     try {
       const written = await writeChunks(
         jetstream(this.nc),
         `${this.chunkSubjectPrefix}${id}`,
+        putId,
         chunkBytes,
         body,
         (s, seq) => this.storedAfter(s, seq),
@@ -215,10 +226,11 @@ export class BlobStore {
       rollup.set('Nats-Rollup', 'sub');
       const ack = await publishRetrying(jetstream(this.nc), this.metaSubject(name), JSON.stringify(meta), {
         headers: rollup,
-        msgID: `${this.bucket}.meta.${id}`,
+        msgID: `${this.bucket}.meta.${putId}`,
         stored: async () => {
           const latest = await this.leaderRead({ last_by_subj: this.metaSubject(name) });
-          return latest?.json<ObjectInfo>().nuid === id ? latest.seq : undefined;
+          const stored = latest?.json<ObjectInfo>();
+          return stored?.nuid === id && stored.mtime === meta.mtime ? latest!.seq : undefined;
         },
       });
       if (previous && previous.nuid !== id) await this.purge(`${this.chunkSubjectPrefix}${previous.nuid}`);
@@ -326,7 +338,7 @@ export class BlobStore {
   }
 
   private metaSubject(name: string): string {
-    return `$O.${this.bucket}.M.${base64urlPadded(Buffer.from(name))}`;
+    return `$O.${this.bucket}.M.${nameToken(name)}`;
   }
 
   /**
@@ -370,22 +382,43 @@ export class BlobStore {
   }
 
   /**
-   * Delete an object and its chunks; false if it did not exist. A caller that read the object
-   * (`known.nuid`, its chunk id) saves reading its meta record again: the tombstone is written
-   * and the chunks purged as the library does, and true is returned.
+   * Delete an object and its chunks; false if it did not exist. No tombstone is written: its meta
+   * record is purged, so deleted objects leave nothing behind (`list` does not grow with them).
+   * A caller that read the object (`known.nuid`, its chunk id) saves reading its meta record
+   * again. An object put under a fresh name (its chunk id is its name's token) goes with one
+   * purge; any other with two (its chunks, its meta record).
    */
   async delete(name: string, known?: { nuid: string }): Promise<boolean> {
     this.recent.delete(name);
-    if (!known) return (await this.store.delete(name)).success;
-    const tombstone = {
-      ...{ name, description: '', bucket: this.bucket, nuid: known.nuid },
-      ...{ size: 0, chunks: 0, digest: '', mtime: new Date().toISOString(), deleted: true },
-    };
-    const rollup = headers();
-    rollup.set('Nats-Rollup', 'sub');
-    await jetstream(this.nc).publish(this.metaSubject(name), JSON.stringify(tombstone), { headers: rollup });
-    await this.jsm.streams.purge(this.streamName, { filter: `${this.chunkSubjectPrefix}${known.nuid}` });
+    const info: { nuid: string; deleted?: boolean } | null = known ?? (await this.rawInfo(name));
+    if (!info) return false;
+    if (info.nuid === nameToken(name)) return (await this.purgeNamed(name)) > 0;
+    if (info.deleted) {
+      // A tombstone (earlier versions wrote them) whose chunks went with it: it goes too.
+      await this.purgeMeta(name);
+      return false;
+    }
+    await this.jsm.streams.purge(this.streamName, { filter: `${this.chunkSubjectPrefix}${info.nuid}` });
+    await this.purgeMeta(name);
     return true;
+  }
+
+  private async purgeMeta(name: string): Promise<void> {
+    await this.jsm.streams.purge(this.streamName, { filter: this.metaSubject(name) });
+  }
+
+  /**
+   * Delete an object put under a fresh name without reading it: one purge of its meta record and
+   * of the chunks named by its token. Returns how many messages went: 0 if there was nothing,
+   * 1 if only a meta record (an object renamed to this name, whose chunks have another id and are
+   * left to the owner's sweep of unnamed chunks), more for a fresh object and its chunks.
+   */
+  async purgeNamed(name: string): Promise<number> {
+    this.recent.delete(name);
+    const { purged } = await this.jsm.streams.purge(this.streamName, {
+      filter: `$O.${this.bucket}.*.${nameToken(name)}`,
+    });
+    return purged;
   }
 
   /** Rename without copying bytes (a new meta record, then the old one is purged). */

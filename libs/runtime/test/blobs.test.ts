@@ -176,4 +176,94 @@ describe('BlobStore', () => {
       await nc.close();
     }
   });
+
+  test('deletes leave no record; an object put under a fresh name goes with one purge, unread', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const nc = await connectTestNats(natsUrl);
+    try {
+      const bucket = `${prefix}-blobs`;
+      await new Objm(nc).create(bucket);
+      const blobs = await BlobStore.open(nc, bucket);
+      const jsm = await jetstreamManager(nc);
+      const stored = async () =>
+        Object.keys((await jsm.streams.info(blobs.streamName, { subjects_filter: '>' })).state.subjects ?? {}).sort();
+      // Every request the store sends to its stream's API, by kind (DIRECT.GET, STREAM.PURGE, ...).
+      const requests: string[] = [];
+      const tap = await connectTestNats(natsUrl);
+      tap.subscribe('$JS.API.>', {
+        callback: (_e, m) => {
+          const tokens = m.subject.split('.');
+          const at = tokens.indexOf(blobs.streamName);
+          if (at > 0) requests.push(tokens.slice(2, at).join('.'));
+        },
+      });
+      await tap.flush();
+      const counted = async (work: () => Promise<unknown>) => {
+        await tap.flush(); // what came before is not counted
+        requests.length = 0;
+        const result = await work();
+        await tap.flush();
+        return { result, requests: [...requests].sort() };
+      };
+
+      // Fresh, larger than one chunk: one purge takes its chunks and its meta record.
+      const data = randomBytes(1_200_000);
+      await blobs.put('tarballs/job-1', Readable.from([data]), { fresh: true });
+      expect(await stored()).toHaveLength(2);
+      expect(await counted(() => blobs.purgeNamed('tarballs/job-1'))).toEqual({
+        result: 4,
+        requests: ['STREAM.PURGE'],
+      });
+      expect(await stored()).toEqual([]);
+      expect(await blobs.get('tarballs/job-1')).toBeNull();
+      // Gone already: nothing purged, still one request.
+      expect(await blobs.purgeNamed('tarballs/job-1')).toBe(0);
+
+      // The same name put again after its delete is stored afresh (no message id deduplicates it).
+      const again = randomBytes(1_000);
+      await blobs.put('tarballs/job-1', Readable.from([again]), { fresh: true });
+      expect(await read(await BlobStore.open(nc, bucket), 'tarballs/job-1')).toEqual(again);
+      // Deleted knowing its chunk id: one purge; without it: a read and one purge.
+      const known = await blobs.info('tarballs/job-1');
+      expect(await counted(() => blobs.delete('tarballs/job-1', { nuid: known!.nuid }))).toEqual({
+        result: true,
+        requests: ['STREAM.PURGE'],
+      });
+      await blobs.put('artifacts/a', Readable.from([again]), { fresh: true });
+      expect(await counted(() => blobs.delete('artifacts/a'))).toEqual({
+        result: true,
+        requests: ['DIRECT.GET', 'STREAM.PURGE'],
+      });
+      expect(await blobs.delete('artifacts/a')).toBe(false);
+      expect(await stored()).toEqual([]);
+
+      // Written by another client (its own chunk id): its chunks and its meta record, no tombstone.
+      await blobs.store.putBlob({ name: 'uploads/by-library' }, again);
+      expect(await counted(() => blobs.delete('uploads/by-library'))).toEqual({
+        result: true,
+        requests: ['DIRECT.GET', 'STREAM.PURGE', 'STREAM.PURGE'],
+      });
+      expect(await stored()).toEqual([]);
+
+      // Renamed to a name: purging the name takes its meta record only (1); its chunks are left
+      // for the sweep of chunks no object names.
+      await blobs.store.putBlob({ name: 'uploads/renamed' }, again);
+      await blobs.rename('uploads/renamed', 'tarballs/job-2');
+      const chunks = `${blobs.chunkSubjectPrefix}${(await blobs.info('tarballs/job-2'))!.nuid}`;
+      expect(await blobs.purgeNamed('tarballs/job-2')).toBe(1);
+      expect(await stored()).toEqual([chunks]);
+
+      // A tombstone the library (and earlier versions) wrote goes when its name is deleted.
+      await blobs.store.putBlob({ name: 'uploads/tombstoned' }, again);
+      await blobs.store.delete('uploads/tombstoned');
+      expect(await stored()).toHaveLength(2);
+      expect(await blobs.delete('uploads/tombstoned')).toBe(false);
+      expect(await stored()).toEqual([chunks]);
+      await tap.close();
+    } finally {
+      await nc.close();
+    }
+  });
 });

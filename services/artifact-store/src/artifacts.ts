@@ -17,6 +17,7 @@ import {
   promoteEndpoint,
   registerArtifactEndpoint,
   renewDownloadsEndpoint,
+  tarballObjectName,
   type ArtifactMeta,
   type Subjects,
 } from '@perry-hub/contracts';
@@ -57,20 +58,21 @@ const NOT_FOUND = () => new HubError('ARTIFACT_NOT_FOUND', 'Artifact not found o
 const encoder = new TextEncoder();
 
 /**
- * A job ended: its input goes now; its held intermediates (rare) with the next expiry pass, which
- * finds them by their job's state (most jobs have none: looking for them here was a statement per
- * build). True if there was an input to remove.
+ * A job ended: its input goes now, with one purge and no read (the ingest put it under this fresh
+ * name); its held intermediates (rare) with the next expiry pass, which finds them by their job's
+ * state (most jobs have none: looking for them here was a statement per build). An input a NATS
+ * client uploaded itself was renamed to this name and keeps its own chunk id: its meta record
+ * goes here, its chunks, named by nothing then, with the orphan sweep. True if there was an input.
  */
 export async function jobEnded(deps: Pick<ArtifactDeps, 'blobs'>, jobId: string): Promise<boolean> {
-  return deps.blobs.delete(tarballName(jobId)).catch(() => false);
+  return deps.blobs.purgeNamed(tarballObjectName(jobId)).then(
+    (purged) => purged > 0,
+    () => false,
+  );
 }
 
 /** Job states nothing leaves. */
 const ENDED = ['completed', 'failed', 'cancelled', 'expired'];
-
-export function tarballName(jobId: string): string {
-  return `tarballs/${jobId}`;
-}
 
 export interface Announced {
   token: string;
@@ -281,16 +283,10 @@ export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 
     if (gone.affectedRows !== 1) continue;
     expired += 1;
     const name = String(r['object_name']);
-    // A spent one's bytes went when it was spent: looked at (one read) rather than deleted again
-    // (a read, a tombstone and a purge), and deleted only if that failed.
-    if (
-      r['state'] !== 'done' ||
-      (await deps.blobs.info(name).then(
-        (live) => live !== null,
-        () => true,
-      ))
-    )
-      await deps.blobs.delete(name).catch(() => false);
+    // A spent one's bytes went when it was spent, unless that failed: purged again without a
+    // read (one message, nothing if gone; the ingest put it under this fresh name).
+    if (r['state'] === 'done') await deps.blobs.purgeNamed(name).catch(() => 0);
+    else await deps.blobs.delete(name).catch(() => false);
     if (r['state'] !== 'done') {
       await deps.db.query(
         "UPDATE builds SET result_delivery = 'unfetched', submission_key = NULL WHERE id = ? AND result_delivery IS NULL",

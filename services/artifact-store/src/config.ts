@@ -20,7 +20,7 @@ export const ArtifactStoreConfig = configSchema({
   }),
   orphanGraceMins: fromEnv('PERRY_HUB_ORPHAN_GRACE_MINS', Type.Integer({ minimum: 1, default: 30 }), {
     description:
-      'Age after which a tarball without a job record, an upload never submitted, or the chunks of an unfinished upload are deleted (longer than PERRY_HUB_REQUEST_TIMEOUT_MS)',
+      'Age after which a tarball without a job record, an upload never submitted, or chunks no object names (an unfinished upload; a tarball a NATS client stored itself, once its job ended) are deleted (longer than PERRY_HUB_REQUEST_TIMEOUT_MS)',
   }),
   sweepIntervalSecs: fromEnv('PERRY_HUB_SWEEP_INTERVAL_SECS', Type.Integer({ minimum: 1, default: 300 }), {
     description: 'How often the artifact-store looks for such orphans',

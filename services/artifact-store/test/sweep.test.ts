@@ -68,17 +68,18 @@ describe('sweeps', () => {
       await close();
     }
   });
-  test('expiry: an expired link and a spent one go with their bytes; a spent one whose bytes went already costs no delete', async ({
+  test('expiry: an expired link and a spent one go with their bytes and leave no record; a spent one costs one purge and no read', async ({
     natsUrl,
     prefix,
     database,
   }) => {
-    const { db, blobs, close } = await startArtifactStore({ natsUrl, prefix, database });
+    const { nc, db, blobs, close } = await startArtifactStore({ natsUrl, prefix, database });
     try {
       const artifact = async (state: string, expiresAt: number, bytes: 'kept' | 'deleted') => {
         const jobId = randomUUID();
         const objectName = `artifacts/${jobId}/${randomUUID()}`;
-        await blobs.put(objectName, Readable.from([Buffer.from('app')]));
+        // As the ingest stores artifacts: under a fresh name.
+        await blobs.put(objectName, Readable.from([Buffer.from('app')]), { fresh: true });
         if (bytes === 'deleted') await blobs.delete(objectName);
         await db.query(
           `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)
@@ -91,22 +92,29 @@ describe('sweeps', () => {
       const spentLeft = await artifact('done', Date.now() + 600_000, 'kept'); // its delete had failed
       const spentGone = await artifact('done', Date.now() + 600_000, 'deleted'); // as spending does
       const live = await artifact('fresh', Date.now() + 600_000, 'kept');
-      // The pass's deletes, counted by their purges of the bucket's stream.
+      // The pass's requests to the bucket's stream: reads (direct or not) and purges.
       const tap = await connectTestNats(natsUrl);
-      const deletes: string[] = [];
-      tap.subscribe(`$JS.API.STREAM.PURGE.${blobs.streamName}`, {
+      const requests: string[] = [];
+      tap.subscribe('$JS.API.>', {
         callback: (_e, m) => {
-          deletes.push(m.string());
+          const tokens = m.subject.split('.');
+          const at = tokens.indexOf(blobs.streamName);
+          if (at > 0) requests.push(tokens.slice(2, at).join('.'));
         },
       });
       await tap.flush();
       try {
         expect(await expireArtifacts({ db, blobs })).toBe(3);
         await tap.flush();
-        expect(deletes).toHaveLength(2);
+        // The expired link's object is read (its chunk id) and purged; each spent one is purged.
+        expect(requests.sort()).toEqual(['DIRECT.GET', 'STREAM.PURGE', 'STREAM.PURGE', 'STREAM.PURGE']);
       } finally {
         await tap.close();
       }
+      // Nothing of the three is left in the stream, not even a tombstone.
+      const jsm = await jetstreamManager(nc);
+      const left = await jsm.streams.info(blobs.streamName, { subjects_filter: '>' });
+      expect(Object.keys(left.state.subjects ?? {})).toHaveLength(2); // the live one's chunk and meta
       const [rows] = await db.query<RowDataPacket[]>('SELECT object_name FROM artifacts');
       expect(rows.map((r) => r['object_name'])).toEqual([live]);
       for (const gone of [expired, spentLeft, spentGone]) expect(await blobs.info(gone)).toBeNull();

@@ -305,7 +305,10 @@ export class Submission {
     this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
 
-  /** NATS clients upload first: take over `uploads/<uuid>` as this job's tarball. */
+  /**
+   * NATS clients upload first: take over `uploads/<uuid>` as this job's tarball (renamed: its
+   * chunks keep their id), or an object already stored under this job's tarball name.
+   */
   async adoptUpload(objectName: string): Promise<void> {
     const info = await this.deps.blobs.info(objectName);
     if (!info) throw new HubError('BAD_REQUEST', `Tarball object not found: ${objectName}`);
@@ -322,7 +325,7 @@ export class Submission {
       return;
     }
     const name = tarballObjectName(this.jobId);
-    await this.deps.blobs.rename(objectName, name);
+    if (objectName !== name) await this.deps.blobs.rename(objectName, name);
     this.tarball = { name, sizeBytes: info.size, digest: info.digest };
   }
 

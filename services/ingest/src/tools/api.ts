@@ -21,6 +21,7 @@ import {
   ToolSubmitRequest,
   ToolUploadRequest,
   splitEvents,
+  tarballObjectName,
   topologyNames,
   type BuildAccepted,
   type ToolArtifactChunk,
@@ -69,8 +70,17 @@ async function upload(deps: ToolApiDeps, tool: ToolRecord, payload: unknown): Pr
   return { upload_id: uploadId, received_bytes: request.offset + data.length };
 }
 
-/** Join the chunks (in order, without gaps, `size` bytes in all) into one upload object. */
-async function assemble(deps: ToolApiDeps, tool: ToolRecord, uploadId: string, size: number): Promise<string> {
+/**
+ * Join the chunks (in order, without gaps, `size` bytes in all) into one object, `name`: the
+ * job's tarball itself, stored under its fresh name, so that it goes whole when its job ends.
+ */
+async function assemble(
+  deps: ToolApiDeps,
+  tool: ToolRecord,
+  uploadId: string,
+  size: number,
+  name: string,
+): Promise<string> {
   const parts = (await deps.blobs.list(partPrefix(tool.name, uploadId)))
     .map((o) => ({ name: o.name, offset: Number(o.name.slice(-12)), size: o.size }))
     .sort((a, b) => a.offset - b.offset);
@@ -90,7 +100,6 @@ async function assemble(deps: ToolApiDeps, tool: ToolRecord, uploadId: string, s
       for await (const chunk of found.stream) yield chunk as Buffer;
     }
   }
-  const name = `uploads/${randomUUID()}`;
   await blobs.put(name, Readable.from(joined()), { maxBytes: MAX_UPLOAD_BYTES, fresh: true });
   for (const part of parts) await blobs.delete(part.name).catch(() => undefined);
   return name;
@@ -106,7 +115,6 @@ async function submit(deps: ToolApiDeps, tool: ToolRecord, payload: unknown): Pr
   if (tool.accountId !== null && apiToken === undefined) {
     throw new HubError('AUTH_INVALID', `The account of tool ${tool.name} does not exist any more`);
   }
-  const objectName = await assemble(deps, tool, request.upload_id, request.size);
   const submission = new Submission(deps, {
     via: 'nats',
     apiToken,
@@ -115,6 +123,7 @@ async function submit(deps: ToolApiDeps, tool: ToolRecord, payload: unknown): Pr
     tool: tool.name,
     callbackUrl,
   });
+  const objectName = await assemble(deps, tool, request.upload_id, request.size, tarballObjectName(submission.jobId));
   try {
     submission.setManifest(JSON.stringify(request.manifest));
     submission.setCredentials(JSON.stringify(request.credentials ?? {}));
