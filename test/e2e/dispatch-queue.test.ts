@@ -1,7 +1,8 @@
 // Queue order end to end, through the HTTP API as the CLI submits: pro before free, one build at
 // a time per free license, and a job nobody can take never holds up the others.
 import { describe, expect } from 'vitest';
-import { test } from '@perry-hub/testkit';
+import { subjects } from '@perry-hub/contracts';
+import { connectTestNats, test } from '@perry-hub/testkit';
 import { expectedArtifact } from '../support/rust-worker-jobs.js';
 import type { SimulatedWorker } from '../support/rust-workers.js';
 import { tarball } from '../support/test-hub.js';
@@ -27,6 +28,16 @@ describe('queue order end to end', () => {
       const first = await s.worker('linux', { name: 'linux-1', ...hold });
       const workers: SimulatedWorker[] = [first];
       const started = () => s.history.started.map((h) => h.jobId);
+      // Submissions are answered with the place the scheduler's leader sent when it queued each
+      // job: none asks for it.
+      const tap = await connectTestNats(natsUrl);
+      let asked = 0;
+      tap.subscribe(subjects(prefix).endpoint('scheduler', 'queue-position'), {
+        callback: () => {
+          asked++;
+        },
+      });
+      await tap.flush();
       const waitStarted = (jobId: string, what: string) => until(`${what} to start`, () => started().includes(jobId));
       const release = async (jobId: string) => {
         workers
@@ -89,6 +100,11 @@ describe('queue order end to end', () => {
       await release(G);
       await release(F2);
       for (const run of runs) expect((await run.result).reason).toBe('Build error [INTERNAL_ERROR]: Build cancelled');
+      // The places at submission: each free build behind the one before, the pro one first.
+      expect([(await f1.result).position, (await f2.result).position, (await p.result).position]).toEqual([1, 2, 1]);
+      await tap.flush();
+      expect(asked).toBe(0);
+      await tap.close();
     });
   });
 

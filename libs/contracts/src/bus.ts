@@ -84,8 +84,8 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
     ],
     publishes: [(s) => s.intakeAll],
     // Answers the tool-facing subjects (submit, cancel, each tool's own API) in the `<p>.ingest`
-    // queue group.
-    subscribes: [(s) => s.buildsSubmit, (s) => s.buildsCancel, (s) => s.toolAll],
+    // queue group; hears the places of the jobs it queued.
+    subscribes: [(s) => s.buildsSubmit, (s) => s.buildsCancel, (s) => s.toolAll, (s) => s.positionsAll],
   },
   license: {
     // Usage is counted from the EVENTS stream through its durable consumer: no core subjects.
@@ -101,6 +101,7 @@ export const BUS_NEEDS: Readonly<Record<ServiceName, ServiceBusNeeds>> = {
       (s) => s.jobEventsAll,
       (s) => s.jobDoneAll,
       (s) => s.jobCallbacksAll,
+      (s) => s.positionsAll,
       // job_assign, cancel...: requests answered by the gateway holding the worker's socket.
       (s) => s.workerCommandAll,
     ],

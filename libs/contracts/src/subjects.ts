@@ -19,6 +19,8 @@
  *                                    callbacks are queued from it (the ingest), so no other job's
  *                                    outcome reaches the ingest
  *   <p>.queue.depth                  queue depth per capability, on every change and periodically
+ *   <p>.positions.<instance>         a just-queued job's place, from the scheduler's leader to the
+ *                                    ingest instance named in its intake message (so it need not ask)
  *   <p>.workers.<event>              worker lifecycle (connected, lost) and job activity batches
  *   <p>.workers.<workerId>.cmd       commands for one connected worker (job_assign, cancel, ...)
  *   <p>.vm.<pool>.state              sign VM state changes
@@ -66,6 +68,8 @@ export interface Subjects {
   jobCallbacks(jobId: string): string;
   readonly jobCallbacksAll: string;
   readonly queueDepth: string;
+  positions(instance: string): string;
+  readonly positionsAll: string;
   workers(event: string): string;
   workerCommand(workerId: string): string;
   readonly workerCommandAll: string;
@@ -98,6 +102,8 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     jobCallbacks: (jobId) => `${p}.callbacks.${token(jobId)}`,
     jobCallbacksAll: `${p}.callbacks.*`,
     queueDepth: `${p}.queue.depth`,
+    positions: (instance) => `${p}.positions.${token(instance)}`,
+    positionsAll: `${p}.positions.*`,
     workers: (event) => `${p}.workers.${token(event)}`,
     workerCommand: (workerId) => `${p}.workers.${token(workerId)}.cmd`,
     workerCommandAll: `${p}.workers.*.cmd`,

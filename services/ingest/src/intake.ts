@@ -406,6 +406,7 @@ export class Submission {
     }
     this.recorded = true;
     this.deps.metrics?.jobsSubmitted.inc({ via: this.options.via });
+    const notified = this.deps.positions?.expect(this.jobId);
     await publishIntake(this.deps, job, queuedAt);
     this.deps.log.info(
       {
@@ -419,13 +420,18 @@ export class Submission {
       },
       'build submitted',
     );
-    const answer = await this.answer(this.jobId, { tier: job.tier, targets: [...job.manifest.targets], queuedAt });
+    const recordedAs = { tier: job.tier, targets: [...job.manifest.targets], queuedAt };
+    const answer = await this.answer(this.jobId, recordedAs, notified);
     this.deps.log.info({ jobId: this.jobId, position: answer.position }, 'build queued');
     return answer;
   }
 
-  private async answer(jobId: string, recorded?: Parameters<typeof queuePosition>[2]): Promise<BuildAccepted> {
-    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId, recorded) };
+  private async answer(
+    jobId: string,
+    recorded?: Parameters<typeof queuePosition>[2],
+    notified?: Parameters<typeof queuePosition>[3],
+  ): Promise<BuildAccepted> {
+    return { job_id: jobId, ws_url: WS_URL, position: await queuePosition(this.deps, jobId, recorded, notified) };
   }
 
   /** Undo what a failed submission did: its tarball and its reservation. Best effort, idempotent. */

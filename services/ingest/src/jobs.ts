@@ -13,6 +13,7 @@ import {
 } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
 import { call, publishRetrying, type Logger, type NatsConnection } from '@perry-hub/runtime';
+import type { PositionNotices } from './positions.js';
 
 export interface NewJob {
   jobId: string;
@@ -41,6 +42,8 @@ export interface JobDeps {
   subjects: Subjects;
   log: Logger;
   db: Pool;
+  /** The places the scheduler sends for this instance's intakes; absent: each is asked for. */
+  positions?: PositionNotices | undefined;
 }
 
 /**
@@ -101,11 +104,12 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
       : {}),
   };
   const [js, subject, data] = [jetstream(deps.nc), deps.subjects.intake(job.jobId), JSON.stringify(intake)];
+  const options = { msgID: job.jobId, ...(deps.positions ? { headers: deps.positions.headers() } : {}) };
   try {
-    await js.publish(subject, data, { msgID: job.jobId });
+    await js.publish(subject, data, options);
   } catch (err) {
     deps.log.warn({ err, jobId: job.jobId }, 'intake message not published yet; retrying');
-    void publishRetrying(js, subject, data, { msgID: job.jobId, forMs: INTAKE_RETRY_MS }).then(
+    void publishRetrying(js, subject, data, { ...options, forMs: INTAKE_RETRY_MS }).then(
       () => deps.log.info({ jobId: job.jobId }, 'intake message published on a retry'),
       (err: unknown) =>
         deps.log.error(
@@ -118,14 +122,18 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
 
 /**
  * The job's 1-based place in the queue, as the scheduler (which owns the dispatch order) counts
- * it. The original answered at least 1, even for a job dispatched at once; so does a hub whose
- * scheduler did not answer in time (the CLI hears the real place in its first queue_update).
+ * it: as it sent it for a job just queued (`notified`, PositionNotices), or asked for. The
+ * original answered at least 1, even for a job dispatched at once; so does a hub whose scheduler
+ * did not answer in time (the CLI hears the real place in its first queue_update).
  */
 export async function queuePosition(
   deps: JobDeps,
   jobId: string,
   recorded?: { tier: Tier; targets: string[]; queuedAt: number },
+  notified?: () => Promise<number | undefined>,
 ): Promise<number> {
+  const sent = await notified?.();
+  if (sent !== undefined) return Math.max(1, sent);
   try {
     const { position } = await call(deps.nc, deps.subjects, queuePositionEndpoint, {
       jobId,

@@ -17,6 +17,7 @@ import { ToolStore } from './tools/store.js';
 import { WindowCounters } from './abuse/counters.js';
 import { AbuseLimits } from './abuse/limits.js';
 import { PreauthBudget } from './abuse/budget.js';
+import { PositionNotices } from './positions.js';
 
 export { IngestConfig } from './config.js';
 export { buildApp } from './app.js';
@@ -44,8 +45,10 @@ export const ingest = defineService({
         .map((a) => a.trim())
         .filter(Boolean),
     };
+    const positions = new PositionNotices(deps.nc, deps.subjects, deps.instanceId, deps.log);
     const intake = {
       ...deps,
+      positions,
       tools,
       callbackPolicy,
       publicUrl: config.publicUrl,
@@ -120,6 +123,7 @@ export const ingest = defineService({
         await stopQueueing();
         await sender.stop();
         await app.close();
+        positions.stop();
       },
     };
   },

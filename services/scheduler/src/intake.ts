@@ -1,6 +1,6 @@
 /** The leader's intake: a submitted job, as the ingest recorded it, joins the queue. */
 import type { JsMsg } from '@nats-io/jetstream';
-import { JobIntake } from '@perry-hub/contracts';
+import { INTAKE_POSITION_HEADER, JobIntake, type QueuePositionNotice } from '@perry-hub/contracts';
 import { isValid } from '@perry-hub/runtime';
 import { enqueue, enqueueRow, type Context } from './state.js';
 
@@ -17,7 +17,10 @@ export async function onIntake(ctx: Context, m: JsMsg): Promise<void> {
   try {
     const intake: unknown = JSON.parse(decoder.decode(m.data));
     if (!isValid(JobIntake, intake)) return m.term();
-    if (ctx.queued.has(intake.jobId) || ctx.running.has(intake.jobId)) return m.ack();
+    if (ctx.queued.has(intake.jobId) || ctx.running.has(intake.jobId)) {
+      m.ack();
+      return notifyPosition(ctx, m, intake.jobId);
+    }
     if (intake.tarballRef !== undefined) {
       // The message carries what the queue needs, as recorded: no read of the row. A stale one
       // (the job moved on meanwhile) fails the assignment's compare-and-set, which re-reads.
@@ -51,8 +54,25 @@ export async function onIntake(ctx: Context, m: JsMsg): Promise<void> {
       if (row.status === 'queued' && !ctx.running.has(row.id)) enqueueRow(ctx, row);
     }
     m.ack();
+    notifyPosition(ctx, m, intake.jobId);
   } catch (err) {
     ctx.log.error({ err }, 'intake message failed');
     m.nak(1_000);
+  }
+}
+
+/**
+ * The job's place, to the ingest instance the intake message names (it waits for it to answer
+ * the submission, instead of asking): 1-based, 0 once running. Nothing without the header.
+ */
+function notifyPosition(ctx: Context, m: JsMsg, jobId: string): void {
+  const instance = m.headers?.get(INTAKE_POSITION_HEADER);
+  if (!instance) return;
+  const notice: QueuePositionNotice = { jobId, position: ctx.queue.position(jobId) };
+  try {
+    ctx.nc.publish(ctx.subjects.positions(instance), JSON.stringify(notice));
+  } catch (err) {
+    // Not a subject token, or the connection closing: the ingest asks after its wait.
+    ctx.log.warn({ err: (err as Error).message, jobId }, 'queue position not sent');
   }
 }

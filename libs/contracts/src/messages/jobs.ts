@@ -88,6 +88,23 @@ export const QueuePosition = Type.Object(
 );
 export type QueuePosition = Static<typeof QueuePosition>;
 
+/**
+ * Set on an intake message by the ingest instance that published it (its instance id): the
+ * leader, once it has queued the job, sends its place to `<p>.positions.<instance>` (a
+ * QueuePositionNotice), so the ingest need not ask for it. Without an answer (a scheduler of an
+ * earlier version, no leader yet) the ingest asks `queue-position` as before.
+ */
+export const INTAKE_POSITION_HEADER = 'Perry-Position-To';
+
+export const QueuePositionNotice = Type.Object(
+  {
+    jobId: Type.String(),
+    position: Type.Integer({ minimum: 0, description: '1-based place in the queue; 0 once running' }),
+  },
+  { additionalProperties: false },
+);
+export type QueuePositionNotice = Static<typeof QueuePositionNotice>;
+
 export const queuePositionEndpoint = defineEndpoint({
   service: 'scheduler',
   name: 'queue-position',
