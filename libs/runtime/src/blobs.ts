@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { headers, nuid, type NatsConnection } from '@nats-io/nats-core';
 import {
+  DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
@@ -433,6 +434,41 @@ export class BlobStore {
   /** Live objects whose names start with `prefix`. */
   async list(prefix = ''): Promise<ObjectInfo[]> {
     return (await this.store.list()).filter((o) => !o.deleted && o.name.startsWith(prefix));
+  }
+
+  /**
+   * Every object's latest meta record, tombstones included, with its stream sequence as
+   * `revision`: one pass of an ordered consumer over the meta subjects.
+   */
+  async entries(): Promise<ObjectInfo[]> {
+    const consumer = await jetstream(this.nc).consumers.get(this.streamName, {
+      filter_subjects: `$O.${this.bucket}.M.>`,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    });
+    const found: ObjectInfo[] = [];
+    if ((await consumer.info(true)).num_pending === 0) return found;
+    const messages = await consumer.consume();
+    try {
+      for await (const m of messages) {
+        found.push({ ...(m.json<ObjectInfo>() as object), revision: m.seq } as ObjectInfo);
+        if (m.info.pending === 0) break;
+      }
+    } finally {
+      await messages.close();
+    }
+    return found;
+  }
+
+  /**
+   * Purge a tombstone (earlier versions, and other clients, write them on delete) read by
+   * `entries`: the meta record at its revision and older ones only, so an object put under the
+   * same name since is kept.
+   */
+  async dropTombstone(tombstone: ObjectInfo): Promise<void> {
+    await this.jsm.streams.purge(this.streamName, {
+      filter: this.metaSubject(tombstone.name),
+      seq: tombstone.revision + 1,
+    });
   }
 }
 

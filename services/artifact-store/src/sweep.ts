@@ -6,11 +6,13 @@
  * space), and those of a tarball a NATS client stored itself (`tarball_object`, renamed to the
  * job's tarball, so it keeps its own chunk id), whose meta record went when its job ended.
  * Only things older than the grace period are touched: an intake in progress is never raced.
+ * Tombstones (the records of deleted objects that earlier versions and other clients write) go
+ * at any age: each is purged up to its own sequence, so an object put under its name since stays.
  */
 import { TARBALL_PREFIX, UPLOAD_PREFIX } from '@perry-hub/contracts';
 import type { Pool, RowDataPacket } from '@perry-hub/db';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { BlobStore, Logger } from '@perry-hub/runtime';
+import type { BlobStore, Logger, ObjectInfo } from '@perry-hub/runtime';
 
 export interface SweepDeps {
   db: Pool;
@@ -23,6 +25,7 @@ export interface SweepResult {
   tarballs: number;
   uploads: number;
   chunkSets: number;
+  tombstones: number;
 }
 
 const BATCH = 500;
@@ -38,17 +41,17 @@ async function existingJobs(db: Pool, ids: string[]): Promise<Set<string>> {
 }
 
 /**
- * Purge chunk sets that no object names and that were last written before `olderThan` (a put in
- * progress keeps writing, so its chunks stay younger). Returns how many sets were removed.
+ * Purge chunk sets that no live object names and that were last written before `olderThan` (a
+ * put in progress keeps writing, so its chunks stay younger). Returns how many sets were removed.
  */
-async function sweepOrphanChunks({ blobs, jsm }: SweepDeps, olderThan: Date): Promise<number> {
+async function sweepOrphanChunks({ blobs, jsm }: SweepDeps, live: ObjectInfo[], olderThan: Date): Promise<number> {
   const prefix = blobs.chunkSubjectPrefix;
   const si = await jsm.streams.info(blobs.streamName, { subjects_filter: `${prefix}>` });
   const subjects = Object.keys(si.state.subjects ?? {});
   if (subjects.length === 0) return 0;
-  const live = new Set((await blobs.list()).map((o) => o.nuid));
+  const named = new Set(live.map((o) => o.nuid));
   let swept = 0;
-  for (const subject of subjects.filter((s) => !live.has(s.slice(prefix.length)))) {
+  for (const subject of subjects.filter((s) => !named.has(s.slice(prefix.length)))) {
     const last = await jsm.streams.getMessage(blobs.streamName, { last_by_subj: subject });
     if (!last || last.time > olderThan) continue;
     await jsm.streams.purge(blobs.streamName, { filter: subject });
@@ -60,24 +63,41 @@ async function sweepOrphanChunks({ blobs, jsm }: SweepDeps, olderThan: Date): Pr
 export async function sweepOrphans(deps: SweepDeps, graceMs: number, now = Date.now()): Promise<SweepResult> {
   const cutoff = now - graceMs;
   const old = (mtime: string) => Date.parse(mtime) <= cutoff;
+  // One pass over the bucket's meta records serves every step.
+  const entries = await deps.blobs.entries();
+  const live = entries.filter((o) => !o.deleted);
 
-  const tarballs = (await deps.blobs.list(TARBALL_PREFIX)).filter((o) => old(o.mtime));
+  const tarballs = live.filter((o) => o.name.startsWith(TARBALL_PREFIX) && old(o.mtime));
   const jobs = await existingJobs(
     deps.db,
     tarballs.map((o) => o.name.slice(TARBALL_PREFIX.length)),
   );
+  const gone = new Set<ObjectInfo>();
   let removedTarballs = 0;
   for (const o of tarballs) {
     if (jobs.has(o.name.slice(TARBALL_PREFIX.length))) continue;
-    if (await deps.blobs.delete(o.name)) removedTarballs++;
+    if (await deps.blobs.delete(o.name, o)) removedTarballs++;
+    gone.add(o);
   }
   let removedUploads = 0;
-  for (const o of await deps.blobs.list(UPLOAD_PREFIX)) {
-    if (old(o.mtime) && (await deps.blobs.delete(o.name))) removedUploads++;
+  for (const o of live.filter((o) => o.name.startsWith(UPLOAD_PREFIX) && old(o.mtime))) {
+    if (await deps.blobs.delete(o.name, o)) removedUploads++;
+    gone.add(o);
   }
-  const chunkSets = await sweepOrphanChunks(deps, new Date(cutoff));
-  const result = { tarballs: removedTarballs, uploads: removedUploads, chunkSets };
-  if (removedTarballs + removedUploads + chunkSets > 0) deps.log.info(result, 'swept orphaned blobs');
+  const chunkSets = await sweepOrphanChunks(
+    deps,
+    live.filter((o) => !gone.has(o)),
+    new Date(cutoff),
+  );
+  // Deleted objects' records, as earlier versions (and other clients) left them: the bucket's
+  // history would otherwise grow without end, and with it every pass over it.
+  let tombstones = 0;
+  for (const o of entries.filter((o) => o.deleted)) {
+    await deps.blobs.dropTombstone(o);
+    tombstones++;
+  }
+  const result = { tarballs: removedTarballs, uploads: removedUploads, chunkSets, tombstones };
+  if (removedTarballs + removedUploads + chunkSets + tombstones > 0) deps.log.info(result, 'swept orphaned blobs');
   return result;
 }
 

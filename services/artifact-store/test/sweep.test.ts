@@ -29,12 +29,35 @@ describe('sweeps', () => {
       }
       await jetstream(nc).publish(`$O.${bucket}.C.UNFINISHEDPUT`, Buffer.from('partial'));
 
+      // Deleted by another client (or an earlier version): its tombstone stays in the bucket.
+      await blobs.store.putBlob({ name: 'uploads/by-library' }, Buffer.from('data'));
+      await blobs.store.delete('uploads/by-library');
+
       const deps = { db, blobs, jsm: await jetstreamManager(nc), log: pino({ level: 'silent' }) };
-      expect(await sweepOrphans(deps, 30 * 60_000)).toEqual({ tarballs: 0, uploads: 0, chunkSets: 0 });
+      const jsm = deps.jsm;
+      const metas = async () =>
+        Object.keys(
+          (await jsm.streams.info(blobs.streamName, { subjects_filter: `$O.${bucket}.M.>` })).state.subjects ?? {},
+        ).length;
+      expect(await metas()).toBe(4);
+      expect(await sweepOrphans(deps, 30 * 60_000)).toEqual({ tarballs: 0, uploads: 0, chunkSets: 0, tombstones: 1 });
+      expect(await metas()).toBe(3);
       const later = Date.now() + 31 * 60_000;
-      expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({ tarballs: 1, uploads: 1, chunkSets: 1 });
+      expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({
+        tarballs: 1,
+        uploads: 1,
+        chunkSets: 1,
+        tombstones: 0,
+      });
       expect((await blobs.list()).map((o) => o.name)).toEqual([`tarballs/${recorded}`]);
-      expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({ tarballs: 0, uploads: 0, chunkSets: 0 });
+      // Nothing is left of what went: one meta record, one chunk set.
+      expect(await metas()).toBe(1);
+      expect(await sweepOrphans(deps, 30 * 60_000, later)).toEqual({
+        tarballs: 0,
+        uploads: 0,
+        chunkSets: 0,
+        tombstones: 0,
+      });
     } finally {
       await close();
     }
