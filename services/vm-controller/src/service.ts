@@ -26,7 +26,7 @@ export const vmController = defineService({
       kvm.open(names.presenceBucket),
       kvm.open(names.leasesBucket),
     ]);
-    const provider = createProvider(settings, config);
+    const provider = await createProvider(settings, config);
     const controller = new Controller({
       nc: deps.nc,
       subjects: deps.subjects,
