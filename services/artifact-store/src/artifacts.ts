@@ -253,27 +253,35 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
 }
 
 /**
- * Expired and spent artifacts: bytes and rows; returns how many expired or spent ones went. A job
- * whose artifact expired before anybody downloaded it is marked `unfetched` (support refunds or
- * rebuilds it). Each row is deleted by a conditional statement, so a renewal that won the race
- * keeps its artifact. Held intermediates do not expire: they are the next stage's input however
- * long it waits, and go here once their job has ended.
+ * Expired and spent artifacts: bytes and rows; returns how many expired or spent ones went. A
+ * spent one's bytes went when it was spent, so its row goes with every other spent one's in one
+ * statement, without a message (bytes whose delete had failed then belong to no row, and go with
+ * the sweep of such artifacts). A job whose artifact expired before anybody downloaded it is
+ * marked `unfetched` (support refunds or rebuilds it). Each expired row is deleted by a
+ * conditional statement, so a renewal that won the race keeps its artifact. Held intermediates
+ * do not expire: they are the next stage's input however long it waits, and go here once their
+ * job has ended. Bytes go with one purge each: the ingest stores artifacts under fresh names.
  */
 export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 'now'>, batch = 500): Promise<number> {
   const now = (deps.now ?? Date.now)();
+  const [spent] = await deps.db.query<ResultSetHeader>(
+    "DELETE FROM artifacts WHERE held = FALSE AND state = 'done' LIMIT ?",
+    [batch],
+  );
+  let expired = spent.affectedRows;
   const [rows] = await deps.db.query<RowDataPacket[]>(
-    `SELECT a.token, a.job_id, a.object_name, a.state, a.held FROM artifacts a
-      WHERE (a.held = FALSE AND (a.expires_at <= ? OR a.state = 'done'))
+    `SELECT a.token, a.job_id, a.object_name, a.held FROM artifacts a
+      WHERE (a.held = FALSE AND a.expires_at <= ? AND a.state <> 'done')
          OR (a.held = TRUE AND EXISTS (SELECT 1 FROM builds b WHERE b.id = a.job_id AND b.status IN (?)))
       LIMIT ?`,
     [now, ENDED, batch],
   );
-  let expired = 0;
   for (const r of rows) {
+    const name = String(r['object_name']);
     if (r['held']) {
       // The job ended (a terminal state is final): nothing will read its intermediate again.
       await deps.db.query('DELETE FROM artifacts WHERE token = ? AND held = TRUE', [r['token']]);
-      await deps.blobs.delete(String(r['object_name'])).catch(() => false);
+      await deps.blobs.purgeNamed(name).catch(() => 0);
       continue;
     }
     const [gone] = await deps.db.query<ResultSetHeader>(
@@ -282,17 +290,11 @@ export async function expireArtifacts(deps: Pick<ArtifactDeps, 'db' | 'blobs' | 
     );
     if (gone.affectedRows !== 1) continue;
     expired += 1;
-    const name = String(r['object_name']);
-    // A spent one's bytes went when it was spent, unless that failed: purged again without a
-    // read (one message, nothing if gone; the ingest put it under this fresh name).
-    if (r['state'] === 'done') await deps.blobs.purgeNamed(name).catch(() => 0);
-    else await deps.blobs.delete(name).catch(() => false);
-    if (r['state'] !== 'done') {
-      await deps.db.query(
-        "UPDATE builds SET result_delivery = 'unfetched', submission_key = NULL WHERE id = ? AND result_delivery IS NULL",
-        [r['job_id']],
-      );
-    }
+    await deps.blobs.purgeNamed(name).catch(() => 0);
+    await deps.db.query(
+      "UPDATE builds SET result_delivery = 'unfetched', submission_key = NULL WHERE id = ? AND result_delivery IS NULL",
+      [r['job_id']],
+    );
   }
   return expired;
 }

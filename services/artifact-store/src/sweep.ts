@@ -1,7 +1,8 @@
 /**
  * Reconciles the blobs bucket with MySQL, for what a crash leaves behind: a tarball whose job
  * record never appeared (the intake died between storing it and recording the job), an upload
- * of a NATS client that was never submitted, and chunks no object names: those of a put that
+ * of a NATS client that was never submitted, an artifact no row names (its registration never
+ * happened, or its delete failed when its link was spent), and chunks no object names: those of a put that
  * never finished (the Object Store writes an object's meta last, so those are invisible but take
  * space), and those of a tarball a NATS client stored itself (`tarball_object`, renamed to the
  * job's tarball, so it keeps its own chunk id), whose meta record went when its job ended.
@@ -9,7 +10,7 @@
  * Tombstones (the records of deleted objects that earlier versions and other clients write) go
  * at any age: each is purged up to its own sequence, so an object put under its name since stays.
  */
-import { TARBALL_PREFIX, UPLOAD_PREFIX } from '@perry-hub/contracts';
+import { ARTIFACT_PREFIX, TARBALL_PREFIX, UPLOAD_PREFIX } from '@perry-hub/contracts';
 import type { Pool, RowDataPacket } from '@perry-hub/db';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { BlobStore, Logger, ObjectInfo } from '@perry-hub/runtime';
@@ -24,18 +25,27 @@ export interface SweepDeps {
 export interface SweepResult {
   tarballs: number;
   uploads: number;
+  artifacts: number;
   chunkSets: number;
   tombstones: number;
 }
 
 const BATCH = 500;
 
-async function existingJobs(db: Pool, ids: string[]): Promise<Set<string>> {
+/** Which of `values` are in `table.column`, in batches. */
+async function existing(
+  db: Pool,
+  table: 'builds' | 'artifacts',
+  column: string,
+  values: string[],
+): Promise<Set<string>> {
   const found = new Set<string>();
-  for (let i = 0; i < ids.length; i += BATCH) {
-    const batch = ids.slice(i, i + BATCH);
-    const [rows] = await db.query<RowDataPacket[]>('SELECT id FROM builds WHERE id IN (?)', [batch]);
-    for (const r of rows) found.add(String(r['id']));
+  for (let i = 0; i < values.length; i += BATCH) {
+    const batch = values.slice(i, i + BATCH);
+    const [rows] = await db.query<RowDataPacket[]>(`SELECT ${column} AS v FROM ${table} WHERE ${column} IN (?)`, [
+      batch,
+    ]);
+    for (const r of rows) found.add(String(r['v']));
   }
   return found;
 }
@@ -68,8 +78,10 @@ export async function sweepOrphans(deps: SweepDeps, graceMs: number, now = Date.
   const live = entries.filter((o) => !o.deleted);
 
   const tarballs = live.filter((o) => o.name.startsWith(TARBALL_PREFIX) && old(o.mtime));
-  const jobs = await existingJobs(
+  const jobs = await existing(
     deps.db,
+    'builds',
+    'id',
     tarballs.map((o) => o.name.slice(TARBALL_PREFIX.length)),
   );
   const gone = new Set<ObjectInfo>();
@@ -84,6 +96,21 @@ export async function sweepOrphans(deps: SweepDeps, graceMs: number, now = Date.
     if (await deps.blobs.delete(o.name, o)) removedUploads++;
     gone.add(o);
   }
+  // Artifacts no row names: a spent link's bytes whose delete failed (spent rows go without
+  // another look), or an upload whose registration never happened (the ingest died meanwhile).
+  const artifacts = live.filter((o) => o.name.startsWith(ARTIFACT_PREFIX) && old(o.mtime));
+  const recorded = await existing(
+    deps.db,
+    'artifacts',
+    'object_name',
+    artifacts.map((o) => o.name),
+  );
+  let removedArtifacts = 0;
+  for (const o of artifacts) {
+    if (recorded.has(o.name)) continue;
+    if (await deps.blobs.delete(o.name, o)) removedArtifacts++;
+    gone.add(o);
+  }
   const chunkSets = await sweepOrphanChunks(
     deps,
     live.filter((o) => !gone.has(o)),
@@ -96,8 +123,14 @@ export async function sweepOrphans(deps: SweepDeps, graceMs: number, now = Date.
     await deps.blobs.dropTombstone(o);
     tombstones++;
   }
-  const result = { tarballs: removedTarballs, uploads: removedUploads, chunkSets, tombstones };
-  if (removedTarballs + removedUploads + chunkSets + tombstones > 0) deps.log.info(result, 'swept orphaned blobs');
+  const result = {
+    tarballs: removedTarballs,
+    uploads: removedUploads,
+    artifacts: removedArtifacts,
+    chunkSets,
+    tombstones,
+  };
+  if (Object.values(result).some((n) => n > 0)) deps.log.info(result, 'swept orphaned blobs');
   return result;
 }
 

@@ -22,6 +22,8 @@ export type BuildAccepted = Static<typeof BuildAccepted>;
 /** Object names in the blobs bucket. Workers fetch a job's input by `tarballs/<jobId>`. */
 export const TARBALL_PREFIX = 'tarballs/';
 export const UPLOAD_PREFIX = 'uploads/';
+/** Artifacts: `artifacts/<jobId>/<uuid>`, each named by its row in `artifacts`. */
+export const ARTIFACT_PREFIX = 'artifacts/';
 
 export function tarballObjectName(jobId: string): string {
   return `${TARBALL_PREFIX}${jobId}`;

@@ -8,6 +8,7 @@ import { PassThrough, pipeline, Readable, type Transform } from 'node:stream';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  ARTIFACT_PREFIX,
   HubError,
   artifactNameProblem,
   authorizeTransferEndpoint,
@@ -195,7 +196,7 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
         // (`windows-precompiled`) is that target's final binary, never held for a sign stage.
         const target = auth.buildType === 'plugin' ? sent.replace(/-precompiled$/, '') : sent;
         const blobs = deps.blobs;
-        const objectName = `artifacts/${jobId}/${randomUUID()}`;
+        const objectName = `${ARTIFACT_PREFIX}${jobId}/${randomUUID()}`;
         const signal = bodySignal(request);
         const info = await blobs.put(objectName, request.body, {
           maxBytes: deps.maxArtifactBytes,
