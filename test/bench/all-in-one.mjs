@@ -34,7 +34,8 @@ export async function startAllInOne(root, dataDir, extra = {}) {
     ...extra,
   };
   const nodeArgs = (process.env.BENCH_HUB_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(root, 'libs/cli/dist/bin.js'), 'start'], {
+  const { HUB_NODE_FLAGS } = await import(join(root, 'libs/cli/dist/node-flags.js'));
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, ...nodeArgs, join(root, 'libs/cli/dist/bin.js'), 'start'], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

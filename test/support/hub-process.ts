@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getFreePort } from '@perry-hub/localstack';
+import { HUB_NODE_FLAGS } from '@perry-hub/cli/node-flags';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'libs', 'cli', 'dist', 'bin.js');
@@ -24,7 +25,7 @@ export interface HubProcess {
 }
 
 export function runHub(args: string[], env: Record<string, string>): HubProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, BIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

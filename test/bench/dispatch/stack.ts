@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nkeyAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
+import { HUB_NODE_FLAGS } from '@perry-hub/cli/node-flags';
 import { DEFAULT_SUBJECT_PREFIX, natsUsers, SERVICE_NAMES } from '@perry-hub/contracts';
 import {
   ensureNkeySeeds,
@@ -157,7 +158,7 @@ export async function startHub(
   // BENCH_HUB_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the hub.
   const nodeArgs = (process.env['BENCH_HUB_NODE_OPTIONS'] ?? '').split(' ').filter(Boolean);
   const child = track(
-    spawn(process.execPath, [...nodeArgs, join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
+    spawn(process.execPath, [...HUB_NODE_FLAGS, ...nodeArgs, join(ROOT, 'libs/cli/dist/bin.js'), 'start'], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
