@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { test, connectTestNats } from '@perry-hub/testkit';
+import { test, connectTestNats, tapStreamRequests } from '@perry-hub/testkit';
 import { base64Decoder, base64Encoder, BlobStore, gzipCheck } from '../src/index.js';
 
 /** Feed `data` in random-sized chunks (including 1-byte ones) through a transform. */
@@ -84,17 +84,21 @@ async function read(blobs: BlobStore, name: string): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** A fresh bucket of its own, opened as the services open theirs. */
+async function openBlobs(natsUrl: string, prefix: string) {
+  const nc = await connectTestNats(natsUrl);
+  const bucket = `${prefix}-blobs`;
+  await new Objm(nc).create(bucket);
+  return { nc, bucket, blobs: await BlobStore.open(nc, bucket) };
+}
+
 describe('BlobStore', () => {
   test('streams in and out with the digest checked; limits and aborts leave nothing visible', async ({
     natsUrl,
     prefix,
   }) => {
-    const nc = await connectTestNats(natsUrl);
+    const { nc, bucket, blobs } = await openBlobs(natsUrl, prefix);
     try {
-      const bucket = `${prefix}-blobs`;
-      await new Objm(nc).create(bucket);
-      const blobs = await BlobStore.open(nc, bucket);
-
       const data = randomBytes(5 * 1024 * 1024 + 17);
       const info = await blobs.put('tarballs/a', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), {
         metadata: { kind: 'tarball' },
@@ -181,32 +185,13 @@ describe('BlobStore', () => {
     natsUrl,
     prefix,
   }) => {
-    const nc = await connectTestNats(natsUrl);
+    const { nc, bucket, blobs } = await openBlobs(natsUrl, prefix);
     try {
-      const bucket = `${prefix}-blobs`;
-      await new Objm(nc).create(bucket);
-      const blobs = await BlobStore.open(nc, bucket);
       const jsm = await jetstreamManager(nc);
       const stored = async () =>
         Object.keys((await jsm.streams.info(blobs.streamName, { subjects_filter: '>' })).state.subjects ?? {}).sort();
-      // Every request the store sends to its stream's API, by kind (DIRECT.GET, STREAM.PURGE, ...).
-      const requests: string[] = [];
-      const tap = await connectTestNats(natsUrl);
-      tap.subscribe('$JS.API.>', {
-        callback: (_e, m) => {
-          const tokens = m.subject.split('.');
-          const at = tokens.indexOf(blobs.streamName);
-          if (at > 0) requests.push(tokens.slice(2, at).join('.'));
-        },
-      });
-      await tap.flush();
-      const counted = async (work: () => Promise<unknown>) => {
-        await tap.flush(); // what came before is not counted
-        requests.length = 0;
-        const result = await work();
-        await tap.flush();
-        return { result, requests: [...requests].sort() };
-      };
+      const tap = await tapStreamRequests(natsUrl, blobs.streamName);
+      const counted = tap.during;
 
       // Fresh, larger than one chunk: one purge takes its chunks and its meta record.
       const data = randomBytes(1_200_000);

@@ -22,4 +22,5 @@ export { serviceEnv, type ServiceEnvInput } from './env.js';
 export { connectTestNats, testNatsCredentialsDir, testNatsUsers, TEST_TOOL } from './nats-auth.js';
 export { natsPermissionViolations, recordNatsLog } from './nats-violations.js';
 export { until, whenTrue } from './until.js';
+export { tapStreamRequests, type StreamRequests } from './stream-requests.js';
 export { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';

@@ -7,7 +7,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { topologyNames } from '@perry-hub/contracts';
 import type { RowDataPacket } from '@perry-hub/db';
 import { pino } from 'pino';
-import { connectTestNats, test } from '@perry-hub/testkit';
+import { tapStreamRequests, test } from '@perry-hub/testkit';
 import { expireArtifacts, sweepOrphans } from '../src/index.js';
 import { startArtifactStore } from './support.js';
 
@@ -132,19 +132,10 @@ describe('sweeps', () => {
       const spentGone = await artifact('done', Date.now() + 600_000, 'deleted'); // as spending does
       const live = await artifact('fresh', Date.now() + 600_000, 'kept');
       // The pass's requests to the bucket's stream: reads (direct or not) and purges.
-      const tap = await connectTestNats(natsUrl);
-      const requests: string[] = [];
-      tap.subscribe('$JS.API.>', {
-        callback: (_e, m) => {
-          const tokens = m.subject.split('.');
-          const at = tokens.indexOf(blobs.streamName);
-          if (at > 0) requests.push(tokens.slice(2, at).join('.'));
-        },
-      });
-      await tap.flush();
+      const tap = await tapStreamRequests(natsUrl, blobs.streamName);
       try {
-        expect(await expireArtifacts({ db, blobs })).toBe(3);
-        await tap.flush();
+        const { result, requests } = await tap.during(() => expireArtifacts({ db, blobs }));
+        expect(result).toBe(3);
         expect(requests).toEqual(['STREAM.PURGE']);
       } finally {
         await tap.close();
