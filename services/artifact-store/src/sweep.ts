@@ -2,10 +2,11 @@
  * Reconciles the blobs bucket with MySQL, for what a crash leaves behind: a tarball whose job
  * record never appeared (the intake died between storing it and recording the job), an upload
  * of a NATS client that was never submitted, an artifact no row names (its registration never
- * happened, or its delete failed when its link was spent), and chunks no object names: those of a put that
- * never finished (the Object Store writes an object's meta last, so those are invisible but take
- * space), and those of a tarball a NATS client stored itself (`tarball_object`, renamed to the
- * job's tarball, so it keeps its own chunk id), whose meta record went when its job ended.
+ * happened, or its delete failed when its link was spent), and chunks no object names: those of
+ * a put that never finished (the Object Store writes an object's meta last, so those are
+ * invisible but take space), and those of a tarball a NATS client stored itself
+ * (`tarball_object`, renamed to the job's tarball, so it keeps its own chunk id), whose meta
+ * record went when its job ended.
  * Only things older than the grace period are touched: an intake in progress is never raced.
  * Tombstones (the records of deleted objects that earlier versions and other clients write) go
  * at any age: each is purged up to its own sequence, so an object put under its name since stays.
