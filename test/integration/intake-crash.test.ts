@@ -129,7 +129,7 @@ describe('kill -9 during an upload', () => {
       60_000,
       Date.now() + 120_000,
     );
-    expect(swept).toEqual({ tarballs: 0, uploads: 0, chunkSets: 1 });
+    expect(swept).toEqual({ tarballs: 0, uploads: 0, artifacts: 0, chunkSets: 1, tombstones: 0 });
     expect((await jsm.streams.info(stream)).state.messages).toBe(0);
 
     // Restart and retry, the same way: accepted.
