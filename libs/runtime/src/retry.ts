@@ -43,6 +43,15 @@ export async function retrying<T>(attempt: () => Promise<T>, options: RetryOptio
 /** How long a JetStream append rides out a stream leader election or a node restart. */
 export const JETSTREAM_PUBLISH_RETRY_MS = 30_000;
 
+/**
+ * `expires` of the pulls of the hub's durable consumers (the scheduler's intake, the license's
+ * usage count, the ingest's callbacks). A pull lives on the consumer's leader; one lost with its
+ * node (kill -9, a partition) is renewed only after two missed heartbeats, each half this. The
+ * library's 30 s default once held dispatch still for 27 s after a node was killed, and held the
+ * usage count still past a healed partition; 10 s costs about one message every 3 s while idle.
+ */
+export const DURABLE_PULL_EXPIRES_MS = 10_000;
+
 /** What an append's acknowledgement says, as far as retrying it goes. */
 export interface AppendAck {
   readonly seq: number;

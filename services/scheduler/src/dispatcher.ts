@@ -6,7 +6,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topologyNames, type Subjects } from '@perry-hub/contracts';
-import type { HubMetrics, Logger } from '@perry-hub/runtime';
+import { DURABLE_PULL_EXPIRES_MS, type HubMetrics, type Logger } from '@perry-hub/runtime';
 import { assign } from './assign.js';
 import { onActivity, onLost, onPresence, onVmState } from './bus-events.js';
 import type { SchedulerConfig } from './config.js';
@@ -26,13 +26,6 @@ const encoder = new TextEncoder();
 const DISPATCH_RETRY_MS = 1_000;
 /** Queue changes within this long are published as one queue depth. */
 const DEPTH_COALESCE_MS = 250;
-/**
- * The intake consumer's pull lives on the consumer's leader; one lost with its node (kill -9, a
- * partition) is renewed only after two missed heartbeats, each half this. The library's 30 s
- * default once held dispatch still for 27 s after a node was killed; 10 s costs about one
- * message every 3 s while idle.
- */
-const INTAKE_PULL_EXPIRES_MS = 10_000;
 
 export interface DispatcherDeps {
   nc: NatsConnection;
@@ -101,7 +94,7 @@ export class Dispatcher {
     const intake = await jetstream(nc).consumers.get(names.intakeStream, names.schedulerIntakeConsumer);
     links.consume(
       `the ${names.schedulerIntakeConsumer} consumer`,
-      await intake.consume({ max_messages: 256, expires: INTAKE_PULL_EXPIRES_MS }),
+      await intake.consume({ max_messages: 256, expires: DURABLE_PULL_EXPIRES_MS }),
       (m) => void onIntake(this.ctx, m),
     );
     links.every(1_000, async () => {
