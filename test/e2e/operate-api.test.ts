@@ -3,7 +3,9 @@
 // waits, also as waiting CLIs hear it in `queue_update`.
 import { describe, expect } from 'vitest';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { test } from '@perry-hub/testkit';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { topologyNames } from '@perry-hub/contracts';
+import { connectTestNats, test } from '@perry-hub/testkit';
 import { ADMIN_SECRET, CREDENTIALS } from '../support/test-hub.js';
 import { ofType, until, withHub, type Scenario } from './dispatch-kit.js';
 
@@ -180,6 +182,24 @@ describe('jobs API', () => {
         headers: { authorization: `Bearer ${ADMIN_SECRET}`, 'last-event-id': sse.events.at(-2)!.id! },
       });
       expect((await resumed.text()).match(/^data: /gm)).toHaveLength(1);
+      // Every read of the log has ended (the CLI's watch and three event streams): each deleted its
+      // consumer as it ended instead of leaving it to expire.
+      const tap = await connectTestNats(natsUrl);
+      try {
+        const jsm = await jetstreamManager(tap);
+        await until(
+          'no consumer left on the job log',
+          async () => {
+            for await (const c of jsm.consumers.list(topologyNames(prefix).eventsStream)) {
+              if ((c.config.filter_subject ?? '').includes(runningId)) return false;
+            }
+            return true;
+          },
+          5_000,
+        );
+      } finally {
+        await tap.close();
+      }
 
       // The admin cancels anyone's job.
       const third = s.publish(['linux'], { licenseKey: owner, download: false });

@@ -55,7 +55,9 @@ export function natsInboxPrefix(prefix: string, who: NatsIdentity): string {
   return `_INBOX.${makeSubjects(prefix).prefix}.${identityName(who)}`;
 }
 
-const API = '$JS.API';
+/** The JetStream API's subject prefix (no JetStream domain is used). */
+export const JS_API_PREFIX = '$JS.API';
+const API = JS_API_PREFIX;
 
 /** JetStream API subjects for one topology entry, by the access the service declared. */
 function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { pub: string[]; sub: string[] } {

@@ -13,10 +13,12 @@ import {
   type Consumer,
   type ConsumerConfig,
   type ConsumerInfo,
+  type ConsumerMessages,
   type JetStreamClient,
   type OrderedConsumerOptions,
 } from '@nats-io/jetstream';
-import { nanos, nuid } from '@nats-io/nats-core';
+import { nanos, nuid, type NatsConnection } from '@nats-io/nats-core';
+import { JS_API_PREFIX } from '@perry-hub/contracts';
 
 export interface OrderedConsumerRequest {
   /** One subject (or pattern) the consumer delivers. */
@@ -27,10 +29,10 @@ export interface OrderedConsumerRequest {
 }
 
 /**
- * The server deletes the consumer once it has had no pull request this long. The library's
- * ordered consumer waits 5 minutes; a watch's consumer is not deleted when the watch ends (that
- * is a request and its answer per watch), so at 100 builds a second 30,000 of them would be kept.
- * A watch that lost its server for longer recreates its consumer from its cursor, as on any loss.
+ * The server deletes the consumer once it has had no pull request this long: the backstop for a
+ * reader that could not end it (its hub instance died, or its delete was lost). The library's
+ * ordered consumer waits 5 minutes. A watch that lost its server for longer recreates its
+ * consumer from its cursor, as on any loss.
  */
 const INACTIVE_MS = 30_000;
 
@@ -66,4 +68,31 @@ export async function orderedConsumer(
   const plain = js.consumers.getConsumerFromInfo(info) as Consumer & { api: unknown };
   const Ordered = plain.constructor as OrderedConsumerClass;
   return new Ordered(plain.api, info, opts);
+}
+
+/**
+ * Ends a read of an ordered consumer: stops its pulls, then deletes the consumer at the server
+ * without waiting for the answer (published with no reply subject: one message in, none
+ * delivered). Left alone, the server keeps the consumer with the reader's last pull pending
+ * until the pull expires (30 s) and then the inactive threshold passes, so the end of a busy
+ * spell leaves hundreds of idle consumers the server keeps ticking over for most of a minute.
+ * The pulls stop first because the library's ordered consumer recreates a consumer deleted under
+ * it. Never throws: a delete that is lost leaves the consumer to the inactive threshold.
+ */
+export async function endOrderedRead(
+  nc: NatsConnection,
+  consumer: Consumer,
+  messages?: Pick<ConsumerMessages, 'close'>,
+): Promise<void> {
+  try {
+    await messages?.close();
+  } catch {
+    // Closed with an error (its consumer lost, its connection gone): it pulls no more either way.
+  }
+  try {
+    const { stream_name, name } = await consumer.info(true);
+    if (!nc.isClosed()) nc.publish(`${JS_API_PREFIX}.CONSUMER.DELETE.${stream_name}.${name}`);
+  } catch {
+    // A closing connection: the inactive threshold removes the consumer.
+  }
 }

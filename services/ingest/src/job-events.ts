@@ -11,7 +11,7 @@
 import { DeliverPolicy, jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EVENT_BATCH_HEADER, splitEvents, topologyNames, type JobStatus, type Subjects } from '@perry-hub/contracts';
-import { orderedConsumer, type Logger, type NatsConnection } from '@perry-hub/runtime';
+import { endOrderedRead, orderedConsumer, type Logger, type NatsConnection } from '@perry-hub/runtime';
 
 const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'expired']);
 const KEEPALIVE_MS = 15_000;
@@ -77,7 +77,7 @@ export async function streamJobEvents(
     ended = true;
     clearInterval(keepalive);
     clearTimeout(quiet);
-    void messages.close().catch(() => undefined);
+    void endOrderedRead(deps.nc, consumer, messages);
     if (!res.writableEnded) res.end();
   };
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);

@@ -12,7 +12,7 @@
  * watchers per job; the job's status is asked once for all of them), and it may not act: its
  * `cancel` is answered with an error frame and never forwarded.
  */
-import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
 import {
   EVENT_BATCH_HEADER,
   splitEvents,
@@ -22,7 +22,7 @@ import {
   type WireObject,
 } from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
-import { orderedConsumer, retrying } from '@perry-hub/runtime';
+import { endOrderedRead, orderedConsumer, retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 import {
   JOB_NOT_FOUND,
@@ -51,6 +51,7 @@ export class CliSession implements Session {
   /** The job this socket counts against in `ctx.watchers`, once it subscribed. */
   #watching: string | undefined;
   #frames = 0;
+  #consumer: Consumer | undefined;
   #messages: ConsumerMessages | undefined;
   #closed = false;
 
@@ -143,7 +144,8 @@ export class CliSession implements Session {
         }),
       { forMs: STATUS_RETRY_MS, cancelled: () => this.#closed },
     );
-    if (this.#closed) return;
+    this.#consumer = consumer;
+    if (this.#closed) return this.#stopFollowing();
     /** The watch reached its end: `complete` sent (real or synthetic), or the CLI gone. */
     let ended = false;
     let fallback: NodeJS.Timeout | undefined;
@@ -155,7 +157,7 @@ export class CliSession implements Session {
         // lost in a leader change) is not papered over: the CLI reconnects and reads it again.
         void (async () => {
           const info = await consumer.info(false);
-          if (this.#closed) return;
+          if (!this.#following(consumer)) return;
           if (info.num_pending > 0) return armFallback();
           const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
           const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
@@ -166,7 +168,7 @@ export class CliSession implements Session {
           void this.#conn.send(syntheticComplete(jobId, finished?.status === 'completed'));
           this.#stopFollowing();
         })().catch(() => {
-          if (!this.#closed) armFallback();
+          if (this.#following(consumer)) armFallback();
         });
       }, SYNTHETIC_COMPLETE_AFTER_MS);
     };
@@ -184,12 +186,12 @@ export class CliSession implements Session {
         void (async () => {
           const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
           const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
-          if (this.#closed) return;
+          if (!this.#following(consumer)) return;
           const stale = last !== null && last.seq > delivered && Date.now() - last.time.getTime() > STALL_CHECK_MS;
           if (stale) return this.#conn.close(1011, 'event log stalled');
           armWatchdog();
         })().catch(() => {
-          if (!this.#closed) armWatchdog();
+          if (this.#following(consumer)) armWatchdog();
         });
       }, STALL_CHECK_MS);
       watchdog.unref();
@@ -220,10 +222,18 @@ export class CliSession implements Session {
     if (!ended && !this.#closed) this.#conn.close(1011, 'event log unavailable');
   }
 
+  /** This socket is open and still reads the log through `consumer`. */
+  #following(consumer: Consumer): boolean {
+    return !this.#closed && this.#consumer === consumer;
+  }
+
+  /** Ends the watch's read of the log, and its consumer with it (see endOrderedRead). */
   #stopFollowing(): void {
+    const consumer = this.#consumer;
     const messages = this.#messages;
+    this.#consumer = undefined;
     this.#messages = undefined;
-    void messages?.close().catch(() => undefined);
+    if (consumer) void endOrderedRead(this.#ctx.nc, consumer, messages);
   }
 
   onClose(): void {

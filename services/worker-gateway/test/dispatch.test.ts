@@ -3,7 +3,8 @@
 import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
 import { generateSealKey, parseSealKeys, seal } from '@perry-hub/runtime';
-import type { AssignCommand } from '@perry-hub/contracts';
+import { topologyNames, type AssignCommand } from '@perry-hub/contracts';
+import { jetstreamManager } from '@nats-io/jetstream';
 import {
   LINUX_HELLO,
   Peer,
@@ -246,9 +247,20 @@ describe('CLI watchers', () => {
       for (const m of early) worker.send(m);
       await until('history stored', async () => (await bus.log(JOB)).length === 50);
 
+      const jsm = await jetstreamManager(bus.nc);
+      const events = topologyNames(prefix).eventsStream;
+      const consumerNames = async () => {
+        const names: string[] = [];
+        for await (const c of jsm.consumers.list(events)) names.push(c.name);
+        return names;
+      };
+      const before = new Set(await consumerNames());
       const cli = await Peer.open(`${gw.url}/ws`);
       cli.send({ type: 'subscribe', job_id: JOB });
       cli.send({ type: 'subscribe', job_id: 'another' }); // ignored, as by the original
+      const watchConsumer = await until('the watch reads through a consumer of its own', async () =>
+        (await consumerNames()).find((name) => !before.has(name)),
+      );
       const live = Array.from(
         { length: 50 },
         (_, i) => `{"job_id":"${JOB}","line":"live ${i}","stage":"compiling","stream":"stderr","type":"log"}`,
@@ -268,6 +280,8 @@ describe('CLI watchers', () => {
         complete,
       ]);
       expect(frames).toHaveLength(102);
+      // The watch ended with the `complete`: its consumer is deleted at once, not left to expire.
+      await until('the watch consumer deleted', async () => !(await consumerNames()).includes(watchConsumer), 5_000);
       worker.close();
       cli.close();
     } finally {

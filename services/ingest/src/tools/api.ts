@@ -30,7 +30,7 @@ import {
   type ToolUploadReply,
 } from '@perry-hub/contracts';
 import type { RowDataPacket } from '@perry-hub/db';
-import { decode, orderedConsumer, respond } from '@perry-hub/runtime';
+import { decode, endOrderedRead, orderedConsumer, respond } from '@perry-hub/runtime';
 import { cancelBuild } from '../cancel.js';
 import type { Caller } from '../caller.js';
 import { Submission, type IntakeDeps } from '../intake.js';
@@ -170,21 +170,24 @@ async function events(deps: ToolApiDeps, caller: Caller, payload: unknown): Prom
     max_messages: EVENTS_MAX_PER_REPLY,
     expires: Math.max(1_000, request.wait_ms ?? 1_000),
   });
-  for await (const m of batch) {
-    next = m.seq;
-    if (m.subject === deps.subjects.jobDone(request.job_id)) {
-      const outcome = m.json<{ outcome?: unknown }>().outcome;
-      done = TOOL_JOB_OUTCOMES.find((o) => o === outcome) ?? 'finished';
-      break;
+  try {
+    for await (const m of batch) {
+      next = m.seq;
+      if (m.subject === deps.subjects.jobDone(request.job_id)) {
+        const outcome = m.json<{ outcome?: unknown }>().outcome;
+        done = TOOL_JOB_OUTCOMES.find((o) => o === outcome) ?? 'finished';
+        break;
+      }
+      // A batched entry's messages all go in this reply: `next_seq` resumes after the whole entry.
+      for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
+        out.push({ seq: m.seq, message: JSON.parse(textDecoder.decode(frame)) as Record<string, unknown> });
+      }
+      bytes += m.data.length;
+      if (bytes > EVENTS_MAX_REPLY_BYTES || m.info.pending === 0) break;
     }
-    // A batched entry's messages all go in this reply: `next_seq` resumes after the whole entry.
-    for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
-      out.push({ seq: m.seq, message: JSON.parse(textDecoder.decode(frame)) as Record<string, unknown> });
-    }
-    bytes += m.data.length;
-    if (bytes > EVENTS_MAX_REPLY_BYTES || m.info.pending === 0) break;
+  } finally {
+    await endOrderedRead(deps.nc, consumer, batch);
   }
-  await batch.close().catch(() => undefined);
   // A finished job whose log aged out (or never had a `done`): its outcome from the record.
   if (done === null && out.length === 0 && job.finished_at !== null && FINISHED[job.state] !== undefined) {
     done = FINISHED[job.state] ?? null;
