@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { connect, nkeyAuthenticator, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { HttpClient, HubClientError, ToolClient, toolConnectOptions } from '@perry-hub/client';
+import { topologyNames } from '@perry-hub/contracts';
+import { until } from '@perry-hub/testkit';
 import type { SimulatedWorker } from '../support/rust-workers.js';
 import { ensureBuilt, runHub } from '../support/hub-process.js';
 import { ProcessHub } from '../support/process-hub.js';
@@ -99,6 +102,10 @@ describe('tools over NATS', () => {
         const stranger = await connectTool(hub, 'other', seedOf(other));
         tools.push(hone, stranger);
 
+        const jsm = await jetstreamManager(hub.nc);
+        const eventConsumers = async () =>
+          (await jsm.streams.info(topologyNames(hub.options.prefix).eventsStream)).state.consumer_count;
+        const durableConsumers = await eventConsumers();
         // One plugin version, three platforms, each its own job; the tarball takes several chunks.
         const input = Buffer.concat([tarball('prettier-hone 2.1.0'), randomBytes(200_000)]);
         const manifest = { ...MANIFEST, app_name: 'prettier-hone', version: '2.1.0', build_type: 'plugin' };
@@ -133,6 +140,13 @@ describe('tools over NATS', () => {
           expect(await viaHttp.download(artifact.download_url!, artifact.sha256, bytes.subarray(0, 5))).toEqual(bytes);
         }
         expect(history.started.map((h) => h.targets[0]).sort()).toEqual(['linux', 'macos', 'windows']);
+        // Each events request deleted the consumer it read through as it answered: the log's
+        // consumers are the hub's durable ones again, as before the first submission.
+        await until(
+          "no consumer left on the jobs' logs",
+          async () => (await eventConsumers()) === durableConsumers,
+          5_000,
+        );
 
         // A CLI build of the same account is not the tool's.
         const cliRes = await fetch(
