@@ -39,8 +39,6 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired']);
 const STATUS_RETRY_MS = 10_000;
 /** A finished job whose log ends without `complete` gets the original's synthetic one after this. */
 const SYNTHETIC_COMPLETE_AFTER_MS = 2_000;
-/** How often a silent watch checks that its consumer still delivers what the log stores. */
-const STALL_CHECK_MS = 15_000;
 
 const decoder = new TextDecoder();
 
@@ -135,10 +133,14 @@ export class CliSession implements Session {
 
   async #follow(jobId: string, finished: JobStatusReply | undefined): Promise<void> {
     const { js, subjects, config } = this.#ctx;
+    const eventsStream = topologyNames(config.subjectPrefix).eventsStream;
+    /** The log's last entry: one request (without the stream info `js.streams.get` asks first). */
+    const lastEntry = async () =>
+      (await js.jetstreamManager(false)).streams.getMessage(eventsStream, { last_by_subj: subjects.jobEvents(jobId) });
     // Retried while JetStream elects leaders or this gateway's server is cut off from the rest.
     const consumer = await retrying(
       () =>
-        orderedConsumer(js, topologyNames(config.subjectPrefix).eventsStream, {
+        orderedConsumer(js, eventsStream, {
           filter_subjects: subjects.jobEvents(jobId),
           deliver_policy: DeliverPolicy.All,
         }),
@@ -159,8 +161,7 @@ export class CliSession implements Session {
           const info = await consumer.info(false);
           if (!this.#following(consumer)) return;
           if (info.num_pending > 0) return armFallback();
-          const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
-          const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
+          const last = await lastEntry();
           if (this.#closed) return;
           ended = true;
           if (last && isComplete(splitEvents(last.data, last.header.get(EVENT_BATCH_HEADER)).at(-1)!))
@@ -179,21 +180,24 @@ export class CliSession implements Session {
     // the CLI waiting forever: when the log's stored end is past what was delivered and older
     // than a check period, the CLI is made to reconnect (the new CLI does; it reads on).
     let delivered = 0;
+    let deliveredAt = Date.now();
+    const stallCheckMs = config.watchStallCheckMs;
     let watchdog: NodeJS.Timeout | undefined;
     const armWatchdog = () => {
       clearTimeout(watchdog);
       watchdog = setTimeout(() => {
+        // A consumer that delivered within the period is not stalled: nothing to ask.
+        if (Date.now() - deliveredAt < stallCheckMs) return armWatchdog();
         void (async () => {
-          const stream = await js.streams.get(topologyNames(config.subjectPrefix).eventsStream);
-          const last = await stream.getMessage({ last_by_subj: subjects.jobEvents(jobId) });
+          const last = await lastEntry();
           if (!this.#following(consumer)) return;
-          const stale = last !== null && last.seq > delivered && Date.now() - last.time.getTime() > STALL_CHECK_MS;
+          const stale = last !== null && last.seq > delivered && Date.now() - last.time.getTime() > stallCheckMs;
           if (stale) return this.#conn.close(1011, 'event log stalled');
           armWatchdog();
         })().catch(() => {
           if (this.#following(consumer)) armWatchdog();
         });
-      }, STALL_CHECK_MS);
+      }, stallCheckMs);
       watchdog.unref();
     };
     armWatchdog();
@@ -204,6 +208,7 @@ export class CliSession implements Session {
       follow: for await (const m of messages) {
         clearTimeout(fallback);
         delivered = m.seq;
+        deliveredAt = Date.now();
         // A batched entry is sent as the messages it holds, one frame each.
         for (const frame of splitEvents(m.data, m.headers?.get(EVENT_BATCH_HEADER))) {
           if (!(await this.#conn.sendPaced(frame)) || isComplete(frame)) {

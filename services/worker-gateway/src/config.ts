@@ -77,6 +77,10 @@ export const WorkerGatewayConfig = configSchema({
   jobStatusCacheMs: fromEnv('PERRY_HUB_WS_JOB_STATUS_CACHE_MS', Type.Integer({ minimum: 0, default: 1_000 }), {
     description: "How long a job's status, asked once for all its concurrent subscribers, answers further subscribes",
   }),
+  watchStallCheckMs: fromEnv('PERRY_HUB_WS_WATCH_STALL_CHECK_MS', Type.Integer({ minimum: 100, default: 15_000 }), {
+    description:
+      "A watch that delivered nothing for this long asks for the job log's last entry (one request); when that entry is newer than what it delivered and older than this, its consumer is taken as lost and the CLI is closed to reconnect",
+  }),
   workerMessagesPerSec: fromEnv('PERRY_HUB_WORKER_MESSAGES_PER_SEC', Type.Integer({ minimum: 1, default: 1_000 }), {
     description:
       'Sustained frames per second one worker may send; over its budget its progress and log messages are dropped (complete and error always pass) and counted in the log',

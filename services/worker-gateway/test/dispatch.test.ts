@@ -1,7 +1,7 @@
 // Commands onto sockets, worker messages onto the bus, and CLIs replaying and following a job's
 // event log, with a fake scheduler serving the endpoints the gateway calls.
 import { describe, expect } from 'vitest';
-import { test } from '@perry-hub/testkit';
+import { tapStreamRequests, test } from '@perry-hub/testkit';
 import { generateSealKey, parseSealKeys, seal } from '@perry-hub/runtime';
 import { topologyNames, type AssignCommand } from '@perry-hub/contracts';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -285,6 +285,49 @@ describe('CLI watchers', () => {
       worker.close();
       cli.close();
     } finally {
+      await gw.service.stop();
+      await bus.close();
+    }
+  });
+
+  test("a watch asks for the log's last entry only after a silent check period, with one request", async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const bus = await openBus(natsUrl, prefix);
+    bus.jobs.set(JOB, { status: 'running', position: 0 });
+    const gw = await startGateway(natsUrl, prefix, { ...ENV, PERRY_HUB_WS_WATCH_STALL_CHECK_MS: '400' });
+    const tap = await tapStreamRequests(natsUrl, topologyNames(prefix).eventsStream);
+    try {
+      const { peer: worker, workerId } = await connectWorker(bus, gw.url);
+      await bus.command(workerId, assignCommand());
+      await worker.frameCount(1);
+      const cli = await Peer.open(`${gw.url}/ws`);
+      cli.send({ type: 'subscribe', job_id: JOB });
+      await cli.frameCount(1); // job_created
+      const line = (i: number) =>
+        `{"job_id":"${JOB}","line":"line ${i}","stage":"compiling","stream":"stdout","type":"log"}`;
+      // A build that logs more often than the check period: the watch asks nothing of the log.
+      const busy = await tap.during(async () => {
+        for (let i = 0; i < 12; i++) {
+          worker.send(line(i));
+          await sleep(100);
+        }
+        await cli.frameCount(13);
+      });
+      expect(busy.requests.filter((r) => r.startsWith('STREAM.'))).toEqual([]);
+      // A silent one: one request per period for the log's last entry, no stream info first.
+      const silent = await tap.during(() => sleep(1_100));
+      const asked = silent.requests.filter((r) => r.startsWith('STREAM.'));
+      expect(asked.length).toBeGreaterThanOrEqual(1);
+      expect(new Set(asked)).toEqual(new Set(['STREAM.MSG.GET']));
+      // Nothing was missed, so the watch stays open and still delivers.
+      worker.send(line(12));
+      await cli.frameCount(14);
+      worker.close();
+      cli.close();
+    } finally {
+      await tap.close();
       await gw.service.stop();
       await bus.close();
     }
