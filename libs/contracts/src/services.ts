@@ -20,8 +20,8 @@ export function isServiceName(value: string): value is ServiceName {
 /**
  * Services whose instances' liveness records somebody watches: the scheduler and the gateways
  * judge gateways by theirs, the license service the ingest instance holding a reservation. The
- * others' records are refreshed rarely (they say an instance exists, for operators): every
- * refresh is delivered to every watcher of the bucket.
+ * others' records are refreshed rarely (they say an instance exists, for operators). A reader
+ * watches only the services it judges (a record's key is `<service>.<instanceId>`).
  */
 export const LIVENESS_WATCHED: readonly ServiceName[] = ['worker-gateway', 'ingest'];
 

@@ -6,10 +6,16 @@
  *
  * The bucket has no per-message TTL on nats-server 2.10 that a watcher would hear about, so the
  * record carries its own `expiresAt` (like a lease) and readers judge it on their clock.
+ *
+ * A record's key is `<service>.<instanceId>` (`instanceKey`): a reader watches only the services
+ * it judges (the scheduler and the gateways the gateways, the license service the ingest
+ * instances), so the frequent refreshes of the others never reach it.
  */
-import type { KV, KvEntry } from '@nats-io/kv';
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { InstanceLiveness, type ServiceName } from '@perry-hub/contracts';
+import { InstanceLiveness, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
 import { moveToAnotherServer } from './nats.js';
 import { isValid, jsonOf } from './validate.js';
@@ -18,6 +24,21 @@ import { isValid, jsonOf } from './validate.js';
 export type InstanceRecord = { readonly kind: 'live'; readonly expiresAt: number } | { readonly kind: 'gone' };
 
 export type InstanceState = 'live' | 'dead' | 'unknown';
+
+/** A new instance id: its service's name, a dash and 8 random hex digits. */
+export function newInstanceId(service: ServiceName): string {
+  return `${service}-${randomBytes(4).toString('hex')}`;
+}
+
+/** The key of an instance's record: `<service>.<instanceId>`. */
+export function instanceKey(service: ServiceName, instanceId: string): string {
+  return `${service}.${instanceId}`;
+}
+
+/** The service an id of `newInstanceId` names, or undefined for an id of another form. */
+export function serviceOfInstance(instanceId: string): ServiceName | undefined {
+  return SERVICE_NAMES.find((service) => instanceId.startsWith(`${service}-`));
+}
 
 /**
  * Pure: is an instance alive? A deleted record means dead at once (an orderly stop, or the same
@@ -129,53 +150,67 @@ export class LivenessWriter {
     this.#stopped = true;
     clearInterval(this.#timer);
     clearTimeout(this.#recheck);
-    await this.#options.kv.delete(this.#options.instanceId).catch(() => undefined);
+    const { kv, service, instanceId } = this.#options;
+    await kv.delete(instanceKey(service, instanceId)).catch(() => undefined);
   }
 
   async #write(): Promise<void> {
     if (this.#stopped) return;
     const { kv, instanceId, service, ttlMs } = this.#options;
     const record: InstanceLiveness = { instanceId, service, startedAt: this.#startedAt, expiresAt: Date.now() + ttlMs };
-    await kv.put(instanceId, JSON.stringify(record));
+    await kv.put(instanceKey(service, instanceId), JSON.stringify(record));
   }
 }
 
-/** Remove the records of instances known to be dead (the previous run of this all-in-one). */
+/**
+ * Remove the records of instances known to be dead (the previous run of this all-in-one). Only
+ * ids of `newInstanceId`'s form name the service their record is kept under; others are skipped
+ * (their records expire).
+ */
 export async function forgetInstances(kv: KV, instanceIds: readonly string[]): Promise<void> {
-  for (const id of instanceIds) await kv.delete(id);
+  for (const id of instanceIds) {
+    const service = serviceOfInstance(id);
+    if (service) await kv.delete(instanceKey(service, id));
+  }
 }
 
-/** A watched copy of the instances bucket. */
+export interface LivenessViewOptions {
+  /** The instances bucket's name. */
+  readonly bucket: string;
+  /** The services whose instances this reader judges: only their records are delivered to it. */
+  readonly services: readonly ServiceName[];
+  readonly ttlMs: number;
+  /** Called with an instance's id when its record is deleted. */
+  readonly onGone?: (instanceId: string) => void;
+}
+
+/** A watched copy of the records of some services' instances (`LivenessViewOptions.services`). */
 export class LivenessView {
-  readonly #kv: KV;
-  readonly #ttlMs: number;
+  readonly #options: LivenessViewOptions;
   readonly #records = new Map<string, InstanceRecord>();
-  readonly #onGone: (instanceId: string) => void;
   #watchingSince = Date.now();
   #stop: (() => void) | undefined;
   #stopped = false;
 
-  constructor(kv: KV, ttlMs: number, onGone: (instanceId: string) => void = () => undefined) {
-    this.#kv = kv;
-    this.#ttlMs = ttlMs;
-    this.#onGone = onGone;
+  constructor(options: LivenessViewOptions) {
+    this.#options = options;
   }
 
   /**
-   * Resolves once the bucket's current records are in: judgements before that would be guesses.
-   * With `nc`, every reconnect of ours restarts the wait before an expiry is believed.
+   * Resolves once the current records of the watched services are in: judgements before that
+   * would be guesses. Every reconnect of ours restarts the wait before an expiry is believed.
    */
-  async start(log: Logger, nc?: NatsConnection): Promise<void> {
+  async start(log: Logger, nc: NatsConnection): Promise<void> {
     this.#watchingSince = Date.now();
-    if (nc) {
-      void (async () => {
-        for await (const s of nc.status()) {
-          if (this.#stopped) break;
-          if (s.type === 'reconnect') this.reconnected();
-        }
-      })();
-    }
-    const watch = await this.#kv.watch();
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (this.#stopped) break;
+        if (s.type === 'reconnect') this.reconnected();
+      }
+    })();
+    const { bucket, services } = this.#options;
+    const kv = await new Kvm(nc).open(bucket);
+    const watch = await kv.watch({ key: services.map((service) => `${service}.>`) });
     this.#stop = () => watch.stop();
     let caughtUp!: () => void;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
@@ -185,9 +220,8 @@ export class LivenessView {
         if (entry.delta === 0) caughtUp();
       }
     })().catch((err: unknown) => log.error({ err }, 'instances watch ended'));
-    // An empty bucket sends nothing to catch up with.
-    const status = await this.#kv.status();
-    if (status.values === 0) caughtUp();
+    // No record of the watched services sends nothing to catch up with.
+    if ((await recordsOf(nc, bucket, services)) === 0) caughtUp();
     await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
   }
 
@@ -197,7 +231,7 @@ export class LivenessView {
   }
 
   state(instanceId: string, now = Date.now()): InstanceState {
-    return instanceState(this.#records.get(instanceId), now, this.#watchingSince, this.#ttlMs);
+    return instanceState(this.#records.get(instanceId), now, this.#watchingSince, this.#options.ttlMs);
   }
 
   /**
@@ -208,7 +242,7 @@ export class LivenessView {
   vouchedAt(instanceId: string, now = Date.now()): number | undefined {
     const record = this.#records.get(instanceId);
     if (record?.kind !== 'live' || this.state(instanceId, now) !== 'live') return undefined;
-    return record.expiresAt - this.#ttlMs;
+    return record.expiresAt - this.#options.ttlMs;
   }
 
   stop(): void {
@@ -217,12 +251,26 @@ export class LivenessView {
   }
 
   #apply(entry: KvEntry): void {
+    // `<service>.<instanceId>`: the id follows the first dot.
+    const instanceId = entry.key.slice(entry.key.indexOf('.') + 1);
     if (entry.operation !== 'PUT') {
-      this.#records.set(entry.key, { kind: 'gone' });
-      this.#onGone(entry.key);
+      this.#records.set(instanceId, { kind: 'gone' });
+      this.#options.onGone?.(instanceId);
       return;
     }
     const value = jsonOf(entry);
-    if (isValid(InstanceLiveness, value)) this.#records.set(entry.key, { kind: 'live', expiresAt: value.expiresAt });
+    if (isValid(InstanceLiveness, value)) this.#records.set(instanceId, { kind: 'live', expiresAt: value.expiresAt });
   }
+}
+
+/** How many records (deleted ones too) the bucket keeps for `services`: one request. */
+async function recordsOf(nc: NatsConnection, bucket: string, services: readonly ServiceName[]): Promise<number> {
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const prefix = `$KV.${bucket}.`;
+  const filter = services.length === 1 ? `${prefix}${services[0]}.>` : `${prefix}>`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: filter });
+  const wanted = services.map((service) => `${prefix}${service}.`);
+  return Object.entries(info.state.subjects ?? {})
+    .filter(([subject]) => wanted.some((w) => subject.startsWith(w)))
+    .reduce((sum, [, count]) => sum + count, 0);
 }

@@ -4,7 +4,6 @@
  * arrives parsed), opens NATS (and MySQL when asked), ensures the service's topology, serves its
  * health endpoint, calls `start(deps, config)` and wires the ordered shutdown.
  */
-import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from 'typebox';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
@@ -29,7 +28,7 @@ import { connectNats, type NatsOptions } from './nats.js';
 import { ensureTopology } from './topology.js';
 import { handle, serveEndpoints, type BoundEndpoint } from './rpc.js';
 import { Lifecycle, type StopOutcome } from './lifecycle.js';
-import { LivenessWriter, forgetInstances } from './liveness.js';
+import { LivenessWriter, forgetInstances, newInstanceId } from './liveness.js';
 import { ProcessOps, type Check } from './ops.js';
 import type { HubMetrics } from './metrics.js';
 import { instrumentPool, watchNatsStatus } from './probes.js';
@@ -39,10 +38,6 @@ const DEFAULT_INSTANCE_TTL_MS = 5_000;
 /** Short where somebody judges the instance by its record, long (few refreshes) elsewhere. */
 export function livenessTtlMs(service: ServiceName, configuredMs: number): number {
   return LIVENESS_WATCHED.includes(service) ? configuredMs : Math.max(configuredMs, UNWATCHED_LIVENESS_TTL_MS);
-}
-
-export function newInstanceId(service: ServiceName): string {
-  return `${service}-${randomBytes(4).toString('hex')}`;
 }
 
 export interface BaseConfig extends NatsOptions {

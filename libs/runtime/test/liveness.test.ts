@@ -9,7 +9,9 @@ import {
   LivenessWriter,
   MOVE_AFTER_FAILING_MS,
   forgetInstances,
+  instanceKey,
   instanceState,
+  newInstanceId,
   type InstanceRecord,
 } from '../src/index.js';
 
@@ -36,9 +38,15 @@ describe('liveness records', () => {
   test('a stopped writer is dead at once; a killed one once its record expires', async ({ natsUrl, prefix }) => {
     const nc = await connectTestNats(natsUrl);
     try {
-      const kv = await new Kvm(nc).create(`${prefix}-instances`, { history: 1 });
+      const bucket = `${prefix}-instances`;
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
       const gone: string[] = [];
-      const view = new LivenessView(kv, TTL_MS, (id) => gone.push(id));
+      const view = new LivenessView({
+        bucket,
+        services: ['worker-gateway'],
+        ttlMs: TTL_MS,
+        onGone: (id) => gone.push(id),
+      });
       await view.start(log, nc);
       const orderly = new LivenessWriter({ kv, instanceId: 'gw-a', service: 'worker-gateway', ttlMs: TTL_MS, log });
       const killed = new LivenessWriter({ kv, instanceId: 'gw-b', service: 'worker-gateway', ttlMs: TTL_MS, log });
@@ -71,30 +79,69 @@ describe('liveness records', () => {
   test('the next run forgets its predecessors, and takes their leases at once', async ({ natsUrl, prefix }) => {
     const nc = await connectTestNats(natsUrl);
     try {
-      const instances = await new Kvm(nc).create(`${prefix}-instances`, { history: 1 });
+      const bucket = `${prefix}-instances`;
+      const instances = await new Kvm(nc).create(bucket, { history: 1 });
       const leases = await new Kvm(nc).create(`${prefix}-leases`, { history: 1 });
+      const sched1 = newInstanceId('scheduler');
       const before = new LivenessWriter({
         kv: instances,
-        instanceId: 'sched-1',
+        instanceId: sched1,
         service: 'scheduler',
         ttlMs: 60_000,
         log,
       });
       await before.start();
-      const old = new Lease(leases, { key: 'scheduler', holder: 'sched-1', ttlMs: 60_000 });
+      const old = new Lease(leases, { key: 'scheduler', holder: sched1, ttlMs: 60_000 });
       expect(await old.acquire()).toBe(true);
       const stranger = new Lease(leases, { key: 'scheduler', holder: 'sched-x', ttlMs: 60_000 });
       expect(await stranger.acquire()).toBe(false);
-      const view = new LivenessView(instances, 60_000);
-      await view.start(log);
-      expect(view.state('sched-1')).toBe('live');
-      await forgetInstances(instances, ['sched-1']);
-      await expect.poll(() => view.state('sched-1')).toBe('dead');
-      const next = new Lease(leases, { key: 'scheduler', holder: 'sched-2', ttlMs: 60_000, predecessors: ['sched-1'] });
+      const view = new LivenessView({ bucket, services: ['scheduler'], ttlMs: 60_000 });
+      await view.start(log, nc);
+      // Caught up when start() resolves: the record written before is in.
+      expect(view.state(sched1)).toBe('live');
+      await forgetInstances(instances, [sched1, 'not-an-instance-id']);
+      await expect.poll(() => view.state(sched1)).toBe('dead');
+      const next = new Lease(leases, { key: 'scheduler', holder: 'sched-2', ttlMs: 60_000, predecessors: [sched1] });
       expect(await next.acquire()).toBe(true);
       view.stop();
       before.abandon();
     } finally {
+      await nc.close();
+    }
+  });
+
+  test('a reader is sent only the records of the services it judges, and caught up with theirs alone', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const nc = await connectTestNats(natsUrl);
+    const reader = await connectTestNats(natsUrl);
+    try {
+      const bucket = `${prefix}-instances`;
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
+      const ingest = newInstanceId('ingest');
+      const gateway = newInstanceId('worker-gateway');
+      const busy = new LivenessWriter({ kv, instanceId: ingest, service: 'ingest', ttlMs: 150, log });
+      await busy.start();
+      // Records of other services only: start() must not wait for a record it will never get.
+      const view = new LivenessView({ bucket, services: ['worker-gateway'], ttlMs: TTL_MS });
+      await view.start(log, reader);
+      expect((await kv.get(instanceKey('ingest', ingest)))?.operation).toBe('PUT');
+      expect(view.state(ingest)).toBe('unknown');
+      // The ingest record is rewritten every 50 ms: about 20 writes, none delivered to the reader.
+      const received = reader.stats().inMsgs;
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(reader.stats().inMsgs - received).toBeLessThanOrEqual(1); // at most a watch heartbeat
+      const writer = new LivenessWriter({ kv, instanceId: gateway, service: 'worker-gateway', ttlMs: TTL_MS, log });
+      await writer.start();
+      await expect.poll(() => view.state(gateway)).toBe('live');
+      expect(view.state(ingest)).toBe('unknown');
+      await writer.stop();
+      await expect.poll(() => view.state(gateway)).toBe('dead');
+      view.stop();
+      busy.abandon();
+    } finally {
+      await reader.close();
       await nc.close();
     }
   });

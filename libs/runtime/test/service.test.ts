@@ -7,6 +7,7 @@ import {
   call,
   configSchema,
   dbFields,
+  instanceKey,
   defineService,
   launchService,
   loadConfig,
@@ -48,7 +49,8 @@ describe('launchService', () => {
       const health = await call(client, subjects(prefix), healthEndpoint('license'), {});
       expect(health).toMatchObject({ service: 'license', status: 'ok', checks: { nats: 'ok', mysql: 'ok' } });
       const instances = await new Kvm(client).open(topologyNames(prefix).instancesBucket);
-      expect((await instances.get(service.instanceId))?.operation).toBe('PUT');
+      const record = instanceKey('license', service.instanceId);
+      expect((await instances.get(record))?.operation).toBe('PUT');
 
       const first = service.stop();
       expect(service.stop()).toBe(first);
@@ -57,7 +59,7 @@ describe('launchService', () => {
       expect(events).toEqual(['intake-stop nats-closed=false']);
       expect(service.history).toEqual(['intake', 'endpoints', 'liveness', 'nats', 'mysql']);
       // An orderly stop leaves no liveness record to expire: what it held is released at once.
-      expect((await instances.get(service.instanceId))?.operation).not.toBe('PUT');
+      expect((await instances.get(record))?.operation).not.toBe('PUT');
       await expect(call(client, subjects(prefix), healthEndpoint('license'), {})).rejects.toMatchObject({
         code: 'SERVICE_UNAVAILABLE',
       });

@@ -13,7 +13,6 @@ import {
   releaseSubmissionEndpoint,
   verifyLicenseEndpoint,
 } from '@perry-hub/contracts';
-import { Kvm } from '@nats-io/kv';
 import type { Pool } from '@perry-hub/db';
 import { LivenessView, defineService, handle } from '@perry-hub/runtime';
 import { createAccount, getAccount, registerLicense, updateAccount, verifyLicense } from './accounts.js';
@@ -57,11 +56,12 @@ export const license = defineService({
     // run's instances, and the others' liveness records tell.
     const predecessors = new Set(deps.predecessors);
     let kick: () => void = () => undefined;
-    const instances = new LivenessView(
-      await new Kvm(deps.nc).open(topologyNames(config.subjectPrefix).instancesBucket),
-      config.instanceTtlMs,
-      () => kick(),
-    );
+    const instances = new LivenessView({
+      bucket: topologyNames(config.subjectPrefix).instancesBucket,
+      services: ['ingest'],
+      ttlMs: config.instanceTtlMs,
+      onGone: () => kick(),
+    });
     await instances.start(deps.log, deps.nc);
     const sweeper = startReservationSweeper(
       { db, log: deps.log },

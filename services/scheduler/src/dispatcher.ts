@@ -77,8 +77,7 @@ export class Dispatcher {
     const links = this.#links;
     const names = topologyNames(config.subjectPrefix);
     const presence = await new Kvm(nc).open(names.presenceBucket);
-    const instances = await new Kvm(nc).open(names.instancesBucket);
-    const gateways = new GatewayWatch(this.ctx, instances, config.instanceTtlMs);
+    const gateways = new GatewayWatch(this.ctx, names.instancesBucket, config.instanceTtlMs);
     links.onStop(() => gateways.stop());
     await gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
     const isGhost = gateways.isGhost.bind(gateways);

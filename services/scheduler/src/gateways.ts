@@ -10,7 +10,6 @@
  * when something changes: 10,000 idle workers cost no heartbeats), and the gateway itself closes
  * a silent worker's connection and deletes its entry.
  */
-import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { LivenessView, type InstanceState, type Logger } from '@perry-hub/runtime';
 import { releaseJob } from './outcomes.js';
@@ -53,9 +52,14 @@ export class GatewayWatch {
   readonly #released = new Map<string, { name: string | undefined; at: number }>();
   #busy = Promise.resolve();
 
-  constructor(ctx: Context, instances: KV, ttlMs: number) {
+  constructor(ctx: Context, instancesBucket: string, ttlMs: number) {
     this.#ctx = ctx;
-    this.#view = new LivenessView(instances, ttlMs, () => this.sweep());
+    this.#view = new LivenessView({
+      bucket: instancesBucket,
+      services: ['worker-gateway'],
+      ttlMs,
+      onGone: () => void this.sweep(),
+    });
   }
 
   start(nc: NatsConnection, log: Logger): Promise<void> {

@@ -77,7 +77,11 @@ export const workerGateway = defineService({
     if (config.credentialsKey === '') {
       log.warn('PERRY_HUB_CREDENTIALS_KEY is empty: jobs with signing credentials cannot be assigned');
     }
-    const instances = new LivenessView(await new Kvm(nc).open(names.instancesBucket), config.instanceTtlMs);
+    const instances = new LivenessView({
+      bucket: names.instancesBucket,
+      services: ['worker-gateway'],
+      ttlMs: config.instanceTtlMs,
+    });
     await instances.start(log, nc);
     const view = new PresenceView({
       kv: presence,

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import { describe, expect } from 'vitest';
 import { test } from '@perry-hub/testkit';
-import { call, describeConfig } from '@perry-hub/runtime';
+import { call, describeConfig, instanceKey } from '@perry-hub/runtime';
 import { Kvm, type KvEntry } from '@nats-io/kv';
 import { topologyNames, workersSummaryEndpoint, type WorkerPresence } from '@perry-hub/contracts';
 import { workerGateway } from '../src/index.js';
@@ -207,12 +207,13 @@ describe('hello, presence and lifecycle', () => {
     worker.send(LINUX_HELLO);
     const id = await workerIdOf(bus, 'kamatera-fra');
     const instances = await new Kvm(bus.nc).open(topologyNames(prefix).instancesBucket);
-    expect((await instances.get(gw.service.instanceId))?.operation).toBe('PUT');
+    const record = instanceKey('worker-gateway', gw.service.instanceId);
+    expect((await instances.get(record))?.operation).toBe('PUT');
     await gw.service.stop();
     expect((await worker.closed).code).toBe(1001);
     // The workers did nothing wrong: their jobs must not be lost (a retry counted). The scheduler
     // releases them once the gateway's liveness record is gone; their entries stay until long silent.
-    expect((await instances.get(gw.service.instanceId))?.operation).not.toBe('PUT');
+    expect((await instances.get(record))?.operation).not.toBe('PUT');
     expect((await bus.presence.get(id))?.operation).toBe('PUT');
     await new Promise((r) => setTimeout(r, 300));
     expect(bus.lifecycle.filter((l) => l.subject.endsWith('.lost'))).toEqual([]);
