@@ -14,6 +14,7 @@ import {
   openBus,
   sleep,
   startGateway,
+  withGateway,
   until,
   workerIdOf,
   type Bus,
@@ -40,9 +41,7 @@ describe('roles and the worker secret', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, SECRET);
-    try {
+    await withGateway(natsUrl, prefix, { env: SECRET }, async ({ bus, gw }) => {
       const worker = await Peer.open(`${gw.url}/any/path`);
       worker.send('not json {');
       worker.send(LINUX_HELLO);
@@ -54,26 +53,18 @@ describe('roles and the worker secret', () => {
       await stranger.closed;
       expect(stranger.frames).toEqual([]);
       worker.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('subscribe to an unknown job: JOB_NOT_FOUND without job_id, then close', async ({ natsUrl, prefix }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix);
-    try {
+    await withGateway(natsUrl, prefix, {}, async ({ gw }) => {
       for (const jobId of ['3f2c8a9e-5b1d-4c7e-9a2f-1e6d0b7c4a58', 'a.b.>']) {
         const cli = await Peer.open(gw.url);
         cli.send({ type: 'subscribe', job_id: jobId });
         await cli.closed;
         expect(cli.frames).toEqual(['{"type":"error","code":"JOB_NOT_FOUND","message":"Job not found"}']);
       }
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('/ws on an attached HTTP server; other paths are refused there', async ({ natsUrl, prefix }) => {
@@ -108,9 +99,7 @@ describe('worker_hello is checked on arrival', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, SECRET);
-    try {
+    await withGateway(natsUrl, prefix, { env: SECRET }, async ({ bus, gw }) => {
       const bad: [Record<string, unknown>, RegExp][] = [
         [{ name: 'x'.repeat(2_000) }, /name must be 1 to 128 characters/],
         [{ name: "w'; DROP TABLE builds; --" }, /name must be/],
@@ -136,10 +125,7 @@ describe('worker_hello is checked on arrival', () => {
       await workerIdOf(bus, 'kamatera-fra');
       expect(bus.lifecycle.filter((l) => l.subject.endsWith('.connected'))).toHaveLength(1);
       good.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 });
 
@@ -148,9 +134,7 @@ describe('hello, presence and lifecycle', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, SECRET);
-    try {
+    await withGateway(natsUrl, prefix, { env: SECRET }, async ({ bus, gw }) => {
       const win = await Peer.open(gw.url);
       win.send(
         '{"type":"worker_hello","capabilities":["windows-sign"],"name":"perry-sign-win","secret":"s3cr3t","perry_version":"0.5.14"}',
@@ -191,10 +175,7 @@ describe('hello, presence and lifecycle', () => {
       const lost = await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost')));
       expect(lost.value).toMatchObject({ workerId: winId, gatewayId: gw.service.instanceId, jobs: [] });
       bare.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('stop() closes every socket and hands its workers back: no loss announced, its liveness record gone', async ({
@@ -230,24 +211,17 @@ describe('heartbeats and limits', () => {
     prefix: string,
     body: (bus: Bus, worker: Peer, id: string, written: KvEntry) => Promise<void>,
   ): Promise<void> {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' });
-    try {
+    await withGateway(natsUrl, prefix, { env: { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: '600' } }, async ({ bus, gw }) => {
       const worker = await Peer.open(gw.url);
       worker.send(LINUX_HELLO);
       const id = await workerIdOf(bus, 'kamatera-fra');
       await body(bus, worker, id, (await bus.presence.get(id))!);
       worker.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   }
 
   test('the hub pings, answers pings, and keeps a worker that answers', async ({ natsUrl, prefix }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, FAST);
-    try {
+    await withGateway(natsUrl, prefix, { env: FAST }, async ({ gw }) => {
       const worker = await Peer.open(gw.url);
       let pings = 0;
       worker.ws.on('ping', () => pings++);
@@ -259,10 +233,7 @@ describe('heartbeats and limits', () => {
       expect(pings).toBeGreaterThanOrEqual(3);
       expect(worker.closeCode).toBeUndefined();
       worker.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('an idle worker costs no presence writes and stays counted; an entry of this gateway whose worker is gone is deleted', async ({
@@ -315,9 +286,7 @@ describe('heartbeats and limits', () => {
   });
 
   test('a silent worker is closed and lost after the limit', async ({ natsUrl, prefix }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, FAST);
-    try {
+    await withGateway(natsUrl, prefix, { env: FAST }, async ({ bus, gw }) => {
       // autoPong off: a peer that is connected but dead to the world.
       const worker = new Peer(gw.url, { autoPong: false });
       await worker.opened;
@@ -327,10 +296,7 @@ describe('heartbeats and limits', () => {
       await worker.closed;
       expect(Date.now() - started).toBeGreaterThan(1_000);
       await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost') && l.value['workerId'] === id));
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('a frame over the size limit closes the connection (1009)', async ({ natsUrl, prefix }) => {

@@ -12,6 +12,7 @@ import {
   openBus,
   sleep,
   startGateway,
+  withGateway,
   until,
   workerIdOf,
   type Bus,
@@ -62,9 +63,7 @@ describe('commands', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, ENV);
-    try {
+    await withGateway(natsUrl, prefix, { env: ENV }, async ({ bus, gw }) => {
       const { peer, workerId } = await connectWorker(bus, gw.url);
       expect(await bus.command(workerId, assignCommand())).toEqual({ ok: true, result: { accepted: true } });
       expect(await peer.frameCount(1)).toEqual([
@@ -107,16 +106,11 @@ describe('commands', () => {
       await sleep(100);
       expect(peer.frames).toHaveLength(5);
       peer.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('update_perry at hello on a version mismatch, not again within the cool-down', async ({ natsUrl, prefix }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, { PERRY_EXPECTED_VERSION: '0.5.15' });
-    try {
+    await withGateway(natsUrl, prefix, { env: { PERRY_EXPECTED_VERSION: '0.5.15' } }, async ({ bus, gw }) => {
       const hello = { ...LINUX_HELLO, name: 'outdated' };
       const first = await connectWorker(bus, gw.url, hello);
       expect(await first.peer.frameCount(1)).toEqual(['{"type":"update_perry"}']);
@@ -138,10 +132,7 @@ describe('commands', () => {
           (await bus.presence.get(current.workerId))?.json<{ perryVersion: string }>().perryVersion === '0.5.16',
       );
       for (const w of [again, current, unknown]) w.peer.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 });
 
@@ -150,9 +141,7 @@ describe('worker messages', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    const gw = await startGateway(natsUrl, prefix, ENV);
-    try {
+    await withGateway(natsUrl, prefix, { env: ENV }, async ({ bus, gw }) => {
       const { peer, workerId } = await connectWorker(bus, gw.url);
       await bus.command(workerId, assignCommand());
       await peer.frameCount(1);
@@ -194,19 +183,14 @@ describe('worker messages', () => {
       peer.close();
       const lost = await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost')));
       expect(lost.value['jobs']).toEqual([]);
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test('a complete waits for the scheduler to come back, in order; a lost worker names its jobs', async ({
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix, { scheduler: false });
-    const gw = await startGateway(natsUrl, prefix, ENV);
-    try {
+    await withGateway(natsUrl, prefix, { env: ENV, scheduler: false }, async ({ bus, gw }) => {
       const { peer, workerId } = await connectWorker(bus, gw.url);
       await bus.command(workerId, assignCommand());
       const second = '11111111-2222-4333-8444-555555555555';
@@ -221,10 +205,7 @@ describe('worker messages', () => {
       peer.close();
       const lost = await until('lost', () => bus.lifecycle.find((l) => l.subject.endsWith('.lost')));
       expect(lost.value['jobs']).toEqual([{ jobId: second, attempt: 1 }]);
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 });
 
@@ -233,10 +214,8 @@ describe('CLI watchers', () => {
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    bus.jobs.set(JOB, { status: 'running', position: 0 });
-    const gw = await startGateway(natsUrl, prefix, ENV);
-    try {
+    await withGateway(natsUrl, prefix, { env: ENV }, async ({ bus, gw }) => {
+      bus.jobs.set(JOB, { status: 'running', position: 0 });
       const { peer: worker, workerId } = await connectWorker(bus, gw.url);
       await bus.command(workerId, assignCommand());
       await worker.frameCount(1);
@@ -284,63 +263,57 @@ describe('CLI watchers', () => {
       await until('the watch consumer deleted', async () => !(await consumerNames()).includes(watchConsumer), 5_000);
       worker.close();
       cli.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 
   test("a watch asks for the log's last entry only after a silent check period, with one request", async ({
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    bus.jobs.set(JOB, { status: 'running', position: 0 });
-    const gw = await startGateway(natsUrl, prefix, { ...ENV, PERRY_HUB_WS_WATCH_STALL_CHECK_MS: '400' });
-    const tap = await tapStreamRequests(natsUrl, topologyNames(prefix).eventsStream);
-    try {
-      const { peer: worker, workerId } = await connectWorker(bus, gw.url);
-      await bus.command(workerId, assignCommand());
-      await worker.frameCount(1);
-      const cli = await Peer.open(`${gw.url}/ws`);
-      cli.send({ type: 'subscribe', job_id: JOB });
-      await cli.frameCount(1); // job_created
-      const line = (i: number) =>
-        `{"job_id":"${JOB}","line":"line ${i}","stage":"compiling","stream":"stdout","type":"log"}`;
-      // A build that logs more often than the check period: the watch asks nothing of the log.
-      const busy = await tap.during(async () => {
-        for (let i = 0; i < 12; i++) {
-          worker.send(line(i));
-          await sleep(100);
-        }
-        await cli.frameCount(13);
-      });
-      expect(busy.requests.filter((r) => r.startsWith('STREAM.'))).toEqual([]);
-      // A silent one: one request per period for the log's last entry, no stream info first.
-      const silent = await tap.during(() => sleep(1_100));
-      const asked = silent.requests.filter((r) => r.startsWith('STREAM.'));
-      expect(asked.length).toBeGreaterThanOrEqual(1);
-      expect(new Set(asked)).toEqual(new Set(['STREAM.MSG.GET']));
-      // Nothing was missed, so the watch stays open and still delivers.
-      worker.send(line(12));
-      await cli.frameCount(14);
-      worker.close();
-      cli.close();
-    } finally {
-      await tap.close();
-      await gw.service.stop();
-      await bus.close();
-    }
+    const env = { ...ENV, PERRY_HUB_WS_WATCH_STALL_CHECK_MS: '400' };
+    await withGateway(natsUrl, prefix, { env }, async ({ bus, gw }) => {
+      bus.jobs.set(JOB, { status: 'running', position: 0 });
+      const tap = await tapStreamRequests(natsUrl, topologyNames(prefix).eventsStream);
+      try {
+        const { peer: worker, workerId } = await connectWorker(bus, gw.url);
+        await bus.command(workerId, assignCommand());
+        await worker.frameCount(1);
+        const cli = await Peer.open(`${gw.url}/ws`);
+        cli.send({ type: 'subscribe', job_id: JOB });
+        await cli.frameCount(1); // job_created
+        const line = (i: number) =>
+          `{"job_id":"${JOB}","line":"line ${i}","stage":"compiling","stream":"stdout","type":"log"}`;
+        // A build that logs more often than the check period: the watch asks nothing of the log.
+        const busy = await tap.during(async () => {
+          for (let i = 0; i < 12; i++) {
+            worker.send(line(i));
+            await sleep(100);
+          }
+          await cli.frameCount(13);
+        });
+        expect(busy.requests.filter((r) => r.startsWith('STREAM.'))).toEqual([]);
+        // A silent one: one request per period for the log's last entry, no stream info first.
+        const silent = await tap.during(() => sleep(1_100));
+        const asked = silent.requests.filter((r) => r.startsWith('STREAM.'));
+        expect(asked.length).toBeGreaterThanOrEqual(1);
+        expect(new Set(asked)).toEqual(new Set(['STREAM.MSG.GET']));
+        // Nothing was missed, so the watch stays open and still delivers.
+        worker.send(line(12));
+        await cli.frameCount(14);
+        worker.close();
+        cli.close();
+      } finally {
+        await tap.close();
+      }
+    });
   });
 
   test("a finished job whose log lacks complete gets the synthetic one; a watcher's cancel is refused, not forwarded", async ({
     natsUrl,
     prefix,
   }) => {
-    const bus = await openBus(natsUrl, prefix);
-    bus.jobs.set(JOB, { status: 'completed', position: 0 });
-    const gw = await startGateway(natsUrl, prefix);
-    try {
+    await withGateway(natsUrl, prefix, {}, async ({ bus, gw }) => {
+      bus.jobs.set(JOB, { status: 'completed', position: 0 });
       const cli = await Peer.open(gw.url);
       cli.send({ type: 'subscribe', job_id: JOB });
       expect(await cli.frameCount(2, 5_000)).toEqual([
@@ -357,10 +330,7 @@ describe('CLI watchers', () => {
       expect(bus.cancels).toEqual([]);
       expect(cli.closeCode).toBeUndefined();
       cli.close();
-    } finally {
-      await gw.service.stop();
-      await bus.close();
-    }
+    });
   });
 });
 

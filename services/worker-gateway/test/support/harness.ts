@@ -73,6 +73,37 @@ export async function startGateway(
   return { service, port, url: `ws://127.0.0.1:${port}` };
 }
 
+export interface GatewayOptions {
+  /** Variables over the gateway's test defaults. */
+  readonly env?: Record<string, string>;
+  /** False: no fake scheduler answers (see `openBus`). */
+  readonly scheduler?: boolean;
+  readonly logger?: Logger;
+}
+
+/**
+ * The bus as the scheduler sees it and a gateway started on it, for `body`; afterwards the
+ * gateway is stopped, then the bus closed, whatever `body` did.
+ */
+export async function withGateway<T>(
+  natsUrl: string,
+  prefix: string,
+  options: GatewayOptions,
+  body: (setup: { bus: Bus; gw: Gateway }) => Promise<T>,
+): Promise<T> {
+  const bus = await openBus(natsUrl, prefix, options.scheduler === undefined ? {} : { scheduler: options.scheduler });
+  try {
+    const gw = await startGateway(natsUrl, prefix, options.env, options.logger);
+    try {
+      return await body({ bus, gw });
+    } finally {
+      await gw.service.stop();
+    }
+  } finally {
+    await bus.close();
+  }
+}
+
 /** A WebSocket peer that keeps every frame it received, as text, in order. */
 export class Peer {
   readonly frames: string[] = [];
