@@ -81,6 +81,12 @@ export interface ProcessHubOptions {
   upTimeoutMs?: number;
 }
 
+interface Completions {
+  completes: Map<string, number>;
+  done: Map<string, number>;
+  artifactsReady: Map<string, number>;
+}
+
 export class ProcessHub {
   readonly processes: ManagedProcess[] = [];
   readonly acknowledged = new Set<string>();
@@ -278,12 +284,25 @@ export class ProcessHub {
     return last;
   }
 
-  /** How many `complete` messages each job's event log holds (what CLIs saw), and JobDone events. */
-  async completions(): Promise<{
-    completes: Map<string, number>;
-    done: Map<string, number>;
-    artifactsReady: Map<string, number>;
-  }> {
+  /**
+   * How many `complete` messages each job's event log holds (what CLIs saw), and JobDone events.
+   * Right after a restart or a change of replicas the stream may have no leader for a moment (a
+   * pull answered "no responders"): the log is then read again from the start, for up to 30 s.
+   */
+  async completions(): Promise<Completions> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        return await this.#readCompletions();
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        console.log(`reading the event log again: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  async #readCompletions(): Promise<Completions> {
     const js = jetstream(this.nc);
     const completes = new Map<string, number>();
     const done = new Map<string, number>();
