@@ -78,10 +78,14 @@ export async function sweepLostWorkers(
     if (worker) {
       // An assignment its worker never got (the previous leader died between the compare-and-set
       // and the send): the gateway's presence, written well after the assignment (or vouched for
-      // by its liveness record longer after it), does not list it.
+      // by its liveness record longer after it), does not list it. The liveness record vouches
+      // only for what this leader's copy of presence has caught up with: not in its first
+      // UNDELIVERED_VOUCHED_GRACE_MS (after a partition healed, a new leader's copy lagged the
+      // gateway's record and the running builds of three workers were run twice).
+      const settled = now - ctx.leaderSince > UNDELIVERED_VOUCHED_GRACE_MS;
       const current =
         worker.heartbeatAt > job.assignedAt + UNDELIVERED_GRACE_MS ||
-        vouchedFor(worker.gatewayId) > job.assignedAt + UNDELIVERED_VOUCHED_GRACE_MS;
+        (settled && vouchedFor(worker.gatewayId) > job.assignedAt + UNDELIVERED_VOUCHED_GRACE_MS);
       const undelivered = worker.jobs !== undefined && current && !worker.jobs.has(`${job.jobId}:${job.attempt}`);
       if (undelivered) await requeueUndelivered(ctx, job);
       continue;
