@@ -21,7 +21,20 @@ import { moveToAnotherServer } from './nats.js';
 import { isValid, jsonOf } from './validate.js';
 
 /** What a reader knows of one instance: its last record, or that the record was deleted. */
-export type InstanceRecord = { readonly kind: 'live'; readonly expiresAt: number } | { readonly kind: 'gone' };
+export type InstanceRecord =
+  ({ readonly kind: 'live'; readonly expiresAt: number } & PresenceStamp) | { readonly kind: 'gone' };
+
+/** What a gateway's record says of its presence writes (`InstanceLiveness`). */
+export type PresenceStamp = Pick<InstanceLiveness, 'presenceRevision' | 'presenceCurrentAt'>;
+
+/**
+ * What a live instance's latest record says for it: when it was written (on the writer's clock)
+ * and, for a gateway, how far its presence writes had gone.
+ */
+export type Vouch = { readonly at: number } & PresenceStamp;
+
+/** What an instance adds to each of its records (a gateway: its `PresenceStamp`). */
+export type LivenessStamp = () => PresenceStamp;
 
 export type InstanceState = 'live' | 'dead' | 'unknown';
 
@@ -88,9 +101,15 @@ export class LivenessWriter {
   #failingSince: number | undefined;
   #movedAt = 0;
   #recheck: NodeJS.Timeout | undefined;
+  #stamp: LivenessStamp = () => ({});
 
   constructor(options: LivenessWriterOptions) {
     this.#options = options;
+  }
+
+  /** From now on each record carries what `stamp` returns when it is written. */
+  stampWith(stamp: LivenessStamp): void {
+    this.#stamp = stamp;
   }
 
   /** The first write is awaited: nothing the instance registers may predate its record. */
@@ -157,7 +176,13 @@ export class LivenessWriter {
   async #write(): Promise<void> {
     if (this.#stopped) return;
     const { kv, instanceId, service, ttlMs } = this.#options;
-    const record: InstanceLiveness = { instanceId, service, startedAt: this.#startedAt, expiresAt: Date.now() + ttlMs };
+    const record: InstanceLiveness = {
+      instanceId,
+      service,
+      startedAt: this.#startedAt,
+      expiresAt: Date.now() + ttlMs,
+      ...this.#stamp(),
+    };
     await kv.put(instanceKey(service, instanceId), JSON.stringify(record));
   }
 }
@@ -240,9 +265,15 @@ export class LivenessView {
    * for its workers too: their presence entries need no heartbeats of their own while it is fresh.
    */
   vouchedAt(instanceId: string, now = Date.now()): number | undefined {
+    return this.vouch(instanceId, now)?.at;
+  }
+
+  /** `vouchedAt`, with the presence revision the record was written at (a gateway's). */
+  vouch(instanceId: string, now = Date.now()): Vouch | undefined {
     const record = this.#records.get(instanceId);
     if (record?.kind !== 'live' || this.state(instanceId, now) !== 'live') return undefined;
-    return record.expiresAt - this.#options.ttlMs;
+    const { expiresAt, kind: _, ...stamp } = record;
+    return { at: expiresAt - this.#options.ttlMs, ...stamp };
   }
 
   stop(): void {
@@ -259,7 +290,14 @@ export class LivenessView {
       return;
     }
     const value = jsonOf(entry);
-    if (isValid(InstanceLiveness, value)) this.#records.set(instanceId, { kind: 'live', expiresAt: value.expiresAt });
+    if (!isValid(InstanceLiveness, value)) return;
+    const { expiresAt, presenceRevision, presenceCurrentAt } = value;
+    this.#records.set(instanceId, {
+      kind: 'live',
+      expiresAt,
+      ...(presenceRevision === undefined ? {} : { presenceRevision }),
+      ...(presenceCurrentAt === undefined ? {} : { presenceCurrentAt }),
+    });
   }
 }
 

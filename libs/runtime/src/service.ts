@@ -28,7 +28,7 @@ import { connectNats, type NatsOptions } from './nats.js';
 import { ensureTopology } from './topology.js';
 import { handle, serveEndpoints, type BoundEndpoint } from './rpc.js';
 import { Lifecycle, type StopOutcome } from './lifecycle.js';
-import { LivenessWriter, forgetInstances, newInstanceId } from './liveness.js';
+import { LivenessWriter, forgetInstances, newInstanceId, type LivenessStamp } from './liveness.js';
 import { ProcessOps, type Check } from './ops.js';
 import type { HubMetrics } from './metrics.js';
 import { instrumentPool, watchNatsStatus } from './probes.js';
@@ -80,6 +80,8 @@ export interface ServiceDeps {
   readonly ops: ProcessOps;
   /** Add a readiness check of this service's own loops, shown as `<service>.<name>` in /readyz. */
   ready(name: string, check: Check): void;
+  /** What this instance's liveness record carries from now on (a gateway: its presence revision). */
+  stampLiveness(stamp: LivenessStamp): void;
 }
 
 export interface RunningService {
@@ -216,6 +218,7 @@ export async function launchService<C extends TObject>(
     metrics: ops.metrics,
     ops,
     ready,
+    stampLiveness: (stamp) => liveness.stampWith(stamp),
   };
 
   let running: RunningService;

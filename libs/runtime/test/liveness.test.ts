@@ -59,6 +59,13 @@ describe('liveness records', () => {
       const vouched = view.vouchedAt('gw-a');
       expect(vouched).toBeDefined();
       expect(Date.now() - vouched!).toBeLessThanOrEqual(TTL_MS);
+      expect(view.vouch('gw-a')).toEqual({ at: vouched });
+      // What the writer is told to stamp reaches readers with its next refresh.
+      orderly.stampWith(() => ({ presenceRevision: 42, presenceCurrentAt: 1_700 }));
+      await expect
+        .poll(() => view.vouch('gw-a'))
+        .toEqual({ at: expect.any(Number), presenceRevision: 42, presenceCurrentAt: 1_700 });
+      expect(view.vouch('gw-b')).toEqual({ at: expect.any(Number) });
       await orderly.stop();
       await expect.poll(() => view.state('gw-a')).toBe('dead');
       expect(view.vouchedAt('gw-a')).toBeUndefined();

@@ -68,6 +68,7 @@ export class Dispatcher {
       kick: () => this.#kick(),
       touched: () => this.#depthChanged(),
       leaderSince: Date.now(),
+      presenceRevision: 0,
       outboxBehind: false,
     };
   }
@@ -81,7 +82,10 @@ export class Dispatcher {
     links.onStop(() => gateways.stop());
     await gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
     const isGhost = gateways.isGhost.bind(gateways);
-    await links.watch('presence', presence, (key, value) => onPresence(this.ctx, isGhost, key, value));
+    await links.watch('presence', presence, (key, value, revision) => {
+      onPresence(this.ctx, isGhost, key, value);
+      this.ctx.presenceRevision = Math.max(this.ctx.presenceRevision, revision);
+    });
     await links.watch('VM pools', await new Kvm(nc).open(names.vmBucket), (_key, value) =>
       onVmState(this.ctx, this.#announced, value),
     );
@@ -100,7 +104,7 @@ export class Dispatcher {
       await sweeps.enforceTimeouts(this.ctx);
       await endWaits(this.ctx);
       await gateways.sweep();
-      await sweeps.sweepLostWorkers(this.ctx, (id, now) => gateways.vouchedAt(id, now));
+      await sweeps.sweepLostWorkers(this.ctx, (id, now) => gateways.vouch(id, now));
       await sweeps.announcePositions(this.ctx, this.#announced);
       this.#kick();
     });

@@ -11,7 +11,7 @@
  * a silent worker's connection and deletes its entry.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
-import { LivenessView, type InstanceState, type Logger } from '@perry-hub/runtime';
+import { LivenessView, type InstanceState, type Logger, type Vouch } from '@perry-hub/runtime';
 import { releaseJob } from './outcomes.js';
 import type { Context, QueuedInfo } from './state.js';
 
@@ -70,9 +70,9 @@ export class GatewayWatch {
     this.#view.stop();
   }
 
-  /** When a live gateway last vouched for its workers (its liveness record), on its clock. */
-  vouchedAt(gatewayId: string, now = this.#ctx.now()): number | undefined {
-    return this.#view.vouchedAt(gatewayId, now);
+  /** What a live gateway last said for its workers (its liveness record), on its clock. */
+  vouch(gatewayId: string, now = this.#ctx.now()): Vouch | undefined {
+    return this.#view.vouch(gatewayId, now);
   }
 
   /** A presence entry is a ghost when its gateway is already known dead: release, do not add. */

@@ -38,20 +38,22 @@ export class LeaderLinks {
     this.#stops.push(stop);
   }
 
-  /** Every change of the bucket (a deleted or purged key as `undefined`); unparseable ones skipped. */
-  async watch(what: string, kv: KV, onChange: (key: string, value: unknown) => void): Promise<void> {
+  /**
+   * Every change of the bucket (a deleted or purged key as `undefined`), in the bucket's order,
+   * with its revision; unparseable ones skipped.
+   */
+  async watch(what: string, kv: KV, onChange: (key: string, value: unknown, revision: number) => void): Promise<void> {
     const watcher = await kv.watch();
     this.onStop(() => watcher.stop());
     this.#untilStopped(`the watch of ${what}`, async () => {
       for await (const e of watcher) {
-        if (e.operation !== 'PUT') onChange(e.key, undefined);
-        else {
-          try {
-            onChange(e.key, e.json());
-          } catch {
-            // unparseable entries are ignored
-          }
+        let value: unknown;
+        try {
+          value = e.operation === 'PUT' ? e.json() : undefined;
+        } catch {
+          continue; // unparseable entries are ignored
         }
+        onChange(e.key, value, e.revision);
       }
     });
   }

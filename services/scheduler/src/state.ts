@@ -98,6 +98,11 @@ export interface Context {
   /** Something the queue depth or positions depend on changed. */
   touched(key?: string): void;
   readonly leaderSince: number;
+  /**
+   * The presence bucket's revision this leader's copy has reached (its watch delivers in order,
+   * so every write up to it is in): a gateway's word about its entries counts from there.
+   */
+  presenceRevision: number;
   /** An outbox failed to publish since the last pass over the unpublished ones: look again. */
   outboxBehind: boolean;
 }

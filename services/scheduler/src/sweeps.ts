@@ -3,6 +3,7 @@
  * silent, the completion outbox, queue depth, and position updates for waiting CLIs.
  */
 import type { CapabilityDepth, QueueDepth } from '@perry-hub/contracts';
+import type { Vouch } from '@perry-hub/runtime';
 import { sendCommand } from './commands.js';
 import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
 import { dequeue, enqueue, queuedInfo, type Context, type RunningJob } from './state.js';
@@ -46,28 +47,28 @@ export async function expireQueued(ctx: Context): Promise<void> {
 
 /**
  * Workers whose heartbeat stopped (their gateway died), and jobs on workers nobody knows. A
- * worker of a live gateway (`vouchedAt` defined) is never lost by silence: the gateway rewrites
+ * worker of a live gateway (`vouch` defined) is never lost by silence: the gateway rewrites
  * an entry within PRESENCE_SETTLE_MS of any change and closes a silent worker itself. Another
  * is lost once its entry's heartbeat is older than the lost limit. The entry itself is left to
  * the gateways (the scheduler may only read the bucket).
  */
 export async function sweepLostWorkers(
   ctx: Context,
-  vouchedAt: (gatewayId: string, now: number) => number | undefined = () => undefined,
+  vouch: (gatewayId: string, now: number) => Vouch | undefined = () => undefined,
 ): Promise<void> {
   const now = ctx.now();
   // Asked once per gateway: thousands of workers share a few gateways.
-  const vouched = new Map<string, number>();
-  const vouchedFor = (gatewayId: string) => {
-    let at = vouched.get(gatewayId);
-    if (at === undefined) vouched.set(gatewayId, (at = vouchedAt(gatewayId, now) ?? 0));
-    return at;
+  const vouched = new Map<string, Vouch | null>();
+  const vouchOf = (gatewayId: string) => {
+    let said = vouched.get(gatewayId);
+    if (said === undefined) vouched.set(gatewayId, (said = vouch(gatewayId, now) ?? null));
+    return said;
   };
   for (const worker of ctx.workers.values()) {
     // A live gateway vouches for its workers, and closes a silent one's connection itself. (Its
     // record's age is no measure: with a lost limit under its refresh period, an idle worker of a
     // live gateway was declared lost between two refreshes.)
-    if (vouchedFor(worker.gatewayId) > 0) continue;
+    if (vouchOf(worker.gatewayId)) continue;
     if (now - worker.heartbeatAt <= ctx.config.workerLostMs) continue;
     ctx.workers.delete(worker.workerId);
     ctx.log.warn({ workerId: worker.workerId, worker: worker.name }, 'worker silent, declared lost');
@@ -78,14 +79,9 @@ export async function sweepLostWorkers(
     if (worker) {
       // An assignment its worker never got (the previous leader died between the compare-and-set
       // and the send): the gateway's presence, written well after the assignment (or vouched for
-      // by its liveness record longer after it), does not list it. The liveness record vouches
-      // only for what this leader's copy of presence has caught up with: not in its first
-      // UNDELIVERED_VOUCHED_GRACE_MS (after a partition healed, a new leader's copy lagged the
-      // gateway's record and the running builds of three workers were run twice).
-      const settled = now - ctx.leaderSince > UNDELIVERED_VOUCHED_GRACE_MS;
+      // by its liveness record longer after it), does not list it.
       const current =
-        worker.heartbeatAt > job.assignedAt + UNDELIVERED_GRACE_MS ||
-        (settled && vouchedFor(worker.gatewayId) > job.assignedAt + UNDELIVERED_VOUCHED_GRACE_MS);
+        worker.heartbeatAt > job.assignedAt + UNDELIVERED_GRACE_MS || vouchesFor(ctx, vouchOf(worker.gatewayId), job);
       const undelivered = worker.jobs !== undefined && current && !worker.jobs.has(`${job.jobId}:${job.attempt}`);
       if (undelivered) await requeueUndelivered(ctx, job);
       continue;
@@ -98,11 +94,29 @@ export async function sweepLostWorkers(
 
 const UNDELIVERED_GRACE_MS = 5_000;
 /**
- * A gateway's liveness record says its entries are current only as far as their writes have
- * gone through: a wider margin than for an entry's own heartbeat (a presence write that failed is
- * retried within seconds).
+ * How long after an assignment a gateway's word that its entries are current must be, for an
+ * entry that does not list it to mean it never arrived: a margin for the clocks of two machines
+ * and the assignment's way to the gateway (and, for a record of an earlier version that does not
+ * say how far its presence writes had gone, for those writes to go through).
  */
 const UNDELIVERED_VOUCHED_GRACE_MS = 15_000;
+
+/**
+ * Does a gateway's liveness record vouch that its worker's entry, as this leader has it, shows
+ * everything the gateway knew UNDELIVERED_VOUCHED_GRACE_MS after the assignment? Only once this
+ * leader's copy of presence has reached the revision the record names: after a partition healed,
+ * a new leader's copy lagged a gateway's record, and the running builds of three workers were
+ * run twice. A record without the revision (an earlier version's) counts only once the leader
+ * has led that long.
+ */
+function vouchesFor(ctx: Context, vouch: Vouch | null, job: RunningJob): boolean {
+  if (!vouch) return false;
+  const after = job.assignedAt + UNDELIVERED_VOUCHED_GRACE_MS;
+  if (vouch.presenceRevision === undefined) {
+    return ctx.now() - ctx.leaderSince > UNDELIVERED_VOUCHED_GRACE_MS && vouch.at > after;
+  }
+  return ctx.presenceRevision >= vouch.presenceRevision && (vouch.presenceCurrentAt ?? vouch.at) > after;
+}
 
 async function requeueUndelivered(ctx: Context, job: RunningJob): Promise<void> {
   const reason = 'the assignment never reached its worker';

@@ -398,6 +398,58 @@ describe('scheduler', () => {
     }
   });
 
+  test("an entry that never lists an assignment hands it back on its gateway's word, once the leader's copy of presence has the revision the word names", async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const ttlMs = 1_500;
+    const env = serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: String(ttlMs) });
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    const instances = await new Kvm(h.nc).open(topologyNames(prefix).instancesBucket);
+    // Two live gateways: one whose record names a revision this bucket has, one a revision it
+    // has not reached (as a leader's copy lags a record after a partition).
+    const gateways = ['gw-current', 'gw-ahead'].map(
+      (id) => new LivenessWriter({ kv: instances, instanceId: id, service: 'worker-gateway', ttlMs, log }),
+    );
+    try {
+      const revisions: number[] = [];
+      for (const [i, [workerId, target]] of [
+        ['on-current', 'linux'],
+        ['on-ahead', 'android'],
+      ].entries()) {
+        await addWorker(h, prefix, workerId!, [target!], 1, true, {
+          gatewayId: `gw-${['current', 'ahead'][i]}`,
+          beats: false,
+        });
+        // An entry that says it holds no jobs, and is never rewritten: the assignment never arrived.
+        const entry = (await h.presence.get(workerId!))!.json<Record<string, unknown>>();
+        revisions.push(await h.presence.put(workerId!, JSON.stringify({ ...entry, jobs: [] })));
+      }
+      gateways[0]!.stampWith(() => ({ presenceRevision: revisions[1]!, presenceCurrentAt: Date.now() }));
+      gateways[1]!.stampWith(() => ({ presenceRevision: revisions[1]! + 1_000, presenceCurrentAt: Date.now() }));
+      for (const gateway of gateways) await gateway.start();
+      const linux = await submitJob(h, prefix, { targets: ['linux'] });
+      const android = await submitJob(h, prefix, { targets: ['android'] });
+      await until('both assigned', () => assignsFor(h, linux).length > 0 && assignsFor(h, android).length > 0);
+      // Handed back 15 s after the assignment (UNDELIVERED_VOUCHED_GRACE_MS) and assigned again.
+      const again = await until(
+        'the linux job assigned again',
+        () => assignsFor(h, linux).length > 1 && assignsFor(h, linux),
+        30_000,
+      );
+      expect(again.map((a) => `${a.workerId}@${a.attempt}`)).toEqual(['on-current@1', 'on-current@2']);
+      await new Promise((r) => setTimeout(r, 2_000)); // two more sweeps
+      expect(assignsFor(h, android).map((a) => `${a.workerId}@${a.attempt}`)).toEqual(['on-ahead@1']);
+      expect((await jobRow(h, android))['status']).toBe('running');
+    } finally {
+      for (const gateway of gateways) gateway.abandon();
+      await h.close();
+      await svc.stop();
+    }
+  });
+
   test('a live gateway vouches for its idle workers: no heartbeats needed; a worker of an unknown gateway still goes silent', async ({
     natsUrl,
     prefix,

@@ -20,6 +20,8 @@ export interface WorkerSessionHandle {
   building(jobId: string): boolean;
   /** Rewrite the worker's presence entry (after a NATS reconnect: the server may have lost it). */
   writePresence(): Promise<void>;
+  /** Since when its entry has been behind (a change not yet acknowledged); undefined: current. */
+  readonly presenceBehindSince: number | undefined;
   /** Send `update_perry` unless the worker is busy; false when it was not sent. */
   requestUpdate(): Promise<boolean>;
 }
@@ -31,6 +33,8 @@ export interface GatewayContext {
   /** Appends to job event logs (the hot path; see publisher.ts). */
   readonly events: EventPublisher;
   readonly presence: KV;
+  /** A presence write was acknowledged at this revision of the bucket. */
+  presenceWritten(revision: number): void;
   readonly subjects: Subjects;
   readonly log: Logger;
   readonly config: WorkerGatewayConfig;

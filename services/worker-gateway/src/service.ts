@@ -46,12 +46,14 @@ export const workerGateway = defineService({
     const notices = new Notices(log, config.logSummaryMs);
     const events = new EventPublisher(nc);
     events.start();
+    let presenceRevision = 0;
     const ctx: GatewayContext = {
       nc,
       metrics: deps.metrics,
       js: jetstream(nc),
       events,
       presence,
+      presenceWritten: (revision) => (presenceRevision = Math.max(presenceRevision, revision)),
       subjects,
       log,
       config,
@@ -77,6 +79,7 @@ export const workerGateway = defineService({
     if (config.credentialsKey === '') {
       log.warn('PERRY_HUB_CREDENTIALS_KEY is empty: jobs with signing credentials cannot be assigned');
     }
+    deps.stampLiveness(() => presenceStamp(workers.values(), presenceRevision));
     const instances = new LivenessView({
       bucket: names.instancesBucket,
       services: ['worker-gateway'],
@@ -157,6 +160,22 @@ function sampleConnections(metrics: HubMetrics, connections: Iterable<Connection
       metrics.workerSlotsFree.inc({ capability }, free);
     }
   }
+}
+
+/**
+ * What this gateway's liveness record says of its workers' entries: every change made before
+ * `presenceCurrentAt` was written, at a revision no later than `presenceRevision`. A scheduler
+ * leader judges an assignment undelivered on this word only once its own copy of the bucket has
+ * reached that revision (a new leader's copy may lag a gateway's record, as after a partition).
+ */
+export function presenceStamp(
+  sessions: Iterable<Pick<WorkerSessionHandle, 'presenceBehindSince'>>,
+  presenceRevision: number,
+  now = Date.now(),
+): { presenceRevision: number; presenceCurrentAt: number } {
+  let presenceCurrentAt = now;
+  for (const session of sessions) presenceCurrentAt = Math.min(presenceCurrentAt, session.presenceBehindSince ?? now);
+  return { presenceRevision, presenceCurrentAt };
 }
 
 /**

@@ -65,6 +65,10 @@ export class WorkerSession implements Session, WorkerSessionHandle {
   #presenceQueued = false;
   #presenceAt = 0;
   #presenceTimer: NodeJS.Timeout | undefined;
+  /** Since when the entry has been behind this connection: a write asked for, none begun since. */
+  #behindSince: number | undefined;
+  /** Since when what the write in flight covers has been behind (undefined: no write in flight). */
+  #writingSince: number | undefined;
   /** Numbers this connection's log entries: their Nats-Msg-Id, the same on every retry. */
   #batchSeq = 0;
   #closed = false;
@@ -162,6 +166,7 @@ export class WorkerSession implements Session, WorkerSessionHandle {
    * itself).
    */
   #writePresenceSoon(delayMs = PRESENCE_SETTLE_MS): void {
+    this.#behindSince ??= Date.now();
     if (this.#presenceTimer !== undefined || this.#closed) return;
     this.#presenceTimer = setTimeout(() => void this.writePresence(), delayMs);
     this.#presenceTimer.unref();
@@ -172,20 +177,37 @@ export class WorkerSession implements Session, WorkerSessionHandle {
     clearTimeout(this.#presenceTimer);
     this.#presenceTimer = undefined;
     if (this.#closed) return this.#presenceChain;
+    this.#behindSince ??= Date.now();
     if (this.#presenceQueued) return this.#presenceChain;
     this.#presenceQueued = true;
     this.#presenceChain = this.#presenceChain.then(async () => {
       this.#presenceQueued = false;
       if (this.#closed) return;
       this.#presenceAt = Date.now();
+      // What changes after this point is the next write's to cover.
+      [this.#writingSince, this.#behindSince] = [this.#behindSince ?? this.#presenceAt, undefined];
       try {
-        await this.#ctx.presence.put(this.workerId, JSON.stringify(this.presence(this.#presenceAt)));
+        const revision = await this.#ctx.presence.put(this.workerId, JSON.stringify(this.presence(this.#presenceAt)));
+        this.#ctx.presenceWritten(revision);
       } catch (err) {
+        this.#behindSince = Math.min(this.#writingSince, this.#behindSince ?? Infinity);
         this.conn.log.warn({ err, workerId: this.workerId }, 'presence write failed');
         this.#writePresenceSoon(PRESENCE_RETRY_MS);
+      } finally {
+        this.#writingSince = undefined;
       }
     });
     return this.#presenceChain;
+  }
+
+  /**
+   * Since when the worker's entry has been behind what this connection knows (a change not yet
+   * written and acknowledged); undefined when it is current. This gateway's liveness record
+   * vouches for its entries only as of the oldest of these (`presenceCurrentAt`).
+   */
+  get presenceBehindSince(): number | undefined {
+    if (this.#writingSince === undefined) return this.#behindSince;
+    return Math.min(this.#writingSince, this.#behindSince ?? Infinity);
   }
 
   /**

@@ -2,9 +2,10 @@
 // event log, with a fake scheduler serving the endpoints the gateway calls.
 import { describe, expect } from 'vitest';
 import { tapStreamRequests, test } from '@perry-hub/testkit';
-import { generateSealKey, parseSealKeys, seal } from '@perry-hub/runtime';
-import { topologyNames, type AssignCommand } from '@perry-hub/contracts';
+import { generateSealKey, instanceKey, parseSealKeys, seal } from '@perry-hub/runtime';
+import { topologyNames, type AssignCommand, type InstanceLiveness, type WorkerPresence } from '@perry-hub/contracts';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import {
   LINUX_HELLO,
   Peer,
@@ -133,6 +134,61 @@ describe('commands', () => {
       );
       for (const w of [again, current, unknown]) w.peer.close();
     });
+  });
+});
+
+describe('presence, as far as the liveness record vouches for it', () => {
+  test("the record names the revision and the time its workers' entries were acknowledged up to, not further", async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const TTL_MS = 600; // the record is rewritten every 200 ms
+    await withGateway(
+      natsUrl,
+      prefix,
+      { env: { ...ENV, PERRY_HUB_INSTANCE_TTL_MS: String(TTL_MS) } },
+      async ({ bus, gw }) => {
+        const instances = await new Kvm(bus.nc).open(topologyNames(prefix).instancesBucket);
+        const record = async () =>
+          (await instances.get(instanceKey('worker-gateway', gw.service.instanceId)))!.json<InstanceLiveness>();
+        const lists = (jobId: string) => async () => {
+          const entry = await bus.presence.get(workerId);
+          return entry?.json<WorkerPresence>().jobs?.some((j) => j.jobId === jobId) ? entry : undefined;
+        };
+        const { workerId } = await connectWorker(bus, gw.url);
+        await bus.command(workerId, assignCommand());
+        const listed = await until('the assignment in presence', lists(JOB));
+        const seenAt = Date.now();
+        const current = await until('a record that has caught up with it', async () => {
+          const r = await record();
+          return r.presenceRevision! >= listed.revision && r.presenceCurrentAt! >= seenAt ? r : undefined;
+        });
+        expect(current.presenceCurrentAt).toBeLessThanOrEqual(current.expiresAt - TTL_MS);
+
+        // The presence bucket refuses writes (full), the instances bucket takes them: the record
+        // stays fresh, and its word about the entries stops at the change it could not write.
+        const jsm = await jetstreamManager(bus.nc);
+        const stream = `KV_${topologyNames(prefix).presenceBucket}`;
+        await jsm.streams.update(stream, { max_bytes: (await jsm.streams.info(stream)).state.bytes });
+        const other = '11111111-2222-4333-8444-555555555555';
+        await bus.command(workerId, assignCommand(other));
+        const answeredAt = Date.now();
+        await sleep(1_500);
+        const behind = await record();
+        expect(await lists(other)()).toBeUndefined();
+        expect(behind.expiresAt - TTL_MS).toBeGreaterThan(answeredAt + 1_000);
+        expect(behind.presenceCurrentAt).toBeLessThanOrEqual(answeredAt);
+        expect(behind.presenceRevision).toBe(listed.revision);
+
+        // Room again: the write is retried, and the record's word moves on with it.
+        await jsm.streams.update(stream, { max_bytes: -1 });
+        const written = await until('the retried write', lists(other));
+        await until('a record past it', async () => {
+          const r = await record();
+          return r.presenceRevision! >= written.revision && r.presenceCurrentAt! > answeredAt ? r : undefined;
+        });
+      },
+    );
   });
 });
 

@@ -38,7 +38,20 @@ export const InstanceLiveness = Type.Object(
     startedAt: Type.Integer(),
     /** Epoch ms, on the writer's clock, after which readers may declare the instance dead. */
     expiresAt: Type.Integer(),
+    /**
+     * A worker-gateway's: the presence bucket's revision of its latest acknowledged write when
+     * the record was written. What the record vouches for about its workers' entries holds for a
+     * reader only once the reader's copy of presence has reached this revision.
+     */
+    presenceRevision: Type.Optional(Type.Integer({ minimum: 0 })),
+    /**
+     * A worker-gateway's: epoch ms on its clock before which every change to its workers'
+     * presence entries had been acknowledged (at most `presenceRevision`) when the record was
+     * written.
+     */
+    presenceCurrentAt: Type.Optional(Type.Integer()),
   },
-  { additionalProperties: false },
+  // Fields a later version adds are ignored, not a reason to ignore the instance.
+  { additionalProperties: true },
 );
 export type InstanceLiveness = Static<typeof InstanceLiveness>;
