@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { perryPublish } from '../../support/perry-cli.js';
+import { perryPublish, type PublishResult } from '../../support/perry-cli.js';
 import { linuxWorker, type SimulatedWorker } from '../../support/rust-workers.js';
 import { WORKER_SECRET, type Hub } from './stack.js';
 import { atRate, summarize, type Summary } from './stats.js';
@@ -60,6 +60,18 @@ export async function realisticFleet(hub: Hub, count: number, slots: number): Pr
 
 let built = 0;
 
+/** Which step a failed build stopped at: whether it was assigned, and the last thing its CLI heard. */
+function whereItStopped(result: PublishResult, fleet: RealisticFleet): string {
+  if (result.jobId === undefined) return 'not accepted';
+  const last = result.transcript.at(-1);
+  return [
+    `job ${result.jobId}`,
+    fleet.assignedAt.has(result.jobId) ? 'assigned' : 'never assigned',
+    `${result.connections} WebSocket connection(s)`,
+    last === undefined ? 'no message heard' : `last heard ${last.length > 160 ? `${last.slice(0, 160)}...` : last}`,
+  ].join(', ');
+}
+
 export async function realisticRun(
   hub: Hub,
   fleet: RealisticFleet,
@@ -96,7 +108,7 @@ export async function realisticRun(
       lastDone = performance.now();
       buildMs.push(lastDone - started);
     } else {
-      failures.push(`${result.outcome}: ${result.reason}`);
+      failures.push(`${result.outcome}: ${result.reason} (${whereItStopped(result, fleet)})`);
     }
   });
   const cpu = process.cpuUsage(cpu0);
