@@ -14,6 +14,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { HUB_NODE_FLAGS } from '@perry-hub/cli/node-flags';
 import { SERVICE_NAMES } from '@perry-hub/contracts';
 import { assertSafeNatsConfig, findBinary, renderNatsAccounts } from '@perry-hub/localstack';
 import { testNatsUsers } from '@perry-hub/testkit';
@@ -229,3 +230,25 @@ describe('infra/systemd', () => {
     }
   });
 });
+
+describe("the hub's Node flags", () => {
+  it('this Node takes them, and every way of starting the hub passes them', () => {
+    const accepted = run(process.execPath, [...HUB_NODE_FLAGS, '-e', '0']);
+    expect(accepted.status, accepted.out).toBe(0);
+    const starts: [string, string][] = [
+      ['npm start', (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as PackageJson).scripts.start ?? ''],
+      ['infra/Dockerfile', readFileSync(join(INFRA, 'Dockerfile'), 'utf8')],
+      ...['perry-hub.service', 'perry-hub@.service'].map((unit): [string, string] => [
+        unit,
+        readFileSync(join(INFRA, 'systemd', unit), 'utf8'),
+      ]),
+    ];
+    for (const [where, text] of starts) {
+      for (const flag of HUB_NODE_FLAGS) expect(text, `${where} starts node without ${flag}`).toContain(flag);
+    }
+  });
+});
+
+interface PackageJson {
+  readonly scripts: Record<string, string>;
+}
