@@ -14,10 +14,10 @@ import {
   type CancelJobRequest,
   type HubError,
 } from '@perry-hub/contracts';
-import { serviceEnv, startIsolatedNats, test, until } from '@perry-hub/testkit';
+import { serviceEnv, startIsolatedNats, test, until, type TestDatabase } from '@perry-hub/testkit';
 import { scheduler } from '../src/index.js';
 import { recordPosition } from '../src/positions.js';
-import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob } from './support.js';
+import { addWorker, assignsFor, eventLog, harness, jobRow, submitJob, type Harness } from './support.js';
 
 const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
 const FAST = {
@@ -403,17 +403,10 @@ describe('scheduler', () => {
     prefix,
     database,
   }) => {
-    const ttlMs = 1_500;
-    const env = serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: String(ttlMs) });
-    const svc = await start(env);
-    const h = await harness(natsUrl, prefix, database);
-    const instances = await new Kvm(h.nc).open(topologyNames(prefix).instancesBucket);
-    // Two live gateways: one whose record names a revision this bucket has, one a revision it
-    // has not reached (as a leader's copy lags a record after a partition).
-    const gateways = ['gw-current', 'gw-ahead'].map(
-      (id) => new LivenessWriter({ kv: instances, instanceId: id, service: 'worker-gateway', ttlMs, log }),
-    );
-    try {
+    await withGateways({ natsUrl, prefix, database }, async (h, gateway) => {
+      // Two live gateways: one whose record names a revision this bucket has, one a revision it
+      // has not reached (as a leader's copy lags a record after a partition).
+      const gateways = [gateway('gw-current'), gateway('gw-ahead')];
       const revisions: number[] = [];
       for (const [i, [workerId, target]] of [
         ['on-current', 'linux'],
@@ -443,11 +436,7 @@ describe('scheduler', () => {
       await new Promise((r) => setTimeout(r, 2_000)); // two more sweeps
       expect(assignsFor(h, android).map((a) => `${a.workerId}@${a.attempt}`)).toEqual(['on-ahead@1']);
       expect((await jobRow(h, android))['status']).toBe('running');
-    } finally {
-      for (const gateway of gateways) gateway.abandon();
-      await h.close();
-      await svc.stop();
-    }
+    });
   });
 
   test('a live gateway vouches for its idle workers: no heartbeats needed; a worker of an unknown gateway still goes silent', async ({
@@ -455,14 +444,8 @@ describe('scheduler', () => {
     prefix,
     database,
   }) => {
-    const ttlMs = 1_500;
-    const env = serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: String(ttlMs) });
-    const svc = await start(env);
-    const h = await harness(natsUrl, prefix, database);
-    const instances = await new Kvm(h.nc).open(topologyNames(prefix).instancesBucket);
-    const gateway = new LivenessWriter({ kv: instances, instanceId: 'gw-live', service: 'worker-gateway', ttlMs, log });
-    await gateway.start();
-    try {
+    await withGateways({ natsUrl, prefix, database }, async (h, gateway) => {
+      await gateway('gw-live').start();
       // Entries written once at their hello, never refreshed.
       await addWorker(h, prefix, 'vouched', ['linux'], 1, true, { gatewayId: 'gw-live', beats: false });
       await addWorker(h, prefix, 'unvouched', ['android'], 1, true, { gatewayId: 'gw-unknown', beats: false });
@@ -474,10 +457,33 @@ describe('scheduler', () => {
       expect(assignsFor(h, linux).map((a) => a.workerId)).toEqual(['vouched']);
       await new Promise((r) => setTimeout(r, 2 * lostMs));
       expect(assignsFor(h, android)).toEqual([]);
-    } finally {
-      gateway.abandon();
-      await h.close();
-      await svc.stop();
-    }
+    });
   });
 });
+
+/**
+ * A scheduler whose gateways' liveness records last 1.5 s, and the harness; `gateway(id)` makes a
+ * liveness writer for a gateway of that id (started by the body), abandoned afterwards.
+ */
+async function withGateways(
+  where: { natsUrl: string; prefix: string; database: TestDatabase },
+  body: (h: Harness, gateway: (id: string) => LivenessWriter) => Promise<void>,
+): Promise<void> {
+  const ttlMs = 1_500;
+  const svc = await start(serviceEnv(where, { ...FAST, PERRY_HUB_INSTANCE_TTL_MS: String(ttlMs) }));
+  const h = await harness(where.natsUrl, where.prefix, where.database);
+  const instances = await new Kvm(h.nc).open(topologyNames(where.prefix).instancesBucket);
+  const writers: LivenessWriter[] = [];
+  const gateway = (id: string) => {
+    const writer = new LivenessWriter({ kv: instances, instanceId: id, service: 'worker-gateway', ttlMs, log });
+    writers.push(writer);
+    return writer;
+  };
+  try {
+    await body(h, gateway);
+  } finally {
+    for (const writer of writers) writer.abandon();
+    await h.close();
+    await svc.stop();
+  }
+}
