@@ -18,6 +18,10 @@ export async function expectEveryJobCompletedOnce(hub: ProcessHub, settleMs: num
   console.log(
     `acknowledged ${acked.length}, completed ${acked.length - lost.length}, lost ${lost.length}, duplicate or missing completions ${duplicated.length}, artifact announced twice ${announcedTwice}`,
   );
+  // A job left unfinished is explained, if at all, by the hub's own warnings: show them.
+  if (lost.length > 0 || duplicated.length > 0)
+    for (const p of hub.processes)
+      console.log(`--- ${p.name} (started ${p.starts}x), last output:\n${p.current.output().slice(-8_000)}`);
   expect(lost.map((id) => `${id}: ${statuses.get(id)}`)).toEqual([]);
   expect(duplicated.map((id) => `${id}: ${completes.get(id) ?? 0} completes, ${done.get(id) ?? 0} done`)).toEqual([]);
   // An upload of an attempt that was then run again would be announced twice.

@@ -98,6 +98,8 @@ function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { p
           `${API}.CONSUMER.CREATE.${at}`,
           `${API}.CONSUMER.CREATE.${at}.>`,
           `${API}.CONSUMER.MSG.NEXT.${at}`,
+          // Its owner creates it again when its stream fell behind it (work-queue.ts).
+          `${API}.CONSUMER.DELETE.${at}`,
           `$JS.ACK.${at}.>`,
         ],
         sub: [],

@@ -19,3 +19,4 @@ export * from './metrics.js';
 export * from './ops.js';
 export * from './retry.js';
 export * from './ordered-consumer.js';
+export * from './work-queue.js';

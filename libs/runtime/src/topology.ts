@@ -51,7 +51,7 @@ function streamConfig(spec: StreamSpec): Partial<StreamConfig> & { name: string 
   };
 }
 
-function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> & { durable_name: string } {
+export function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: spec.durable,
     filter_subject: spec.filterSubject,
@@ -63,7 +63,7 @@ function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> & { durable
   };
 }
 
-function isNotFound(err: unknown): boolean {
+export function isNotFound(err: unknown): boolean {
   const e = err as { code?: unknown; api_error?: { err_code?: number }; message?: string };
   return (
     e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10014 || /not found/i.test(String(e?.message ?? ''))

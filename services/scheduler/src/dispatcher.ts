@@ -5,14 +5,14 @@
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { topologyNames, type Subjects } from '@perry-hub/contracts';
+import { topologyNames, type ConsumerSpec, type Subjects } from '@perry-hub/contracts';
 import { DURABLE_PULL_EXPIRES_MS, type HubMetrics, type Logger } from '@perry-hub/runtime';
 import { assign } from './assign.js';
 import { onActivity, onLost, onPresence, onVmState } from './bus-events.js';
 import type { SchedulerConfig } from './config.js';
 import { JobEvents } from './events.js';
 import { GatewayWatch } from './gateways.js';
-import { onIntake } from './intake.js';
+import { intakeConsumer, intakeStranded, mendIntake, onIntake } from './intake.js';
 import { LeaderLinks } from './links.js';
 import { endWaits } from './outcomes.js';
 import { capabilityKey } from './queue/job-queue.js';
@@ -46,6 +46,7 @@ export class Dispatcher {
   readonly #deps: DispatcherDeps;
   readonly #links: LeaderLinks;
   readonly #announced = new Map<string, string>();
+  readonly #intake: ConsumerSpec;
   #roundScheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #depthTimer: NodeJS.Timeout | undefined;
@@ -54,6 +55,7 @@ export class Dispatcher {
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
     this.#links = new LeaderLinks({ nc: deps.nc, log: deps.log, onFatal: deps.onFatal });
+    this.#intake = intakeConsumer(deps.config.subjectPrefix);
     const js = jetstream(deps.nc);
     this.ctx = {
       nc: deps.nc,
@@ -94,6 +96,7 @@ export class Dispatcher {
     this.#resyncOnReconnect();
     links.subscribe(subjects.workers('lost'), (data) => onLost(this.ctx, data));
     links.subscribe(subjects.workers('activity'), (data) => onActivity(this.ctx, data));
+    await mendIntake(nc, this.#intake, this.#deps.log);
     const intake = await jetstream(nc).consumers.get(names.intakeStream, names.schedulerIntakeConsumer);
     links.consume(
       `the ${names.schedulerIntakeConsumer} consumer`,
@@ -170,6 +173,10 @@ export class Dispatcher {
         if (this.#links.stopped) break;
         if (s.type !== 'reconnect') continue;
         await this.#resync().catch((err: unknown) => this.#deps.log.error({ err }, 'resync after reconnect failed'));
+        // The intake stream may also have come back behind its consumer: step down, and the
+        // next term (perhaps this instance's) mends it before it consumes.
+        const stranded = await intakeStranded(this.#deps.nc, this.#intake, this.#deps.log, () => this.#links.stopped);
+        if (stranded !== undefined) this.#links.fail(new Error(`the intake consumer misses messages: ${stranded}`));
       }
     })();
   }

@@ -1,7 +1,15 @@
 /** The leader's intake: a submitted job, as the ingest recorded it, joins the queue. */
 import type { JsMsg } from '@nats-io/jetstream';
-import { INTAKE_POSITION_HEADER, JobIntake, type QueuePositionNotice } from '@perry-hub/contracts';
-import { isValid } from '@perry-hub/runtime';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  INTAKE_POSITION_HEADER,
+  JobIntake,
+  topology,
+  topologyNames,
+  type ConsumerSpec,
+  type QueuePositionNotice,
+} from '@perry-hub/contracts';
+import { isValid, recreateConsumer, retrying, strandedConsumer, type Logger } from '@perry-hub/runtime';
 import { enqueue, enqueueRow, type Context } from './state.js';
 
 /**
@@ -11,6 +19,44 @@ import { enqueue, enqueueRow, type Context } from './state.js';
  */
 const PAYLOAD_MEMORY_MAX_JOBS = 1_000;
 const decoder = new TextDecoder();
+/** How long after a reconnect the intake consumer is looked at while JetStream does not answer. */
+const STRANDED_CHECK_FOR_MS = 30_000;
+
+/** The leader's intake consumer, as the topology declares it. */
+export function intakeConsumer(prefix: string): ConsumerSpec {
+  const durable = topologyNames(prefix).schedulerIntakeConsumer;
+  return topology(prefix).find((e): e is ConsumerSpec => e.kind === 'consumer' && e.durable === durable)!;
+}
+
+/**
+ * Before the leader consumes: an intake consumer its stream fell behind (a nats-server that
+ * restored the stream at an earlier sequence after a kill -9, see work-queue.ts) would skip the
+ * jobs submitted next, so it is created again; it then delivers whatever the stream holds.
+ */
+export async function mendIntake(nc: NatsConnection, spec: ConsumerSpec, log: Logger): Promise<void> {
+  const stranded = await strandedConsumer(nc, spec);
+  if (stranded === undefined) return;
+  log.warn(
+    { stranded },
+    'the intake consumer misses messages its stream holds (nats-server restored the stream at an earlier sequence): creating it again',
+  );
+  await recreateConsumer(nc, spec);
+}
+
+/** After a reconnect: why the intake consumer misses messages, or undefined (also when JetStream does not answer). */
+export async function intakeStranded(
+  nc: NatsConnection,
+  spec: ConsumerSpec,
+  log: Logger,
+  cancelled: () => boolean,
+): Promise<string | undefined> {
+  try {
+    return await retrying(() => strandedConsumer(nc, spec), { forMs: STRANDED_CHECK_FOR_MS, cancelled });
+  } catch (err) {
+    log.warn({ err }, 'could not check the intake consumer after a reconnect');
+    return undefined;
+  }
+}
 
 /** Acknowledged once queued (or known); retried later while its row cannot be read. */
 export async function onIntake(ctx: Context, m: JsMsg): Promise<void> {

@@ -94,6 +94,11 @@ export class LeaderLinks {
     this.#timers.push(timer);
   }
 
+  /** A link found broken while it still runs (the caller looked): as fatal as one that ended. */
+  fail(err: Error): void {
+    this.#fatal(err);
+  }
+
   /** Idempotent: every call waits for the one teardown. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {

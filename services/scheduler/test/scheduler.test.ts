@@ -3,6 +3,9 @@ import { pino } from 'pino';
 import { Kvm } from '@nats-io/kv';
 import { LivenessWriter, call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { randomUUID } from 'node:crypto';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import {
   cancelJobEndpoint,
   queuePositionEndpoint,
@@ -25,6 +28,15 @@ const FAST = {
   PERRY_HUB_SCHEDULER_LEASE_MS: '1500',
   PERRY_HUB_PUBLIC_URL: 'http://hub.test:3456',
 };
+
+/** A stream's directory in a nats-server's store (`jetstream/<account>/streams/<name>`). */
+function streamDir(storeDir: string, stream: string): string {
+  const found = readdirSync(storeDir, { recursive: true, encoding: 'utf8' }).find((p) =>
+    p.endsWith(join('streams', stream)),
+  );
+  if (found === undefined) throw new Error(`no directory of stream ${stream} under ${storeDir}`);
+  return join(storeDir, found);
+}
 
 async function start(env: Record<string, string>): Promise<LaunchedService> {
   return launchService(scheduler, loadConfig(scheduler.config, env) as never, log);
@@ -334,6 +346,60 @@ describe('scheduler', () => {
     } finally {
       await h.close();
       await svc.stop();
+    }
+  });
+
+  test('jobs submitted after nats-server restored the intake stream behind its consumer are taken all the same', async ({
+    prefix,
+    database,
+  }) => {
+    // What nats-server 2.10 can do after a kill -9 (see work-queue.ts), made certain: the
+    // stream's files put back as they were when it was empty, the consumer's kept at 5.
+    const nats = await startIsolatedNats();
+    const names = topologyNames(prefix);
+    const env = serviceEnv({ natsUrl: nats.url, prefix, database }, FAST);
+    const svc = await start(env);
+    const msgs = join(streamDir(nats.dataDir, names.intakeStream), 'msgs');
+    const emptied = `${msgs}.empty`;
+    await nats.stop();
+    cpSync(msgs, emptied, { recursive: true });
+    let server = await nats.restart();
+    let h = await harness(nats.url, prefix, database);
+    const jsm = await jetstreamManager(h.nc);
+    try {
+      const before: string[] = [];
+      for (let i = 0; i < 5; i++) before.push(await submitJob(h, prefix));
+      await until(
+        'the five intake messages acknowledged',
+        async () =>
+          (await jsm.consumers.info(names.intakeStream, names.schedulerIntakeConsumer)).ack_floor.stream_seq === 5,
+      );
+      await h.close();
+      await server.stop();
+      rmSync(msgs, { recursive: true });
+      cpSync(emptied, msgs, { recursive: true });
+      server = await server.restart();
+      h = await harness(nats.url, prefix, database);
+      const restored = await (await jetstreamManager(h.nc)).streams.info(names.intakeStream);
+      expect(restored.state.last_seq).toBe(0); // while the consumer stored 5
+
+      // The scheduler is back when the jobs it held are dispatched; the next three are then
+      // numbered 1 to 3 by the stream, below what the old consumer had delivered.
+      await addWorker(h, prefix, 'w', ['linux'], 8);
+      await until('the earlier jobs assigned', () => before.every((id) => assignsFor(h, id).length > 0));
+      const after: string[] = [];
+      for (let i = 0; i < 3; i++) after.push(await submitJob(h, prefix));
+      await until('the later jobs assigned', () => after.every((id) => assignsFor(h, id).length > 0), 20_000);
+      for (const id of [...before, ...after]) expect(assignsFor(h, id)).toHaveLength(1);
+      // None left behind in the stream.
+      await until(
+        'the intake stream empty',
+        async () => (await (await jetstreamManager(h.nc)).streams.info(names.intakeStream)).state.messages === 0,
+      );
+    } finally {
+      await h.close();
+      await svc.stop();
+      await server.stop();
     }
   });
 
