@@ -17,6 +17,13 @@ export interface NatsIdentityOptions {
 }
 
 /**
+ * After a reconnect, a refused reply to an inbox is taken for the answer to a request the server
+ * delivered before it (it forgot the request): the longest a handler works on one, with its
+ * retries, is about 30 s.
+ */
+const STALE_REPLY_MS = 60_000;
+
+/**
  * Connect with unlimited reconnects: a NATS restart must not take a service down. The initial
  * connect is retried too (`waitOnFirstConnect`), so services may start before the server.
  * Credentials are checked before connecting, so a bad seed file is a ConfigError.
@@ -48,14 +55,26 @@ export async function connectNats(
     // the caller's async stack.
     noAsyncTraces: true,
   });
+  let reconnectedAt = -Infinity;
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnecting') log.warn({ nats: s.type }, 'NATS connection lost');
-      else if (s.type === 'reconnect') log.info({ nats: s.type }, 'NATS reconnected');
-      else if (s.type === 'error' && s.error instanceof errors.PermissionViolationError) {
-        // A subject the bus declaration (libs/contracts bus.ts, topology.ts) does not grant.
+      else if (s.type === 'reconnect') {
+        reconnectedAt = Date.now();
+        log.info({ nats: s.type }, 'NATS reconnected');
+      } else if (s.type === 'error' && s.error instanceof errors.PermissionViolationError) {
         const { operation, subject, queue } = s.error;
-        log.error({ nats: 'permissions', operation, subject, queue }, 'NATS permissions violation');
+        if (operation === 'publish' && subject.startsWith('_INBOX.') && Date.now() - reconnectedAt < STALE_REPLY_MS) {
+          // A reply is allowed only to a request the server delivered; one that restarted since
+          // knows nothing of a request answered late. Its requester gave up on it meanwhile.
+          log.warn(
+            { nats: 'permissions', operation, subject },
+            'a reply to a request from before the NATS reconnect was refused (the server no longer knows the request)',
+          );
+        } else {
+          // A subject the bus declaration (libs/contracts bus.ts, topology.ts) does not grant.
+          log.error({ nats: 'permissions', operation, subject, queue }, 'NATS permissions violation');
+        }
       } else if (s.type === 'error') log.error({ nats: s.type, err: s.error }, 'NATS error');
     }
   })().catch(() => undefined);

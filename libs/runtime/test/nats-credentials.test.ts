@@ -5,7 +5,8 @@ import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { natsInboxPrefix, subjects } from '@perry-hub/contracts';
-import { startIsolatedNats, testNatsCredentialsDir, uniquePrefix } from '@perry-hub/testkit';
+import type { Msg } from '@nats-io/nats-core';
+import { connectTestNats, startIsolatedNats, testNatsCredentialsDir, uniquePrefix } from '@perry-hub/testkit';
 import { ConfigError, connectNats, natsAuth } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'perry-hub-creds-'));
@@ -44,6 +45,51 @@ describe('NATS credentials', () => {
 
     expect(problemOf(() => natsAuth({ ...base, natsUser: 'u' }, 'license'))).toMatch(/either/);
     expect(natsAuth({ natsUser: 'u', natsPassword: 'p' }, 'license')).toEqual({ user: 'u', pass: 'p' });
+  });
+
+  it('a reply the server refuses after it restarted (it forgot the request) is a warning, not an error', async () => {
+    const nats = await startIsolatedNats({ expectPermissionViolations: true });
+    const lines: { level: number; msg: string; subject?: string; operation?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const prefix = uniquePrefix();
+    const nc = await connectNats(
+      { natsUrl: nats.url, natsCredentialsDir: testNatsCredentialsDir(), natsUser: '', natsPassword: '' },
+      'test',
+      pino({ level: 'info' }, sink),
+      { identity: 'license', inboxPrefix: natsInboxPrefix(prefix, 'license') },
+    );
+    const requester = await connectTestNats(nats.url);
+    let server = nats;
+    try {
+      const held: Msg[] = [];
+      nc.subscribe(`${subjects(prefix).serviceGroup('license')}.held`, {
+        callback: (_err, m) => {
+          held.push(m);
+        },
+      });
+      await nc.flush();
+      const inbox = '_INBOX.harness';
+      requester.publish(`${subjects(prefix).serviceGroup('license')}.held`, '{}', { reply: `${inbox}.test.1` });
+      await expect.poll(() => held.length).toBe(1);
+      process.kill(nats.pid, 'SIGKILL');
+      server = await nats.restart();
+      await expect.poll(() => lines.some((l) => l.msg === 'NATS reconnected'), { timeout: 10_000 }).toBe(true);
+      held[0]!.respond('{"ok":true}');
+      await nc.flush();
+      await expect
+        .poll(() => lines.filter((l) => l.operation === 'publish'))
+        .toEqual([expect.objectContaining({ level: 40, subject: `${inbox}.test.1` })]);
+      expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    } finally {
+      await requester.close();
+      await nc.close();
+      await server.stop();
+    }
   });
 
   it('logs a permissions violation at error', async () => {
