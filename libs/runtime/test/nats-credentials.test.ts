@@ -22,6 +22,26 @@ function problemOf(fn: () => unknown): string {
   throw new Error('expected a ConfigError');
 }
 
+/** The license service's connection to a server of its own, and every line it logs. */
+async function asLicense() {
+  const nats = await startIsolatedNats({ expectPermissionViolations: true });
+  const lines: { level: number; msg: string; subject?: string; operation?: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+      done();
+    },
+  });
+  const prefix = uniquePrefix();
+  const nc = await connectNats(
+    { natsUrl: nats.url, natsCredentialsDir: testNatsCredentialsDir(), natsUser: '', natsPassword: '' },
+    'test',
+    pino({ level: 'info' }, sink),
+    { identity: 'license', inboxPrefix: natsInboxPrefix(prefix, 'license') },
+  );
+  return { nats, prefix, nc, lines };
+}
+
 describe('NATS credentials', () => {
   const seed = readFileSync(join(testNatsCredentialsDir(), 'license.nk'), 'utf8').trim();
   const base = { natsCredentialsDir: dir, natsUser: '', natsPassword: '' };
@@ -48,21 +68,7 @@ describe('NATS credentials', () => {
   });
 
   it('a reply the server refuses after it restarted (it forgot the request) is a warning, not an error', async () => {
-    const nats = await startIsolatedNats({ expectPermissionViolations: true });
-    const lines: { level: number; msg: string; subject?: string; operation?: string }[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-        done();
-      },
-    });
-    const prefix = uniquePrefix();
-    const nc = await connectNats(
-      { natsUrl: nats.url, natsCredentialsDir: testNatsCredentialsDir(), natsUser: '', natsPassword: '' },
-      'test',
-      pino({ level: 'info' }, sink),
-      { identity: 'license', inboxPrefix: natsInboxPrefix(prefix, 'license') },
-    );
+    const { nats, prefix, nc, lines } = await asLicense();
     const requester = await connectTestNats(nats.url);
     let server = nats;
     try {
@@ -93,21 +99,7 @@ describe('NATS credentials', () => {
   });
 
   it('logs a permissions violation at error', async () => {
-    const nats = await startIsolatedNats({ expectPermissionViolations: true });
-    const lines: { level: number; msg: string; subject?: string; operation?: string }[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-        done();
-      },
-    });
-    const prefix = uniquePrefix();
-    const nc = await connectNats(
-      { natsUrl: nats.url, natsCredentialsDir: testNatsCredentialsDir(), natsUser: '', natsPassword: '' },
-      'test',
-      pino({ level: 'info' }, sink),
-      { identity: 'license', inboxPrefix: natsInboxPrefix(prefix, 'license') },
-    );
+    const { prefix, nc, lines } = await asLicense();
     try {
       // The license service has no business with worker commands.
       nc.publish(subjects(prefix).workerCommand('w1'), '{}');
