@@ -16,7 +16,12 @@ let licenseKey: string;
 beforeAll(async () => {
   hub = await startIntakeHub({
     services: ['license', 'ingest'],
-    env: { PERRY_HUB_HEADERS_TIMEOUT_MS: '1000', PERRY_HUB_IDLE_TIMEOUT_MS: '1500', PERRY_HUB_SELF_HOSTED: 'true' },
+    env: {
+      PERRY_HUB_HEADERS_TIMEOUT_MS: '1000',
+      PERRY_HUB_IDLE_TIMEOUT_MS: '1500',
+      PERRY_HUB_KEEP_ALIVE_TIMEOUT_MS: '3000',
+      PERRY_HUB_SELF_HOSTED: 'true',
+    },
   });
   const reply = await send(`${hub.url}/api/v1/license/register`, {
     headers: { 'content-type': 'application/json' },
@@ -300,6 +305,44 @@ describe('bad input to POST /api/v1/build', () => {
     });
     expect(stalled).toBeLessThan(5_000);
     expect((await publish({})).status).toBe(200);
+  });
+
+  it('a connection between requests is kept for the keep-alive timeout, past the headers and idle timeouts', async () => {
+    // A proxy reuses its idle upstream connections for as long as its own idle timeout: the hub
+    // must not close one sooner, and says how long it keeps one (Keep-Alive: timeout).
+    const socket = tcp(Number(new URL(hub.url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = '';
+    const responses: string[] = [];
+    let waiting: (() => void) | undefined;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      const end = received.indexOf('\r\n\r\n');
+      const length = /content-length: (\d+)/i.exec(received.slice(0, end));
+      if (end >= 0 && length && received.length >= end + 4 + Number(length[1])) {
+        responses.push(received.slice(0, end + 4 + Number(length[1])));
+        received = received.slice(end + 4 + Number(length[1]));
+        waiting?.();
+      }
+    });
+    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+    const get = async () => {
+      const answered = new Promise<void>((resolve) => (waiting = resolve));
+      socket.write('GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n');
+      await answered;
+      return { head: responses.at(-1)!, at: Date.now() };
+    };
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const first = await get();
+    expect(first.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(first.head).toMatch(/\r\nkeep-alive: timeout=3\r\n/i);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(socket.destroyed).toBe(false);
+    const second = await get();
+    expect(second.head).toMatch(/^HTTP\/1\.1 200 /);
+    const idleMs = (await closed) - second.at;
+    expect(idleMs).toBeGreaterThanOrEqual(2_500);
+    expect(idleMs).toBeLessThan(6_000);
   });
 
   it('never a 500; memory stays flat while large garbage streams through', async () => {

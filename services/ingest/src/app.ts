@@ -57,6 +57,7 @@ export interface AppOptions {
   requestTimeoutMs: number;
   headersTimeoutMs: number;
   idleTimeoutMs: number;
+  keepAliveTimeoutMs: number;
   adminSecret: string;
   maxFieldBytes: number;
   maxArtifactBytes: number;
@@ -94,7 +95,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: options.requestTimeoutMs,
     connectionTimeout: options.idleTimeoutMs,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
     trustProxy: options.trustProxy === '' ? false : options.trustProxy,
     return503OnClosing: true,
     // Node checks the headers timeout only this often (default 30 s): a slowloris would outlive it.

@@ -34,6 +34,10 @@ export const IngestConfig = configSchema({
   idleTimeoutMs: fromEnv('PERRY_HUB_IDLE_TIMEOUT_MS', Type.Integer({ minimum: 1000, default: 60_000 }), {
     description: 'A connection that sends nothing for this long (e.g. a stalled upload) is closed',
   }),
+  keepAliveTimeoutMs: fromEnv('PERRY_HUB_KEEP_ALIVE_TIMEOUT_MS', Type.Integer({ minimum: 1000, default: 72_000 }), {
+    description:
+      'How long a connection is kept open between requests for its client to reuse (sent as `Keep-Alive: timeout`); keep it above the idle timeout of a proxy in front of the hub (60 s for nginx and AWS load balancers), or the proxy may send a request on a connection the hub is closing',
+  }),
   adminSecret: fromEnv('PERRY_HUB_ADMIN_SECRET', Type.String({ default: '' }), {
     description:
       'Bearer secret of the admin and dashboard routes; when empty those routes refuse every request (the local all-in-one generates one)',
