@@ -12,6 +12,6 @@
  * to three times what the last one kept. V8's own choice for the hub's small heap (about 40 MB
  * live) was about 1.2 times, and the short-lived Buffers of every transfer set off a full
  * collection every 200 ms of the realistic flow: a third of the hub's CPU was its concurrent
- * marking threads. With the flag, a fifth as many collections and 18% less CPU per build.
+ * marking threads. With the flag, a fifth as many collections and 18% less hub CPU per build.
  */
 export const HUB_NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--heap-growing-percent=200'];
