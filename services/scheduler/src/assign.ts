@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { deliverCommand, sendCommand } from './commands.js';
 import { returnUndelivered } from './outcomes.js';
-import { enqueue, enqueueRow, type Context, type RunningJob } from './state.js';
+import { enqueue, enqueueRow, runRow, type Context, type RunningJob } from './state.js';
 import type { JobRow } from './store.js';
 
 const encoder = new TextEncoder();
@@ -22,16 +22,20 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
     assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
   } catch (err) {
     // MySQL did not answer, even after waiting for it to restart: the job keeps its place, and the
-    // dispatcher tries again shortly.
+    // dispatcher tries again shortly (should the write have gone through, that try's
+    // compare-and-set misses, and the row is taken as it is).
     ctx.running.delete(job.jobId);
     enqueue(ctx, job);
     throw err;
   }
   if (!assigned) {
-    // Cancelled or moved by someone else meanwhile; MySQL knows best.
+    // Cancelled or moved meanwhile, or an earlier try's write went through although MySQL's
+    // answer was lost (it was killed just after its commit): MySQL knows best. A job left in
+    // neither set would wait for ever.
     ctx.running.delete(job.jobId);
     const fresh = await ctx.store.get(job.jobId);
     if (fresh?.status === 'queued') enqueueRow(ctx, fresh);
+    else if (fresh?.status === 'running' && fresh.workerId) runRow(ctx, { ...fresh, workerId: fresh.workerId });
     return;
   }
   const attempt = job.attempt + 1;

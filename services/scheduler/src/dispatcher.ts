@@ -17,7 +17,7 @@ import { LeaderLinks } from './links.js';
 import { endWaits } from './outcomes.js';
 import { capabilityKey } from './queue/job-queue.js';
 import { pickJobs } from './round.js';
-import { emptyLeaderState, enqueueRow, queuedInfo, sortKey, type Context } from './state.js';
+import { emptyLeaderState, enqueueRow, queuedInfo, runRow, sortKey, type Context } from './state.js';
 import type { JobStore } from './store.js';
 import * as sweeps from './sweeps.js';
 
@@ -145,17 +145,7 @@ export class Dispatcher {
       .map(({ row }) => row);
     for (const row of rows) {
       if (row.status === 'queued') enqueueRow(this.ctx, row);
-      else if (row.status === 'running' && row.workerId) {
-        this.ctx.running.set(row.id, {
-          ...queuedInfo(row),
-          workerId: row.workerId,
-          assignedAt: row.assignedAt ?? row.queuedAt,
-          lastActivityAt: Math.max(row.heartbeatAt ?? 0, this.ctx.leaderSince),
-          active: true,
-          cancelRequestedAt: row.cancelRequestedAt,
-          pending: false,
-        });
-      }
+      else if (row.status === 'running' && row.workerId) runRow(this.ctx, { ...row, workerId: row.workerId });
     }
     this.#deps.log.info({ queued: this.ctx.queued.size, running: this.ctx.running.size }, 'scheduler state recovered');
   }

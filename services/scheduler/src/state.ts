@@ -208,6 +208,23 @@ export function enqueueRow(ctx: Context, row: JobRow): void {
   enqueue(ctx, queuedInfo(row, ctx.config));
 }
 
+/**
+ * A running row into the running set, as MySQL has it (a takeover, or an assignment whose write
+ * went through although its answer was lost): its worker's gateway lists it, or the sweeps find
+ * the assignment undelivered or the worker lost, and re-queue it.
+ */
+export function runRow(ctx: Context, row: JobRow & { readonly workerId: string }): void {
+  ctx.running.set(row.id, {
+    ...queuedInfo(row),
+    workerId: row.workerId,
+    assignedAt: row.assignedAt ?? row.queuedAt,
+    lastActivityAt: Math.max(row.heartbeatAt ?? 0, ctx.leaderSince),
+    active: true,
+    cancelRequestedAt: row.cancelRequestedAt,
+    pending: false,
+  });
+}
+
 export function dequeue(ctx: Context, jobId: string): QueuedInfo | undefined {
   const info = unqueue(ctx, jobId);
   ctx.queue.remove(jobId);

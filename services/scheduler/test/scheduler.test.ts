@@ -4,6 +4,7 @@ import { Kvm } from '@nats-io/kv';
 import { LivenessWriter, call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { randomUUID } from 'node:crypto';
 import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
@@ -464,6 +465,37 @@ describe('scheduler', () => {
     }
   });
 
+  test('an assignment MySQL committed but whose answer was lost is not forgotten: handed back, then delivered', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    // The scheduler reaches MariaDB through a proxy that lets the first assignment's UPDATE
+    // commit, then cuts the connection instead of passing the answer on (MariaDB killed just
+    // after the commit). The retry's compare-and-set then misses: the row already says running.
+    const proxy = await answerLostAfter(database.port, "UPDATE builds SET status = 'running'");
+    const env = serviceEnv({ natsUrl, prefix, database: { ...database, port: proxy.port } }, FAST);
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      await addWorker(h, prefix, 'w', ['linux'], 1, true, { listsJobs: true });
+      const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+      await until('the answer cut', () => proxy.cut > 0);
+      // Its worker's entry never lists attempt 1 (never sent), so it is handed back and sent again.
+      const [assign] = await until(
+        'an assignment',
+        () => assignsFor(h, jobId).length > 0 && assignsFor(h, jobId),
+        20_000,
+      );
+      expect(assign).toMatchObject({ workerId: 'w', attempt: 2 });
+      expect(proxy.cut).toBe(1);
+    } finally {
+      await h.close();
+      await svc.stop();
+      proxy.close();
+    }
+  });
+
   test("an entry that never lists an assignment hands it back on its gateway's word, once the leader's copy of presence has the revision the word names", async ({
     natsUrl,
     prefix,
@@ -552,4 +584,45 @@ async function withGateways(
     await h.close();
     await svc.stop();
   }
+}
+
+/**
+ * A TCP proxy to MariaDB on `port` that, the first time a client sends `statement`, lets the
+ * server run it and answer, then closes both sides without passing the answer on.
+ */
+async function answerLostAfter(port: number, statement: string): Promise<{ port: number; cut: number; close(): void }> {
+  let armed = true;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    let cutting = false;
+    client.on('data', (chunk: Buffer) => {
+      if (armed && chunk.includes(statement)) [armed, cutting] = [false, true];
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!cutting) return void client.write(chunk);
+      proxy.cut++;
+      client.destroy();
+      upstream.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxy = {
+    port: (server.address() as AddressInfo).port,
+    cut: 0,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+  return proxy;
 }

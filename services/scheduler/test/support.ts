@@ -59,11 +59,17 @@ export async function addWorker(
   capabilities: string[],
   maxConcurrent = 1,
   accept = true,
-  /** The gateway instance holding it; with `beats: false` its entry is written once, as a live gateway does for an idle worker. */
-  options: { gatewayId?: string; beats?: boolean } = {},
+  /**
+   * The gateway instance holding it; with `beats: false` its entry is written once, as a live
+   * gateway does for an idle worker; with `listsJobs`, the entry says which jobs it holds.
+   */
+  options: { gatewayId?: string; beats?: boolean; listsJobs?: boolean } = {},
 ) {
   const now = Date.now();
   const entry = {
+    // As a gateway of this version writes it: the jobs its worker holds (none: the fake gateway
+    // answers commands but never starts a build).
+    ...(options.listsJobs ? { jobs: [] } : {}),
     workerId,
     name: `sim-${workerId}`,
     capabilities,
