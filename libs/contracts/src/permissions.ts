@@ -80,6 +80,7 @@ function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { p
     `$JS.FC.${stream}.>`,
   ];
   const purge = (stream: string) => [`${API}.STREAM.PURGE.${stream}`];
+  const check = (stream: string) => [`${API}.STREAM.MSG.GET.${stream}`, ...purge(stream)];
   switch (entry.kind) {
     case 'stream':
       return {
@@ -87,6 +88,7 @@ function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { p
           ...ensure(entry.name),
           ...(access.includes('read') ? read(entry.name) : []),
           ...(access.includes('purge') ? purge(entry.name) : []),
+          ...(access.includes('check') ? check(entry.name) : []),
         ],
         sub: [],
       };

@@ -17,11 +17,14 @@ import { subjects } from './subjects.js';
  * Access beyond ensuring (INFO, CREATE, UPDATE) that every user of an entry has:
  * - stream `read`: ad-hoc ordered consumers over it (e.g. replaying a job's events);
  *   stream `purge`: purging it (by subject filter);
+ *   stream `check`: the last message on a subject, read from the stream leader after a barrier
+ *   (a purge of a subject nothing is on), to tell whether an append whose answer was lost went
+ *   through (NATS permissions cannot limit a purge to a subject: this grants purging too);
  * - consumer: its users always consume it (next, ack);
  * - kv / obj `read`: get, watch, list; `write`: put and delete (an Object Store delete or
  *   replace purges the old chunks, so obj `write` includes purging).
  */
-export type StreamAccess = 'read' | 'purge';
+export type StreamAccess = 'read' | 'purge' | 'check';
 export type BucketAccess = 'read' | 'write';
 export type UsedBy<A extends string> = Readonly<Partial<Record<ServiceName, readonly A[]>>>;
 
@@ -152,7 +155,7 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       discard: 'old',
       // The gateway replays a job's events to CLI watchers, and the ingest to
       // `GET /api/v1/jobs/:id/events`, through ordered consumers.
-      usedBy: { scheduler: [], 'worker-gateway': ['read'], license: [], ingest: ['read'] },
+      usedBy: { scheduler: ['check'], 'worker-gateway': ['read'], license: [], ingest: ['read'] },
     },
     {
       kind: 'consumer',

@@ -79,19 +79,26 @@ export interface AppendOnceOptions {
   readonly forMs?: number;
   readonly cancelled?: () => boolean;
   /**
-   * Where the caller can tell, the sequence at which an earlier attempt was stored (or undefined),
-   * asked when JetStream leaves it unconfirmed.
+   * Where the caller can tell, the sequence at which an earlier attempt was stored (or
+   * undefined): asked before every attempt after one whose outcome is unknown (an error, or an id
+   * JetStream keeps unconfirmed). A message id does not cover that case on a cluster: an append
+   * its old stream leader proposed just before losing its leadership is stored by the new leader
+   * only with the next append, so a retry checked against the new leader's ids is stored too.
    */
   readonly stored?: () => Promise<number | undefined>;
+  /** Ask `stored` before the first attempt too: an earlier process may have made one. */
+  readonly storedFirst?: boolean;
   /** Default UNCONFIRMED_GRACE_MS. */
   readonly graceMs?: number;
 }
 
 /**
  * Appends with `msgID` and retries until JetStream confirms it (see `retrying`), so that an
- * attempt stored whose ack was lost is not stored twice. An id JetStream keeps unconfirmed is
- * checked with `stored`, then after `graceMs` replaced by `<msgID>.<n>`: an append
- * duplicated by a dropped proposal coming back is far less likely than one lost to it.
+ * attempt stored whose ack was lost is not stored twice. Before each retry, `stored` says whether
+ * an earlier attempt went through after all. An id JetStream keeps unconfirmed is, after
+ * `graceMs`, replaced by `<msgID>.<n>`: an append duplicated by a dropped proposal coming back is
+ * far less likely than one lost to it. An earlier attempt found stored is answered with its
+ * sequence and `duplicate` (the rest of its ack is not known).
  */
 export async function appendOnce<A extends AppendAck>(
   append: (msgID: string) => Promise<A>,
@@ -100,12 +107,16 @@ export async function appendOnce<A extends AppendAck>(
   const { msgID: first, forMs = JETSTREAM_PUBLISH_RETRY_MS, stored, cancelled } = options;
   const graceMs = options.graceMs ?? UNCONFIRMED_GRACE_MS;
   let [msgID, renamed, unconfirmedSince] = [first, 0, undefined as number | undefined];
+  let ask = options.storedFirst === true;
   return retrying(
     async () => {
+      if (ask && stored) {
+        const seq = await stored();
+        if (seq !== undefined) return { seq, duplicate: true } as A;
+      }
+      ask = true;
       const ack = await append(msgID);
       if (!unconfirmedDuplicate(ack)) return ack;
-      const seq = await stored?.();
-      if (seq !== undefined) return { ...ack, seq, duplicate: true };
       unconfirmedSince ??= Date.now();
       if (Date.now() - unconfirmedSince >= graceMs) {
         [msgID, unconfirmedSince] = [`${first}.${++renamed}`, undefined];
@@ -130,9 +141,10 @@ export async function publishRetrying(
     readonly forMs?: number;
     readonly cancelled?: () => boolean;
     readonly stored?: () => Promise<number | undefined>;
+    readonly storedFirst?: boolean;
   } = {},
 ): Promise<PubAck> {
-  const { forMs = JETSTREAM_PUBLISH_RETRY_MS, cancelled, stored, msgID, ...publish } = options;
+  const { forMs = JETSTREAM_PUBLISH_RETRY_MS, cancelled, stored, storedFirst, msgID, ...publish } = options;
   const append = async (id: string | undefined) => {
     try {
       return await js.publish(subject, data, id === undefined ? publish : { ...publish, msgID: id });
@@ -147,5 +159,5 @@ export async function publishRetrying(
   };
   const rest = { forMs, ...(cancelled ? { cancelled } : {}) };
   if (msgID === undefined) return retrying(() => append(undefined), { ...rest, maxDelayMs: 1_000 });
-  return appendOnce(append, { msgID, ...rest, ...(stored ? { stored } : {}) });
+  return appendOnce(append, { msgID, ...rest, ...(stored ? { stored } : {}), ...(storedFirst ? { storedFirst } : {}) });
 }

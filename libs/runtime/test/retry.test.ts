@@ -37,6 +37,28 @@ describe('appendOnce', () => {
     expect(ids).toEqual(['m', 'm']);
   });
 
+  it('asks before each retry whether a failed attempt went through after all, and then appends no more', async () => {
+    const { ids, append } = scripted([new Error('timeout'), new Error('timeout'), { seq: 3 }]);
+    let asked = 0;
+    const ack = await appendOnce(append, { msgID: 'm', stored: async () => (++asked === 2 ? 12 : undefined) });
+    expect(ack).toEqual({ seq: 12, duplicate: true });
+    expect([ids, asked]).toEqual([['m', 'm'], 2]);
+  });
+
+  it('with storedFirst, asks before the first attempt too: an earlier process may have made it', async () => {
+    const { ids, append } = scripted([{ seq: 3 }]);
+    expect(await appendOnce(append, { msgID: 'm', storedFirst: true, stored: async () => 5 })).toEqual({
+      seq: 5,
+      duplicate: true,
+    });
+    expect(ids).toEqual([]);
+    const fresh = scripted([{ seq: 3 }]);
+    expect((await appendOnce(fresh.append, { msgID: 'm', storedFirst: true, stored: async () => undefined })).seq).toBe(
+      3,
+    );
+    expect(fresh.ids).toEqual(['m']);
+  });
+
   it('appends under a new id once the old one stays unconfirmed past the grace period', async () => {
     const { ids, append } = scripted([UNCONFIRMED, UNCONFIRMED, UNCONFIRMED, UNCONFIRMED, UNCONFIRMED, UNCONFIRMED]);
     const renamed = async (msgID: string) => (msgID === 'm' ? append(msgID) : { seq: 99 });

@@ -63,7 +63,7 @@ export class Dispatcher {
       log: deps.log,
       config: deps.config,
       store: deps.store,
-      events: new JobEvents(js, deps.subjects),
+      events: new JobEvents(js, deps.subjects, topologyNames(deps.config.subjectPrefix).eventsStream),
       ...emptyLeaderState(),
       metrics: deps.metrics,
       now: Date.now,

@@ -56,9 +56,30 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
   return true;
 }
 
-export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
+/**
+ * The finished job's last messages, from the outbox row written with its outcome; `republish`
+ * when they may have been published already (a failed attempt, or another leader's).
+ */
+export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finish, republish = false): Promise<void> {
   try {
-    await publishFinal(ctx, job, finish);
+    await ctx.events.final(
+      job.jobId,
+      {
+        events: finish.finalEvents,
+        done: {
+          jobId: job.jobId,
+          outcome: OUTCOME[finish.status],
+          licenseKey: job.licenseKey,
+          tier: job.tier,
+          targets: [...job.targets],
+          attempt: job.attempt,
+          finishedAt: ctx.now(),
+          ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
+          ...(job.callback ? { callback: true as const } : {}),
+        },
+      },
+      republish,
+    );
   } catch (err) {
     // Recorded in MySQL: the periodic pass publishes it once the bus takes it.
     ctx.outboxBehind = true;
@@ -66,23 +87,6 @@ export async function publishOutbox(ctx: Context, job: QueuedInfo, finish: Finis
   }
   // The artifact-store hears the outcome too, and removes the job's input then.
   ctx.store.markPublished(job.jobId);
-}
-
-async function publishFinal(ctx: Context, job: QueuedInfo, finish: Finish): Promise<void> {
-  for (const [i, message] of finish.finalEvents.entries()) {
-    await ctx.events.append(job.jobId, message, `${job.jobId}:final:${i}`);
-  }
-  await ctx.events.done({
-    jobId: job.jobId,
-    outcome: OUTCOME[finish.status],
-    licenseKey: job.licenseKey,
-    tier: job.tier,
-    targets: [...job.targets],
-    attempt: job.attempt,
-    finishedAt: ctx.now(),
-    ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
-    ...(job.callback ? { callback: true as const } : {}),
-  });
 }
 
 /** A failure the hub reports itself: the worker-style `error` then `complete`. */

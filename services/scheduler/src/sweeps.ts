@@ -142,11 +142,8 @@ export async function republishOutbox(ctx: Context): Promise<void> {
   // A full batch may have more behind it: the next pass reads on.
   if (rows.length === 100) ctx.outboxBehind = true;
   for (const row of rows) {
-    await publishOutbox(ctx, queuedInfo(row), {
-      status: row.status as 'completed',
-      errorMessage: row.errorMessage,
-      finalEvents: row.finalEvents,
-    });
+    const finish = { status: row.status as 'completed', errorMessage: row.errorMessage, finalEvents: row.finalEvents };
+    await publishOutbox(ctx, queuedInfo(row), finish, true);
   }
 }
 
