@@ -4,8 +4,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { deliverCommand, sendCommand } from './commands.js';
-import { returnUndelivered } from './outcomes.js';
-import { enqueue, enqueueRow, runRow, type Context, type RunningJob } from './state.js';
+import { returnUndelivered, takeFromMySql } from './outcomes.js';
+import { enqueue, type Context, type RunningJob } from './state.js';
 import type { JobRow } from './store.js';
 
 const encoder = new TextEncoder();
@@ -30,12 +30,8 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
   }
   if (!assigned) {
     // Cancelled or moved meanwhile, or an earlier try's write went through although MySQL's
-    // answer was lost (it was killed just after its commit): MySQL knows best. A job left in
-    // neither set would wait for ever.
-    ctx.running.delete(job.jobId);
-    const fresh = await ctx.store.get(job.jobId);
-    if (fresh?.status === 'queued') enqueueRow(ctx, fresh);
-    else if (fresh?.status === 'running' && fresh.workerId) runRow(ctx, { ...fresh, workerId: fresh.workerId });
+    // answer was lost (it was killed just after its commit): MySQL knows best.
+    await takeFromMySql(ctx, job.jobId);
     return;
   }
   const attempt = job.attempt + 1;

@@ -5,7 +5,17 @@
 import { call } from '@perry-hub/runtime';
 import { attemptArtifactsEndpoint, promoteEndpoint, type JobDone } from '@perry-hub/contracts';
 import { placeInQueue } from './positions.js';
-import { dequeue, durationSecs, enqueue, sortKey, type Context, type QueuedInfo, type RunningJob } from './state.js';
+import {
+  dequeue,
+  durationSecs,
+  enqueue,
+  enqueueRow,
+  runRow,
+  sortKey,
+  type Context,
+  type QueuedInfo,
+  type RunningJob,
+} from './state.js';
 import type { Delivery } from './commands.js';
 import type { Finish } from './store.js';
 import { SIGNING_MESSAGE, wire } from './wire.js';
@@ -26,8 +36,19 @@ export interface Finishing {
 
 /** The terminal transition; false when the job had already moved on (a stale attempt). */
 export async function finishJob(ctx: Context, { job, from, finish }: Finishing): Promise<boolean> {
-  const ok = await ctx.store.finish({ id: job.jobId, status: from, attempt: job.attempt }, finish, ctx.now());
-  if (!ok) return false;
+  let ok: boolean;
+  try {
+    ok = await ctx.store.finish({ id: job.jobId, status: from, attempt: job.attempt }, finish, ctx.now());
+  } catch (err) {
+    // No answer; the outcome may be written all the same (MariaDB killed just after its
+    // commit). Its outbox is then published by the next pass, and a retry's compare-and-set misses.
+    ctx.outboxBehind = true;
+    throw err;
+  }
+  if (!ok) {
+    await takeFromMySql(ctx, job.jobId);
+    return false;
+  }
   ctx.log.info(
     {
       jobId: job.jobId,
@@ -54,6 +75,24 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
   ctx.kick();
   await publishOutbox(ctx, job, finish);
   return true;
+}
+
+/**
+ * After a compare-and-set missed (the job moved on meanwhile, or an earlier try's write went
+ * through although MySQL's answer was lost), the leader's state of the job is made MySQL's: a job
+ * left in neither set would wait for ever, and one kept running would hold its worker's slot.
+ * A finished job's last messages may not be published yet: the next outbox pass looks.
+ */
+export async function takeFromMySql(ctx: Context, jobId: string): Promise<void> {
+  const row = await ctx.store.get(jobId);
+  ctx.running.delete(jobId);
+  if (row?.status === 'queued') {
+    if (!ctx.queued.has(jobId)) enqueueRow(ctx, row);
+    return;
+  }
+  if (ctx.queued.has(jobId)) dequeue(ctx, jobId);
+  if (row?.status === 'running' && row.workerId) runRow(ctx, { ...row, workerId: row.workerId });
+  else if (row) ctx.outboxBehind = true;
 }
 
 /**

@@ -496,6 +496,42 @@ describe('scheduler', () => {
     }
   });
 
+  test("a finish MySQL committed but whose answer was lost still reaches the job's log, and frees the worker", async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const proxy = await answerLostAfter(database.port, "UPDATE builds SET status = 'completed'");
+    const env = serviceEnv({ natsUrl, prefix, database: { ...database, port: proxy.port } }, FAST);
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      await addWorker(h, prefix, 'w', ['linux'], 1);
+      const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+      await until('the assignment', () => assignsFor(h, jobId).length > 0);
+      const complete = { type: 'complete', job_id: jobId, success: true, duration_secs: 1, artifacts: [] };
+      const report = { workerId: 'w', workerName: 'sim-w', jobId, attempt: 1, message: complete };
+      // The gateway's forward: its first try fails with the lost answer, its retry is told stale.
+      await expect(call(h.nc, subjects(prefix), workerEventEndpoint, report)).rejects.toThrow();
+      expect(proxy.cut).toBe(1);
+      expect(await call(h.nc, subjects(prefix), workerEventEndpoint, report)).toEqual({
+        accepted: false,
+        reason: 'job already finished',
+      });
+      expect((await jobRow(h, jobId))['status']).toBe('completed');
+      // The outbox pass (every 10 s after a failure) publishes what the lost answer held back.
+      await until('the complete in the log', async () => (await eventLog(h, prefix, jobId)).length > 0, 20_000);
+      expect(await eventLog(h, prefix, jobId)).toEqual([complete]);
+      // Its slot is free: the worker (one slot) gets the next job.
+      const next = await submitJob(h, prefix, { targets: ['linux'] });
+      await until('the next job assigned', () => assignsFor(h, next).length > 0, 10_000);
+    } finally {
+      await h.close();
+      await svc.stop();
+      proxy.close();
+    }
+  });
+
   test("an entry that never lists an assignment hands it back on its gateway's word, once the leader's copy of presence has the revision the word names", async ({
     natsUrl,
     prefix,
