@@ -17,7 +17,8 @@ export function onPresence(
 ): void {
   if (value === undefined) {
     const name = ctx.workers.get(key)?.name;
-    if (ctx.workers.delete(key)) void sweeps.loseWorkerJobs(ctx, key, name);
+    if (ctx.workers.delete(key))
+      sweeps.inBackground(ctx, "releasing a departed worker's jobs", sweeps.loseWorkerJobs(ctx, key, name));
     return;
   }
   if (!isValid(WorkerPresence, value)) return;
@@ -53,14 +54,14 @@ export function onVmState(ctx: Context, announced: Map<string, string>, value: u
   else ctx.draining.delete(value.capability);
   if (was && !value.draining) ctx.kick();
   // Waiting CLIs hear why they wait (the VM is booting, or no VM can be started).
-  void sweeps.announcePositions(ctx, announced);
+  sweeps.inBackground(ctx, 'telling waiting CLIs about a VM pool', sweeps.announcePositions(ctx, announced));
 }
 
 export function onLost(ctx: Context, data: unknown): void {
   if (!isValid(WorkerLifecycle, data)) return;
   const name = ctx.workers.get(data.workerId)?.name;
   ctx.workers.delete(data.workerId);
-  void sweeps.loseWorkerJobs(ctx, data.workerId, name);
+  sweeps.inBackground(ctx, "re-queueing a lost worker's jobs", sweeps.loseWorkerJobs(ctx, data.workerId, name));
 }
 
 export function onActivity(ctx: Context, data: unknown): void {

@@ -92,7 +92,8 @@ export class Dispatcher {
       onVmState(this.ctx, this.#announced, value),
     );
     await this.#reconcile();
-    void gateways.sweep(); // jobs of workers released before their rows were read
+    // Jobs of workers released before their rows were read.
+    sweeps.inBackground(this.ctx, "releasing gone gateways' workers", gateways.sweep());
     this.#resyncOnReconnect();
     links.subscribe(subjects.workers('lost'), (data) => onLost(this.ctx, data));
     links.subscribe(subjects.workers('activity'), (data) => onActivity(this.ctx, data));

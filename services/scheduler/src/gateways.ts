@@ -13,6 +13,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { LivenessView, type InstanceState, type Logger, type Vouch } from '@perry-hub/runtime';
 import { releaseJob } from './outcomes.js';
+import { inBackground } from './sweeps.js';
 import type { Context, QueuedInfo } from './state.js';
 
 export interface WorkerRef {
@@ -58,7 +59,7 @@ export class GatewayWatch {
       bucket: instancesBucket,
       services: ['worker-gateway'],
       ttlMs,
-      onGone: () => void this.sweep(),
+      onGone: () => inBackground(ctx, "releasing a gone gateway's workers", this.sweep()),
     });
   }
 

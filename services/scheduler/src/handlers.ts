@@ -9,7 +9,7 @@ import {
 } from '@perry-hub/contracts';
 import { sameSecret } from '@perry-hub/runtime';
 import { sendCommand } from './commands.js';
-import { failure, finishJob, toSigningStage } from './outcomes.js';
+import { failure, finishJob, takeFromMySql, toSigningStage } from './outcomes.js';
 import { dequeue, type Context, type RunningJob } from './state.js';
 import { onBuildComplete } from './verify.js';
 
@@ -76,8 +76,10 @@ export async function reclaimJob(ctx: Context, request: ReclaimJobRequest): Prom
   const hold = job?.avoid;
   if (!job || hold?.holdUntilMs === undefined || now >= hold.holdUntilMs || hold.workerName !== workerName)
     return { accepted: false, reason: 'the job is not waiting for this worker' };
-  if (!(await ctx.store.reclaim(jobId, job.attempt, { id: workerId, name: workerName }, now)))
+  if (!(await ctx.store.reclaim(jobId, job.attempt, { id: workerId, name: workerName }, now))) {
+    await takeFromMySql(ctx, jobId);
     return { accepted: false, reason: 'the job changed meanwhile' };
+  }
   if (ctx.queued.get(jobId) !== job) return { accepted: false, reason: 'the job changed meanwhile' };
   dequeue(ctx, jobId);
   ctx.reclaimable.delete(jobId);

@@ -77,6 +77,18 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
   return true;
 }
 
+/** Back to the queue in MySQL (a compare-and-set from running at the job's attempt); see `takeFromMySql`. */
+export async function requeueRow(
+  ctx: Context,
+  job: QueuedInfo,
+  change: Parameters<Context['store']['requeue']>[2],
+  now: number,
+): Promise<boolean> {
+  const ok = await ctx.store.requeue(job.jobId, job.attempt, change, now);
+  if (!ok) await takeFromMySql(ctx, job.jobId);
+  return ok;
+}
+
 /**
  * After a compare-and-set missed (the job moved on meanwhile, or an earlier try's write went
  * through although MySQL's answer was lost), the leader's state of the job is made MySQL's: a job
@@ -164,9 +176,9 @@ export async function toSigningStage(ctx: Context, job: RunningJob, needsFinishi
     });
   }
   const targets = [`${needsFinishing}-sign`];
-  const ok = await ctx.store.requeue(
-    job.jobId,
-    job.attempt,
+  const ok = await requeueRow(
+    ctx,
+    job,
     { stage: 'sign', targets, tarballRef, reason: `build stage done; waiting for ${targets[0]}` },
     ctx.now(),
   );
@@ -250,9 +262,9 @@ export async function loseJob(ctx: Context, job: RunningJob, workerName?: string
   if (job.retries < ctx.config.maxRetries) {
     const retries = job.retries + 1;
     const { hold, avoid } = waitForItsWorker(ctx, job, workerName, (holdUntilMs) => holdUntilMs);
-    const ok = await ctx.store.requeue(
-      job.jobId,
-      job.attempt,
+    const ok = await requeueRow(
+      ctx,
+      job,
       { retries, reason: `worker lost (retry ${retries} of ${ctx.config.maxRetries})`, keepToken: hold },
       ctx.now(),
     );
@@ -287,7 +299,7 @@ export async function releaseJob(ctx: Context, job: RunningJob, workerName: stri
   const now = ctx.now();
   const { hold, avoid } = waitForItsWorker(ctx, job, workerName, () => now + ctx.config.workerLostMs);
   const reason = 'its gateway instance is gone';
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason, keepToken: hold }, now))) return false;
+  if (!(await requeueRow(ctx, job, { reason, keepToken: hold }, now))) return false;
   ctx.running.delete(job.jobId);
   enqueue(ctx, { ...job, avoid });
   const position = placeInQueue(ctx, job.jobId, job.targets, sortKey(ctx, job));
@@ -326,7 +338,7 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
     return;
   }
   const reason = 'the assignment was not confirmed by the gateway';
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason }, ctx.now()))) return;
+  if (!(await requeueRow(ctx, job, { reason }, ctx.now()))) return;
   ctx.running.delete(job.jobId);
   enqueue(ctx, job);
 }

@@ -5,12 +5,21 @@
 import type { CapabilityDepth, QueueDepth } from '@perry-hub/contracts';
 import type { Vouch } from '@perry-hub/runtime';
 import { sendCommand } from './commands.js';
-import { failure, finishJob, loseJob, publishOutbox } from './outcomes.js';
+import { failure, finishJob, loseJob, publishOutbox, requeueRow } from './outcomes.js';
 import { dequeue, enqueue, queuedInfo, type Context, type RunningJob } from './state.js';
 import { wire } from './wire.js';
 import { toldToCli, waitFacts, whyWaiting } from './waiting.js';
 
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} minute${Math.round(ms / 60_000) === 1 ? '' : 's'}`;
+
+/**
+ * Work an event starts without waiting for it (a worker's goodbye, a gateway gone, a VM pool's
+ * news): a failure (MySQL away) is logged, not left to crash the process as an unhandled
+ * rejection; the periodic sweeps do the same work again.
+ */
+export function inBackground(ctx: Context, what: string, work: Promise<unknown>): void {
+  work.catch((err: unknown) => ctx.log.error({ err }, `${what} failed; the periodic sweeps try again`));
+}
 
 export async function enforceTimeouts(ctx: Context): Promise<void> {
   const now = ctx.now();
@@ -120,7 +129,7 @@ function vouchesFor(ctx: Context, vouch: Vouch | null, job: RunningJob): boolean
 
 async function requeueUndelivered(ctx: Context, job: RunningJob): Promise<void> {
   const reason = 'the assignment never reached its worker';
-  if (!(await ctx.store.requeue(job.jobId, job.attempt, { reason }, ctx.now()))) return;
+  if (!(await requeueRow(ctx, job, { reason }, ctx.now()))) return;
   ctx.running.delete(job.jobId);
   ctx.log.warn({ jobId: job.jobId, attempt: job.attempt }, 'assignment never reached its worker; re-queued');
   enqueue(ctx, job);

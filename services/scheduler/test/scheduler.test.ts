@@ -532,6 +532,35 @@ describe('scheduler', () => {
     }
   });
 
+  test('a re-queue MySQL committed but whose answer was lost still reaches another worker', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const proxy = await answerLostAfter(database.port, "UPDATE builds SET status = 'queued'");
+    const env = serviceEnv({ natsUrl, prefix, database: { ...database, port: proxy.port } }, FAST);
+    const svc = await start(env);
+    const h = await harness(natsUrl, prefix, database);
+    try {
+      const first = await addWorker(h, prefix, 'w1', ['linux']);
+      const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+      await until('the first assignment', () => assignsFor(h, jobId).length === 1);
+      await first.disconnect();
+      await until('the answer cut', () => proxy.cut > 0);
+      await addWorker(h, prefix, 'w2', ['linux']);
+      const [, retry] = await until(
+        'the second assignment',
+        () => assignsFor(h, jobId).length === 2 && assignsFor(h, jobId),
+        15_000,
+      );
+      expect(retry).toMatchObject({ workerId: 'w2', attempt: 2 });
+    } finally {
+      await h.close();
+      await svc.stop();
+      proxy.close();
+    }
+  });
+
   test("an entry that never lists an assignment hands it back on its gateway's word, once the leader's copy of presence has the revision the word names", async ({
     natsUrl,
     prefix,
