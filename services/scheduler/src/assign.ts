@@ -25,13 +25,16 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
     // dispatcher tries again shortly (should the write have gone through, that try's
     // compare-and-set misses, and the row is taken as it is).
     ctx.running.delete(job.jobId);
+    ctx.unsent.set(job.jobId, hash);
     enqueue(ctx, job);
     throw err;
   }
+  const unsent = ctx.unsent.get(job.jobId);
+  ctx.unsent.delete(job.jobId);
   if (!assigned) {
     // Cancelled or moved meanwhile, or an earlier try's write went through although MySQL's
     // answer was lost (it was killed just after its commit): MySQL knows best.
-    await takeFromMySql(ctx, job.jobId);
+    await takeFromMySql(ctx, job.jobId, unsent);
     return;
   }
   const attempt = job.attempt + 1;

@@ -51,6 +51,8 @@ export class Dispatcher {
   #retryTimer: NodeJS.Timeout | undefined;
   #depthTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
+  /** The pass over unpublished outboxes in progress, if any. */
+  #republishing: Promise<void> | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -116,11 +118,13 @@ export class Dispatcher {
     links.every(60_000, async () => sweeps.expireQueued(this.ctx));
     // Only after a failure: at rest, the outbox table is not read every interval.
     links.every(10_000, async () => {
+      await this.#republishing; // a failure during a pass in progress is seen after it
       if (!this.ctx.outboxBehind) return;
       this.ctx.outboxBehind = false;
-      await sweeps.republishOutbox(this.ctx);
+      await this.#republish();
     });
-    await sweeps.republishOutbox(this.ctx);
+    // Outboxes an earlier leader left unpublished, without holding up the leader's endpoints.
+    sweeps.inBackground(this.ctx, 'publishing the outboxes left unpublished', this.#republish());
     this.#publishDepth();
     this.#kick();
   }
@@ -135,6 +139,12 @@ export class Dispatcher {
       await stopped;
     })();
     return this.#stopping;
+  }
+
+  /** One pass over the unpublished outboxes at a time: two would each check, then append. */
+  #republish(): Promise<void> {
+    this.#republishing ??= sweeps.republishOutbox(this.ctx).finally(() => (this.#republishing = undefined));
+    return this.#republishing;
   }
 
   async #reconcile(): Promise<void> {

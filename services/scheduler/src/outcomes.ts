@@ -71,6 +71,7 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
     }
   }
   ctx.running.delete(job.jobId);
+  ctx.unsent.delete(job.jobId);
   ctx.touched();
   ctx.kick();
   await publishOutbox(ctx, job, finish);
@@ -93,11 +94,20 @@ export async function requeueRow(
  * After a compare-and-set missed (the job moved on meanwhile, or an earlier try's write went
  * through although MySQL's answer was lost), the leader's state of the job is made MySQL's: a job
  * left in neither set would wait for ever, and one kept running would hold its worker's slot.
- * A finished job's last messages may not be published yet: the next outbox pass looks.
+ * A running row holding `unsentTokenHash` is this leader's own assignment that was never sent:
+ * handed back at once (the undelivered rule would take up to its grace period). A finished job's
+ * last messages may not be published yet: the next outbox pass looks.
  */
-export async function takeFromMySql(ctx: Context, jobId: string): Promise<void> {
+export async function takeFromMySql(ctx: Context, jobId: string, unsentTokenHash?: string): Promise<void> {
   const row = await ctx.store.get(jobId);
   ctx.running.delete(jobId);
+  if (row?.status === 'running' && unsentTokenHash !== undefined && row.tokenHash === unsentTokenHash) {
+    const reason = 'the assignment was written but its answer lost, so never sent';
+    if (await ctx.store.requeue(jobId, row.attempt, { reason }, ctx.now())) {
+      ctx.log.warn({ jobId, attempt: row.attempt }, 'assignment written but never sent; re-queued');
+      return takeFromMySql(ctx, jobId);
+    }
+  }
   if (row?.status === 'queued') {
     if (!ctx.queued.has(jobId)) enqueueRow(ctx, row);
     return;

@@ -91,6 +91,11 @@ export interface Context {
   readonly waitingSince: Map<string, number>;
   /** Queued jobs waiting for the worker that built them to claim them back (see `QueuedInfo.avoid`). */
   readonly reclaimable: Set<string>;
+  /**
+   * The token hash of each assignment this leader wrote but whose answer MySQL lost (so it never
+   * sent it), by job: found in the row, it is this leader's own, and handed back at once.
+   */
+  readonly unsent: Map<string, string>;
   readonly metrics: HubMetrics;
   readonly now: () => number;
   /** Ask for a dispatch round soon (coalesced). */
@@ -121,6 +126,7 @@ export type LeaderState = Pick<
   | 'vmPools'
   | 'waitingSince'
   | 'reclaimable'
+  | 'unsent'
 >;
 
 export function emptyLeaderState(): LeaderState {
@@ -136,6 +142,7 @@ export function emptyLeaderState(): LeaderState {
     vmPools: new Map(),
     waitingSince: new Map(),
     reclaimable: new Set(),
+    unsent: new Map(),
   };
 }
 

@@ -481,7 +481,9 @@ describe('scheduler', () => {
       await addWorker(h, prefix, 'w', ['linux'], 1, true, { listsJobs: true });
       const jobId = await submitJob(h, prefix, { targets: ['linux'] });
       await until('the answer cut', () => proxy.cut > 0);
-      // Its worker's entry never lists attempt 1 (never sent), so it is handed back and sent again.
+      // The row holds the token of the write whose answer was lost: the leader's own assignment,
+      // never sent, handed back at once and sent again (its worker's entry, which never lists
+      // attempt 1, would have had it handed back later by the undelivered rule).
       const [assign] = await until(
         'an assignment',
         () => assignsFor(h, jobId).length > 0 && assignsFor(h, jobId),
@@ -489,6 +491,10 @@ describe('scheduler', () => {
       );
       expect(assign).toMatchObject({ workerId: 'w', attempt: 2 });
       expect(proxy.cut).toBe(1);
+      const history = JSON.parse(String((await jobRow(h, jobId))['history'])) as { state: string; reason?: string }[];
+      expect(history.map((e) => e.reason ?? e.state)).toContain(
+        'the assignment was written but its answer lost, so never sent',
+      );
     } finally {
       await h.close();
       await svc.stop();
