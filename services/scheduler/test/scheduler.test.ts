@@ -470,14 +470,8 @@ describe('scheduler', () => {
     prefix,
     database,
   }) => {
-    // The scheduler reaches MariaDB through a proxy that lets the first assignment's UPDATE
-    // commit, then cuts the connection instead of passing the answer on (MariaDB killed just
-    // after the commit). The retry's compare-and-set then misses: the row already says running.
-    const proxy = await answerLostAfter(database.port, "UPDATE builds SET status = 'running'");
-    const env = serviceEnv({ natsUrl, prefix, database: { ...database, port: proxy.port } }, FAST);
-    const svc = await start(env);
-    const h = await harness(natsUrl, prefix, database);
-    try {
+    await withAnswerLost({ natsUrl, prefix, database }, "UPDATE builds SET status = 'running'", async (h, proxy) => {
+      // The dispatcher's retry of the assignment misses its compare-and-set: the row says running.
       await addWorker(h, prefix, 'w', ['linux'], 1, true, { listsJobs: true });
       const jobId = await submitJob(h, prefix, { targets: ['linux'] });
       await until('the answer cut', () => proxy.cut > 0);
@@ -495,11 +489,7 @@ describe('scheduler', () => {
       expect(history.map((e) => e.reason ?? e.state)).toContain(
         'the assignment was written but its answer lost, so never sent',
       );
-    } finally {
-      await h.close();
-      await svc.stop();
-      proxy.close();
-    }
+    });
   });
 
   test("a finish MySQL committed but whose answer was lost still reaches the job's log, and frees the worker", async ({
@@ -507,11 +497,7 @@ describe('scheduler', () => {
     prefix,
     database,
   }) => {
-    const proxy = await answerLostAfter(database.port, "UPDATE builds SET status = 'completed'");
-    const env = serviceEnv({ natsUrl, prefix, database: { ...database, port: proxy.port } }, FAST);
-    const svc = await start(env);
-    const h = await harness(natsUrl, prefix, database);
-    try {
+    await withAnswerLost({ natsUrl, prefix, database }, "UPDATE builds SET status = 'completed'", async (h, proxy) => {
       await addWorker(h, prefix, 'w', ['linux'], 1);
       const jobId = await submitJob(h, prefix, { targets: ['linux'] });
       await until('the assignment', () => assignsFor(h, jobId).length > 0);
@@ -531,11 +517,7 @@ describe('scheduler', () => {
       // Its slot is free: the worker (one slot) gets the next job.
       const next = await submitJob(h, prefix, { targets: ['linux'] });
       await until('the next job assigned', () => assignsFor(h, next).length > 0, 10_000);
-    } finally {
-      await h.close();
-      await svc.stop();
-      proxy.close();
-    }
+    });
   });
 
   test('a re-queue MySQL committed but whose answer was lost still reaches another worker', async ({
@@ -543,11 +525,7 @@ describe('scheduler', () => {
     prefix,
     database,
   }) => {
-    const proxy = await answerLostAfter(database.port, "UPDATE builds SET status = 'queued'");
-    const env = serviceEnv({ natsUrl, prefix, database: { ...database, port: proxy.port } }, FAST);
-    const svc = await start(env);
-    const h = await harness(natsUrl, prefix, database);
-    try {
+    await withAnswerLost({ natsUrl, prefix, database }, "UPDATE builds SET status = 'queued'", async (h, proxy) => {
       const first = await addWorker(h, prefix, 'w1', ['linux']);
       const jobId = await submitJob(h, prefix, { targets: ['linux'] });
       await until('the first assignment', () => assignsFor(h, jobId).length === 1);
@@ -560,11 +538,7 @@ describe('scheduler', () => {
         15_000,
       );
       expect(retry).toMatchObject({ workerId: 'w2', attempt: 2 });
-    } finally {
-      await h.close();
-      await svc.stop();
-      proxy.close();
-    }
+    });
   });
 
   test("an entry that never lists an assignment hands it back on its gateway's word, once the leader's copy of presence has the revision the word names", async ({
@@ -654,6 +628,27 @@ async function withGateways(
     for (const writer of writers) writer.abandon();
     await h.close();
     await svc.stop();
+  }
+}
+
+/**
+ * A scheduler that reaches MariaDB through `answerLostAfter(statement)`: the first such statement
+ * is committed but its answer lost (MariaDB killed just after the commit).
+ */
+async function withAnswerLost(
+  where: { natsUrl: string; prefix: string; database: TestDatabase },
+  statement: string,
+  body: (h: Harness, proxy: { readonly cut: number }) => Promise<void>,
+): Promise<void> {
+  const proxy = await answerLostAfter(where.database.port, statement);
+  const svc = await start(serviceEnv({ ...where, database: { ...where.database, port: proxy.port } }, FAST));
+  const h = await harness(where.natsUrl, where.prefix, where.database);
+  try {
+    await body(h, proxy);
+  } finally {
+    await h.close();
+    await svc.stop();
+    proxy.close();
   }
 }
 
