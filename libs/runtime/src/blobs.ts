@@ -7,7 +7,8 @@
  *   orphaned chunks (`${chunkSubjectPrefix}<nuid>` that no object names), for the owner to sweep.
  * - `get` reads a small object chunk by chunk with direct gets (one request each, no consumer,
  *   no stream info), a larger one through a pull consumer (a slow reader slows the transfer
- *   instead of buffering it, unlike the library's push-based `get`), and checks the digest.
+ *   instead of buffering it, unlike the library's push-based `get`), and checks the digest
+ *   before it hands on the last chunk.
  * - Meta records are read with a direct get too: the library's `info` goes through the
  *   JetStream API, which answers from the stream leader and emits an advisory per call. A small
  *   object this instance has just put is read back without its meta record (RECENT_TTL_MS).
@@ -299,15 +300,20 @@ export class BlobStore {
     const source = info.chunks <= DIRECT_GET_MAX_CHUNKS ? this.directChunks(info) : this.consumedChunks(info);
     const hash = createHash('sha256');
     let received = 0;
+    // Each chunk goes on once the next has arrived, and the last once the digest is checked: a
+    // corrupt object never reaches its reader whole (an HTTP answer ends short of its length).
+    let held: Uint8Array | undefined;
     for await (const data of source) {
       hash.update(data);
       received += data.length;
-      yield data;
+      if (held) yield held;
+      held = data;
     }
     const digest = `SHA-256=${base64urlPadded(hash.digest())}`;
     if (received !== info.size || digest.replace(/=+$/, '') !== info.digest.replace(/=+$/, '')) {
       throw new Error(`${info.name}: corrupt object (${received} of ${info.size} bytes, digest ${digest})`);
     }
+    if (held) yield held;
   }
 
   /** Each chunk by a direct get of the next message on the object's chunk subject. */

@@ -3,10 +3,11 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { test, connectTestNats, tapStreamRequests } from '@perry-hub/testkit';
-import { base64Decoder, base64Encoder, BlobStore, gzipCheck } from '../src/index.js';
+import { base64Decoder, base64Encoder, BlobStore, gzipCheck, type ObjectInfo } from '../src/index.js';
 
 /** Feed `data` in random-sized chunks (including 1-byte ones) through a transform. */
 async function through(transform: Transform, data: Buffer, maxChunk = 7): Promise<Buffer> {
@@ -179,6 +180,47 @@ describe('BlobStore', () => {
         subjects_filter: `${blobs.chunkSubjectPrefix}${known.nuid}`,
       });
       expect(left.state.subjects ?? {}).toEqual({});
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('a corrupt object fails its reader before the reader has it whole', async ({ natsUrl, prefix }) => {
+    const { nc, bucket, blobs } = await openBlobs(natsUrl, prefix);
+    try {
+      const jsm = await jetstreamManager(nc);
+      // The object's meta record rewritten with the digest of other bytes: what a reader sees of
+      // chunks that are no longer what was put.
+      const corrupt = async (name: string) => {
+        const token = Buffer.from(name).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+        const subject = `$O.${bucket}.M.${token}`;
+        const meta = (await jsm.streams.getMessage(blobs.streamName, { last_by_subj: subject }))!.json<ObjectInfo>();
+        const other = createHash('sha256').update('other bytes').digest('base64url');
+        const rollup = headers();
+        rollup.set('Nats-Rollup', 'sub');
+        await jetstream(nc).publish(subject, JSON.stringify({ ...meta, digest: `SHA-256=${other}=` }), {
+          headers: rollup,
+        });
+      };
+      const reader = await BlobStore.open(nc, bucket);
+
+      // Streamed (more than 4 chunks): the stream fails, and its last chunk never comes.
+      const large = randomBytes(3 * 1024 * 1024 + 5);
+      await blobs.put('artifacts/large', Readable.from([large]));
+      await corrupt('artifacts/large');
+      const found = await reader.get('artifacts/large');
+      let received = 0;
+      await expect(
+        (async () => {
+          for await (const chunk of found!.stream) received += (chunk as Buffer).length;
+        })(),
+      ).rejects.toThrow(/corrupt object/);
+      expect(received).toBe(large.length - (large.length % (512 * 1024)));
+
+      // Read whole (at most 4 chunks): the open fails, before any byte.
+      await blobs.put('artifacts/small', Readable.from([randomBytes(100_000)]));
+      await corrupt('artifacts/small');
+      await expect(reader.get('artifacts/small')).rejects.toThrow(/corrupt object/);
     } finally {
       await nc.close();
     }
