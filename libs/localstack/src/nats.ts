@@ -66,7 +66,7 @@ function renderConfig(
       ? [
           'cluster {',
           `  name: ${JSON.stringify(cluster.name)}`,
-          `  listen: ${JSON.stringify(`${host}:${cluster.routePort}`)}`,
+          `  listen: ${JSON.stringify(`${cluster.routeHost ?? host}:${cluster.routePort}`)}`,
           `  routes: [${cluster.routes.map((r) => JSON.stringify(r)).join(', ')}]`,
           '}',
         ]

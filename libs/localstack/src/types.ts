@@ -72,8 +72,10 @@ export interface NatsClusterNode {
   readonly name: string;
   /** This node's name: JetStream places replicas by it, so it must stay the same across restarts. */
   readonly serverName: string;
-  /** This node's route port (on the same host as its client port). */
+  /** This node's route port (on `routeHost`). */
   readonly routePort: number;
+  /** Where this node listens for routes; its client host when absent. */
+  readonly routeHost?: string;
   /** Route URLs of the other nodes, e.g. `nats-route://127.0.0.1:6223`. */
   readonly routes: readonly string[];
 }

@@ -207,14 +207,38 @@ export interface LivenessViewOptions {
   readonly ttlMs: number;
   /** Called with an instance's id when its record is deleted. */
   readonly onGone?: (instanceId: string) => void;
+  /**
+   * Called after the watch was found behind the bucket and started afresh (see
+   * `CATCH_UP_WINDOW_MS`): judgements made before it may have been wrong.
+   */
+  readonly onBehind?: () => void;
 }
+
+/**
+ * How long after a record expired unrenewed the view still asks the bucket whether its writer
+ * renewed it after all. On a cluster, a watch's consumer lives on one node; cut off from the
+ * reader's node, it goes silent while the reader's connection is fine, and the library notices
+ * only after two missed heartbeats of its ordered consumer, 30 s each. Meanwhile every record
+ * would expire and every instance look dead. A writer that is really gone renews nothing, so the
+ * bucket holds the record the view has; a newer one means the watch is behind: it is started
+ * afresh. The asking stops this long after the expiry (a killed instance's record stays).
+ */
+const CATCH_UP_WINDOW_MS = 60_000;
+/** A newer record the watch has not delivered this long after the bucket showed it: behind. */
+const DELIVERY_MARGIN_MS = 500;
 
 /** A watched copy of the records of some services' instances (`LivenessViewOptions.services`). */
 export class LivenessView {
   readonly #options: LivenessViewOptions;
   readonly #records = new Map<string, InstanceRecord>();
+  /** Each instance's record key and the revision of its record as last delivered. */
+  readonly #seen = new Map<string, { key: string; revision: number }>();
   #watchingSince = Date.now();
+  #kv: KV | undefined;
+  #log: Logger | undefined;
   #stop: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #checking = false;
   #stopped = false;
 
   constructor(options: LivenessViewOptions) {
@@ -227,15 +251,26 @@ export class LivenessView {
    */
   async start(log: Logger, nc: NatsConnection): Promise<void> {
     this.#watchingSince = Date.now();
+    this.#log = log;
     void (async () => {
       for await (const s of nc.status()) {
         if (this.#stopped) break;
         if (s.type === 'reconnect') this.reconnected();
       }
     })();
-    const { bucket, services } = this.#options;
-    const kv = await new Kvm(nc).open(bucket);
-    const watch = await kv.watch({ key: services.map((service) => `${service}.>`) });
+    const { bucket, services, ttlMs } = this.#options;
+    this.#kv = await new Kvm(nc).open(bucket);
+    const { caughtUp } = await this.#watch();
+    this.#timer = setInterval(() => void this.#checkCaughtUp(), ttlMs);
+    this.#timer.unref();
+    // No record of the watched services sends nothing to catch up with.
+    if ((await recordsOf(nc, bucket, services)) === 0) return;
+    await Promise.race([caughtUp, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+  }
+
+  /** Watches the records; `caughtUp` resolves once the watch delivered what the bucket held. */
+  async #watch(): Promise<{ caughtUp: Promise<void> }> {
+    const watch = await this.#kv!.watch({ key: this.#options.services.map((service) => `${service}.>`) });
     this.#stop = () => watch.stop();
     let caughtUp!: () => void;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
@@ -244,10 +279,43 @@ export class LivenessView {
         this.#apply(entry);
         if (entry.delta === 0) caughtUp();
       }
-    })().catch((err: unknown) => log.error({ err }, 'instances watch ended'));
-    // No record of the watched services sends nothing to catch up with.
-    if ((await recordsOf(nc, bucket, services)) === 0) caughtUp();
-    await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    })().catch((err: unknown) => this.#log?.error({ err }, 'instances watch ended'));
+    return { caughtUp: ready };
+  }
+
+  /**
+   * Asks the bucket for the records that expired unrenewed lately (CATCH_UP_WINDOW_MS); if it
+   * holds a newer one that the watch does not deliver, the watch is started afresh.
+   */
+  async #checkCaughtUp(now = Date.now()): Promise<void> {
+    if (this.#checking || this.#stopped) return;
+    this.#checking = true;
+    try {
+      for (const [instanceId, record] of this.#records) {
+        if (record.kind !== 'live' || now <= record.expiresAt || now - record.expiresAt > CATCH_UP_WINDOW_MS) continue;
+        const seen = this.#seen.get(instanceId);
+        const stored = seen && (await this.#kv!.get(seen.key));
+        if (!seen || !stored || stored.revision <= seen.revision) continue;
+        await new Promise((resolve) => setTimeout(resolve, DELIVERY_MARGIN_MS));
+        if (this.#stopped || this.#seen.get(instanceId)!.revision >= stored.revision) continue;
+        this.#log?.warn(
+          { bucket: this.#options.bucket, instanceId, delivered: seen.revision, stored: stored.revision },
+          'the watch of liveness records fell behind its bucket (its consumer cannot be reached); watching afresh',
+        );
+        this.#stop?.();
+        this.#watchingSince = Date.now();
+        await this.#watch();
+        this.#options.onBehind?.();
+        return;
+      }
+    } catch (err) {
+      this.#log?.warn(
+        { err, bucket: this.#options.bucket },
+        'could not compare the liveness records with their bucket',
+      );
+    } finally {
+      this.#checking = false;
+    }
   }
 
   /** After our own connection was down, expiries we could not hear renewed are not trusted yet. */
@@ -278,12 +346,14 @@ export class LivenessView {
 
   stop(): void {
     this.#stopped = true;
+    clearInterval(this.#timer);
     this.#stop?.();
   }
 
   #apply(entry: KvEntry): void {
     // `<service>.<instanceId>`: the id follows the first dot.
     const instanceId = entry.key.slice(entry.key.indexOf('.') + 1);
+    this.#seen.set(instanceId, { key: entry.key, revision: entry.revision });
     if (entry.operation !== 'PUT') {
       this.#records.set(instanceId, { kind: 'gone' });
       this.#options.onGone?.(instanceId);

@@ -236,6 +236,7 @@ export async function startIsolatedNatsCluster(
       name,
       serverName,
       routePort: ports[i]!.route,
+      ...(network ? { routeHost: network.routeHost(i) } : {}),
       routes: ports.flatMap((_, j) => (j === i ? [] : [routeUrl(j)])),
     };
     const server = await startNatsServer({

@@ -82,7 +82,11 @@ export class Dispatcher {
     const links = this.#links;
     const names = topologyNames(config.subjectPrefix);
     const presence = await new Kvm(nc).open(names.presenceBucket);
-    const gateways = new GatewayWatch(this.ctx, names.instancesBucket, config.instanceTtlMs);
+    // Gateways taken for dead while the watch was behind had their workers released, which come
+    // back only as their presence entries change: the next term reads them all afresh.
+    const gateways = new GatewayWatch(this.ctx, names.instancesBucket, config.instanceTtlMs, () =>
+      links.fail(new Error('the watch of the gateways liveness records fell behind its bucket')),
+    );
     links.onStop(() => gateways.stop());
     await gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
     const isGhost = gateways.isGhost.bind(gateways);

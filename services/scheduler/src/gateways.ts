@@ -53,13 +53,18 @@ export class GatewayWatch {
   readonly #released = new Map<string, { name: string | undefined; at: number }>();
   #busy = Promise.resolve();
 
-  constructor(ctx: Context, instancesBucket: string, ttlMs: number) {
+  /**
+   * `onBehind`: the watch of the gateways' records was found behind its bucket (and started
+   * afresh); gateways may have been taken for dead and their workers released meanwhile.
+   */
+  constructor(ctx: Context, instancesBucket: string, ttlMs: number, onBehind: () => void) {
     this.#ctx = ctx;
     this.#view = new LivenessView({
       bucket: instancesBucket,
       services: ['worker-gateway'],
       ttlMs,
       onGone: () => inBackground(ctx, "releasing a gone gateway's workers", this.sweep()),
+      onBehind,
     });
   }
 

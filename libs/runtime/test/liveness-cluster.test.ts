@@ -1,0 +1,101 @@
+// LivenessView on a three-node cluster: a watch whose consumer lives on a node cut off from the
+// reader's node goes silent while the reader's connection is fine. The view notices that the
+// bucket holds records it was not given, and watches afresh, instead of taking every instance
+// for dead until the library's ordered consumer gives up (two missed heartbeats of 30 s).
+// Needs root and iproute2 (network namespaces); skipped with the reason without them.
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { pino } from 'pino';
+import { getFreePort } from '@perry-hub/localstack';
+import {
+  connectTestNats,
+  createClusterNetwork,
+  describe,
+  expect,
+  networkNamespacesUsable,
+  startIsolatedNatsCluster,
+  test,
+  until,
+} from '@perry-hub/testkit';
+import { LivenessView, LivenessWriter } from '../src/index.js';
+
+const TTL_MS = 2_000;
+const log = pino({ level: 'silent' });
+const usable = networkNamespacesUsable();
+if (usable !== true) console.log(`liveness cluster test skipped: ${usable}`);
+
+describe.skipIf(usable !== true)('LivenessView on a cluster', () => {
+  test(
+    'a watch whose consumer is cut off from the reader is started afresh, and the writer stays live',
+    { timeout: 180_000 },
+    async ({ prefix }) => {
+      const cluster = await startIsolatedNatsCluster(3, { network: createClusterNetwork(3, await getFreePort()) });
+      // Reader and writer on node 0 only: they stay with it, as clients of a node that keeps its
+      // cluster do.
+      const nc = await connectTestNats(cluster.urls.split(',')[0]!);
+      try {
+        const bucket = `${prefix}-instances`;
+        // A new cluster may answer 'temporarily unavailable' a little longer.
+        const kv = await until(
+          'the bucket on the new cluster',
+          () => new Kvm(nc).create(bucket, { history: 1, replicas: 3 }).catch(() => undefined),
+          30_000,
+          500,
+        );
+        const writer = new LivenessWriter({ kv, instanceId: 'gw-a', service: 'worker-gateway', ttlMs: TTL_MS, log });
+        await writer.start();
+        const jsm = await jetstreamManager(nc);
+        const consumers = async () => {
+          const hosts = new Map<string, string | undefined>();
+          for await (const ci of jsm.consumers.list(`KV_${bucket}`)) hosts.set(ci.name, ci.cluster?.leader);
+          return hosts;
+        };
+        // A view whose watch's consumer lives on node 2 (a single-replica consumer goes to any of
+        // its stream's nodes): views are made until one's does.
+        const cutNode = cluster.nodes[2]!.serverName;
+        let view: LivenessView | undefined;
+        let behind = 0;
+        for (let tries = 0; !view && tries < 30; tries++) {
+          const before = await consumers();
+          const candidate = new LivenessView({
+            bucket,
+            services: ['worker-gateway'],
+            ttlMs: TTL_MS,
+            onBehind: () => behind++,
+          });
+          await candidate.start(log, nc);
+          const created = [...(await consumers())].filter(([name]) => !before.has(name));
+          expect(created).toHaveLength(1);
+          if (created[0]![1] === cutNode) view = candidate;
+          else candidate.stop();
+        }
+        expect(view, 'no view had its consumer on node 2 in 30 tries').toBeDefined();
+        await expect.poll(() => view!.state('gw-a')).toBe('live');
+
+        cluster.partition(2);
+        const cutAt = Date.now();
+        try {
+          // The record expires unrenewed in the silent watch; the bucket has newer ones once the
+          // stream has a leader on the two nodes left: the view watches afresh. From 20 s after
+          // the cut, still cut off, the writer is judged live throughout (the library's watch
+          // alone stays silent for up to a minute, and the writer looks dead all along).
+          await new Promise((r) => setTimeout(r, 20_000));
+          const states = new Set<string>();
+          for (const end = Date.now() + 3 * TTL_MS; Date.now() < end;) {
+            states.add(view!.state('gw-a'));
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          expect([...states]).toEqual(['live']);
+          expect(behind).toBeGreaterThan(0);
+          expect(Date.now() - cutAt, 'the checks ran while node 2 was still cut off').toBeLessThan(45_000);
+        } finally {
+          cluster.heal(2);
+        }
+        view!.stop();
+        await writer.stop();
+      } finally {
+        await nc.close();
+      }
+    },
+  );
+});
