@@ -13,6 +13,7 @@ export * from './lease.js';
 export * from './blobs.js';
 export * from './sealed.js';
 export * from './worker-command.js';
+export * from './kv-watch.js';
 export * from './liveness.js';
 export * from './preflight.js';
 export * from './metrics.js';

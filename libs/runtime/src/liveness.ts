@@ -17,6 +17,7 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { InstanceLiveness, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
+import { watchKv } from './kv-watch.js';
 import { moveToAnotherServer } from './nats.js';
 import { isValid, jsonOf } from './validate.js';
 
@@ -270,7 +271,7 @@ export class LivenessView {
 
   /** Watches the records; `caughtUp` resolves once the watch delivered what the bucket held. */
   async #watch(): Promise<{ caughtUp: Promise<void> }> {
-    const watch = await this.#kv!.watch({ key: this.#options.services.map((service) => `${service}.>`) });
+    const watch = await watchKv(this.#kv!, { key: this.#options.services.map((service) => `${service}.>`) });
     this.#stop = () => watch.stop();
     let caughtUp!: () => void;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));

@@ -6,7 +6,7 @@
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { Logger } from '@perry-hub/runtime';
+import { watchKv, type Logger } from '@perry-hub/runtime';
 
 const decoder = new TextDecoder();
 
@@ -43,7 +43,7 @@ export class LeaderLinks {
    * with its revision; unparseable ones skipped.
    */
   async watch(what: string, kv: KV, onChange: (key: string, value: unknown, revision: number) => void): Promise<void> {
-    const watcher = await kv.watch();
+    const watcher = await watchKv(kv);
     this.onStop(() => watcher.stop());
     this.#untilStopped(`the watch of ${what}`, async () => {
       for await (const e of watcher) {

@@ -7,7 +7,7 @@
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { JobDone, PrewarmSignal, QueueDepth, WorkerPresence, type Subjects } from '@perry-hub/contracts';
-import { jsonOf, problems, type Logger } from '@perry-hub/runtime';
+import { jsonOf, problems, watchKv, type Logger } from '@perry-hub/runtime';
 import type { TSchema, Static } from 'typebox';
 import type { CloudObservation, Signals } from './memory.js';
 
@@ -132,7 +132,7 @@ export class SignalFeed {
   }
 
   async #watchPresence(): Promise<void> {
-    const watch = await this.#deps.presence.watch();
+    const watch = await watchKv(this.#deps.presence);
     this.#stopWatch = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {

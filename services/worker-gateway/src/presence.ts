@@ -13,7 +13,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import { WorkerPresence } from '@perry-hub/contracts';
-import { isValid, jsonOf, type InstanceState } from '@perry-hub/runtime';
+import { isValid, jsonOf, watchKv, type InstanceState } from '@perry-hub/runtime';
 import type { Logger } from 'pino';
 
 /** An entry of a gateway that is not live, silent this many lost limits, is deleted. */
@@ -51,7 +51,7 @@ export class PresenceView {
 
   /** Start watching. The copy catches up within milliseconds; readers accept that lag. */
   async start(): Promise<void> {
-    const watch = await this.#options.kv.watch();
+    const watch = await watchKv(this.#options.kv);
     this.#stop = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {

@@ -10,6 +10,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topologyNames } from '@perry-hub/contracts';
+import { watchKv } from '@perry-hub/runtime';
 import type { Logger } from 'pino';
 
 export const EXPECTED_VERSION_KEY = 'settings.expected-perry-version';
@@ -34,7 +35,7 @@ export class ExpectedVersion {
     const setting = new ExpectedVersion(kv, config.expectedPerryVersion);
     const entry = await kv.get(EXPECTED_VERSION_KEY);
     if (entry?.operation === 'PUT') setting.#stored = readValue(entry.string());
-    const watch = await kv.watch({ key: EXPECTED_VERSION_KEY });
+    const watch = await watchKv(kv, { key: EXPECTED_VERSION_KEY });
     setting.#stop = () => watch.stop();
     void (async () => {
       for await (const e of watch) setting.#stored = e.operation === 'PUT' ? readValue(e.string()) : '';

@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { watchKv } from '@perry-hub/runtime';
 
 export interface WindowCount {
   /** Attempts in the current window, this one included for `hit`. */
@@ -70,7 +71,7 @@ export class WindowCounters {
    */
   private async watch(): Promise<void> {
     const seen = new Map<string, number>();
-    const watcher = await this.kv.watch({ key: `${WATCHED_SCOPE}.>` });
+    const watcher = await watchKv(this.kv, { key: `${WATCHED_SCOPE}.>` });
     this.watched = seen;
     void (async () => {
       for await (const e of watcher) {

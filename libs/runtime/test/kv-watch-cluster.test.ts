@@ -1,7 +1,8 @@
-// LivenessView on a three-node cluster: a watch whose consumer lives on a node cut off from the
-// reader's node goes silent while the reader's connection is fine. The view notices that the
-// bucket holds records it was not given, and watches afresh, instead of taking every instance
-// for dead until the library's ordered consumer gives up (two missed heartbeats of 30 s).
+// KV watches on a three-node cluster with one node cut off. A LivenessView's watch whose consumer
+// lives on that node goes silent while the reader's connection is fine: the view notices that the
+// bucket holds records it was not given, and watches afresh, instead of taking every instance for
+// dead until the library's ordered consumer gives up (two missed heartbeats of 30 s). And a watch
+// made meanwhile (watchKv) is created even when its consumer is first placed on that node.
 // Needs root and iproute2 (network namespaces); skipped with the reason without them.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -17,16 +18,16 @@ import {
   test,
   until,
 } from '@perry-hub/testkit';
-import { LivenessView, LivenessWriter } from '../src/index.js';
+import { LivenessView, LivenessWriter, watchKv, type KvWatch } from '../src/index.js';
 
 const TTL_MS = 2_000;
 const log = pino({ level: 'silent' });
 const usable = networkNamespacesUsable();
-if (usable !== true) console.log(`liveness cluster test skipped: ${usable}`);
+if (usable !== true) console.log(`KV watch cluster test skipped: ${usable}`);
 
-describe.skipIf(usable !== true)('LivenessView on a cluster', () => {
+describe.skipIf(usable !== true)('KV watches on a cluster with a node cut off', () => {
   test(
-    'a watch whose consumer is cut off from the reader is started afresh, and the writer stays live',
+    'a watch whose consumer is cut off is started afresh, the writer stays live, and watches made meanwhile are created',
     { timeout: 180_000 },
     async ({ prefix }) => {
       const cluster = await startIsolatedNatsCluster(3, { network: createClusterNetwork(3, await getFreePort()) });
@@ -87,6 +88,16 @@ describe.skipIf(usable !== true)('LivenessView on a cluster', () => {
           }
           expect([...states]).toEqual(['live']);
           expect(behind).toBeGreaterThan(0);
+
+          // Watches made while node 2 is cut off: a third of them are placed there and never
+          // confirmed, but asked again each is created, and each delivers.
+          const watches = await Promise.all(Array.from({ length: 6 }, () => watchKv(kv, { key: 'probe.>' })));
+          await kv.put('probe.a', 'x');
+          const firstKey = async (watch: KvWatch) => {
+            for await (const entry of watch) return entry.key;
+          };
+          expect(await Promise.all(watches.map(firstKey))).toEqual(Array(6).fill('probe.a'));
+          for (const watch of watches) watch.stop();
           expect(Date.now() - cutAt, 'the checks ran while node 2 was still cut off').toBeLessThan(45_000);
         } finally {
           cluster.heal(2);
