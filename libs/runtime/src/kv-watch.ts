@@ -11,7 +11,7 @@ import type { KV, KvWatchEntry, KvWatchOptions } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/nats-core';
 
 /** How long one creation may take: milliseconds when its node answers, on a loaded machine too. */
-export const WATCH_CREATE_MS = 2_000;
+const WATCH_CREATE_MS = 2_000;
 /** How long the creations are asked for in all before the last failure is the caller's. */
 const WATCH_CREATE_FOR_MS = 20_000;
 

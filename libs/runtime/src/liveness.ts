@@ -303,9 +303,11 @@ export class LivenessView {
           { bucket: this.#options.bucket, instanceId, delivered: seen.revision, stored: stored.revision },
           'the watch of liveness records fell behind its bucket (its consumer cannot be reached); watching afresh',
         );
+        // No expiry is believed until the new watch has had a TTL to deliver the records.
         this.#stop?.();
         this.#watchingSince = Date.now();
         await this.#watch();
+        this.#watchingSince = Date.now();
         this.#options.onBehind?.();
         return;
       }

@@ -65,9 +65,9 @@ describe.skipIf(usable !== true)('KV watches on a cluster with a node cut off', 
             onBehind: () => behind++,
           });
           await candidate.start(log, nc);
+          // (A creation asked for twice leaves two consumers: which is the view's is not known.)
           const created = [...(await consumers())].filter(([name]) => !before.has(name));
-          expect(created).toHaveLength(1);
-          if (created[0]![1] === cutNode) view = candidate;
+          if (created.length === 1 && created[0]![1] === cutNode) view = candidate;
           else candidate.stop();
         }
         expect(view, 'no view had its consumer on node 2 in 30 tries').toBeDefined();
