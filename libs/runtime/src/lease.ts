@@ -112,10 +112,21 @@ export class Lease {
     return true;
   }
 
-  /** Extend our lease. Resolves false (and reports onLost) if someone else holds it now. */
+  /**
+   * Extend our lease. Resolves false (and reports onLost) if someone else holds it now. A renewal
+   * still unanswered at our deadline loses the lease then, not when the request gives up: its
+   * timeout (5 s) may be longer than the TTL, and a contender takes over at the deadline.
+   */
   async renew(): Promise<boolean> {
     if (!this.#held) return false;
     const sentAt = this.#now();
+    // (Past the deadline already, the answer says how it was lost: taken, or expired.)
+    const deadline =
+      this.#expiresAt > sentAt
+        ? setTimeout(() => {
+            if (this.#now() >= this.#expiresAt) this.#lose('expired');
+          }, this.#expiresAt - sentAt).unref()
+        : undefined;
     try {
       this.#revision = await this.#kv.update(this.#options.key, this.#record(sentAt), this.#revision);
     } catch (err) {
@@ -127,7 +138,12 @@ export class Lease {
       this.#options.log?.warn({ err, lease: this.#options.key }, 'lease renewal failed');
       if (this.#now() >= this.#expiresAt) this.#lose('expired');
       return this.isHolder();
+    } finally {
+      clearTimeout(deadline);
     }
+    // Lost at the deadline while the answer was on its way: the record is ours again, and the
+    // next tick takes it as a new term (whoever stepped down starts afresh).
+    if (!this.#held) return false;
     this.#expiresAt = sentAt + this.#options.ttlMs;
     return true;
   }

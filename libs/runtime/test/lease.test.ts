@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { Kvm, type KV } from '@nats-io/kv';
-import { test, connectTestNats, until } from '@perry-hub/testkit';
+import { test, connectTestNats, startIsolatedNats, until } from '@perry-hub/testkit';
 import { Lease } from '../src/index.js';
 
 const TTL_MS = 600;
@@ -71,6 +71,35 @@ describe('Lease', () => {
       expect(await a.acquire()).toBe(true);
       await a.close();
     });
+  });
+
+  test('a renewal unanswered at the deadline loses the lease then, not when its request gives up', async ({
+    prefix,
+  }) => {
+    // A server of its own, stopped (SIGSTOP) so that the renewal waits out its 5 s timeout.
+    const nats = await startIsolatedNats();
+    const nc = await connectTestNats(nats.url);
+    try {
+      const kv = await new Kvm(nc).create(`${prefix}-leases`, { history: 1 });
+      const lostAt: number[] = [];
+      const a = new Lease(kv, { key: 'l', holder: 'a', ttlMs: TTL_MS, onLost: () => lostAt.push(Date.now()) });
+      expect(await a.acquire()).toBe(true);
+      const acquiredAt = Date.now();
+      process.kill(nats.pid, 'SIGSTOP');
+      let renewal: Promise<boolean> | undefined;
+      try {
+        renewal = a.renew();
+        await until('the loss to be reported', () => lostAt.length > 0, 4_000);
+      } finally {
+        process.kill(nats.pid, 'SIGCONT');
+      }
+      expect(lostAt[0]! - acquiredAt).toBeLessThan(TTL_MS + 300);
+      expect(a.isHolder()).toBe(false);
+      expect(await renewal).toBe(false);
+      expect(lostAt).toHaveLength(1);
+    } finally {
+      await nc.close();
+    }
   });
 
   test('a lost lease is reported once when the holder cannot renew in time', async ({ natsUrl, prefix }) => {

@@ -72,6 +72,7 @@ export class Dispatcher {
       kick: () => this.#kick(),
       touched: () => this.#depthChanged(),
       leaderSince: Date.now(),
+      leading: () => !this.#links.stopped,
       presenceRevision: 0,
       outboxBehind: false,
     };

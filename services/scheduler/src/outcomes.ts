@@ -78,13 +78,19 @@ export async function finishJob(ctx: Context, { job, from, finish }: Finishing):
   return true;
 }
 
-/** Back to the queue in MySQL (a compare-and-set from running at the job's attempt); see `takeFromMySql`. */
+/**
+ * Back to the queue in MySQL (a compare-and-set from running at the job's attempt); see
+ * `takeFromMySql`. Not by a leader that stepped down: a re-queue is a judgement on the leader's
+ * view (a worker lost, a gateway dead), which work still under way at the step-down may have
+ * made on a stale one; the next leader judges afresh.
+ */
 export async function requeueRow(
   ctx: Context,
   job: QueuedInfo,
   change: Parameters<Context['store']['requeue']>[2],
   now: number,
 ): Promise<boolean> {
+  if (!ctx.leading()) return false;
   const ok = await ctx.store.requeue(job.jobId, job.attempt, change, now);
   if (!ok) await takeFromMySql(ctx, job.jobId);
   return ok;
@@ -253,7 +259,9 @@ async function endWait(ctx: Context, jobId: string): Promise<void> {
   const job = ctx.queued.get(jobId);
   const avoid = job?.avoid;
   if (!job || avoid?.holdUntilMs === undefined) return;
-  if (await delivered(ctx, job)) {
+  const uploaded = await delivered(ctx, job);
+  if (uploaded === undefined) return;
+  if (uploaded) {
     if (ctx.queued.get(jobId) !== job) return;
     dequeue(ctx, jobId);
     ctx.log.info({ jobId, attempt: job.attempt }, 'completed from its upload: its worker did not come back');
@@ -305,7 +313,9 @@ export async function loseJob(ctx: Context, job: RunningJob, workerName?: string
  * (reclaimJob); only then does another worker get it, at a new attempt that fences out the old one.
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
-  if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
+  const uploaded = await delivered(ctx, job);
+  if (uploaded === undefined) return false;
+  if (uploaded) return completeFromUpload(ctx, job);
   const now = ctx.now();
   const { hold, avoid } = waitForItsWorker(ctx, job, workerName, () => now + ctx.config.workerLostMs);
   const reason = 'its gateway instance is gone';
@@ -343,7 +353,9 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
     return;
   }
   // No answer while the gateway died: the worker may have got it, built and uploaded meanwhile.
-  if (await delivered(ctx, job)) {
+  const uploaded = await delivered(ctx, job);
+  if (uploaded === undefined) return;
+  if (uploaded) {
     await completeFromUpload(ctx, job);
     return;
   }
@@ -353,18 +365,24 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
   enqueue(ctx, job);
 }
 
-/** Did this attempt already announce an artifact? Unknown counts as no: the build runs again. */
-async function delivered(ctx: Context, job: QueuedInfo): Promise<boolean> {
+/**
+ * Did this attempt already announce an artifact? Unknown counts as no: the build runs again.
+ * Undefined when this leader stepped down while it asked (the answer can take seconds to time
+ * out): deciding on it is the next leader's, which reads the job afresh. An old leader cut off
+ * from its cluster re-queued a job that had delivered its artifact so, and it was built twice.
+ */
+async function delivered(ctx: Context, job: QueuedInfo): Promise<boolean | undefined> {
+  let announced = 0;
   try {
-    const { announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
+    ({ announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
       jobId: job.jobId,
       attempt: job.attempt,
-    });
-    return announced > 0;
+    }));
   } catch (err) {
     ctx.log.warn({ err, jobId: job.jobId }, 'could not ask the artifact-store what the attempt delivered');
-    return false;
   }
+  if (!ctx.leading()) return undefined;
+  return announced > 0;
 }
 
 /**

@@ -103,6 +103,8 @@ export interface Context {
   /** Something the queue depth or positions depend on changed. */
   touched(key?: string): void;
   readonly leaderSince: number;
+  /** False once this leader stepped down: work still under way must not write after it. */
+  leading(): boolean;
   /**
    * The presence bucket's revision this leader's copy has reached (its watch delivers in order,
    * so every write up to it is in): a gateway's word about its entries counts from there.

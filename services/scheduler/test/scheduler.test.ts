@@ -1,15 +1,25 @@
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
 import { Kvm } from '@nats-io/kv';
-import { LivenessWriter, call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
+import {
+  LivenessWriter,
+  call,
+  handle,
+  launchService,
+  loadConfig,
+  serveEndpoints,
+  type LaunchedService,
+} from '@perry-hub/runtime';
 import { randomUUID } from 'node:crypto';
 import { cpSync, readdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
+  attemptArtifactsEndpoint,
   cancelJobEndpoint,
   queuePositionEndpoint,
+  queueSummaryEndpoint,
   queueStatsEndpoint,
   reclaimJobEndpoint,
   subjects,
@@ -503,6 +513,13 @@ describe('scheduler', () => {
       await until('the assignment', () => assignsFor(h, jobId).length > 0);
       const complete = { type: 'complete', job_id: jobId, success: true, duration_secs: 1, artifacts: [] };
       const report = { workerId: 'w', workerName: 'sim-w', jobId, attempt: 1, message: complete };
+      // The leader dispatches before it serves its endpoints: the report waits for them.
+      await until('the leader serving', () =>
+        call(h.nc, subjects(prefix), queueSummaryEndpoint, {}).then(
+          () => true,
+          () => false,
+        ),
+      );
       // The gateway's forward: its first try fails with the lost answer, its retry is told stale.
       await expect(call(h.nc, subjects(prefix), workerEventEndpoint, report)).rejects.toThrow();
       expect(proxy.cut).toBe(1);
@@ -579,6 +596,50 @@ describe('scheduler', () => {
       await new Promise((r) => setTimeout(r, 2_000)); // two more sweeps
       expect(assignsFor(h, android).map((a) => `${a.workerId}@${a.attempt}`)).toEqual(['on-ahead@1']);
       expect((await jobRow(h, android))['status']).toBe('running');
+    });
+  });
+
+  test('a leader that loses its lease while it asks what an attempt delivered writes nothing after', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withGateways({ natsUrl, prefix, database }, async (h, gateway) => {
+      // The artifact-store answers, slowly: as one cut off from the cluster is not answered at all.
+      let asked = 0;
+      const slowStore = await serveEndpoints(
+        { nc: h.nc, subjects: subjects(prefix), service: 'artifact-store', version: '0.0.0', log },
+        [
+          handle(attemptArtifactsEndpoint, async () => {
+            asked++;
+            await new Promise((r) => setTimeout(r, 3_000));
+            return { announced: 0 };
+          }),
+        ],
+      );
+      try {
+        const dying = gateway('gw-dying');
+        await dying.start();
+        await addWorker(h, prefix, 'w1', ['linux'], 1, true, { gatewayId: 'gw-dying', beats: false });
+        const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+        await until('the job assigned', () => assignsFor(h, jobId).length > 0);
+        // The gateway dies: its workers are released once its record expires, which first asks
+        // whether the attempt delivered. Meanwhile the lease goes to another holder.
+        dying.abandon();
+        await until('the artifact-store asked', () => asked > 0, 10_000);
+        const leases = await new Kvm(h.nc).open(topologyNames(prefix).leasesBucket);
+        const lease = (await leases.get('scheduler'))!;
+        await leases.update(
+          'scheduler',
+          JSON.stringify({ holder: 'another', expiresAt: Date.now() + 60_000 }),
+          lease.revision,
+        );
+        await new Promise((r) => setTimeout(r, 4_000));
+        // Still the running attempt 1: deciding on it is the next leader's.
+        expect(await jobRow(h, jobId)).toMatchObject({ status: 'running', attempt: 1 });
+      } finally {
+        await slowStore.stop();
+      }
     });
   });
 

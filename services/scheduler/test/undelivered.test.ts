@@ -18,6 +18,7 @@ async function sweep(c: { ledMs: number; applied?: number; entryAt: number; list
   const ctx = {
     ...leaderState(),
     leaderSince: NOW - c.ledMs,
+    leading: () => true,
     presenceRevision: c.applied ?? 0,
     config: { workerLostMs: 60_000, agingStepMs: 60_000 },
     log: { warn: () => undefined, info: () => undefined },
