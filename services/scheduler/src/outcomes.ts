@@ -259,9 +259,7 @@ async function endWait(ctx: Context, jobId: string): Promise<void> {
   const job = ctx.queued.get(jobId);
   const avoid = job?.avoid;
   if (!job || avoid?.holdUntilMs === undefined) return;
-  const uploaded = await delivered(ctx, job);
-  if (uploaded === undefined) return;
-  if (uploaded) {
+  if (await delivered(ctx, job)) {
     if (ctx.queued.get(jobId) !== job) return;
     dequeue(ctx, jobId);
     ctx.log.info({ jobId, attempt: job.attempt }, 'completed from its upload: its worker did not come back');
@@ -313,9 +311,7 @@ export async function loseJob(ctx: Context, job: RunningJob, workerName?: string
  * (reclaimJob); only then does another worker get it, at a new attempt that fences out the old one.
  */
 export async function releaseJob(ctx: Context, job: RunningJob, workerName: string | undefined): Promise<boolean> {
-  const uploaded = await delivered(ctx, job);
-  if (uploaded === undefined) return false;
-  if (uploaded) return completeFromUpload(ctx, job);
+  if (await delivered(ctx, job)) return completeFromUpload(ctx, job);
   const now = ctx.now();
   const { hold, avoid } = waitForItsWorker(ctx, job, workerName, () => now + ctx.config.workerLostMs);
   const reason = 'its gateway instance is gone';
@@ -353,9 +349,7 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
     return;
   }
   // No answer while the gateway died: the worker may have got it, built and uploaded meanwhile.
-  const uploaded = await delivered(ctx, job);
-  if (uploaded === undefined) return;
-  if (uploaded) {
+  if (await delivered(ctx, job)) {
     await completeFromUpload(ctx, job);
     return;
   }
@@ -365,24 +359,18 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
   enqueue(ctx, job);
 }
 
-/**
- * Did this attempt already announce an artifact? Unknown counts as no: the build runs again.
- * Undefined when this leader stepped down while it asked (the answer can take seconds to time
- * out): deciding on it is the next leader's, which reads the job afresh. An old leader cut off
- * from its cluster re-queued a job that had delivered its artifact so, and it was built twice.
- */
-async function delivered(ctx: Context, job: QueuedInfo): Promise<boolean | undefined> {
-  let announced = 0;
+/** Did this attempt already announce an artifact? Unknown counts as no: the build runs again. */
+async function delivered(ctx: Context, job: QueuedInfo): Promise<boolean> {
   try {
-    ({ announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
+    const { announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {
       jobId: job.jobId,
       attempt: job.attempt,
-    }));
+    });
+    return announced > 0;
   } catch (err) {
     ctx.log.warn({ err, jobId: job.jobId }, 'could not ask the artifact-store what the attempt delivered');
+    return false;
   }
-  if (!ctx.leading()) return undefined;
-  return announced > 0;
 }
 
 /**
