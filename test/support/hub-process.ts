@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getFreePort } from '@perry-hub/localstack';
+import { getFreePorts } from '@perry-hub/localstack';
 import { HUB_NODE_FLAGS } from '@perry-hub/cli/node-flags';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -60,13 +60,8 @@ export interface LocalPorts {
 }
 
 export async function freePorts(): Promise<LocalPorts> {
-  return {
-    http: await getFreePort(),
-    ws: await getFreePort(),
-    nats: await getFreePort(),
-    natsMonitor: await getFreePort(),
-    db: await getFreePort(),
-  };
+  const [http, ws, nats, natsMonitor, db] = (await getFreePorts(5)) as [number, number, number, number, number];
+  return { http, ws, nats, natsMonitor, db };
 }
 
 export function localEnv(dataDir: string, ports: LocalPorts): Record<string, string> {

@@ -11,7 +11,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { DEFAULT_SUBJECT_PREFIX, SERVICE_NAMES, natsInboxPrefix, topologyNames } from '@perry-hub/contracts';
 import { dbOptions, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 import { generateSealKey } from '@perry-hub/runtime';
-import { ensureNkeySeeds, getFreePort, SEED_FILE_SUFFIX } from '@perry-hub/localstack';
+import { ensureNkeySeeds, getFreePorts, SEED_FILE_SUFFIX } from '@perry-hub/localstack';
 import { buildRequest } from './perry-cli.js';
 import { freePorts, localEnv, runHub, type HubProcess, type LocalPorts } from './hub-process.js';
 import { ADMIN_SECRET, CREDENTIALS, MANIFEST, WORKER_SECRET, tarball } from './test-hub.js';
@@ -144,7 +144,7 @@ export class ProcessHub {
     options: ProcessHubOptions,
     groups: Record<string, string[] | { services: string[]; env: Record<string, string> }>,
   ): Promise<ProcessHub> {
-    const hub = new ProcessHub(options, await getFreePort(), await getFreePort());
+    const hub = new ProcessHub(options, ...((await getFreePorts(2)) as [number, number]));
     for (const [name, group] of Object.entries(groups)) {
       const [services, env] = Array.isArray(group) ? [group, hub.env] : [group.services, { ...hub.env, ...group.env }];
       const p = new ManagedProcess(name, ['start', ...services], env);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { startHub, type Hub } from '@perry-hub/cli';
-import { getFreePort } from '@perry-hub/localstack';
+import { getFreePorts } from '@perry-hub/localstack';
 import { generateSealKey } from '@perry-hub/runtime';
 import { serviceEnv, type ServiceEnvInput } from '@perry-hub/testkit';
 
@@ -39,8 +39,7 @@ export async function startTestHub(
   extra: Record<string, string> = {},
   options: TestHubOptions = {},
 ): Promise<TestHub> {
-  const httpPort = await getFreePort();
-  const wsPort = await getFreePort();
+  const [httpPort, wsPort] = (await getFreePorts(2)) as [number, number];
   const dataDir = mkdtempSync(join(tmpdir(), 'perry-hub-testhub-'));
   const url = `http://127.0.0.1:${httpPort}`;
   const env = serviceEnv(input, {

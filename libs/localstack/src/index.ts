@@ -24,4 +24,4 @@ export {
   type NatsUserPermissions,
 } from './nats-config.js';
 export { startMariaDb } from './mariadb.js';
-export { getFreePort } from './ports.js';
+export { getFreePort, getFreePorts } from './ports.js';

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  getFreePort,
+  getFreePorts,
   startMariaDb,
   startNatsServer,
   type ChildServer,
@@ -215,13 +215,12 @@ export async function startIsolatedNatsCluster(
   const { expectPermissionViolations, template, network, ...options } = isolated;
   const dir = newTempDir('nats-cluster');
   const logs = Array.from({ length: size }, (_, i) => join(dir, `n${i}`, 'nats.log'));
-  const ports = await Promise.all(
-    Array.from({ length: size }, async () => ({
-      client: await getFreePort(),
-      route: await getFreePort(),
-      monitor: await getFreePort(),
-    })),
-  );
+  const picked = await getFreePorts(size * 3);
+  const ports = Array.from({ length: size }, (_, i) => ({
+    client: picked[3 * i]!,
+    route: picked[3 * i + 1]!,
+    monitor: picked[3 * i + 2]!,
+  }));
   const cleanup = registerCleanup(dir, () => {
     if (!expectPermissionViolations) for (const log of logs) recordNatsLog(log);
     network?.remove();
