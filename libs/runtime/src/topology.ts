@@ -220,13 +220,25 @@ export async function ensureTopology(
   }
 }
 
-/** JetStream API requests at start may wait for a cluster's leader elections. */
-const ENSURE_TIMEOUT_MS = 20_000;
+/**
+ * How long one request of ensuring waits; it is then asked again (see ENSURE_FOR_MS). Short: on a
+ * cluster, nats-server 2.10 drops the requests about a stream (creates and infos) made while
+ * another instance's create of it is in flight, as every instance of a service starting at once
+ * does; a request asked again a few seconds later is answered. A single create takes well under
+ * a second.
+ */
+const ENSURE_TIMEOUT_MS = 4_000;
 /** How long a start keeps trying while the cluster forms. */
 const ENSURE_FOR_MS = 90_000;
 const ENSURE_RETRY_DELAY_MS = 500;
 
-/** Not enough peers yet (10005), JetStream temporarily unavailable (10008), no answer in time. */
+/**
+ * Not enough peers yet (10005), JetStream temporarily unavailable (10008), no answer in time, and
+ * a stream not found (10059): on a cluster, a stream another instance has just created may be
+ * reported missing until its copy on the answering server exists (its create was confirmed, or
+ * the bucket's create found it, a moment before). Streams are ensured before their consumers, so
+ * a stream that really is missing is still reported, once the retries end.
+ */
 function isTransient(err: unknown): boolean {
   const e = err as { name?: unknown; message?: unknown; api_error?: { err_code?: number } } | undefined;
   const code = e?.api_error?.err_code;
@@ -234,7 +246,8 @@ function isTransient(err: unknown): boolean {
     e?.name === 'TimeoutError' ||
     code === 10005 ||
     code === 10008 ||
-    /timeout|no responders|no suitable peers|temporarily unavailable/i.test(String(e?.message ?? ''))
+    code === 10059 ||
+    /timeout|no responders|no suitable peers|temporarily unavailable|stream not found/i.test(String(e?.message ?? ''))
   );
 }
 

@@ -1,9 +1,11 @@
 // Storage sizes are configuration: ensureTopology applies them when it creates a stream or
 // bucket and when one already exists with other sizes (an operator changing the limit).
+// Every instance of every service ensures its part at once when a hub starts, on one server or on
+// a cluster: all of them succeed, and a stream another instance is still creating is waited for.
 import { expect } from 'vitest';
 import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
-import { topology, topologyNames } from '@perry-hub/contracts';
-import { connectTestNats, test } from '@perry-hub/testkit';
+import { topology, topologyNames, type TopologyEntry } from '@perry-hub/contracts';
+import { connectTestNats, startIsolatedNatsCluster, test } from '@perry-hub/testkit';
 import { ensureTopology } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -43,3 +45,66 @@ test('max_bytes of the blobs bucket and the events stream, on creation and on a 
     await nc.close();
   }
 });
+
+test('a consumer whose stream another instance is still creating is made once the stream is there', async ({
+  natsUrl,
+  prefix,
+}) => {
+  const nc = await connectTestNats(natsUrl);
+  try {
+    const entries = topology(prefix);
+    const consumer = entries.find((e) => e.kind === 'consumer')!;
+    const stream = entries.find((e) => e.kind === 'stream' && e.name === consumer.stream)!;
+    let created = false;
+    const late = new Promise<void>((resolve, reject) =>
+      setTimeout(
+        () =>
+          ensureTopology(nc, [stream])
+            .then(() => void (created = true))
+            .then(resolve, reject),
+        1_500,
+      ),
+    );
+    await ensureTopology(nc, [consumer]);
+    await late;
+    expect(created).toBe(true);
+    const jsm = await jetstreamManager(nc);
+    if (consumer.kind !== 'consumer') throw new Error('not a consumer');
+    expect((await jsm.consumers.info(consumer.stream, consumer.durable)).config.filter_subject).toBe(
+      consumer.filterSubject,
+    );
+  } finally {
+    await nc.close();
+  }
+});
+
+test(
+  'six instances ensuring the whole topology at once on a three-node cluster all succeed, with three replicas each',
+  { timeout: 240_000 },
+  async ({ prefix }) => {
+    const cluster = await startIsolatedNatsCluster(3);
+    const urls = cluster.urls.split(',');
+    // Two instances on each node, as two instances of each service spread over the cluster.
+    const ncs = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => connectTestNats(urls[i]!)));
+    try {
+      const entries: readonly TopologyEntry[] = topology(prefix);
+      const results = await Promise.allSettled(ncs.map((nc) => ensureTopology(nc, entries, { replicas: 3 })));
+      expect(
+        results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
+      ).toEqual([]);
+      const jsm = await jetstreamManager(ncs[0]!);
+      const names = entries.flatMap((e) =>
+        e.kind === 'stream'
+          ? [e.name]
+          : e.kind === 'kv'
+            ? [`KV_${e.bucket}`]
+            : e.kind === 'obj'
+              ? [`OBJ_${e.bucket}`]
+              : [],
+      );
+      for (const name of names) expect([name, (await jsm.streams.info(name)).config.num_replicas]).toEqual([name, 3]);
+    } finally {
+      await Promise.all(ncs.map((nc) => nc.close()));
+    }
+  },
+);
