@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nkeyAuthenticator, PermissionViolationError, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
+  backingStream,
   natsInboxPrefix,
   natsUsers,
   SERVICE_NAMES,
@@ -182,15 +183,7 @@ describe('NATS authentication and least privilege', () => {
   });
 
   it('refuses deleting any stream, bucket or consumer backing stream to every identity', async () => {
-    const streams = topology(prefix).flatMap((e) =>
-      e.kind === 'stream'
-        ? [e.name]
-        : e.kind === 'kv'
-          ? [`KV_${e.bucket}`]
-          : e.kind === 'obj'
-            ? [`OBJ_${e.bucket}`]
-            : [],
-    );
+    const streams = topology(prefix).flatMap((e) => backingStream(e) ?? []);
     for (const name of [...SERVICE_NAMES, TOOL] as const) {
       for (const stream of streams) await expectPublishDenied(as(name), `$JS.API.STREAM.DELETE.${stream}`);
     }

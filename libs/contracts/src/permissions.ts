@@ -14,7 +14,7 @@
 import { BUS_NEEDS } from './bus.js';
 import { isServiceName, SERVICE_NAMES, type ServiceName } from './services.js';
 import { subjects as makeSubjects, TOOL_SUBJECTS, token } from './subjects.js';
-import { topology, type TopologyEntry } from './topology.js';
+import { backingStream, topology, type TopologyEntry } from './topology.js';
 
 /** An external tool's identity: one per tool, so tools cannot read each other's replies. */
 export interface ToolIdentity {
@@ -108,7 +108,7 @@ function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { p
       };
     }
     case 'kv': {
-      const stream = `KV_${entry.bucket}`;
+      const stream = backingStream(entry)!;
       return {
         pub: [
           ...ensure(stream),
@@ -119,7 +119,7 @@ function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { p
       };
     }
     case 'obj': {
-      const stream = `OBJ_${entry.bucket}`;
+      const stream = backingStream(entry)!;
       return {
         pub: [
           ...ensure(stream),

@@ -94,6 +94,20 @@ export const LIMITS_BUCKET_TTL_MS = 24 * 3_600_000;
 
 export type TopologyEntry = StreamSpec | ConsumerSpec | KvSpec | ObjectStoreSpec;
 
+/** The JetStream stream an entry is kept in: its own, or its bucket's (`KV_`, `OBJ_`); none for a consumer. */
+export function backingStream(entry: TopologyEntry): string | undefined {
+  switch (entry.kind) {
+    case 'stream':
+      return entry.name;
+    case 'kv':
+      return `KV_${entry.bucket}`;
+    case 'obj':
+      return `OBJ_${entry.bucket}`;
+    case 'consumer':
+      return undefined;
+  }
+}
+
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 

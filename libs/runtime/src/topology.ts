@@ -17,7 +17,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
-import type { ConsumerSpec, StreamSpec, TopologyEntry } from '@perry-hub/contracts';
+import { backingStream, type ConsumerSpec, type StreamSpec, type TopologyEntry } from '@perry-hub/contracts';
 import type { Logger } from 'pino';
 
 /** How every stream, KV bucket and object store is placed (PERRY_HUB_JS_REPLICAS). */
@@ -272,7 +272,7 @@ async function ensureEntry(
         storage: StorageType.File,
         replicas: placement.replicas,
       });
-      await reconcileBucket(jsm, `KV_${entry.bucket}`, entry.maxBytes, entry.discard, placement);
+      await reconcileBucket(jsm, backingStream(entry)!, entry.maxBytes, entry.discard, placement);
       break;
     case 'obj':
       await new Objm(jetstream(nc, { timeout: ENSURE_TIMEOUT_MS })).create(entry.bucket, {
@@ -280,7 +280,7 @@ async function ensureEntry(
         max_bytes: entry.maxBytes,
         replicas: placement.replicas,
       });
-      await reconcileBucket(jsm, `OBJ_${entry.bucket}`, entry.maxBytes, undefined, placement);
+      await reconcileBucket(jsm, backingStream(entry)!, entry.maxBytes, undefined, placement);
       break;
   }
 }

@@ -4,7 +4,7 @@
 // a cluster: all of them succeed, and a stream another instance is still creating is waited for.
 import { expect } from 'vitest';
 import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
-import { topology, topologyNames, type TopologyEntry } from '@perry-hub/contracts';
+import { backingStream, topology, topologyNames, type TopologyEntry } from '@perry-hub/contracts';
 import { connectTestNats, startIsolatedNatsCluster, test } from '@perry-hub/testkit';
 import { ensureTopology } from '../src/index.js';
 
@@ -93,15 +93,7 @@ test(
         results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
       ).toEqual([]);
       const jsm = await jetstreamManager(ncs[0]!);
-      const names = entries.flatMap((e) =>
-        e.kind === 'stream'
-          ? [e.name]
-          : e.kind === 'kv'
-            ? [`KV_${e.bucket}`]
-            : e.kind === 'obj'
-              ? [`OBJ_${e.bucket}`]
-              : [],
-      );
+      const names = entries.flatMap((e) => backingStream(e) ?? []);
       for (const name of names) expect([name, (await jsm.streams.info(name)).config.num_replicas]).toEqual([name, 3]);
     } finally {
       await Promise.all(ncs.map((nc) => nc.close()));
