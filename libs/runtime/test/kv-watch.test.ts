@@ -53,7 +53,7 @@ test('a creation slower than the wait still becomes the watch; the ones made bes
     // 1.5 s each way: a consumer create is answered after more than 3 s, past the 2 s wait.
     link.delayMs = 1_500;
     const consumers = async () =>
-      (await jsm.consumers.list(`KV_${bucket}`).next()).sort((a, b) => a.created.localeCompare(b.created));
+      (await jsm.consumers.list(`KV_${bucket}`).next()).sort((a, b) => Date.parse(a.created) - Date.parse(b.created));
 
     const watch = await watchKv(slowKv, { key: 'probe.>' }, 12_000);
     await kv.put('probe.a', 'one');
