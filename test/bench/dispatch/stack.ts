@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nkeyAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -165,7 +165,14 @@ export async function startHub(
     }),
   );
   let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
+  // BENCH_HUB_OUTPUT=/tmp/hub.log keeps all of the hub's output (with --trace-gc, for one).
+  const copy = process.env['BENCH_HUB_OUTPUT']
+    ? createWriteStream(process.env['BENCH_HUB_OUTPUT'], { flags: 'a' })
+    : undefined;
+  const keep = (d: Buffer) => {
+    copy?.write(d);
+    out = (out + d.toString()).slice(-20_000);
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
