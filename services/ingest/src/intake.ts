@@ -38,7 +38,7 @@ import {
   type HubMetrics,
   type SealKey,
 } from '@perry-hub/runtime';
-import { publishIntake, queuePosition, type JobDeps } from './jobs.js';
+import { publishIntake, queuePosition, republishQueuedIntake, type JobDeps } from './jobs.js';
 import { owedJob, recordOrAdopt, submissionKey } from './resubmit.js';
 import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
@@ -356,15 +356,11 @@ export class Submission {
       await this.settleLimited(this.tarball.digest);
     }
     if (this.owed !== undefined) {
-      await this.abandon();
       this.deps.log.info({ jobId: this.owed }, 'a retried submission at its limit got its earlier job');
-      return this.answer(this.owed);
+      return this.earlier(this.owed);
     }
     const auth = this.auth!;
-    if (auth.kind === 'duplicate') {
-      await this.abandon();
-      return this.answer(auth.jobId);
-    }
+    if (auth.kind === 'duplicate') return this.earlier(auth.jobId);
     if (this.tarball === 'drained') throw new Error('a tarball was discarded for a job that is not a duplicate');
     if (this.options.callbackUrl !== undefined && this.options.tool === undefined) {
       // Callbacks are signed with a tool's secret: the tool bound to this license or account.
@@ -399,10 +395,8 @@ export class Submission {
     };
     const recorded = await recordOrAdopt(this.deps, job, queuedAt, this.deps.resubmitWindowMs);
     if (recorded.adopted) {
-      // The same build as an earlier submission: this one's tarball and reservation go.
-      await this.abandon();
       this.deps.log.info({ jobId: recorded.jobId, duplicate: this.jobId }, 'a retried submission got its earlier job');
-      return this.answer(recorded.jobId);
+      return this.earlier(recorded.jobId);
     }
     this.recorded = true;
     this.deps.metrics?.jobsSubmitted.inc({ via: this.options.via });
@@ -424,6 +418,19 @@ export class Submission {
     const answer = await this.answer(this.jobId, recordedAs, notified);
     this.deps.log.info({ jobId: this.jobId, position: answer.position }, 'build queued');
     return answer;
+  }
+
+  /**
+   * The same build as an earlier submission: this one's tarball and reservation go, and the
+   * earlier job is answered, made sure of being queued if it still waits for its first dispatch.
+   */
+  private async earlier(jobId: string): Promise<BuildAccepted> {
+    await this.abandon();
+    await republishQueuedIntake(this.deps, jobId, this.options.via).catch((err: unknown) =>
+      // The job is recorded: the scheduler also takes it from MySQL at its next takeover.
+      this.deps.log.warn({ err, jobId }, 'could not check that the earlier job is queued'),
+    );
+    return this.answer(jobId);
   }
 
   private async answer(

@@ -11,7 +11,7 @@ import {
   type Subjects,
   type Tier,
 } from '@perry-hub/contracts';
-import type { Pool } from '@perry-hub/db';
+import type { Pool, RowDataPacket } from '@perry-hub/db';
 import { call, publishRetrying, type Logger, type NatsConnection } from '@perry-hub/runtime';
 import type { PositionNotices } from './positions.js';
 
@@ -88,7 +88,7 @@ const INTAKE_RETRY_MS = 60_000;
  * scheduler takes the job from MySQL at its next reconnect or takeover.
  */
 export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number): Promise<void> {
-  const intake: JobIntake = {
+  await sendIntake(deps, {
     jobId: job.jobId,
     licenseKey: job.licenseKey,
     tier: job.tier,
@@ -102,18 +102,50 @@ export async function publishIntake(deps: JobDeps, job: NewJob, queuedAt: number
     ...(job.manifestText.length + job.sealedCredentials.length <= INTAKE_PAYLOAD_MAX_BYTES
       ? { payload: { manifest: job.manifestText, credentialsSealed: job.sealedCredentials.toString('base64') } }
       : {}),
-  };
-  const [js, subject, data] = [jetstream(deps.nc), deps.subjects.intake(job.jobId), JSON.stringify(intake)];
-  const options = { msgID: job.jobId, ...(deps.positions ? { headers: deps.positions.headers() } : {}) };
+  });
+}
+
+/**
+ * An earlier job that a retried submission gets, if it is still waiting for its first dispatch:
+ * its intake message is published again, from its row. The ingest that recorded the job may have
+ * died before it published the message, and the retry is then the only one left to do it (the
+ * scheduler reads queued rows from MySQL only when it takes over or reconnects). Under the same
+ * message id: JetStream drops it while the first is in its duplicate window, and the scheduler
+ * ignores a job it already holds. Without the tarball's name, the scheduler reads the row.
+ */
+export async function republishQueuedIntake(deps: JobDeps, jobId: string, via: JobIntake['via']): Promise<void> {
+  const [rows] = await deps.db.query<RowDataPacket[]>(
+    `SELECT licenseKey, tier, priority, targets, queuedAt, build_type, callback_url FROM builds
+     WHERE id = ? AND status = 'queued' AND stage = 'build' AND attempt = 0`,
+    [jobId],
+  );
+  const r = rows[0];
+  if (!r) return;
+  await sendIntake(deps, {
+    jobId,
+    licenseKey: String(r['licenseKey']),
+    tier: String(r['tier']) as Tier,
+    priority: Number(r['priority']),
+    targets: JSON.parse(String(r['targets'])) as string[],
+    queuedAt: Number(r['queuedAt']),
+    via,
+    ...(r['build_type'] === 'plugin' ? { buildType: 'plugin' as const } : {}),
+    ...(r['callback_url'] !== null ? { callback: true as const } : {}),
+  });
+}
+
+async function sendIntake(deps: JobDeps, intake: JobIntake): Promise<void> {
+  const [js, subject, data] = [jetstream(deps.nc), deps.subjects.intake(intake.jobId), JSON.stringify(intake)];
+  const options = { msgID: intake.jobId, ...(deps.positions ? { headers: deps.positions.headers() } : {}) };
   try {
     await js.publish(subject, data, options);
   } catch (err) {
-    deps.log.warn({ err, jobId: job.jobId }, 'intake message not published yet; retrying');
+    deps.log.warn({ err, jobId: intake.jobId }, 'intake message not published yet; retrying');
     void publishRetrying(js, subject, data, { ...options, forMs: INTAKE_RETRY_MS }).then(
-      () => deps.log.info({ jobId: job.jobId }, 'intake message published on a retry'),
+      () => deps.log.info({ jobId: intake.jobId }, 'intake message published on a retry'),
       (err: unknown) =>
         deps.log.error(
-          { err, jobId: job.jobId },
+          { err, jobId: intake.jobId },
           'intake message not published; the scheduler takes the job from MySQL at its next reconnect or takeover',
         ),
     );
