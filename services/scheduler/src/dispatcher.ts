@@ -19,6 +19,7 @@ import { capabilityKey } from './queue/job-queue.js';
 import { pickJobs } from './round.js';
 import { emptyLeaderState, enqueueRow, queuedInfo, runRow, sortKey, type Context } from './state.js';
 import type { JobStore } from './store.js';
+import { allSettledOrFirstError, timed } from './steps.js';
 import * as sweeps from './sweeps.js';
 
 const encoder = new TextEncoder();
@@ -82,30 +83,42 @@ export class Dispatcher {
     const { nc, config, subjects } = this.#deps;
     const links = this.#links;
     const names = topologyNames(config.subjectPrefix);
-    const presence = await new Kvm(nc).open(names.presenceBucket);
+    const began = Date.now();
     // Gateways taken for dead while the watch was behind had their workers released, which come
     // back only as their presence entries change: the next term reads them all afresh.
     const gateways = new GatewayWatch(this.ctx, names.instancesBucket, config.instanceTtlMs, () =>
       links.fail(new Error('the watch of the gateways liveness records fell behind its bucket')),
     );
     links.onStop(() => gateways.stop());
-    await gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
-    const isGhost = gateways.isGhost.bind(gateways);
-    await links.watch('presence', presence, (key, value, revision) => {
-      onPresence(this.ctx, isGhost, key, value);
-      this.ctx.presenceRevision = Math.max(this.ctx.presenceRevision, revision);
-    });
-    await links.watch('VM pools', await new Kvm(nc).open(names.vmBucket), (_key, value) =>
-      onVmState(this.ctx, this.#announced, value),
-    );
-    await this.#reconcile();
+    // Four independent reads, made at once: on a loaded cluster each JetStream request of a
+    // takeover can take a second, and one after another they held the first dispatch back.
+    const took: Record<string, number> = {};
+    const [, , , intake] = await allSettledOrFirstError([
+      timed(took, 'workersMs', async () => {
+        const presence = await new Kvm(nc).open(names.presenceBucket);
+        await gateways.start(nc, this.#deps.log); // before presence: ghosts are never dispatchable
+        const isGhost = gateways.isGhost.bind(gateways);
+        await links.watch('presence', presence, (key, value, revision) => {
+          onPresence(this.ctx, isGhost, key, value);
+          this.ctx.presenceRevision = Math.max(this.ctx.presenceRevision, revision);
+        });
+      }),
+      timed(took, 'vmPoolsMs', async () =>
+        links.watch('VM pools', await new Kvm(nc).open(names.vmBucket), (_key, value) =>
+          onVmState(this.ctx, this.#announced, value),
+        ),
+      ),
+      timed(took, 'jobsMs', () => this.#reconcile()),
+      timed(took, 'intakeMs', async () => {
+        await mendIntake(nc, this.#intake, this.#deps.log);
+        return jetstream(nc).consumers.get(names.intakeStream, names.schedulerIntakeConsumer);
+      }),
+    ]);
     // Jobs of workers released before their rows were read.
     sweeps.inBackground(this.ctx, "releasing gone gateways' workers", gateways.sweep());
     this.#resyncOnReconnect();
     links.subscribe(subjects.workers('lost'), (data) => onLost(this.ctx, data));
     links.subscribe(subjects.workers('activity'), (data) => onActivity(this.ctx, data));
-    await mendIntake(nc, this.#intake, this.#deps.log);
-    const intake = await jetstream(nc).consumers.get(names.intakeStream, names.schedulerIntakeConsumer);
     links.consume(
       `the ${names.schedulerIntakeConsumer} consumer`,
       await intake.consume({ max_messages: 256, expires: DURABLE_PULL_EXPIRES_MS }),
@@ -132,6 +145,7 @@ export class Dispatcher {
     sweeps.inBackground(this.ctx, 'publishing the outboxes left unpublished', this.#republish());
     this.#publishDepth();
     this.#kick();
+    this.#deps.log.info({ ms: Date.now() - began, ...took }, 'dispatching');
   }
 
   /** Idempotent: every call waits for the one teardown. */
@@ -211,7 +225,18 @@ export class Dispatcher {
   }
 
   #round(): void {
-    for (const { job, waitingSince } of pickJobs(this.ctx)) {
+    const picked = pickJobs(this.ctx);
+    if ((this.ctx.queued.size > 0 || picked.length > 0) && this.ctx.log.isLevelEnabled('debug'))
+      this.ctx.log.debug(
+        {
+          picked: picked.length,
+          queued: this.ctx.queued.size,
+          running: this.ctx.running.size,
+          workers: this.ctx.workers.size,
+        },
+        'dispatch round',
+      );
+    for (const { job, waitingSince } of picked) {
       void assign(this.ctx, job, waitingSince).catch((err: unknown) => {
         this.ctx.log.error({ err, jobId: job.jobId }, 'dispatch failed');
         this.#kickLater();

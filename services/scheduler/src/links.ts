@@ -33,9 +33,16 @@ export class LeaderLinks {
     return this.#stopped;
   }
 
-  /** Also ended by stop(), in the order added. */
+  /**
+   * Also ended by stop(), in the order added; at once when stop() came first (a takeover still
+   * starting when its lease was lost adds links after the teardown began).
+   */
   onStop(stop: () => unknown): void {
-    this.#stops.push(stop);
+    if (this.#stopped)
+      Promise.resolve()
+        .then(stop)
+        .catch((err: unknown) => this.#deps.log.warn({ err }, 'a link added after the teardown did not end cleanly'));
+    else this.#stops.push(stop);
   }
 
   /**
@@ -83,6 +90,7 @@ export class LeaderLinks {
 
   /** A periodic task; skipped while its previous run is still going, and after stop(). */
   every(ms: number, task: () => Promise<void>): void {
+    if (this.#stopped) return;
     let busy = false;
     const timer = setInterval(() => {
       if (busy || this.#stopped) return;

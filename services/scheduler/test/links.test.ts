@@ -106,4 +106,38 @@ describe('LeaderLinks', () => {
       await nc.close();
     }
   });
+
+  test('links added after stop() (a takeover still starting when its lease was lost) are ended at once', async ({
+    natsUrl,
+    prefix,
+  }) => {
+    const nc = await connectTestNats(natsUrl);
+    const fatal: Error[] = [];
+    const links = new LeaderLinks({ nc, log, onFatal: (err) => fatal.push(err) });
+    try {
+      await links.stop();
+      let stops = 0;
+      links.onStop(() => stops++);
+      await until('a stop added late ran', async () => stops === 1);
+
+      // A watch made after the teardown: stopped, not left delivering to a leader that is gone.
+      const kv = await new Kvm(nc).create(`${prefix}-late`, { history: 1 });
+      const changes: string[] = [];
+      await links.watch('a late bucket', kv, (key) => changes.push(key));
+      await kv.put('a', JSON.stringify(1));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(changes).toEqual([]);
+
+      let runs = 0;
+      links.every(10, async () => {
+        runs++;
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(runs).toBe(0);
+      expect(stops).toBe(1);
+      expect(fatal).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  });
 });
