@@ -18,6 +18,7 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
   const hash = createHash('sha256').update(token).digest('hex');
   const row = { ...job, id: job.jobId, status: 'queued' } as unknown as JobRow;
   let assigned: boolean;
+  ctx.log.debug({ jobId: job.jobId, workerId: job.workerId }, 'assigning');
   try {
     assigned = await ctx.store.assign(row, { id: job.workerId, name: worker?.name ?? '' }, hash, ctx.now());
   } catch (err) {
@@ -50,6 +51,7 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
   const manifest = JSON.parse(payload?.manifest ?? '{}') as Record<string, unknown>;
   manifest['targets'] = [...job.targets];
   const base = ctx.config.publicUrl.replace(/\/+$/, '');
+  const sentAt = ctx.now();
   const delivery = await deliverCommand(ctx, job.workerId, {
     kind: 'assign',
     jobId: job.jobId,
@@ -61,6 +63,10 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
     artifactUploadUrl: `${base}/api/v1/artifact/upload/${job.jobId}`,
   });
   if (delivery !== 'delivered') {
+    ctx.log.warn(
+      { jobId: job.jobId, worker: worker?.name, workerId: job.workerId, attempt, delivery, ms: ctx.now() - sentAt },
+      'assignment not delivered',
+    );
     if (worker) worker.avoidUntil = ctx.now() + 2_000;
     return returnUndelivered(ctx, { ...job, attempt }, delivery);
   }
@@ -72,6 +78,7 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
       attempt,
       stage: job.stage,
       targets: job.targets,
+      deliveredMs: ctx.now() - sentAt,
     },
     'build assigned',
   );

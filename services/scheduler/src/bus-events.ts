@@ -42,6 +42,15 @@ export function onPresence(
     avoidUntil: 0,
   };
   ctx.workers.set(key, worker);
+  ctx.log.info(
+    {
+      workerId: worker.workerId,
+      worker: worker.name,
+      gatewayId: worker.gatewayId,
+      sinceConnectMs: ctx.now() - worker.connectedAt,
+    },
+    'worker dispatchable',
+  );
   ctx.kick();
 }
 
