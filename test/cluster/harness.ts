@@ -62,25 +62,30 @@ export async function runClusterBuilds(options: {
   const addresses = network ? [0, 1, 2].flatMap((i) => [network.clientHost(i), network.routeHost(i)]) : [];
   execFileSync(join(INFRA, 'tls', 'make-local-ca.sh'), [tls, ...addresses]);
   const text = readFileSync(join(INFRA, 'nats', 'cluster.conf'), 'utf8');
+  /** Each node's monitoring address, by node index (its configuration is rendered from `text`). */
+  const monitors: string[] = [];
   const cluster = await startIsolatedNatsCluster(3, {
     tls: { caFile },
     ...(network ? { network } : {}),
-    template: (node) => ({
-      text,
-      env: {
-        NATS_SERVER_NAME: node.serverName,
-        NATS_LISTEN: `${node.clientHost}:${node.clientPort}`,
-        NATS_MONITOR: `${node.clientHost}:${node.monitorPort}`,
-        NATS_STORE_DIR: node.storeDir,
-        NATS_CLUSTER_LISTEN: `${node.routeHost}:${node.routePort}`,
-        NATS_ROUTE_1: node.allRoutes[0]!,
-        NATS_ROUTE_2: node.allRoutes[1]!,
-        NATS_ROUTE_3: node.allRoutes[2]!,
-        NATS_TLS_CA: caFile,
-        NATS_TLS_CERT: join(tls, 'server.pem'),
-        NATS_TLS_KEY: join(tls, 'server-key.pem'),
-      },
-    }),
+    template: (node) => {
+      monitors[Number(/-n(\d+)$/.exec(node.serverName)![1])] = `http://${node.clientHost}:${node.monitorPort}`;
+      return {
+        text,
+        env: {
+          NATS_SERVER_NAME: node.serverName,
+          NATS_LISTEN: `${node.clientHost}:${node.clientPort}`,
+          NATS_MONITOR: `${node.clientHost}:${node.monitorPort}`,
+          NATS_STORE_DIR: node.storeDir,
+          NATS_CLUSTER_LISTEN: `${node.routeHost}:${node.routePort}`,
+          NATS_ROUTE_1: node.allRoutes[0]!,
+          NATS_ROUTE_2: node.allRoutes[1]!,
+          NATS_ROUTE_3: node.allRoutes[2]!,
+          NATS_TLS_CA: caFile,
+          NATS_TLS_CERT: join(tls, 'server.pem'),
+          NATS_TLS_KEY: join(tls, 'server-key.pem'),
+        },
+      };
+    },
   });
   const mariadb = await startIsolatedMariaDb({ durable: true });
   const database = {
@@ -103,6 +108,19 @@ export async function runClusterBuilds(options: {
           ? { services: [s], env: { PERRY_HUB_WS_PORT: String(second.ws) } }
           : [s];
   }
+  /** The NATS nodes' logs, copied into a new directory that outlives the test, whose path is returned. */
+  const keepNatsLogs = async (): Promise<string> => {
+    const logs = mkdtempSync(join(tmpdir(), 'perry-hub-cluster-logs-'));
+    cluster.logFiles.forEach((file, i) => existsSync(file) && copyFileSync(file, join(logs, `nats-${i + 1}.log`)));
+    // What each node knows of JetStream's placement (peers, reserved storage, streams) and its routes.
+    for (const [i, monitor] of monitors.entries()) {
+      for (const page of ['jsz?accounts=true&streams=true&config=true', 'varz', 'routez']) {
+        const res = await fetch(`${monitor}/${page}`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+        if (res?.ok) writeFileSync(join(logs, `nats-${i + 1}-${page.split('?')[0]}.json`), await res.text());
+      }
+    }
+    return logs;
+  };
   const hub = await ProcessHub.start(
     {
       natsUrl: cluster.urls,
@@ -120,7 +138,11 @@ export async function runClusterBuilds(options: {
       },
     },
     groups,
-  );
+  ).catch(async (err: unknown) => {
+    // A process that could not start says why; the cluster's side of it is in the nodes' logs.
+    console.log(`the hub did not start; the NATS nodes' logs are in ${await keepNatsLogs()}`);
+    throw err;
+  });
   const began = Date.now();
   const faults: string[] = [];
   const run: ClusterRun = {
@@ -246,10 +268,9 @@ export async function runClusterBuilds(options: {
       refusals.set(o.why.slice(0, 200), (refusals.get(o.why.slice(0, 200)) ?? 0) + 1);
     if (refusals.size > 0) console.log(`not acknowledged, by reason: ${JSON.stringify([...refusals])}`);
     // Every process's whole output, for whoever investigates a failed verdict.
-    const keepLogs = () => {
-      const logs = mkdtempSync(join(tmpdir(), 'perry-hub-cluster-logs-'));
-      for (const p of hub.processes) writeFileSync(join(logs, `${p.name}.log`), p.current.output());
-      cluster.logFiles.forEach((file, i) => existsSync(file) && copyFileSync(file, join(logs, `nats-${i + 1}.log`)));
+    const keepLogs = async () => {
+      const logs = await keepNatsLogs();
+      for (const p of hub.processes) writeFileSync(join(logs, `${p.name}.log`), p.output());
       console.log(`the services' output is in ${logs}`);
       for (const p of hub.processes) {
         const errors = p.current
@@ -259,14 +280,14 @@ export async function runClusterBuilds(options: {
         if (errors.length > 0) console.log(`${p.name}:\n${errors.slice(-5).join('\n').slice(0, 3_000)}`);
       }
     };
-    if (failed.length > 0) keepLogs();
+    if (failed.length > 0) await keepLogs();
     expect(failed.filter((o) => o.jobId !== undefined).map((o) => `${o.jobId}: ${o.why}`)).toEqual([]);
     // Refusals are allowed while MariaDB or a quorum is down, but they are few.
     expect(hub.acknowledged.size).toBeGreaterThanOrEqual(options.builds * 0.9);
     await hub.reconnect();
     // Duplicates of artifact_ready and usage against the acknowledged count.
-    await expectEveryJobCompletedOnce(hub, 120_000).catch((err: unknown) => {
-      keepLogs();
+    await expectEveryJobCompletedOnce(hub, 120_000).catch(async (err: unknown) => {
+      await keepLogs();
       throw err;
     });
   } finally {

@@ -27,6 +27,8 @@ export interface Database {
 
 export class ManagedProcess {
   #current: HubProcess;
+  /** The output of the processes killed or restarted before the current one. */
+  readonly #earlier: string[] = [];
   starts = 1;
   constructor(
     readonly name: string,
@@ -38,6 +40,17 @@ export class ManagedProcess {
   get current(): HubProcess {
     return this.#current;
   }
+  /** Every start's output, oldest first, each after a line that says which start it was. */
+  output(): string {
+    return [...this.#earlier, this.#current.output()]
+      .map((out, i) => `----- ${this.name}, start ${i + 1} -----\n${out}`)
+      .join('\n');
+  }
+  #replace(): void {
+    this.#earlier.push(this.#current.output());
+    this.#current = runHub(this.args, this.env);
+    this.starts += 1;
+  }
   async up(timeoutMs = this.upTimeoutMs): Promise<void> {
     await this.#current.waitFor(/Perry Hub is up/, timeoutMs);
   }
@@ -47,8 +60,7 @@ export class ManagedProcess {
   async crashAndRestart(): Promise<void> {
     this.#current.child.kill('SIGKILL');
     await this.#current.exited;
-    this.#current = runHub(this.args, this.env);
-    this.starts += 1;
+    this.#replace();
   }
   /** An orderly stop (SIGTERM or Ctrl-C's SIGINT), then start again on the same configuration. */
   async restart(signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<void> {
@@ -56,8 +68,7 @@ export class ManagedProcess {
     const code = await this.#current.exited;
     if (code !== 0)
       throw new Error(`perry-hub exited with ${code} on ${signal}:\n${this.#current.output().slice(-4_000)}`);
-    this.#current = runHub(this.args, this.env);
-    this.starts += 1;
+    this.#replace();
   }
   /** SIGTERM; SIGKILL if it is still there after `killAfterMs`, so a hung process cannot hang the test. */
   async stop(killAfterMs = 30_000): Promise<void> {
