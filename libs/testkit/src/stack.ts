@@ -10,6 +10,8 @@ import {
   type NatsServer,
   type NatsServerOptions,
 } from '@perry-hub/localstack';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { nuid } from '@nats-io/nats-core';
 import { onTestFinished } from 'vitest';
 import { connectTestNats, testNatsUsers } from './nats-auth.js';
 import { recordNatsLog, watchNatsLog } from './nats-violations.js';
@@ -275,9 +277,21 @@ export async function startIsolatedNatsCluster(
     });
     return running;
   };
-  const nodes = await Promise.all(ports.map((_, i) => startNode(i)));
+  let nodes = await Promise.all(ports.map((_, i) => startNode(i)));
   const urls = ports.map((p, i) => `nats://${clientHost(i)}:${p.client}`).join(',');
-  await jetStreamAnswers(urls, options.tls);
+  for (let start = 1; ; start++) {
+    await jetStreamAnswers(urls, options.tls);
+    if (await replicasPlaced(urls, size, options.tls)) break;
+    // nats-server 2.10 can bootstrap its JetStream meta group without one of the nodes (its
+    // /jsz then says cluster_size 2 of 3) and stay so: every replicated stream is refused with
+    // "no suitable peers for placement" (a CI run's hub never started). Started afresh.
+    if (start >= CLUSTER_STARTS) {
+      throw new Error(`the NATS cluster could not place ${size} replicas after ${start} fresh starts`);
+    }
+    await Promise.all(nodes.map((node) => node.stop()));
+    for (let i = 0; i < size; i++) rmSync(join(dir, `n${i}`, 'jetstream'), { recursive: true, force: true });
+    nodes = await Promise.all(ports.map((_, i) => startNode(i)));
+  }
   const partitionable = () => {
     if (!network) throw new Error('partition() needs a cluster started with a network');
     return network;
@@ -292,6 +306,39 @@ export async function startIsolatedNatsCluster(
     logFiles: logs,
   };
   return cluster;
+}
+
+const CLUSTER_STARTS = 3;
+
+/**
+ * Whether the cluster places a stream on every node: a probe stream with `size` replicas is
+ * created (tried for a while: a new meta group takes a moment to know every peer) and deleted.
+ */
+async function replicasPlaced(
+  urls: string,
+  size: number,
+  tls: IsolatedNatsOptions['tls'],
+  timeoutMs = 20_000,
+): Promise<boolean> {
+  if (size < 2) return true;
+  const nc = await connectTestNats(urls, tls ? { tls } : {});
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 5_000, checkAPI: false });
+    const name = `PERRY_TEST_PLACEMENT_${nuid.next()}`;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await jsm.streams.add({ name, subjects: [`perry-test-placement.${name}`], num_replicas: size });
+        await jsm.streams.delete(name).catch(() => undefined);
+        return true;
+      } catch {
+        if (Date.now() > deadline) return false;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
 }
 
 /** A new cluster answers JetStream requests only once it has elected its meta leader. */
