@@ -197,10 +197,10 @@ export async function ensureTopology(
   entries: readonly TopologyEntry[],
   placement: Placement = SINGLE,
 ): Promise<void> {
-  const jsm = await jetstreamManager(nc, { timeout: ENSURE_TIMEOUT_MS });
+  const deadline = Date.now() + ENSURE_FOR_MS;
+  const jsm = await checkedManager(nc, deadline, placement.signal);
   // Streams before their consumers.
   const ordered = [...entries].sort((a, b) => (a.kind === 'consumer' ? 1 : 0) - (b.kind === 'consumer' ? 1 : 0));
-  const deadline = Date.now() + ENSURE_FOR_MS;
   for (const entry of ordered) {
     for (;;) {
       try {
@@ -216,6 +216,24 @@ export async function ensureTopology(
         }
         throw explain(err, entry);
       }
+    }
+  }
+}
+
+/**
+ * The manager, once JetStream answered its API check (an account info request). A server without
+ * JetStream says so at once (no responders), and that ends the start; a cluster still electing
+ * its meta leader may not answer in time, or be temporarily unavailable (10008): asked again.
+ */
+async function checkedManager(nc: NatsConnection, deadline: number, signal?: AbortSignal): Promise<JetStreamManager> {
+  for (;;) {
+    try {
+      return await jetstreamManager(nc, { timeout: ENSURE_TIMEOUT_MS });
+    } catch (err) {
+      const e = err as { name?: unknown; api_error?: { err_code?: number } } | undefined;
+      const electing = e?.name === 'TimeoutError' || e?.api_error?.err_code === 10008;
+      if (!electing || Date.now() >= deadline || signal?.aborted) throw err;
+      await new Promise((r) => setTimeout(r, ENSURE_RETRY_DELAY_MS));
     }
   }
 }
