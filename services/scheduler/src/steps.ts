@@ -1,10 +1,18 @@
 /** Steps run side by side, as a takeover runs its independent reads. */
 
-/** How long `step` took, into `took[what]`, whether it succeeded or not. */
+/**
+ * How long `step` took, into `took[what]`, whether it succeeded or not. A failure names its step
+ * and how long it ran ("workersMs failed after 5002 ms: timeout"), the library's error as its
+ * cause: a bare "timeout" did not tell an operator which read of a takeover JetStream left
+ * unanswered.
+ */
 export async function timed<T>(took: Record<string, number>, what: string, step: () => Promise<T>): Promise<T> {
   const began = Date.now();
   try {
     return await step();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(`${what} failed after ${Date.now() - began} ms: ${why}`, { cause: err });
   } finally {
     took[what] = Date.now() - began;
   }

@@ -24,11 +24,16 @@ describe('allSettledOrFirstError', () => {
 });
 
 describe('timed', () => {
-  it('records how long a step took, failed or not', async () => {
+  it('records how long a step took, failed or not, and names a failed step', async () => {
     const took: Record<string, number> = {};
     await timed(took, 'ok', () => after(20, 1));
-    await expect(timed(took, 'failed', () => after(20, 'no', true))).rejects.toThrow('no');
+    const failure = await timed(took, 'slowReadMs', () => after(20, 'no', true)).then(
+      () => new Error('resolved'),
+      (err: unknown) => err as Error,
+    );
+    expect(failure.message).toMatch(/^slowReadMs failed after \d+ ms: no$/);
+    expect((failure.cause as Error).message).toBe('no');
     expect(took['ok']).toBeGreaterThanOrEqual(15);
-    expect(took['failed']).toBeGreaterThanOrEqual(15);
+    expect(took['slowReadMs']).toBeGreaterThanOrEqual(15);
   });
 });
