@@ -59,6 +59,14 @@ export function natsInboxPrefix(prefix: string, who: NatsIdentity): string {
 export const JS_API_PREFIX = '$JS.API';
 const API = JS_API_PREFIX;
 
+/**
+ * Sent by the server when a durable consumer's leader is elected (clustered JetStream only): its
+ * owner pulls from the new leader at once (libs/runtime durable-pull.ts).
+ */
+export function consumerLeaderElectedSubject(stream: string, durable: string): string {
+  return `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${stream}.${durable}`;
+}
+
 /** JetStream API subjects for one topology entry, by the access the service declared. */
 function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { pub: string[]; sub: string[] } {
   const ensure = (stream: string) => [
@@ -104,7 +112,7 @@ function jetStreamSubjects(entry: TopologyEntry, access: readonly string[]): { p
           `${API}.CONSUMER.DELETE.${at}`,
           `$JS.ACK.${at}.>`,
         ],
-        sub: [],
+        sub: [consumerLeaderElectedSubject(entry.stream, entry.durable)],
       };
     }
     case 'kv': {

@@ -19,5 +19,6 @@ export * from './preflight.js';
 export * from './metrics.js';
 export * from './ops.js';
 export * from './retry.js';
+export * from './durable-pull.js';
 export * from './ordered-consumer.js';
 export * from './work-queue.js';

@@ -46,7 +46,8 @@ export const JETSTREAM_PUBLISH_RETRY_MS = 30_000;
 /**
  * `expires` of the pulls of the hub's durable consumers (the scheduler's intake, the license's
  * usage count, the ingest's callbacks). A pull lives on the consumer's leader; one lost with its
- * node (kill -9, a partition) is renewed only after two missed heartbeats, each half this. The
+ * node (kill -9, a partition) is renewed when the next leader is elected (durable-pull.ts), or,
+ * should that advisory be missed, after two missed heartbeats, each half this. The
  * library's 30 s default once held dispatch still for 27 s after a node was killed, and held the
  * usage count still past a healed partition; 10 s costs about one message every 3 s while idle.
  */

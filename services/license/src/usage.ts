@@ -7,7 +7,7 @@
  */
 import { JobDone, TIER_LIMITS, topologyNames, type Tier } from '@perry-hub/contracts';
 import type { Pool, ResultSetHeader, RowDataPacket } from '@perry-hub/db';
-import { DURABLE_PULL_EXPIRES_MS, decode, type Logger, type NatsConnection } from '@perry-hub/runtime';
+import { consumeDurable, decode, type Logger, type NatsConnection } from '@perry-hub/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { inTransaction } from './db.js';
 import { unbindIfOnlyHolder } from './authorize.js';
@@ -146,7 +146,7 @@ export async function startUsageConsumer(
 ): Promise<UsageConsumer> {
   const names = topologyNames(deps.prefix);
   const consumer = await jetstream(deps.nc).consumers.get(names.eventsStream, names.licenseUsageConsumer);
-  const messages = await consumer.consume({ max_messages: 16, expires: DURABLE_PULL_EXPIRES_MS });
+  const messages = await consumeDurable(deps.nc, consumer, { max_messages: 16 }, deps.log);
   const loop = (async () => {
     for await (const m of messages) {
       let done: JobDone;

@@ -6,7 +6,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { topologyNames, type ConsumerSpec, type Subjects } from '@perry-hub/contracts';
-import { DURABLE_PULL_EXPIRES_MS, type HubMetrics, type Logger } from '@perry-hub/runtime';
+import { consumeDurable, type HubMetrics, type Logger } from '@perry-hub/runtime';
 import { assign } from './assign.js';
 import { onActivity, onLost, onPresence, onVmState } from './bus-events.js';
 import type { SchedulerConfig } from './config.js';
@@ -121,7 +121,7 @@ export class Dispatcher {
     links.subscribe(subjects.workers('activity'), (data) => onActivity(this.ctx, data));
     links.consume(
       `the ${names.schedulerIntakeConsumer} consumer`,
-      await intake.consume({ max_messages: 256, expires: DURABLE_PULL_EXPIRES_MS }),
+      await consumeDurable(nc, intake, { max_messages: 256 }, this.#deps.log),
       (m) => void onIntake(this.ctx, m),
     );
     links.every(1_000, async () => {

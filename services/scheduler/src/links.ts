@@ -3,7 +3,7 @@
  * one stop(). One that ends without stop() is fatal: the leader would go on deciding on a stale
  * view, so it must step down (as nats.js services stop on such a loss).
  */
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { watchKv, type Logger } from '@perry-hub/runtime';
@@ -81,7 +81,7 @@ export class LeaderLinks {
   }
 
   /** Each message handed on as it comes (not awaited: one at a time would cap the rate at 1/RTT). */
-  consume(what: string, messages: ConsumerMessages, onMessage: (m: JsMsg) => void): void {
+  consume(what: string, messages: AsyncIterable<JsMsg> & { stop(): void }, onMessage: (m: JsMsg) => void): void {
     this.onStop(() => messages.stop());
     this.#untilStopped(what, async () => {
       for await (const m of messages) onMessage(m);

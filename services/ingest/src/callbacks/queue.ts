@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
 import { topologyNames, type JobDone } from '@perry-hub/contracts';
 import type { Pool, RowDataPacket } from '@perry-hub/db';
-import { DURABLE_PULL_EXPIRES_MS, type BlobStore, type Logger, type NatsConnection } from '@perry-hub/runtime';
+import { consumeDurable, type BlobStore, type Logger, type NatsConnection } from '@perry-hub/runtime';
 import type { Subjects } from '@perry-hub/contracts';
 
 export const CALLBACK_PREFIX = 'callbacks/';
@@ -132,7 +132,7 @@ export async function queueCallbacks(deps: QueueDeps, done: JobDone, now: number
 export async function consumeDone(deps: QueueDeps): Promise<() => Promise<void>> {
   const names = topologyNames(deps.subjectPrefix);
   const consumer = await jetstream(deps.nc).consumers.get(names.eventsStream, names.ingestCallbacksConsumer);
-  const messages = await consumer.consume({ max_messages: 64, expires: DURABLE_PULL_EXPIRES_MS });
+  const messages = await consumeDurable(deps.nc, consumer, { max_messages: 64 }, deps.log);
   const loop = (async () => {
     for await (const m of messages) {
       try {
