@@ -3,13 +3,10 @@
 // services and workers connected to it keep their connections to it. Every acknowledged
 // submission completes exactly once. Needs root and iproute2 (network namespaces); skipped with
 // the reason without them.
-import { describe, networkNamespacesUsable, test } from '@perry-hub/testkit';
+import { describeWithNamespaces, test } from '@perry-hub/testkit';
 import { runClusterBuilds, wait } from './harness.js';
 
-const usable = networkNamespacesUsable();
-if (usable !== true) console.log(`cluster partition test skipped: ${usable}`);
-
-describe.skipIf(usable !== true)('cluster: partition', () => {
+describeWithNamespaces('cluster partition test', 'cluster: partition', () => {
   test(
     '300 builds on a three-node cluster while one node is partitioned from the other two for 30 s',
     { timeout: 900_000 },

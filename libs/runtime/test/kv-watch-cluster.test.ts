@@ -7,14 +7,11 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { pino } from 'pino';
-import { getFreePort } from '@perry-hub/localstack';
 import {
   connectTestNats,
-  createClusterNetwork,
-  describe,
+  describeWithNamespaces,
   expect,
-  networkNamespacesUsable,
-  startIsolatedNatsCluster,
+  startPartitionableNatsCluster,
   test,
   until,
 } from '@perry-hub/testkit';
@@ -22,15 +19,13 @@ import { LivenessView, LivenessWriter, watchKv, type KvWatch } from '../src/inde
 
 const TTL_MS = 2_000;
 const log = pino({ level: 'silent' });
-const usable = networkNamespacesUsable();
-if (usable !== true) console.log(`KV watch cluster test skipped: ${usable}`);
 
-describe.skipIf(usable !== true)('KV watches on a cluster with a node cut off', () => {
+describeWithNamespaces('KV watch cluster test', 'KV watches on a cluster with a node cut off', () => {
   test(
     'a watch whose consumer is cut off is started afresh, the writer stays live, and watches made meanwhile are created',
     { timeout: 180_000 },
     async ({ prefix }) => {
-      const cluster = await startIsolatedNatsCluster(3, { network: createClusterNetwork(3, await getFreePort()) });
+      const cluster = await startPartitionableNatsCluster();
       // Reader and writer on node 0 only: they stay with it, as clients of a node that keeps its
       // cluster do.
       const nc = await connectTestNats(cluster.urls.split(',')[0]!);

@@ -2,8 +2,14 @@
  * Real servers for tests: one nats-server and one MariaDB per test process, shared by its tests,
  * which isolate themselves by a unique subject prefix and a unique database.
  */
-export { getTestStack, startIsolatedMariaDb, startIsolatedNats, startIsolatedNatsCluster } from './stack.js';
-export { createClusterNetwork, networkNamespacesUsable, type ClusterNetwork } from './netns.js';
+export {
+  getTestStack,
+  startIsolatedMariaDb,
+  startIsolatedNats,
+  startIsolatedNatsCluster,
+  startPartitionableNatsCluster,
+} from './stack.js';
+export { createClusterNetwork, describeWithNamespaces, networkNamespacesUsable, type ClusterNetwork } from './netns.js';
 export type {
   ClusterNode,
   ClusterNodeSpec,

@@ -13,6 +13,7 @@
  * network split). `heal(i)` brings it back.
  */
 import { execFileSync } from 'node:child_process';
+import { describe } from 'vitest';
 
 export interface ClusterNetwork {
   /** The namespace node `i` runs in. */
@@ -39,6 +40,16 @@ export function networkNamespacesUsable(): true | string {
   } catch (err) {
     return `cannot create a network namespace: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`;
   }
+}
+
+/**
+ * `describe` for tests that cut nodes off: skipped where network namespaces cannot be made, with
+ * the reason printed (`what` names the tests in that line).
+ */
+export function describeWithNamespaces(what: string, name: string, body: () => void): void {
+  const usable = networkNamespacesUsable();
+  if (usable !== true) console.log(`${what} skipped: ${usable}`);
+  describe.skipIf(usable !== true)(name, body);
 }
 
 /**

@@ -15,7 +15,7 @@ import { nuid } from '@nats-io/nats-core';
 import { onTestFinished } from 'vitest';
 import { connectTestNats, testNatsUsers } from './nats-auth.js';
 import { recordNatsLog, watchNatsLog } from './nats-violations.js';
-import type { ClusterNetwork } from './netns.js';
+import { createClusterNetwork, type ClusterNetwork } from './netns.js';
 import { newTempDir, trackServer } from './temp.js';
 
 /** Test data is throwaway: no point in waiting long for a clean shutdown. */
@@ -202,6 +202,12 @@ export interface IsolatedNatsCluster {
  * A cluster of `size` nats-servers on loopback, each with its own store, routed to each other,
  * requiring the test credentials like startIsolatedNats. Stopped and removed like it too.
  */
+/** A cluster whose nodes each have a network namespace of their own, so that `partition()` works (needs root). */
+export async function startPartitionableNatsCluster(size = 3): Promise<IsolatedNatsCluster> {
+  const [tag] = await getFreePorts(1);
+  return startIsolatedNatsCluster(size, { network: createClusterNetwork(size, tag!) });
+}
+
 export async function startIsolatedNatsCluster(
   size = 3,
   isolated: Omit<IsolatedNatsOptions, 'port' | 'cluster' | 'template'> & {
