@@ -41,7 +41,6 @@ export async function consumeDurable(
   log: Logger,
 ): Promise<DurableMessages> {
   const { stream_name: stream, name: durable } = await consumer.info(true);
-  const at = { stream, durable };
   const consume = () => consumer.consume({ expires: DURABLE_PULL_EXPIRES_MS, ...options });
   let current: ConsumerMessages = await consume();
   let stopped = false;
@@ -49,11 +48,11 @@ export async function consumeDurable(
   let restarts = 0;
   let ended: () => void = () => undefined;
   const iterationEnded = new Promise<void>((resolve) => (ended = resolve));
-  const advisories = nc.subscribe(consumerLeaderElectedSubject(at.stream, at.durable), {
+  const advisories = nc.subscribe(consumerLeaderElectedSubject(stream, durable), {
     callback: () => {
       if (stopped || leaderChanged) return;
       leaderChanged = true;
-      log.info({ stream: at.stream, consumer: at.durable }, 'the consumer has a new leader: pulling from it');
+      log.info({ stream, consumer: durable }, 'the consumer has a new leader: pulling from it');
       current.stop();
     },
   });
