@@ -95,7 +95,8 @@ export interface ProcessHubOptions {
 interface Completions {
   completes: Map<string, number>;
   done: Map<string, number>;
-  artifactsReady: Map<string, number>;
+  /** Each job's `artifact_ready` messages: sequence, message id and token, to tell a stored repeat from a second upload. */
+  artifactsReady: Map<string, string[]>;
 }
 
 export class ProcessHub {
@@ -280,6 +281,16 @@ export class ProcessHub {
     );
   }
 
+  /** What MySQL recorded of a job, to explain a verdict: its state changes and its artifacts. */
+  async record(jobId: string): Promise<string> {
+    const [builds] = await this.db.query<RowDataPacket[]>('SELECT history FROM builds WHERE id = ?', [jobId]);
+    const [artifacts] = await this.db.query<RowDataPacket[]>(
+      'SELECT token, attempt, target, held, created_at FROM artifacts WHERE job_id = ? ORDER BY created_at',
+      [jobId],
+    );
+    return JSON.stringify({ history: builds[0]?.['history'], artifacts });
+  }
+
   /** Wait until every acknowledged job is terminal. */
   async settle(timeoutMs: number): Promise<Map<string, string>> {
     let last = new Map<string, string>();
@@ -317,7 +328,7 @@ export class ProcessHub {
     const js = jetstream(this.nc);
     const completes = new Map<string, number>();
     const done = new Map<string, number>();
-    const artifactsReady = new Map<string, number>();
+    const artifactsReady = new Map<string, string[]>();
     // The stream holds exactly the job events and the done events (one filter: server 2.9).
     const consumer = await js.consumers.get(topologyNames(this.options.prefix).eventsStream);
     for (;;) {
@@ -328,7 +339,11 @@ export class ProcessHub {
       else {
         const text = new TextDecoder().decode(m.data);
         if (text.includes('"type":"complete"')) completes.set(jobId, (completes.get(jobId) ?? 0) + 1);
-        if (text.includes('"type":"artifact_ready"')) artifactsReady.set(jobId, (artifactsReady.get(jobId) ?? 0) + 1);
+        if (text.includes('"type":"artifact_ready"')) {
+          const token = /\/dl\/([^"]+)"/.exec(text)?.[1];
+          const said = `seq ${m.seq} id ${m.headers?.get('Nats-Msg-Id') ?? '-'} token ${token}`;
+          artifactsReady.set(jobId, [...(artifactsReady.get(jobId) ?? []), said]);
+        }
       }
       if (m.info.pending === 0) break;
     }
