@@ -67,6 +67,11 @@ export interface Subjects {
   readonly jobDoneAll: string;
   jobCallbacks(jobId: string): string;
   readonly jobCallbacksAll: string;
+  /**
+   * A subject of the events stream nothing is stored on (no job has this id): purged as a
+   * barrier before looking for an append whose answer was lost (runtime `findAppend`).
+   */
+  readonly eventsBarrier: string;
   readonly queueDepth: string;
   positions(instance: string): string;
   readonly positionsAll: string;
@@ -101,6 +106,7 @@ export function subjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Subjects {
     jobDoneAll: `${p}.jobs.*.done`,
     jobCallbacks: (jobId) => `${p}.callbacks.${token(jobId)}`,
     jobCallbacksAll: `${p}.callbacks.*`,
+    eventsBarrier: `${p}.callbacks.barrier`,
     queueDepth: `${p}.queue.depth`,
     positions: (instance) => `${p}.positions.${token(instance)}`,
     positionsAll: `${p}.positions.*`,

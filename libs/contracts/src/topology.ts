@@ -168,8 +168,15 @@ export function topology(prefix: string, limits: TopologyLimits = DEFAULT_TOPOLO
       maxBytes: limits.eventsMaxBytes,
       discard: 'old',
       // The gateway replays a job's events to CLI watchers, and the ingest to
-      // `GET /api/v1/jobs/:id/events`, through ordered consumers.
-      usedBy: { scheduler: ['check'], 'worker-gateway': ['read'], license: [], ingest: ['read'] },
+      // `GET /api/v1/jobs/:id/events`, through ordered consumers. The scheduler's final events
+      // and the artifact-store's artifact_ready are each stored once (`check`).
+      usedBy: {
+        scheduler: ['check'],
+        'worker-gateway': ['read'],
+        license: [],
+        ingest: ['read'],
+        'artifact-store': ['check'],
+      },
     },
     {
       kind: 'consumer',

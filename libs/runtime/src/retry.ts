@@ -1,4 +1,11 @@
-import { JetStreamApiError, type JetStreamClient, type JetStreamPublishOptions, type PubAck } from '@nats-io/jetstream';
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JetStreamPublishOptions,
+  type PubAck,
+  type StoredMsg,
+} from '@nats-io/jetstream';
 import { errors } from '@nats-io/nats-core';
 import { HubError, isHubError } from '@perry-hub/contracts';
 
@@ -126,6 +133,49 @@ export async function appendOnce<A extends AppendAck>(
     },
     { forMs, maxDelayMs: 1_000, ...(cancelled ? { cancelled } : {}) },
   );
+}
+
+/** Where to look for an append whose outcome is unknown (`findAppend`). */
+export interface AppendPlace {
+  readonly stream: string;
+  /** A subject of the stream nothing is ever stored on: purged as a barrier. */
+  readonly barrier: string;
+  /** The subject the append went to. */
+  readonly subject: string;
+}
+
+/**
+ * The sequence at which an append with `msgID` (or, renamed by `appendOnce`, `<msgID>.<n>`) was
+ * stored on its subject, or undefined: `appendOnce`'s `stored` for an append that matters once.
+ * First a barrier: the purge goes through the stream's log like an append and is answered once
+ * the leader has applied everything before it, including an append its predecessor proposed
+ * that the next append would otherwise have stored beside a retry. Then the subject is read from
+ * the leader's store (a direct get may be answered by a follower behind it): its last message,
+ * and only when that is another, its messages from the first. Needs the stream's `check` access.
+ */
+export async function findAppend(
+  jsm: JetStreamManager,
+  place: AppendPlace,
+  msgID: string,
+): Promise<number | undefined> {
+  const { stream, barrier, subject } = place;
+  const ours = (m: StoredMsg) => {
+    const id = m.header?.get('Nats-Msg-Id') ?? '';
+    return id === msgID || id.startsWith(`${msgID}.`);
+  };
+  await jsm.streams.purge(stream, { filter: barrier });
+  const last = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  if (!last) return undefined;
+  if (ours(last)) return last.seq;
+  for (let seq = 1; seq < last.seq;) {
+    // The server's stored-message get takes `next_by_subj` (2.9+); the client types only its direct get's.
+    const next = { next_by_subj: subject, seq } as unknown as { seq: number };
+    const m = await jsm.streams.getMessage(stream, next);
+    if (!m || m.seq >= last.seq) return undefined;
+    if (ours(m)) return m.seq;
+    seq = m.seq + 1;
+  }
+  return undefined;
 }
 
 /**

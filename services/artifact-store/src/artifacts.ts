@@ -22,19 +22,28 @@ import {
   type Subjects,
 } from '@perry-hub/contracts';
 import { CoalescedUpdate, type Pool, type ResultSetHeader, type RowDataPacket } from '@perry-hub/db';
-import { handle, publishRetrying, type BlobStore, type BoundEndpoint, type Logger } from '@perry-hub/runtime';
+import {
+  findAppend,
+  handle,
+  publishRetrying,
+  type BlobStore,
+  type BoundEndpoint,
+  type Logger,
+} from '@perry-hub/runtime';
 
 export interface ArtifactDeps {
   db: Pool;
   blobs: BlobStore;
   js: JetStreamClient;
   subjects: Subjects;
+  /** The stream of the job events (`topologyNames(prefix).eventsStream`). */
+  eventsStream: string;
   log: Logger;
   publicUrl: string;
   artifactTtlSecs: number;
   /**
-   * Announced marks, coalesced: a mark lost in a crash has the artifact announced again, which
-   * the events stream drops as a duplicate (deduplicated by token, its window is an hour).
+   * Announced marks, coalesced: a mark lost in a crash has the artifact announced again, found
+   * already stored then (`announceArtifact`).
    */
   announced: CoalescedUpdate;
   now?: () => number;
@@ -86,10 +95,12 @@ export interface Announced {
 
 /**
  * Publish an artifact's artifact_ready (the original's, key order included: reference 1.2 #12),
- * then record it announced (coalesced with other marks). Deduplicated by token in the events
- * stream, so announcing again after a crash between the two steps is harmless.
+ * then record it announced (coalesced with other marks). Stored once: its message id is its
+ * token, and before a retry, or before anything when `again` (an earlier announcement may have
+ * been stored: a retried registration, or a mark not recorded), the job's event log is searched
+ * for it (see `appendOnce` for why a message id is not enough on a cluster).
  */
-export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promise<void> {
+export async function announceArtifact(deps: ArtifactDeps, a: Announced, again = false): Promise<void> {
   const ready = {
     type: 'artifact_ready',
     job_id: a.jobId,
@@ -100,8 +111,13 @@ export async function announceArtifact(deps: ArtifactDeps, a: Announced): Promis
     download_url: `${deps.publicUrl.replace(/\/+$/, '')}/api/v1/dl/${a.token}`,
     expires_in_secs: a.expiresInSecs,
   };
-  await publishRetrying(deps.js, deps.subjects.jobEvents(a.jobId), encoder.encode(JSON.stringify(ready)), {
-    msgID: `artifact-ready:${a.token}`,
+  const subject = deps.subjects.jobEvents(a.jobId);
+  const msgID = `artifact-ready:${a.token}`;
+  const place = { stream: deps.eventsStream, barrier: deps.subjects.eventsBarrier, subject };
+  await publishRetrying(deps.js, subject, encoder.encode(JSON.stringify(ready)), {
+    msgID,
+    stored: async () => findAppend(await deps.js.jetstreamManager(false), place, msgID),
+    storedFirst: again,
   });
   deps.announced.add(a.token);
 }
@@ -164,7 +180,8 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
       const downloadUrl = `${base}/api/v1/dl/${token}`;
       if (!isHeld) {
         // Announced once per artifact (deduplicated by token), also after a retried registration.
-        await announceArtifact(deps, { token, jobId, ...artifact, expiresInSecs: deps.artifactTtlSecs });
+        const again = known[0] !== undefined;
+        await announceArtifact(deps, { token, jobId, ...artifact, expiresInSecs: deps.artifactTtlSecs }, again);
       }
       return { token, download_url: downloadUrl, size: artifact.size, held: isHeld };
     }),

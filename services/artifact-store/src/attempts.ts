@@ -20,15 +20,19 @@ export function attemptEndpoints(deps: ArtifactDeps, now: () => number = Date.no
         [jobId, attempt],
       );
       for (const r of rows.filter((r) => !r['announced'])) {
-        await announceArtifact(deps, {
-          token: String(r['token']),
-          jobId,
-          target: String(r['target']),
-          name: String(r['name']),
-          size: Number(r['size']),
-          sha256: String(r['sha256']),
-          expiresInSecs: Math.max(0, Math.ceil((Number(r['expires_at']) - now()) / 1000)),
-        });
+        await announceArtifact(
+          deps,
+          {
+            token: String(r['token']),
+            jobId,
+            target: String(r['target']),
+            name: String(r['name']),
+            size: Number(r['size']),
+            sha256: String(r['sha256']),
+            expiresInSecs: Math.max(0, Math.ceil((Number(r['expires_at']) - now()) / 1000)),
+          },
+          true,
+        );
       }
       return { announced: rows.length };
     }),

@@ -33,6 +33,7 @@ export const artifactStore = defineService({
       blobs,
       js: jetstream(deps.nc),
       subjects: deps.subjects,
+      eventsStream: topologyNames(config.subjectPrefix).eventsStream,
       log: deps.log,
       publicUrl: config.publicUrl,
       artifactTtlSecs: config.artifactTtlSecs,

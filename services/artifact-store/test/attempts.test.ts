@@ -3,10 +3,17 @@
 // completed from its upload never reaches its CLI without an artifact.
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { jetstream } from '@nats-io/jetstream';
-import { attemptArtifactsEndpoint, subjects, topologyNames } from '@perry-hub/contracts';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import {
+  attemptArtifactsEndpoint,
+  registerArtifactEndpoint,
+  subjects,
+  topologyNames,
+  type Subjects,
+} from '@perry-hub/contracts';
 import { type RowDataPacket } from '@perry-hub/db';
-import { call } from '@perry-hub/runtime';
+import { call, type NatsConnection } from '@perry-hub/runtime';
 import { test } from '@perry-hub/testkit';
 import { startArtifactStore } from './support.js';
 
@@ -45,16 +52,7 @@ describe('what an attempt delivered', () => {
       const [rows] = await db.query<RowDataPacket[]>('SELECT announced FROM artifacts WHERE token = ?', [token]);
       expect(Boolean(rows[0]!['announced'])).toBe(true);
 
-      const events: string[] = [];
-      const consumer = await jetstream(nc).consumers.get(topologyNames(prefix).eventsStream, {
-        filter_subjects: [s.jobEvents(jobId)],
-      });
-      for (;;) {
-        const m = await consumer.next({ expires: 1000 });
-        if (!m) break;
-        events.push(new TextDecoder().decode(m.data));
-        if (m.info.pending === 0) break;
-      }
+      const events = await eventLog(nc, prefix, s, jobId);
       expect(events).toHaveLength(1);
       expect(JSON.parse(events[0]!)).toMatchObject({
         type: 'artifact_ready',
@@ -67,3 +65,74 @@ describe('what an attempt delivered', () => {
     }
   });
 });
+
+describe('an artifact announced again', () => {
+  test('is not stored twice where JetStream no longer remembers its id: a retried registration, a lost mark', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    const { nc, db, close } = await startArtifactStore({ natsUrl, prefix, database });
+    try {
+      const s = subjects(prefix);
+      // The ids' memory misses the first announcement, as a new cluster leader's does for an
+      // append its predecessor proposed: here, a duplicate window shorter than the waits below.
+      const jsm = await jetstreamManager(nc);
+      const stream = topologyNames(prefix).eventsStream;
+      const { config } = await jsm.streams.info(stream);
+      await jsm.streams.update(stream, { ...config, duplicate_window: nanos(200) });
+      const forgotten = () => new Promise((r) => setTimeout(r, 500));
+
+      const jobId = randomUUID();
+      await db.query("INSERT INTO builds (id, status, attempt) VALUES (?, 'running', 1)", [jobId]);
+      const artifact = {
+        objectName: `artifacts/${jobId}/${randomUUID()}`,
+        name: 'MyApp',
+        size: 3,
+        sha256: 'ab'.repeat(32),
+        target: 'linux',
+      };
+      const register = (retried: boolean) =>
+        call(nc, s, registerArtifactEndpoint, {
+          jobId,
+          attempt: 1,
+          artifact,
+          whileRunning: true,
+          ...(retried ? { retried } : {}),
+        });
+      const { token } = await register(false);
+      await forgotten();
+      // The ingest asks again, its first answer lost: the same token, announced once.
+      expect((await register(true)).token).toBe(token);
+      // Its mark not recorded (a crash): the attempt check announces it again, found stored.
+      expect(await call(nc, s, attemptArtifactsEndpoint, { jobId, attempt: 1 })).toEqual({ announced: 1 });
+      await db.query('UPDATE artifacts SET announced = FALSE WHERE token = ?', [token]);
+      await forgotten();
+      expect(await call(nc, s, attemptArtifactsEndpoint, { jobId, attempt: 1 })).toEqual({ announced: 1 });
+      expect((await eventLog(nc, prefix, s, jobId)).map((e) => JSON.parse(e).download_url)).toEqual([
+        `http://hub.test/api/v1/dl/${token}`,
+      ]);
+
+      // Without the search, the same announcement would be stored again here.
+      await jetstream(nc).publish(s.jobEvents(jobId), '{}', { msgID: `artifact-ready:${token}` });
+      expect(await eventLog(nc, prefix, s, jobId)).toHaveLength(2);
+    } finally {
+      await close();
+    }
+  });
+});
+
+/** A job's event log, as stored. */
+async function eventLog(nc: NatsConnection, prefix: string, s: Subjects, jobId: string): Promise<string[]> {
+  const events: string[] = [];
+  const consumer = await jetstream(nc).consumers.get(topologyNames(prefix).eventsStream, {
+    filter_subjects: [s.jobEvents(jobId)],
+  });
+  for (;;) {
+    const m = await consumer.next({ expires: 1000 });
+    if (!m) break;
+    events.push(new TextDecoder().decode(m.data));
+    if (m.info.pending === 0) break;
+  }
+  return events;
+}
