@@ -162,20 +162,19 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
           createdAt,
           createdAt + deps.artifactTtlSecs * 1000,
         ];
-        const columns =
-          'INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state, created_at, expires_at, announced)';
-        if (whileRunning) {
-          // In the same statement: nothing is recorded for an attempt that was released,
-          // reassigned or ended since its worker was given the grant.
-          const [inserted] = await deps.db.query<ResultSetHeader>(
-            `${columns} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE FROM builds
-              WHERE id = ? AND attempt = ? AND status = 'running'`,
-            [...values, jobId, attempt],
-          );
-          if (inserted.affectedRows === 0) throw new HubError('JOB_NOT_RUNNING', 'Job is not in running state');
-        } else {
-          await deps.db.query(`${columns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE)`, values);
-        }
+        // In the same statement, checked against the job's row: its attempt is still this one
+        // (a job assigned again meanwhile fences out the old attempt's upload), and, asked
+        // `whileRunning`, that attempt still runs (nothing is recorded for an attempt that was
+        // released or ended since its worker was given the grant). The row's stage is recorded
+        // with it: the scheduler assigns a job again only if its attempt delivered nothing in it.
+        const [inserted] = await deps.db.query<ResultSetHeader>(
+          `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state,
+             created_at, expires_at, announced, stage)
+           SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE, stage FROM builds
+            WHERE id = ? AND attempt = ?${whileRunning ? " AND status = 'running'" : ''}`,
+          [...values, jobId, attempt],
+        );
+        if (inserted.affectedRows === 0) throw new HubError('JOB_NOT_RUNNING', 'Job is not in running state');
       }
       const downloadUrl = `${base}/api/v1/dl/${token}`;
       if (!isHeld) {

@@ -1,6 +1,7 @@
 // An upload authorized by the grant its worker was given for the tarball (not asked again) is
 // recorded only while that attempt of the job runs, by its builds row: a worker whose job was
-// released, reassigned or ended records nothing.
+// released, reassigned or ended records nothing. One the scheduler authorized is recorded for
+// the job's attempt only: a job assigned again since fences out the old attempt's upload.
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { HubError, registerArtifactEndpoint, subjects } from '@perry-hub/contracts';
@@ -10,7 +11,7 @@ import { test } from '@perry-hub/testkit';
 import { startArtifactStore } from './support.js';
 
 describe('register-artifact whileRunning', () => {
-  test('records for the running attempt only; a released, reassigned or ended attempt gets JOB_NOT_RUNNING', async ({
+  test("records for the running attempt only; a released, reassigned or ended attempt gets JOB_NOT_RUNNING; without whileRunning, for the job's attempt only", async ({
     natsUrl,
     prefix,
     database,
@@ -33,8 +34,8 @@ describe('register-artifact whileRunning', () => {
           },
           ...(whileRunning ? { whileRunning: true as const } : {}),
         });
-      const refusal = async (attempt: number) => {
-        const err = await register(attempt, true).catch((e: unknown) => e);
+      const refusal = async (attempt: number, whileRunning = true) => {
+        const err = await register(attempt, whileRunning).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(HubError);
         return (err as HubError).code;
       };
@@ -52,9 +53,17 @@ describe('register-artifact whileRunning', () => {
       await db.query("UPDATE builds SET status = 'completed' WHERE id = ?", [jobId]);
       expect(await refusal(2)).toBe('JOB_NOT_RUNNING');
       expect(await recorded()).toEqual([2]);
-      // Asked without it (the scheduler authorized the upload just before), it records as before.
+      // Asked without it (the scheduler authorized the upload just before), it records as before,
+      // for the job's attempt only: one assigned again since fences out the old attempt.
       await register(2, false);
       expect(await recorded()).toEqual([2, 2]);
+      expect(await refusal(1, false)).toBe('JOB_NOT_RUNNING');
+      expect(await recorded()).toEqual([2, 2]);
+      // Each with the stage of the job it was recorded in.
+      const [stages] = await db.query<RowDataPacket[]>('SELECT DISTINCT stage FROM artifacts WHERE job_id = ?', [
+        jobId,
+      ]);
+      expect(stages.map((r) => r['stage'])).toEqual(['build']);
     } finally {
       await close();
     }

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { deliverCommand, sendCommand } from './commands.js';
-import { returnUndelivered, takeFromMySql } from './outcomes.js';
+import { notAssigned, returnUndelivered } from './outcomes.js';
 import { enqueue, type Context, type RunningJob } from './state.js';
 import type { JobRow } from './store.js';
 
@@ -33,9 +33,9 @@ export async function assign(ctx: Context, job: RunningJob, waitingSince: number
   const unsent = ctx.unsent.get(job.jobId);
   ctx.unsent.delete(job.jobId);
   if (!assigned) {
-    // Cancelled or moved meanwhile, or an earlier try's write went through although MySQL's
-    // answer was lost (it was killed just after its commit): MySQL knows best.
-    await takeFromMySql(ctx, job.jobId, unsent);
+    // Cancelled or moved meanwhile, an earlier try's write went through although MySQL's answer
+    // was lost (it was killed just after its commit), or its last attempt delivered.
+    await notAssigned(ctx, job, unsent);
     return;
   }
   const attempt = job.attempt + 1;

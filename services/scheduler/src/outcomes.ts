@@ -17,7 +17,7 @@ import {
   type RunningJob,
 } from './state.js';
 import type { Delivery } from './commands.js';
-import type { Finish } from './store.js';
+import type { Finish, JobRow } from './store.js';
 import { SIGNING_MESSAGE, wire } from './wire.js';
 
 const OUTCOME: Record<Finish['status'], JobDone['outcome']> = {
@@ -104,8 +104,13 @@ export async function requeueRow(
  * handed back at once (the undelivered rule would take up to its grace period). A finished job's
  * last messages may not be published yet: the next outbox pass looks.
  */
-export async function takeFromMySql(ctx: Context, jobId: string, unsentTokenHash?: string): Promise<void> {
-  const row = await ctx.store.get(jobId);
+export async function takeFromMySql(
+  ctx: Context,
+  jobId: string,
+  unsentTokenHash?: string,
+  known?: JobRow,
+): Promise<void> {
+  const row = known ?? (await ctx.store.get(jobId));
   ctx.running.delete(jobId);
   if (row?.status === 'running' && unsentTokenHash !== undefined && row.tokenHash === unsentTokenHash) {
     const reason = 'the assignment was written but its answer lost, so never sent';
@@ -121,6 +126,28 @@ export async function takeFromMySql(ctx: Context, jobId: string, unsentTokenHash
   if (ctx.queued.has(jobId)) dequeue(ctx, jobId);
   if (row?.status === 'running' && row.workerId) runRow(ctx, { ...row, workerId: row.workerId });
   else if (row) ctx.outboxBehind = true;
+}
+
+/**
+ * An assignment's compare-and-set missed (store.assign). A row still queued at the attempt and
+ * stage the job was picked at was held back by what that attempt delivered: a worker the hub
+ * gave up on had uploaded and announced its artifact before its `complete` was lost, and the
+ * hub could not tell then (the artifact-store did not answer). The job is completed from that
+ * upload; asking the artifact-store announces it too, should it have been recorded only. Unknown
+ * still, the job waits in the queue and the dispatcher tries again shortly. Any other row: the
+ * job is taken as MySQL has it (takeFromMySql).
+ */
+export async function notAssigned(ctx: Context, job: RunningJob, unsentTokenHash?: string): Promise<void> {
+  const row = await ctx.store.get(job.jobId);
+  if (row?.status !== 'queued' || row.attempt !== job.attempt || row.stage !== job.stage)
+    return takeFromMySql(ctx, job.jobId, unsentTokenHash, row);
+  ctx.running.delete(job.jobId);
+  if (!(await delivered(ctx, job))) {
+    enqueue(ctx, job);
+    throw new Error('its last attempt delivered an artifact, but the artifact-store did not say which: trying again');
+  }
+  ctx.log.info({ jobId: job.jobId, attempt: job.attempt }, 'completed from its upload: not assigned again');
+  await finishJob(ctx, { job, from: 'queued', finish: completedFromUpload(ctx, job) });
 }
 
 /**
@@ -359,7 +386,10 @@ export async function returnUndelivered(ctx: Context, job: RunningJob, delivery:
   enqueue(ctx, job);
 }
 
-/** Did this attempt already announce an artifact? Unknown counts as no: the build runs again. */
+/**
+ * Did this attempt already announce an artifact? Unknown counts as no: the job is queued again,
+ * and its next assignment is refused by MySQL if it did (notAssigned).
+ */
 async function delivered(ctx: Context, job: QueuedInfo): Promise<boolean> {
   try {
     const { announced } = await call(ctx.nc, ctx.subjects, attemptArtifactsEndpoint, {

@@ -128,6 +128,13 @@ export class JobStore {
     return rows.map(toJob);
   }
 
+  /**
+   * The compare-and-set to running at the next attempt, with a new token. Not while the attempt
+   * the job leaves delivered an artifact in its stage (recorded with the row's stage by the
+   * artifact-store's insert, which checks the attempt in the same way): its build is done, and
+   * running it again would announce a second artifact. Both statements lock the job's row, so
+   * an upload recorded and an assignment cannot both go through.
+   */
   async assign(job: JobRow, worker: { id: string; name: string }, tokenHash: string, now: number): Promise<boolean> {
     const history = appendHistory({
       at: now,
@@ -140,7 +147,9 @@ export class JobStore {
     const [r] = await this.db.query<ResultSetHeader>(
       `UPDATE builds SET status = 'running', attempt = attempt + 1, worker_id = ?, workerName = ?, assigned_at = ?,
          heartbeat_at = ?, startedAt = COALESCE(startedAt, ?), job_token_hash = ?, updated_at = ?, ${history.sql}
-       WHERE id = ? AND status = 'queued' AND attempt = ?`,
+       WHERE id = ? AND status = 'queued' AND attempt = ?
+         AND NOT EXISTS (SELECT 1 FROM artifacts a
+           WHERE a.job_id = builds.id AND a.attempt = builds.attempt AND a.stage = builds.stage AND a.held = FALSE)`,
       [worker.id, worker.name, now, now, now, tokenHash, now, ...history.params, job.id, job.attempt],
     );
     return r.affectedRows === 1;

@@ -163,6 +163,52 @@ describe('scheduler', () => {
     }
   });
 
+  test('a lost worker whose upload was recorded is not replaced: its job completes from the upload, even when the artifact-store could not say so at first', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    // No wait for the worker to come back: its job is free for another at once.
+    const svc = await start(serviceEnv({ natsUrl, prefix, database }, { ...FAST, PERRY_HUB_RECLAIM_WAIT_MS: '0' }));
+    const h = await harness(natsUrl, prefix, database);
+    let store: Awaited<ReturnType<typeof serveEndpoints>> | undefined;
+    try {
+      const first = await addWorker(h, prefix, 'w1', ['linux']);
+      const jobId = await submitJob(h, prefix);
+      await until('the first assignment', () => assignsFor(h, jobId).length === 1);
+      // Its upload recorded, as the artifact-store records one (with the row's stage); then the
+      // worker is gone before its complete, and no artifact-store answers what it delivered.
+      await h.db.query(
+        `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state,
+           created_at, expires_at, announced, stage)
+         SELECT ?, id, attempt, 'artifacts/x', 'MyApp', 3, 'abc', 'linux', FALSE, 'fresh', 0, ?, TRUE, stage
+           FROM builds WHERE id = ?`,
+        [randomUUID(), Date.now() + 600_000, jobId],
+      );
+      await first.disconnect();
+      await addWorker(h, prefix, 'w2', ['linux']);
+      await until('the job queued again', async () => (await jobRow(h, jobId))['status'] === 'queued', 10_000);
+      await new Promise((r) => setTimeout(r, 2_500)); // a worker is free: rounds try it
+      expect(assignsFor(h, jobId)).toHaveLength(1);
+      expect(await jobRow(h, jobId)).toMatchObject({ status: 'queued', attempt: 1 });
+
+      let asked = 0;
+      store = await serveEndpoints(
+        { nc: h.nc, subjects: subjects(prefix), service: 'artifact-store', version: '0.0.0', log },
+        [handle(attemptArtifactsEndpoint, async ({ attempt }) => (asked++, { announced: attempt === 1 ? 1 : 0 }))],
+      );
+      await until('the job completed', async () => (await jobRow(h, jobId))['status'] === 'completed', 10_000);
+      expect(asked).toBeGreaterThan(0);
+      expect(assignsFor(h, jobId)).toHaveLength(1);
+      const events = await eventLog(h, prefix, jobId);
+      expect(events.at(-1)).toMatchObject({ type: 'complete', job_id: jobId, success: true });
+    } finally {
+      await store?.stop();
+      await h.close();
+      await svc.stop();
+    }
+  });
+
   test('a worker that lost its connection claims its build back at the same attempt; a stranger or a late claim is refused', async ({
     natsUrl,
     prefix,

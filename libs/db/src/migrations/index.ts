@@ -7,6 +7,7 @@ import * as m006 from './006_operations.js';
 import * as m007 from './007_crash_leftovers.js';
 import * as m008 from './008_tools.js';
 import * as m009 from './009_license_procedures.js';
+import * as m010 from './010_artifact_stage.js';
 import type { MigrationStep } from './steps.js';
 
 export type { MigrationStep } from './steps.js';
@@ -29,4 +30,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, ...m007 },
   { version: 8, ...m008 },
   { version: 9, ...m009 },
+  { version: 10, ...m010 },
 ];

@@ -229,11 +229,19 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
             },
             { attempts: 3, forMs: AUTHORIZE.forMs, again: (request) => ({ ...request, retried: true }) },
           );
+        const notRunning = (err: unknown) => err instanceof HubError && err.code === 'JOB_NOT_RUNNING';
+        // Refused: the stored upload goes with the refusal.
+        const refuse = async (err: unknown) => {
+          await blobs.delete(objectName).catch(() => false);
+          return err;
+        };
         let registered: Awaited<ReturnType<typeof register>>;
         try {
           registered = await register(granted !== undefined);
         } catch (err) {
-          if (!(granted && err instanceof HubError && err.code === 'JOB_NOT_RUNNING')) throw err;
+          if (!notRunning(err)) throw err;
+          // Its attempt is no longer the job's (assigned again since it was authorized).
+          if (!granted) throw await refuse(err);
           // Not running by its builds row: the scheduler decides, as for an upload without a
           // grant (a build released while its worker claims it back is still allowed).
           deps.grants?.forget(jobId);
@@ -241,10 +249,11 @@ export function transferRoutes(deps: TransferDeps): FastifyPluginAsync {
             const now = await authorize(deps, request, jobId, 'artifact');
             if (now.attempt !== auth.attempt) throw notAGuess(forbidden());
           } catch (refused) {
-            await blobs.delete(objectName).catch(() => false);
-            throw refused;
+            throw await refuse(refused);
           }
-          registered = await register(false);
+          registered = await register(false).catch(async (late: unknown) => {
+            throw notRunning(late) ? await refuse(late) : late;
+          });
         }
         deps.log.info(
           { jobId, attempt: auth.attempt, artifact: name, bytes: info.size, sha256, ...(target ? { target } : {}) },
