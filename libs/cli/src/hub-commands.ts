@@ -3,6 +3,7 @@ import {
   ConfigError,
   configSchema,
   createLogger,
+  exitOnUncaught,
   isLogLevel,
   loadConfig,
   natsFields,
@@ -69,6 +70,7 @@ export async function runInfra(env: Env, out: Stream, err: Stream): Promise<numb
   }
   const level = env['PERRY_HUB_LOG_LEVEL'] || 'info';
   const log = createLogger({ level: isLogLevel(level) ? level : 'info', name: 'perry-hub' });
+  exitOnUncaught(log);
   const stack = await startLocalStack({
     dataDir: cli.dataDir,
     natsPort: cli.localNatsPort,

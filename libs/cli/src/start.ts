@@ -16,6 +16,7 @@ import {
 import {
   ConfigError,
   createLogger,
+  exitOnUncaught,
   dependenciesOf,
   generateSealKey,
   isLogLevel,
@@ -359,6 +360,7 @@ export async function runStart(
 ): Promise<number> {
   // A bad level or format is reported with every other problem by startHub; log meanwhile at info.
   const log = createLogger({ level: levelOf(env), format: formatOf(env), name: 'perry-hub' });
+  exitOnUncaught(log);
   const early = new AbortController();
   const abort = () => early.abort();
   process.once('SIGINT', abort).once('SIGTERM', abort);

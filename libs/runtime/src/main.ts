@@ -7,7 +7,7 @@
 import type { Static, TObject } from 'typebox';
 import { ConfigError, loadConfig, redactConfig } from './config.js';
 import { createLogger, type LogFormat } from './logger.js';
-import { onShutdownSignal } from './lifecycle.js';
+import { exitOnUncaught, onShutdownSignal } from './lifecycle.js';
 import { dependenciesOf, listenClaims, takenPorts, waitUntilReachable } from './preflight.js';
 import { launchService, type BaseConfig, type ServiceDefinition } from './service.js';
 import { ProcessOps, serveOps } from './ops.js';
@@ -40,6 +40,7 @@ export async function runServiceMain<C extends TObject>(
     process.exit(2);
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat ?? 'auto', name: 'perry-hub' });
+  exitOnUncaught(log);
   log.info({ service: definition.name, config: redactConfig(definition.config, config) }, 'configuration');
   const waiting = new AbortController();
   const abort = () => waiting.abort();
