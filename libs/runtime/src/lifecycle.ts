@@ -131,32 +131,25 @@ const FATAL_FLUSH_MS = 1_000;
 
 /**
  * What an error nothing caught does (an exception thrown from a callback, or a rejected promise
- * nobody awaited: Node hands those to `uncaughtException` too). The process exits with code 1,
- * as Node's default does, but the error is first a fatal record in the log, with its stack and
- * where it came from: where an operator reading the JSON log looks, not only as a stack on
- * stderr. Nothing else runs (the state the error left is unknown): the hub's durability does not
- * depend on an orderly stop, a supervisor starts the process again, and the all-in-one's
- * nats-server and MariaDB are stopped by their watchdogs. Only the first error is recorded.
+ * nobody awaited: Node hands those to `uncaughtException` too), installed by every composition
+ * root once it has a log. The process exits with code 1, as Node's default does, but the error is
+ * first a fatal record in the log, with its stack and where it came from: where an operator
+ * reading the JSON log looks, not only as a stack on stderr. Nothing else runs (the state the
+ * error left is unknown): the hub's durability does not depend on an orderly stop, a supervisor
+ * starts the process again, and the all-in-one's nats-server and MariaDB are stopped by their
+ * watchdogs. Only the first error is recorded.
  */
-export function fatalOnUncaught(
-  log: Logger,
-  exit: (code: number) => void = (code) => process.exit(code),
-): (err: unknown, origin: string) => void {
+export function exitOnUncaught(log: Logger): void {
   let exiting = false;
-  return (err, origin) => {
+  process.on('uncaughtException', (err, origin) => {
     if (exiting) return;
     exiting = true;
     process.exitCode = 1;
     log.fatal({ err, origin }, 'unhandled error: the process exits');
-    const timer = setTimeout(() => exit(1), FATAL_FLUSH_MS);
+    const timer = setTimeout(() => process.exit(1), FATAL_FLUSH_MS);
     log.flush(() => {
       clearTimeout(timer);
-      exit(1);
+      process.exit(1);
     });
-  };
-}
-
-/** Installs `fatalOnUncaught` for this process: every composition root calls it once it has a log. */
-export function exitOnUncaught(log: Logger): void {
-  process.on('uncaughtException', fatalOnUncaught(log));
+  });
 }

@@ -29,4 +29,5 @@ export { connectTestNats, testNatsCredentialsDir, testNatsUsers, TEST_TOOL } fro
 export { natsPermissionViolations, recordNatsLog } from './nats-violations.js';
 export { until, whenTrue } from './until.js';
 export { tapStreamRequests, type StreamRequests } from './stream-requests.js';
+export { forgetMessageIds } from './dedup.js';
 export { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';

@@ -3,8 +3,7 @@
 // completed from its upload never reaches its CLI without an artifact.
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
 import {
   attemptArtifactsEndpoint,
   registerArtifactEndpoint,
@@ -14,7 +13,7 @@ import {
 } from '@perry-hub/contracts';
 import { type RowDataPacket } from '@perry-hub/db';
 import { call, type NatsConnection } from '@perry-hub/runtime';
-import { test } from '@perry-hub/testkit';
+import { forgetMessageIds, test } from '@perry-hub/testkit';
 import { startArtifactStore } from './support.js';
 
 describe('what an attempt delivered', () => {
@@ -76,12 +75,8 @@ describe('an artifact announced again', () => {
     try {
       const s = subjects(prefix);
       // The ids' memory misses the first announcement, as a new cluster leader's does for an
-      // append its predecessor proposed: here, a duplicate window shorter than the waits below.
-      const jsm = await jetstreamManager(nc);
-      const stream = topologyNames(prefix).eventsStream;
-      const { config } = await jsm.streams.info(stream);
-      await jsm.streams.update(stream, { ...config, duplicate_window: nanos(200) });
-      const forgotten = () => new Promise((r) => setTimeout(r, 500));
+      // append its predecessor proposed.
+      const { forgotten } = await forgetMessageIds(nc, topologyNames(prefix).eventsStream);
 
       const jobId = randomUUID();
       await db.query("INSERT INTO builds (id, status, attempt) VALUES (?, 'running', 1)", [jobId]);

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
 import { natsInboxPrefix, subjects, topology, topologyNames, type JobDone } from '@perry-hub/contracts';
 import { ensureTopology } from '@perry-hub/runtime';
-import { connectTestNats, describe, expect, test } from '@perry-hub/testkit';
+import { connectTestNats, describe, expect, forgetMessageIds, test } from '@perry-hub/testkit';
 import { JobEvents } from '../src/events.js';
 
 const error = (jobId: string) => JSON.stringify({ type: 'error', code: 'INTERNAL_ERROR', message: 'x', job_id: jobId });
@@ -32,10 +31,9 @@ describe("a finished job's last messages", () => {
       const s = subjects(prefix);
       await ensureTopology(admin, topology(prefix));
       // The ids' memory misses the first appends, as a new cluster leader's does for an append
-      // its predecessor proposed: here, a duplicate window shorter than the wait below.
+      // its predecessor proposed.
+      const { forgotten } = await forgetMessageIds(admin, names.eventsStream);
       const jsm = await jetstreamManager(admin);
-      const { config } = await jsm.streams.info(names.eventsStream);
-      await jsm.streams.update(names.eventsStream, { ...config, duplicate_window: nanos(200) });
       const events = new JobEvents(jetstream(nc), s, names.eventsStream);
 
       // All of one job's messages stored; of another's, only its first final event.
@@ -44,7 +42,7 @@ describe("a finished job's last messages", () => {
       const messages = (jobId: string) => ({ events: [error(jobId), complete(jobId)], done: outcome(jobId) });
       await events.final(whole, messages(whole));
       await jetstream(admin).publish(s.jobEvents(part), error(part), { msgID: `${part}:final:0` });
-      await new Promise((r) => setTimeout(r, 500));
+      await forgotten();
       await events.final(whole, messages(whole), true);
       await events.final(part, messages(part), true);
 
