@@ -82,7 +82,9 @@ async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, placement: 
       if (placement.replicas > 1) await replicated(jsm, spec.name, placement.replicas, placement);
       return;
     } catch (addErr) {
-      // Another instance created it between our info and add; fall through to update.
+      // Another instance created it between our info and add; fall through to update. On a
+      // cluster the add may be refused for subjects overlapping that stream (10065) before the
+      // answering server has its copy: asked again (see isTransient), since the info fails too.
       current = (
         await jsm.streams.info(spec.name).catch(() => {
           throw addErr;
@@ -255,7 +257,9 @@ const ENSURE_RETRY_DELAY_MS = 500;
  * a stream not found (10059): on a cluster, a stream another instance has just created may be
  * reported missing until its copy on the answering server exists (its create was confirmed, or
  * the bucket's create found it, a moment before). Streams are ensured before their consumers, so
- * a stream that really is missing is still reported, once the retries end.
+ * a stream that really is missing is still reported, once the retries end. Likewise subjects
+ * overlapping an existing stream (10065), which a create racing another instance's gets: a
+ * stream of another name that really overlaps is reported once the retries end.
  */
 function isTransient(err: unknown): boolean {
   const e = err as { name?: unknown; message?: unknown; api_error?: { err_code?: number } } | undefined;
@@ -265,7 +269,10 @@ function isTransient(err: unknown): boolean {
     code === 10005 ||
     code === 10008 ||
     code === 10059 ||
-    /timeout|no responders|no suitable peers|temporarily unavailable|stream not found/i.test(String(e?.message ?? ''))
+    code === 10065 ||
+    /timeout|no responders|no suitable peers|temporarily unavailable|stream not found|subjects overlap/i.test(
+      String(e?.message ?? ''),
+    )
   );
 }
 
