@@ -22,7 +22,7 @@ import {
   type WireObject,
 } from '@perry-hub/contracts';
 import type { Connection, Session } from './connection.js';
-import { endOrderedRead, orderedConsumer, retrying } from '@perry-hub/runtime';
+import { endOrderedRead, orderedConsumer, refillAtAQuarter, retrying } from '@perry-hub/runtime';
 import type { GatewayContext } from './context.js';
 import {
   JOB_NOT_FOUND,
@@ -201,7 +201,7 @@ export class CliSession implements Session {
       watchdog.unref();
     };
     armWatchdog();
-    const messages = await consumer.consume({ max_messages: 256 });
+    const messages = await consumer.consume(refillAtAQuarter(256));
     this.#messages = messages;
     if (this.#closed) return this.#stopFollowing();
     try {
