@@ -63,6 +63,10 @@ describe('perry-hub licenses', () => {
         expect(wrong.stderr).toMatch(/the hub refused GET \/api\/v1\/admin\/licenses: 40[13]/);
         const badTier = await runCli(['licenses', 'upgrade', account.id, '--tier', 'gold'], env);
         expect(badTier.code).toBe(2);
+        // A refused request with a body is named by the method it was sent with.
+        const badTool = await runCli(['tools', 'add', 'cli-refused', '--license', 'no-such-license'], env);
+        expect(badTool.code).toBe(3);
+        expect(badTool.stderr).toMatch(/the hub refused POST \/api\/v1\/admin\/tools: 4\d\d /);
       } finally {
         await hub.stop();
       }

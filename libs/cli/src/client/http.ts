@@ -13,10 +13,12 @@ export interface RequestOptions {
 export async function hubRequest<T>(server: string, path: string, options: RequestOptions = {}): Promise<T> {
   const url = new URL(`${server}${path}`);
   for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+  // One decision, used for the request and for the message that names it.
+  const method = options.method ?? (options.body === undefined ? 'GET' : 'POST');
   let res: Response;
   try {
     res = await fetch(url, {
-      method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
+      method,
       headers: {
         ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
         ...(options.bearer === undefined ? {} : { authorization: `Bearer ${options.bearer}` }),
@@ -27,7 +29,7 @@ export async function hubRequest<T>(server: string, path: string, options: Reque
     throw unreachable(server, err);
   }
   const text = await res.text();
-  if (!res.ok) throw refused(res.status, text, `${options.method ?? 'GET'} ${path}`);
+  if (!res.ok) throw refused(res.status, text, `${method} ${path}`);
   try {
     return JSON.parse(text) as T;
   } catch {
