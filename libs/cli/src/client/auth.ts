@@ -7,21 +7,17 @@ export interface AuthOptions extends ServerOptions {
   licenseKey?: string;
 }
 
-export function credentialFor(o: AuthOptions, env: Env, server: string, adminOnly = false): string {
-  const flag = o.adminSecret ?? (adminOnly ? undefined : (o.apiToken ?? o.licenseKey));
+export function credentialFor(o: AuthOptions, env: Env, server: string): string {
+  const flag = o.adminSecret ?? o.apiToken ?? o.licenseKey;
   if (flag) return flag;
   if (env['PERRY_HUB_ADMIN_SECRET']) return env['PERRY_HUB_ADMIN_SECRET'];
-  if (!adminOnly) {
-    const own = env['PERRY_HUB_API_TOKEN'] || env['PERRY_LICENSE_KEY'];
-    if (own) return own;
-  }
+  const own = env['PERRY_HUB_API_TOKEN'] || env['PERRY_LICENSE_KEY'];
+  if (own) return own;
   try {
     return adminSecret(o, env, server);
   } catch {
     throw new CliError(
-      adminOnly
-        ? 'this needs the admin secret: set PERRY_HUB_ADMIN_SECRET or pass --admin-secret'
-        : 'a credential is needed: PERRY_HUB_ADMIN_SECRET (every job), or PERRY_HUB_API_TOKEN / PERRY_LICENSE_KEY (your own jobs)',
+      'a credential is needed: PERRY_HUB_ADMIN_SECRET (every job), or PERRY_HUB_API_TOKEN / PERRY_LICENSE_KEY (your own jobs)',
       EXIT.usage,
     );
   }

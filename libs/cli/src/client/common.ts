@@ -31,13 +31,18 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  the hub could not be reached, refused the credential, or answered an error
   4  an artifact could not be downloaded, or its SHA-256 did not match`;
 
-export const CLIENT_ENV_HELP = `Environment:
+const SERVER_AND_ADMIN_ENV = `Environment:
   PERRY_HUB_SERVER        the hub's HTTP URL (default http://127.0.0.1:3456); --server wins
   PERRY_HUB_ADMIN_SECRET  admin secret for operator commands; --admin-secret wins. When unset
                           and the server is on this machine, the all-in-one's generated one is
-                          read from PERRY_HUB_DATA_DIR/secrets.json (default .perry-hub)
+                          read from PERRY_HUB_DATA_DIR/secrets.json (default .perry-hub)`;
+
+export const CLIENT_ENV_HELP = `${SERVER_AND_ADMIN_ENV}
   PERRY_LICENSE_KEY       license key to submit with (as perry publish reads it); --license-key wins
   PERRY_HUB_API_TOKEN     account API token (Bearer) to submit with; --api-token wins`;
+
+/** For the commands only the admin may use: no license key or API token to offer. */
+export const ADMIN_ENV_HELP = SERVER_AND_ADMIN_ENV;
 
 export class CliError extends Error {
   override readonly name = 'CliError';

@@ -6,6 +6,8 @@
  */
 import { Option, type Command } from 'commander';
 import {
+  ADMIN_ENV_HELP,
+  adminSecret,
   CLIENT_ENV_HELP,
   clientCommand,
   EXIT,
@@ -64,15 +66,26 @@ const AUTH_HELP = `
 Credential: the admin secret sees every job; a license key or API token only its own jobs
 (--admin-secret, --api-token, --license-key, or their variables).`;
 
+const ADMIN_AUTH_HELP = `
+Credential: the admin secret only (--admin-secret or its variable).`;
+
+const adminSecretOption = () => new Option('--admin-secret <secret>', 'admin secret (env PERRY_HUB_ADMIN_SECRET)');
+
 function withAuth(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--admin-secret <secret>', 'admin secret (env PERRY_HUB_ADMIN_SECRET)'))
+    .addOption(adminSecretOption())
     .addOption(new Option('--api-token <token>', "an account API token: that account's jobs (env PERRY_HUB_API_TOKEN)"))
     .addOption(new Option('--license-key <key>', "a license key: that license's jobs (env PERRY_LICENSE_KEY)"));
 }
 
+/** The operator's views of the whole hub (workers, queue, VMs): the admin secret is the one credential. */
+function withAdminAuth(cmd: Command): Command {
+  return cmd.addOption(adminSecretOption());
+}
+
 export function registerOperateCommands(program: Command, io: Io, setCode: (code: number) => void): void {
   const help = `${AUTH_HELP}\n\n${CLIENT_ENV_HELP}\n\n${EXIT_CODES_HELP}`;
+  const adminHelp = `${ADMIN_AUTH_HELP}\n\n${ADMIN_ENV_HELP}\n\n${EXIT_CODES_HELP}`;
 
   withAuth(clientCommand(program, 'jobs', 'list jobs, newest first'))
     .option(
@@ -228,8 +241,8 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
       setCode(EXIT.ok);
     });
 
-  withAuth(clientCommand(program, 'workers', 'connected workers: capabilities, slots, the jobs each runs'))
-    .addHelpText('after', help)
+  withAdminAuth(clientCommand(program, 'workers', 'connected workers: capabilities, slots, the jobs each runs'))
+    .addHelpText('after', adminHelp)
     .action(async (o: AuthOptions) => {
       const server = serverUrl(o, io.env);
       const answer = await hubRequest<{
@@ -243,7 +256,7 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
           connected_at: string;
           perry_version: string | null;
         }[];
-      }>(server, '/api/v1/workers', { bearer: credentialFor(o, io.env, server, true) });
+      }>(server, '/api/v1/workers', { bearer: adminSecret(o, io.env, server) });
       if (o.json) writeJson(io, answer);
       else {
         table(
@@ -263,8 +276,8 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
       setCode(EXIT.ok);
     });
 
-  withAuth(clientCommand(program, 'queue', 'what waits, per target and tier, for how long, and why'))
-    .addHelpText('after', help)
+  withAdminAuth(clientCommand(program, 'queue', 'what waits, per target and tier, for how long, and why'))
+    .addHelpText('after', adminHelp)
     .action(async (o: AuthOptions) => {
       const server = serverUrl(o, io.env);
       const answer = await hubRequest<{
@@ -277,7 +290,7 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
           oldest_wait_secs: number;
           waiting: { reason: string; message: string; jobs: number }[];
         }[];
-      }>(server, '/api/v1/queue', { bearer: credentialFor(o, io.env, server, true) });
+      }>(server, '/api/v1/queue', { bearer: adminSecret(o, io.env, server) });
       if (o.json) writeJson(io, answer);
       else {
         io.out.write(`${answer.queued} queued, ${answer.running} running\n`);
@@ -296,8 +309,8 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
       setCode(EXIT.ok);
     });
 
-  withAuth(clientCommand(program, 'vm', 'sign VM pools: power state, draining, what they are doing'))
-    .addHelpText('after', help)
+  withAdminAuth(clientCommand(program, 'vm', 'sign VM pools: power state, draining, what they are doing'))
+    .addHelpText('after', adminHelp)
     .action(async (o: AuthOptions) => {
       const server = serverUrl(o, io.env);
       const answer = await hubRequest<{
@@ -310,7 +323,7 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
           updated_at: string;
           message: string;
         }[];
-      }>(server, '/api/v1/vms', { bearer: credentialFor(o, io.env, server, true) });
+      }>(server, '/api/v1/vms', { bearer: adminSecret(o, io.env, server) });
       if (o.json) writeJson(io, answer);
       else {
         io.out.write(`VM provider: ${answer.provider}\n`);
