@@ -1,5 +1,9 @@
 // `perry-hub licenses` against a real hub: register, create an account, upgrade it, list them.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect } from 'vitest';
+import { ensureNkeySeeds } from '@perry-hub/localstack';
 import { test } from '@perry-hub/testkit';
 import { ensureBuilt } from '../support/hub-process.js';
 import { ADMIN_SECRET, startTestHub } from '../support/test-hub.js';
@@ -63,6 +67,27 @@ describe('perry-hub licenses', () => {
         expect(wrong.stderr).toMatch(/the hub refused GET \/api\/v1\/admin\/licenses: 40[13]/);
         const badTier = await runCli(['licenses', 'upgrade', account.id, '--tier', 'gold'], env);
         expect(badTier.code).toBe(2);
+        // On the hub's machine the admin commands, nats-config --server included, read the
+        // all-in-one's secrets file when no admin secret is given.
+        const dataDir = mkdtempSync(join(tmpdir(), 'perry-hub-cli-secrets-'));
+        try {
+          writeFileSync(join(dataDir, 'secrets.json'), JSON.stringify({ PERRY_HUB_ADMIN_SECRET: ADMIN_SECRET }));
+          const seeds = join(dataDir, 'seeds');
+          ensureNkeySeeds(seeds, ['ingest']);
+          const local = { PERRY_HUB_SERVER: hub.url, PERRY_HUB_DATA_DIR: dataDir };
+          const added = await runCli(['tools', 'add', 'cli-local', '--license', license.license_key, '--json'], local);
+          expect(added.code).toBe(0);
+          const tool = JSON.parse(added.stdout) as { nkey_public: string };
+          const rendered = await runCli(['nats-config', '--server', hub.url], {
+            ...local,
+            PERRY_HUB_NATS_CREDENTIALS_DIR: seeds,
+          });
+          expect(rendered.stderr).toBe('');
+          expect(rendered.code).toBe(0);
+          expect(rendered.stdout).toContain(`nkey: "${tool.nkey_public}"`);
+        } finally {
+          rmSync(dataDir, { recursive: true, force: true });
+        }
         // A refused request with a body is named by the method it was sent with.
         const badTool = await runCli(['tools', 'add', 'cli-refused', '--license', 'no-such-license'], env);
         expect(badTool.code).toBe(3);

@@ -1,7 +1,7 @@
 /** Command-line dispatch for `perry-hub` (commander): the hub's own commands and the client ones. */
 import { Command, CommanderError, Option } from 'commander';
 import { HUB_VERSION, isServiceName, SERVICE_NAMES } from '@perry-hub/contracts';
-import { CLIENT_ENV_HELP, CliError, EXIT, EXIT_CODES_HELP, type Io } from './client/common.js';
+import { adminSecret, CLIENT_ENV_HELP, CliError, EXIT, EXIT_CODES_HELP, serverUrl, type Io } from './client/common.js';
 import { registerClientCommands } from './client/commands.js';
 
 // The hub's own code (every service, the NATS and MySQL clients) is imported only by the commands
@@ -90,14 +90,19 @@ export async function main(
     .description('print the nats-server accounts block for the seed files in PERRY_HUB_NATS_CREDENTIALS_DIR')
     .addOption(new Option('--check <file>', 'check a nats-server config instead: users only inside accounts'))
     .addOption(new Option('--server <url>', 'also the tool users of the hub at this URL (perry-hub tools)'))
-    .addOption(new Option('--admin-secret <secret>', 'admin secret for --server (env PERRY_HUB_ADMIN_SECRET)'))
+    .addOption(
+      new Option(
+        '--admin-secret <secret>',
+        "admin secret for --server (env PERRY_HUB_ADMIN_SECRET; for a hub on this machine, its secrets.json's)",
+      ),
+    )
     .action(async (options: { check?: string; server?: string; adminSecret?: string }) => {
-      const secret = options.adminSecret ?? env['PERRY_HUB_ADMIN_SECRET'] ?? '';
-      if (options.server !== undefined && secret === '') {
-        throw new CliError('--server needs the admin secret (--admin-secret or PERRY_HUB_ADMIN_SECRET)', EXIT.usage);
+      let from: { server: string; adminSecret: string } | undefined;
+      if (options.server !== undefined) {
+        // The same resolution as every admin command: flag, variable, then the local secrets file.
+        const server = serverUrl({ server: options.server }, env);
+        from = { server, adminSecret: adminSecret({ adminSecret: options.adminSecret }, env, server) };
       }
-      const from =
-        options.server !== undefined ? { server: options.server.replace(/\/+$/, ''), adminSecret: secret } : undefined;
       code = await (await hub()).runNatsConfig(options.check, env, out, from);
     });
 
