@@ -6,7 +6,9 @@
  */
 import {
   HubError,
+  JOB_LIST_LIMIT,
   JOB_STATUSES,
+  parseSinceMs,
   type JobArtifact,
   type JobCountsResponse,
   type JobAttempt,
@@ -21,9 +23,6 @@ import type { Caller } from './caller.js';
 
 const COLUMNS = `id, licenseKey, tier, targets, status, stage, attempt, retries, queuedAt, startedAt, completedAt,
   durationSecs, workerName, errorMessage, account_id, result_delivery, tool`;
-
-const DEFAULT_LIMIT = 50;
-const MAX_LIMIT = 200;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (v: unknown) => (v === null || v === undefined ? null : iso(Number(v)));
@@ -78,8 +77,8 @@ function ownedBy(caller: Caller): { sql: string; params: unknown[] } {
 }
 
 function parseSince(value: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new HubError('BAD_REQUEST', `'since' is not a time: ${value}`);
+  const ms = parseSinceMs(value);
+  if (ms === undefined) throw new HubError('BAD_REQUEST', `'since' is not a time: ${value}`);
   return ms;
 }
 
@@ -98,8 +97,10 @@ export async function listJobs(
   caller: Caller,
   query: JobListQuery,
 ): Promise<{ jobs: JobSummary[]; next_cursor: string | null }> {
-  const limit = query.limit === undefined ? DEFAULT_LIMIT : Number(query.limit);
-  if (limit < 1 || limit > MAX_LIMIT) throw new HubError('BAD_REQUEST', `'limit' must be 1-${MAX_LIMIT}`);
+  const limit = query.limit === undefined ? JOB_LIST_LIMIT.default : Number(query.limit);
+  if (limit < JOB_LIST_LIMIT.min || limit > JOB_LIST_LIMIT.max) {
+    throw new HubError('BAD_REQUEST', `'limit' must be ${JOB_LIST_LIMIT.min}-${JOB_LIST_LIMIT.max}`);
+  }
   const where = [ownedBy(caller)];
   if (query.state !== undefined) {
     const states = query.state.split(',').filter(Boolean);

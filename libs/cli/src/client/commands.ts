@@ -1,5 +1,6 @@
 /** The client commands of `perry-hub`: each talks to a hub over its HTTP API. */
 import { Option, type Command } from 'commander';
+import { CLIENT_TARGETS } from '@perry-hub/contracts';
 import { CLIENT_ENV_HELP, EXIT_CODES_HELP, clientCommand, type Io } from './common.js';
 import { registerLicenseCommands } from './licenses.js';
 import { registerOperateCommands } from './operate.js';
@@ -9,7 +10,7 @@ import { runSubmit, type SubmitOptions } from './submit.js';
 export function registerClientCommands(program: Command, io: Io, setCode: (code: number) => void): void {
   clientCommand(program, 'submit', 'pack a project directory, build it on the hub, and download the artifacts')
     .argument('<dir>', 'the project directory (packed as perry publish packs it)')
-    .requiredOption('-t, --target <target...>', 'target(s) to build: linux, android, windows, macos, ios, ...')
+    .requiredOption('-t, --target <target...>', `target(s) to build: ${CLIENT_TARGETS.join(', ')}`)
     .addOption(new Option('--license-key <key>', 'license key to submit with (env PERRY_LICENSE_KEY)'))
     .addOption(new Option('--api-token <token>', 'account API token to submit with (env PERRY_HUB_API_TOKEN)'))
     .option('-o, --output <dir>', 'where artifacts are saved', 'dist')

@@ -16,7 +16,7 @@ export const EXIT = {
   ok: 0,
   /** The build failed, was cancelled or expired (submit, and job when asked to wait). */
   failed: 1,
-  /** Bad usage: an unknown option, a missing argument, a directory that does not exist. */
+  /** Bad usage: an unknown option, a missing argument, a bad option value, a directory that does not exist. */
   usage: 2,
   /** The hub could not be reached, refused the credential, or answered an error. */
   hub: 3,
@@ -27,7 +27,7 @@ export const EXIT = {
 export const EXIT_CODES_HELP = `Exit codes:
   0  success
   1  the build failed, was cancelled or expired
-  2  bad usage or configuration (unknown option, missing argument, bad variable)
+  2  bad usage or configuration (unknown option, missing argument, bad option value, bad variable)
   3  the hub could not be reached, refused the credential, or answered an error
   4  an artifact could not be downloaded, or its SHA-256 did not match`;
 

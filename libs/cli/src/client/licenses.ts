@@ -4,9 +4,9 @@
  * is the CLI's free license (`/api/v1/license/register`), `list` reads `/api/v1/admin/licenses`.
  */
 import type { Command } from 'commander';
+import { LICENSE_LIST_LIMIT, TIERS } from '@perry-hub/contracts';
 import {
   adminSecret,
-  CliError,
   clientCommand,
   EXIT,
   serverUrl,
@@ -16,6 +16,7 @@ import {
   type ServerOptions,
 } from './common.js';
 import { hubRequest } from './http.js';
+import { checkInteger, checkOneOf } from './options.js';
 
 interface AccountCreated {
   id: string;
@@ -35,8 +36,6 @@ export interface LicenseListed {
   project_bundle_id: string | null;
   publishes: number;
 }
-
-const TIERS = ['free', 'pro'];
 
 export function registerLicenseCommands(program: Command, io: Io, setCode: (code: number) => void): void {
   const licenses = program
@@ -61,7 +60,7 @@ when it has none.`,
     .option('--tier <tier>', 'free or pro', 'free')
     .option('--admin-secret <secret>', 'admin secret (env PERRY_HUB_ADMIN_SECRET)')
     .action(async (o: ServerOptions & { githubId: string; githubUsername: string; email?: string; tier: string }) => {
-      if (!TIERS.includes(o.tier)) throw new CliError(`--tier must be free or pro (got "${o.tier}")`, EXIT.usage);
+      checkOneOf('--tier', o.tier, TIERS);
       const server = serverUrl(o, io.env);
       const bearer = adminSecret(o, io.env, server);
       const created = await hubRequest<AccountCreated>(server, '/api/v1/account/create', {
@@ -101,7 +100,7 @@ when it has none.`,
     .option('--tier <tier>', 'free or pro', 'pro')
     .option('--admin-secret <secret>', 'admin secret (env PERRY_HUB_ADMIN_SECRET)')
     .action(async (accountId: string, o: ServerOptions & { tier: string }) => {
-      if (!TIERS.includes(o.tier)) throw new CliError(`--tier must be free or pro (got "${o.tier}")`, EXIT.usage);
+      checkOneOf('--tier', o.tier, TIERS);
       const server = serverUrl(o, io.env);
       await hubRequest(server, '/api/v1/account/update', {
         bearer: adminSecret(o, io.env, server),
@@ -113,14 +112,20 @@ when it has none.`,
     });
 
   clientCommand(licenses, 'list', "list licenses, newest first: tier, owner, this month's publishes")
-    .option('--tier <tier>', 'only this tier')
-    .option('--limit <n>', 'at most this many (1-1000)', '100')
+    .option('--tier <tier>', `only this tier: ${TIERS.join(' or ')}`)
+    .option(
+      '--limit <n>',
+      `at most this many (${LICENSE_LIST_LIMIT.min}-${LICENSE_LIST_LIMIT.max})`,
+      String(LICENSE_LIST_LIMIT.default),
+    )
     .option('--admin-secret <secret>', 'admin secret (env PERRY_HUB_ADMIN_SECRET)')
     .action(async (o: ServerOptions & { tier?: string; limit: string }) => {
+      if (o.tier !== undefined) checkOneOf('--tier', o.tier, TIERS);
+      const limit = checkInteger('--limit', o.limit, LICENSE_LIST_LIMIT);
       const server = serverUrl(o, io.env);
       const listed = await hubRequest<{ period: string; licenses: LicenseListed[] }>(server, '/api/v1/admin/licenses', {
         bearer: adminSecret(o, io.env, server),
-        query: { tier: o.tier, limit: o.limit },
+        query: { tier: o.tier, limit },
       });
       if (o.json) writeJson(io, listed);
       else

@@ -5,6 +5,7 @@
  * API token that submitted them (their own).
  */
 import { Option, type Command } from 'commander';
+import { JOB_LIST_LIMIT, JOB_STATUSES } from '@perry-hub/contracts';
 import {
   ADMIN_ENV_HELP,
   adminSecret,
@@ -22,6 +23,7 @@ import { hubRequest } from './http.js';
 import { followEvents } from './events.js';
 import { credentialFor, type AuthOptions } from './auth.js';
 import { renderer } from './render.js';
+import { checkInteger, checkListOf, checkTime } from './options.js';
 
 interface JobSummary {
   id: string;
@@ -88,14 +90,15 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
   const adminHelp = `${ADMIN_AUTH_HELP}\n\n${ADMIN_ENV_HELP}\n\n${EXIT_CODES_HELP}`;
 
   withAuth(clientCommand(program, 'jobs', 'list jobs, newest first'))
-    .option(
-      '--state <states>',
-      'only these states, comma-separated: queued, running, completed, failed, cancelled, expired',
-    )
+    .option('--state <states>', `only these states, comma-separated: ${JOB_STATUSES.join(', ')}`)
     .option('--target <target>', 'only jobs for this target')
     .option('--license <key>', 'only this license (admin)')
     .option('--since <time>', 'only jobs queued since (ISO time or epoch ms)')
-    .option('--limit <n>', 'at most this many (1-200)', '50')
+    .option(
+      '--limit <n>',
+      `at most this many a page (${JOB_LIST_LIMIT.min}-${JOB_LIST_LIMIT.max})`,
+      String(JOB_LIST_LIMIT.default),
+    )
     .option('--all', 'follow the pages to the end')
     .addHelpText('after', help)
     .action(
@@ -109,6 +112,9 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
           all?: boolean;
         },
       ) => {
+        const limit = checkInteger('--limit', o.limit, JOB_LIST_LIMIT);
+        if (o.state !== undefined) checkListOf('--state', o.state, JOB_STATUSES);
+        if (o.since !== undefined) checkTime('--since', o.since);
         const server = serverUrl(o, io.env);
         const bearer = credentialFor(o, io.env, server);
         const jobs: JobSummary[] = [];
@@ -116,7 +122,7 @@ export function registerOperateCommands(program: Command, io: Io, setCode: (code
         do {
           const page = await hubRequest<{ jobs: JobSummary[]; next_cursor: string | null }>(server, '/api/v1/jobs', {
             bearer,
-            query: { state: o.state, target: o.target, license: o.license, since: o.since, limit: o.limit, cursor },
+            query: { state: o.state, target: o.target, license: o.license, since: o.since, limit, cursor },
           });
           jobs.push(...page.jobs);
           cursor = page.next_cursor ?? undefined;

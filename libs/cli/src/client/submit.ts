@@ -7,8 +7,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
+import { CLIENT_TARGETS } from '@perry-hub/contracts';
 import { CliError, EXIT, formatBytes, serverUrl, writeJson, type Io, type ServerOptions } from './common.js';
 import { downloadArtifact, type Downloaded } from './download.js';
+import { checkOneOf } from './options.js';
 import { packProject } from './pack.js';
 import { submitBuild, type BuildAccepted } from './upload.js';
 import { watchJob, wsUrlOf, type JobMessage } from './watch.js';
@@ -126,6 +128,8 @@ export async function runSubmit(dirArg: string, options: SubmitOptions, io: Io):
   const dir = resolve(dirArg);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${dirArg} is not a directory`, EXIT.usage);
   if (options.target.length === 0) throw new CliError('at least one --target is needed', EXIT.usage);
+  // Before packing and uploading: the hub would refuse the manifest only after the upload.
+  for (const target of options.target) checkOneOf('--target', target.toLowerCase(), CLIENT_TARGETS);
   const apiToken = options.apiToken ?? io.env['PERRY_HUB_API_TOKEN'];
   const licenseKey = options.licenseKey ?? io.env['PERRY_LICENSE_KEY'];
   if (!apiToken && !licenseKey) {

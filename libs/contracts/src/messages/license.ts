@@ -208,12 +208,18 @@ export const accountUpdateEndpoint = defineEndpoint({
   timeoutMs: 5_000,
 });
 
+/** Page sizes of the license list (`GET /api/v1/admin/licenses`, `perry-hub licenses list --limit`). */
+export const LICENSE_LIST_LIMIT = { min: 1, max: 1000, default: 100 } as const;
+
 /** Licenses, newest first, with this month's publishes: `perry-hub licenses list` (admin). */
 export const licenseListEndpoint = defineEndpoint({
   service: 'license',
   name: 'license-list',
   request: Type.Object(
-    { tier: Type.Optional(Tier), limit: Type.Integer({ minimum: 1, maximum: 1000 }) },
+    {
+      tier: Type.Optional(Tier),
+      limit: Type.Integer({ minimum: LICENSE_LIST_LIMIT.min, maximum: LICENSE_LIST_LIMIT.max }),
+    },
     { additionalProperties: false },
   ),
   response: Type.Object(

@@ -42,6 +42,18 @@ export const JobSummary = Type.Object(
 );
 export type JobSummary = Static<typeof JobSummary>;
 
+/** Page sizes of a job list (`GET /api/v1/jobs`, a tool's `list`, `perry-hub jobs --limit`). */
+export const JOB_LIST_LIMIT = { min: 1, max: 200, default: 50 } as const;
+
+/**
+ * A `since` filter as epoch ms: digits are epoch ms, anything else an ISO 8601 time; undefined
+ * when it is neither. The hub and the `perry-hub` command read it alike.
+ */
+export function parseSinceMs(value: string): number | undefined {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 export const JobListQuery = Type.Object(
   {
     state: Type.Optional(
@@ -56,7 +68,12 @@ export const JobListQuery = Type.Object(
       Type.String({ maxLength: 40, description: 'Jobs queued at or after this time (ISO 8601 or epoch ms)' }),
     ),
     cursor: Type.Optional(Type.String({ maxLength: 200, description: '`next_cursor` of the previous page' })),
-    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: 'Page size, 1-200 (default 50)' })),
+    limit: Type.Optional(
+      Type.String({
+        pattern: '^[0-9]{1,3}$',
+        description: `Page size, ${JOB_LIST_LIMIT.min}-${JOB_LIST_LIMIT.max} (default ${JOB_LIST_LIMIT.default})`,
+      }),
+    ),
   },
   { additionalProperties: false },
 );

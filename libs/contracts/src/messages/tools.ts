@@ -10,6 +10,7 @@
 import Type, { type Static } from 'typebox';
 import { BuildCredentials, BuildManifest } from './manifest.js';
 import { IDEMPOTENCY_KEY_PATTERN } from './submit.js';
+import { JOB_LIST_LIMIT } from './operate.js';
 
 /** A tool's name: one subject token, lower-case (its NATS user is `tool-<name>`). */
 export const TOOL_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,47}$';
@@ -119,7 +120,7 @@ export const ToolListRequest = Type.Object(
   {
     state: Type.Optional(Type.String({ maxLength: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+    limit: Type.Optional(Type.Integer({ minimum: JOB_LIST_LIMIT.min, maximum: JOB_LIST_LIMIT.max })),
   },
   { additionalProperties: false },
 );

@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   adminWorkersEndpoint,
   HubError,
+  LICENSE_LIST_LIMIT,
   LicenseListQuery,
   licenseListEndpoint,
   LicenseListResponse,
@@ -35,8 +36,10 @@ export function adminRoutes(deps: BusDeps & { adminSecret: string }): FastifyPlu
       },
       async (request): Promise<LicenseListResponse> => {
         requireAdmin(request, deps.adminSecret);
-        const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-        if (limit < 1 || limit > 1000) throw new HubError('BAD_REQUEST', 'limit must be 1 to 1000');
+        const limit = request.query.limit === undefined ? LICENSE_LIST_LIMIT.default : Number(request.query.limit);
+        if (limit < LICENSE_LIST_LIMIT.min || limit > LICENSE_LIST_LIMIT.max) {
+          throw new HubError('BAD_REQUEST', `limit must be ${LICENSE_LIST_LIMIT.min} to ${LICENSE_LIST_LIMIT.max}`);
+        }
         const listed = await call(deps.nc, deps.subjects, licenseListEndpoint, {
           limit,
           ...(request.query.tier ? { tier: request.query.tier } : {}),
