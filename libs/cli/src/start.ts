@@ -6,13 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  DEFAULT_SUBJECT_PREFIX,
-  isServiceName,
-  SERVICE_NAMES,
-  type ServiceName,
-  type ToolListed,
-} from '@perry-hub/contracts';
+import { DEFAULT_SUBJECT_PREFIX, isServiceName, SERVICE_NAMES, type ServiceName } from '@perry-hub/contracts';
 import {
   ConfigError,
   createLogger,
@@ -41,6 +35,7 @@ import { planInstances } from './instances.js';
 import { startLocalStack, type LocalStack } from './local.js';
 import { SERVICES } from './registry.js';
 import { syncLocalToolUsers } from './tool-users.js';
+import { ensureLocalTool, LOCAL_TOOL_NAME } from './local-tool.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -299,7 +294,8 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     if (ingest && attach) attach(ingest.info['server']);
   }
 
-  // The local nats-server was started with the service users only: give it the tool users too.
+  // The local nats-server was started with the service users only: give it the tool users too,
+  // the local tool (registered here when it is missing) among them.
   if (startNats && ingest && env['PERRY_HUB_ADMIN_SECRET']) {
     await syncToolsOnStart(
       cli.dataDir,
@@ -329,10 +325,8 @@ export async function startHub(options: StartOptions): Promise<Hub> {
 
 async function syncToolsOnStart(dataDir: string, prefix: string, url: string, secret: string, log: Logger) {
   try {
-    const res = await fetch(`${url}/api/v1/admin/tools`, { headers: { authorization: `Bearer ${secret}` } });
-    if (!res.ok) throw new Error(`GET /api/v1/admin/tools answered ${res.status}`);
-    const { tools } = (await res.json()) as { tools: ToolListed[] };
-    if (tools.length === 0) return;
+    const { tools, created } = await ensureLocalTool(dataDir, url, secret);
+    if (created) log.info({ tool: LOCAL_TOOL_NAME }, 'local tool identity registered');
     const result = syncLocalToolUsers(dataDir, prefix, tools);
     if (result.synced) log.info({ tools: tools.length }, 'tool identities given to the local nats-server');
     else log.warn({ why: result.why }, 'tool identities not given to the local nats-server');
