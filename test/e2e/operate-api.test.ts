@@ -232,6 +232,56 @@ describe('jobs API', () => {
     });
   });
 
+  test('a license key or API token as Bearer cancels its own job only, like it reads it', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    // Room for this test's refusals, each a failed authentication (abuse-http tests the limit).
+    await withHub({ natsUrl, prefix, database }, { PERRY_HUB_AUTH_FAILURES_MAX: '100' }, async (s) => {
+      const owner = await s.hub.registerLicense();
+      const stranger = await s.hub.registerLicense();
+      const apiToken = await s.hub.account('pro');
+      // visionos: no worker has it, so both jobs wait in the queue until cancelled.
+      const byLicense = s.publish(['visionos'], { licenseKey: owner, download: false });
+      const licenseJob = await byLicense.jobId;
+      const byAccount = s.publish(['visionos'], { apiToken, download: false });
+      const accountJob = await byAccount.jobId;
+      const cancel = async (id: string, bearer: string) => {
+        const res = await fetch(`${s.hub.url}/api/v1/jobs/${id}/cancel`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${bearer}` },
+        });
+        return { status: res.status, body: (await res.json()) as Json };
+      };
+      const notFound = { status: 404, body: { error: { code: 'JOB_NOT_FOUND', message: 'Job not found' } } };
+      // Cancel takes the credentials the detail takes, and answers a stranger like the detail does.
+      for (const [id, who] of [
+        [licenseJob, stranger],
+        [licenseJob, apiToken],
+        [accountJob, owner],
+      ] as const) {
+        expect((await get(s, `/api/v1/jobs/${id}`, who)).status).toBe(404);
+        expect(await cancel(id, who)).toEqual(notFound);
+      }
+      expect(await cancel(licenseJob, 'FREE-0000-NOT-A-KEY')).toMatchObject({
+        status: 401,
+        body: { error: { code: 'LICENSE_INVALID' } },
+      });
+      expect(await cancel(licenseJob, 'f'.repeat(64))).toMatchObject({
+        status: 401,
+        body: { error: { code: 'AUTH_INVALID' } },
+      });
+      expect(await cancel(licenseJob, owner)).toEqual({ status: 200, body: { job_id: licenseJob, cancelled: true } });
+      expect(await cancel(accountJob, apiToken)).toEqual({
+        status: 200,
+        body: { job_id: accountJob, cancelled: true },
+      });
+      expect((await byLicense.result).exitCode).toBe(1);
+      expect((await byAccount.result).exitCode).toBe(1);
+    });
+  });
+
   test('the queue says why jobs wait, and so do the waiting CLIs', async ({ natsUrl, prefix, database }) => {
     await withHub({ natsUrl, prefix, database }, {}, async (s) => {
       const linux = await s.worker('linux', { name: 'linux-q', script: () => ({ hang: true }) });

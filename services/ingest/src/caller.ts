@@ -33,14 +33,16 @@ export async function identify(deps: BusDeps & { adminSecret: string }, request:
 /** Who a presented secret is (the dashboard's sign-in takes it from a form, not a header). */
 export async function identifyToken(deps: BusDeps & { adminSecret: string }, token: string): Promise<Caller> {
   if (deps.adminSecret !== '' && sameSecret(token, deps.adminSecret)) return { kind: 'admin' };
-  if (API_TOKEN.test(token)) {
-    // An unknown token is a 401 AUTH_INVALID, counted as a failed authentication.
-    const account = await call(deps.nc, deps.subjects, accountGetEndpoint, { apiToken: token });
-    return { kind: 'account', accountId: account.id };
-  }
+  if (API_TOKEN.test(token)) return accountCaller(deps, token);
   const verdict = await call(deps.nc, deps.subjects, verifyLicenseEndpoint, { licenseKey: token });
   if (!verdict.valid) throw new HubError('LICENSE_INVALID', 'Invalid license key');
   return { kind: 'license', licenseKey: token };
+}
+
+/** The account of an API token; an unknown token is a 401 AUTH_INVALID, counted as a failed authentication. */
+export async function accountCaller(deps: BusDeps, apiToken: string): Promise<Caller & { kind: 'account' }> {
+  const account = await call(deps.nc, deps.subjects, accountGetEndpoint, { apiToken });
+  return { kind: 'account', accountId: account.id };
 }
 
 export function requireAdminCaller(caller: Caller): void {

@@ -26,10 +26,10 @@ import {
   type JobDetail as JobDetailT,
 } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
-import { call, decode, sameSecret, type Logger } from '@perry-hub/runtime';
+import { call, decode, type Logger } from '@perry-hub/runtime';
 import { bearerToken } from '../auth.js';
-import { cancelBuild, type CancelAuth } from '../cancel.js';
-import { identify } from '../caller.js';
+import { cancelBuild, cancelNeedsCredential } from '../cancel.js';
+import { identify, type Caller } from '../caller.js';
 import { countJobs, jobDetail, jobState, listJobs } from '../job-records.js';
 import { streamJobEvents } from '../job-events.js';
 import type { BusDeps } from './license.js';
@@ -43,7 +43,6 @@ export interface JobRouteDeps extends BusDeps {
   publicUrl?: string | undefined;
 }
 
-const API_TOKEN = /^[0-9a-f]{64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const notFound = () => new HubError('JOB_NOT_FOUND', 'Job not found');
 const BEARER = [{ bearer: [] }];
@@ -151,19 +150,15 @@ export function jobRoutes(deps: JobRouteDeps): FastifyPluginAsync {
         },
       },
       async (request): Promise<BuildCancelledT> => {
-        const { id } = request.params;
         const body = decode(CancelBody, request.body ?? {}, 'request body');
-        const token = bearerToken(request);
-        let auth: CancelAuth;
-        if (token !== undefined && deps.adminSecret !== '' && sameSecret(token, deps.adminSecret))
-          auth = { kind: 'admin' };
-        // A dashboard session may hold a license key: its own jobs, as the body's license_key.
-        else if (token !== undefined && request.sessionCredential === token && !API_TOKEN.test(token))
-          auth = { kind: 'license', licenseKey: token };
-        else if (token !== undefined) auth = { kind: 'api-token', apiToken: token };
-        else if (body.license_key !== undefined) auth = { kind: 'license', licenseKey: body.license_key };
-        else auth = { kind: 'none' };
-        return cancelBuild(deps, id, auth);
+        let caller: Caller;
+        // The Bearer credential (or session) is identified as for reading the job; without one,
+        // the submitting license in the body (compared with the job's by the scheduler).
+        if (bearerToken(request) !== undefined) caller = await identify(deps, request);
+        else if (body.license_key !== undefined) caller = { kind: 'license', licenseKey: body.license_key };
+        else throw cancelNeedsCredential('an Authorization header');
+        if (caller.kind === 'tool') throw notFound();
+        return cancelBuild(deps, request.params.id, caller);
       },
     );
   };
