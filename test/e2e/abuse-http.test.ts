@@ -350,6 +350,32 @@ describe('HTTP abuse limits, while a real build runs', () => {
     });
   });
 
+  test('no credential is not a guess (operations, original admin and transfer routes); a wrong admin secret is', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    await withHub({ natsUrl, prefix, database }, { ...LIMITS, PERRY_HUB_AUTH_FAILURES_MAX: '2' }, async (s) => {
+      const from = '203.0.113.80';
+      const routes = [
+        ['/api/v1/workers', 401],
+        ['/api/v1/queue', 401],
+        ['/api/v1/vms', 401],
+        ['/api/v1/admin/workers', 403],
+        [`/api/v1/tarball/${randomUUID()}`, 403],
+      ] as const;
+      for (let i = 0; i < 3; i++) {
+        for (const [path, status] of routes)
+          expect([path, (await ask(`${s.hub.url}${path}`, from)).status]).toEqual([path, status]);
+      }
+      const wrong = { authorization: 'Bearer wrong' };
+      expect((await ask(`${s.hub.url}/api/v1/workers`, from, { headers: wrong })).status).toBe(401);
+      expect((await ask(`${s.hub.url}/api/v1/admin/workers`, from, { headers: wrong })).status).toBe(403);
+      expect429(await ask(`${s.hub.url}/api/v1/vms`, from, { headers: wrong }));
+      expect429(await ask(`${s.hub.url}/api/v1/admin/workers`, from));
+    });
+  });
+
   test('self-hosted: no registration or submission limits, but failed authentications still are', async ({
     natsUrl,
     prefix,

@@ -282,6 +282,51 @@ describe('jobs API', () => {
     });
   });
 
+  test('operations routes answer 401 or 403 by credential; the original admin routes keep their 403', async ({
+    natsUrl,
+    prefix,
+    database,
+  }) => {
+    // Room for this test's refusals, each a failed authentication (abuse-http tests the limit).
+    await withHub({ natsUrl, prefix, database }, { PERRY_HUB_AUTH_FAILURES_MAX: '100' }, async (s) => {
+      const owner = await s.hub.registerLicense();
+      const apiToken = await s.hub.account('pro');
+      // The operations routes: who is missing or unknown is a 401, who is known but not the admin a 403.
+      for (const path of ['/api/v1/workers', '/api/v1/queue', '/api/v1/vms']) {
+        const refusals = [
+          [undefined, 401, 'AUTH_REQUIRED'],
+          ['not-the-admin-secret', 401, 'LICENSE_INVALID'],
+          ['f'.repeat(64), 401, 'AUTH_INVALID'],
+          [owner, 403, 'FORBIDDEN'],
+          [apiToken, 403, 'FORBIDDEN'],
+        ] as const;
+        for (const [bearer, status, code] of refusals) {
+          const answer = await get(s, path, bearer);
+          expect([path, bearer, answer.status, (answer.body['error'] as Json)['code']]).toEqual([
+            path,
+            bearer,
+            status,
+            code,
+          ]);
+        }
+        expect((await get(s, path, ADMIN_SECRET)).status).toBe(200);
+      }
+      // The original's admin routes keep its answer to every failure (reference 1.2 #2).
+      const forbidden = {
+        status: 403,
+        body: { error: { code: 'FORBIDDEN', message: 'Admin authentication required' } },
+      };
+      for (const bearer of [undefined, 'not-the-admin-secret', owner]) {
+        expect(await get(s, '/api/v1/admin/workers', bearer)).toEqual(forbidden);
+        const res = await fetch(`${s.hub.url}/api/v1/admin/update-perry`, {
+          method: 'POST',
+          headers: bearer === undefined ? {} : { authorization: `Bearer ${bearer}` },
+        });
+        expect({ status: res.status, body: await res.json() }).toEqual(forbidden);
+      }
+    });
+  });
+
   test('the queue says why jobs wait, and so do the waiting CLIs', async ({ natsUrl, prefix, database }) => {
     await withHub({ natsUrl, prefix, database }, {}, async (s) => {
       const linux = await s.worker('linux', { name: 'linux-q', script: () => ({ hang: true }) });

@@ -7,7 +7,7 @@
 import type { FastifyRequest } from 'fastify';
 import { HubError, accountGetEndpoint, verifyLicenseEndpoint } from '@perry-hub/contracts';
 import { call, sameSecret } from '@perry-hub/runtime';
-import { bearerToken } from './auth.js';
+import { adminDisabled, bearerToken } from './auth.js';
 import type { BusDeps } from './routes/license.js';
 
 export type Caller =
@@ -43,6 +43,20 @@ export async function identifyToken(deps: BusDeps & { adminSecret: string }, tok
 export async function accountCaller(deps: BusDeps, apiToken: string): Promise<Caller & { kind: 'account' }> {
   const account = await call(deps.nc, deps.subjects, accountGetEndpoint, { apiToken });
   return { kind: 'account', accountId: account.id };
+}
+
+/**
+ * The operations routes (`/api/v1/workers`, `/queue`, `/vms`): like the jobs API, no credential
+ * is a 401 AUTH_REQUIRED, an unknown one a 401 AUTH_INVALID or LICENSE_INVALID, and a known
+ * license or token a 403 FORBIDDEN. (The original's `/api/v1/admin/*` routes answer every failure
+ * with its 403, see auth.ts.)
+ */
+export async function requireAdminIdentity(
+  deps: BusDeps & { adminSecret: string },
+  request: FastifyRequest,
+): Promise<void> {
+  if (deps.adminSecret === '') throw adminDisabled();
+  requireAdminCaller(await identify(deps, request));
 }
 
 export function requireAdminCaller(caller: Caller): void {

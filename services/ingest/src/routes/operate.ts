@@ -3,7 +3,7 @@
  * its capabilities, slots and jobs), `GET /api/v1/queue` (per target and tier: how many wait,
  * since when, and why) and `GET /api/v1/vms` (the sign VM pools). The worker-gateway knows the
  * workers (presence), the scheduler holding the lease the queue and why it waits, the
- * vm-controller the pools; these routes only check the secret and reshape.
+ * vm-controller the pools; these routes only check the caller (as the jobs API does) and reshape.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
@@ -20,7 +20,7 @@ import {
   type WorkersResponse as WorkersResponseT,
 } from '@perry-hub/contracts';
 import { call } from '@perry-hub/runtime';
-import { requireAdmin } from '../auth.js';
+import { requireAdminIdentity } from '../caller.js';
 import type { BusDeps } from './license.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -37,11 +37,11 @@ export function operateRoutes(deps: BusDeps & { adminSecret: string }): FastifyP
           summary: 'Connected workers: capabilities, slots, the jobs each runs, connected since, version (admin)',
           tags: ['operations'],
           security: ADMIN,
-          response: { 200: WorkersResponse, 403: ErrorEnvelope },
+          response: { 200: WorkersResponse, 401: ErrorEnvelope, 403: ErrorEnvelope },
         },
       },
       async (request): Promise<WorkersResponseT> => {
-        requireAdmin(request, deps.adminSecret);
+        await requireAdminIdentity(deps, request);
         const result = await call(deps.nc, deps.subjects, adminWorkersEndpoint, {});
         return {
           expected_version: result.expectedVersion,
@@ -69,11 +69,11 @@ export function operateRoutes(deps: BusDeps & { adminSecret: string }): FastifyP
           summary: 'Queued jobs per target and tier: how many, the oldest wait, and why they wait (admin)',
           tags: ['operations'],
           security: ADMIN,
-          response: { 200: QueueResponse, 403: ErrorEnvelope, 503: ErrorEnvelope },
+          response: { 200: QueueResponse, 401: ErrorEnvelope, 403: ErrorEnvelope, 503: ErrorEnvelope },
         },
       },
       async (request): Promise<QueueResponseT> => {
-        requireAdmin(request, deps.adminSecret);
+        await requireAdminIdentity(deps, request);
         const summary = await call(deps.nc, deps.subjects, queueSummaryEndpoint, {}).catch((err: unknown) => {
           throw new HubError('SERVICE_UNAVAILABLE', 'No scheduler holds the lease right now; try again shortly', {
             cause: err,
@@ -104,11 +104,11 @@ export function operateRoutes(deps: BusDeps & { adminSecret: string }): FastifyP
             'Sign VM pools: provider, power state, draining, last start and boot time, idle deadline, last job, what waiting users are told (admin)',
           tags: ['operations'],
           security: ADMIN,
-          response: { 200: VmsResponse, 403: ErrorEnvelope, 503: ErrorEnvelope },
+          response: { 200: VmsResponse, 401: ErrorEnvelope, 403: ErrorEnvelope, 503: ErrorEnvelope },
         },
       },
       async (request): Promise<VmsResponseT> => {
-        requireAdmin(request, deps.adminSecret);
+        await requireAdminIdentity(deps, request);
         const status = await call(deps.nc, deps.subjects, vmStatusEndpoint, {});
         return {
           provider: status.provider,

@@ -119,7 +119,8 @@ const digest = (token: string) => createHash('sha256').update(token).digest();
 
 function bearer(request: FastifyRequest): string {
   const header = request.headers.authorization;
-  if (typeof header !== 'string' || !header.startsWith('Bearer ')) throw forbidden();
+  // Without a Bearer credential there is nothing guessed: not counted (abuse/hooks.ts).
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) throw notAGuess(forbidden());
   return header.slice('Bearer '.length).trim();
 }
 
