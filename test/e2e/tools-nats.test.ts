@@ -204,6 +204,15 @@ describe('tools over NATS', () => {
         await cli(hub, 'tools', 'remove', 'other');
         await expect(connectTool(hub, 'other', stranger.seed)).rejects.toThrow(/Authorization Violation/i);
 
+        // A job that waits (no worker builds visionos): its status is the HTTP detail, place included.
+        const waiting = await fresh.client.submit({ manifest: { ...manifest, targets: ['visionos'] }, tarball: input });
+        expect(await fresh.client.status(waiting.job_id)).toMatchObject({ state: 'queued', position: 1 });
+        const viaHttp = await fetch(`${hub.url}/api/v1/jobs/${waiting.job_id}`, {
+          headers: { authorization: `Bearer ${ADMIN_SECRET}` },
+        });
+        expect(await viaHttp.json()).toMatchObject({ state: 'queued', position: 1 });
+        expect(await fresh.client.cancel(waiting.job_id)).toEqual({ job_id: waiting.job_id, cancelled: true });
+
         // Only the tools ever broke a permission: the services never did.
         const log = readFileSync(join(dataDir, 'nats.log'), 'utf8');
         const offenders = new Set([...log.matchAll(/Violation - (?:Nkey|User) "([^"]+)"/g)].map((m) => m[1]!));

@@ -97,7 +97,8 @@ export class ToolClient {
     });
   }
 
-  status(jobId: string): Promise<Omit<JobDetail, 'position'>> {
+  /** The job as `GET /api/v1/jobs/:id` answers it, its queue `position` included. */
+  status(jobId: string): Promise<JobDetail> {
     return this.request('status', { job_id: jobId });
   }
 

@@ -9,6 +9,7 @@ import {
   JOB_LIST_LIMIT,
   JOB_STATUSES,
   parseSinceMs,
+  queuePositionEndpoint,
   type JobArtifact,
   type JobCountsResponse,
   type JobAttempt,
@@ -19,7 +20,9 @@ import {
   type JobSummary,
 } from '@perry-hub/contracts';
 import type { Pool, RowDataPacket } from '@perry-hub/db';
+import { call } from '@perry-hub/runtime';
 import type { Caller } from './caller.js';
+import type { BusDeps } from './routes/license.js';
 
 const COLUMNS = `id, licenseKey, tier, targets, status, stage, attempt, retries, queuedAt, startedAt, completedAt,
   durationSecs, workerName, errorMessage, account_id, result_delivery, tool`;
@@ -318,6 +321,27 @@ export async function jobDetail(
         }
       : {}),
   };
+}
+
+/**
+ * The job as `GET /api/v1/jobs/:id` and a tool's `status` answer it: the record, and while it is
+ * queued its 1-based place as the scheduler counts it (0 when the scheduler does not answer).
+ */
+export async function readJob(
+  deps: BusDeps & { db: Pool },
+  caller: Caller,
+  jobId: string,
+  publicUrl?: string,
+): Promise<JobDetail | undefined> {
+  const detail = await jobDetail(deps.db, caller, jobId, publicUrl);
+  if (!detail) return undefined;
+  let position = 0;
+  if (detail.state === 'queued') {
+    position = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId })
+      .then((r) => r.position)
+      .catch(() => 0);
+  }
+  return { ...detail, position };
 }
 
 /** Is the job the caller's (or is the caller the admin)? For the event stream. */

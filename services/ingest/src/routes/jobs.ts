@@ -21,16 +21,15 @@ import {
   JobIdParams,
   JobListQuery,
   JobListResponse,
-  queuePositionEndpoint,
   type BuildCancelled as BuildCancelledT,
   type JobDetail as JobDetailT,
 } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
-import { call, decode, type Logger } from '@perry-hub/runtime';
+import { decode, type Logger } from '@perry-hub/runtime';
 import { bearerToken } from '../auth.js';
 import { cancelBuild, cancelNeedsCredential } from '../cancel.js';
 import { identify, type Caller } from '../caller.js';
-import { countJobs, jobDetail, jobState, listJobs } from '../job-records.js';
+import { countJobs, jobState, listJobs, readJob } from '../job-records.js';
 import { streamJobEvents } from '../job-events.js';
 import type { BusDeps } from './license.js';
 
@@ -101,15 +100,9 @@ export function jobRoutes(deps: JobRouteDeps): FastifyPluginAsync {
       async (request): Promise<JobDetailT> => {
         const caller = await identify(deps, request);
         if (!UUID.test(request.params.id)) throw notFound();
-        const detail = await jobDetail(deps.db, caller, request.params.id, deps.publicUrl);
+        const detail = await readJob(deps, caller, request.params.id, deps.publicUrl);
         if (!detail) throw notFound();
-        let position = 0;
-        if (detail.state === 'queued') {
-          position = await call(deps.nc, deps.subjects, queuePositionEndpoint, { jobId: detail.id })
-            .then((r) => r.position)
-            .catch(() => 0);
-        }
-        return { ...detail, position };
+        return detail;
       },
     );
 

@@ -34,7 +34,7 @@ import { decode, endOrderedRead, orderedConsumer, respond } from '@perry-hub/run
 import { cancelBuild } from '../cancel.js';
 import type { Caller } from '../caller.js';
 import { Submission, type IntakeDeps } from '../intake.js';
-import { jobDetail, listJobs } from '../job-records.js';
+import { jobDetail, listJobs, readJob } from '../job-records.js';
 import { MAX_UPLOAD_BYTES } from '../limits.js';
 import { assertNoForbiddenKeys } from '../manifest.js';
 import { checkCallbackUrl, type CallbackPolicy } from './callback-url.js';
@@ -252,7 +252,7 @@ async function serve(deps: ToolApiDeps, subject: string, payload: unknown): Prom
       return submit(deps, tool, payload);
     case 'status': {
       const { job_id } = decode(ToolJobRequest, payload, 'status request');
-      const detail = await jobDetail(deps.db, caller, job_id, deps.publicUrl);
+      const detail = await readJob(deps, caller, job_id, deps.publicUrl);
       if (detail === undefined) throw notFound();
       return detail;
     }
