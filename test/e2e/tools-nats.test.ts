@@ -211,6 +211,12 @@ describe('tools over NATS', () => {
           headers: { authorization: `Bearer ${ADMIN_SECRET}` },
         });
         expect(await viaHttp.json()).toMatchObject({ state: 'queued', position: 1 });
+        // An error names whether the same request may be sent again: never, for a job not yours.
+        const refused = await fresh.nc.request('perry.tools.hone.status', JSON.stringify({ job_id: cliJob }));
+        expect(refused.json()).toEqual({
+          ok: false,
+          error: { code: 'JOB_NOT_FOUND', message: 'Job not found', retry: 'never' },
+        });
         expect(await fresh.client.cancel(waiting.job_id)).toEqual({ job_id: waiting.job_id, cancelled: true });
 
         // Only the tools ever broke a permission: the services never did.
