@@ -102,6 +102,49 @@ describe('perry-hub start explains a failure to start', () => {
   });
 });
 
+describe('values that only made sense to a running service are judged with the others', () => {
+  it('reports a credentials key that is not 32 bytes with the other bad values, exit 2, nothing started', async () => {
+    const ports = await freePorts();
+    const dir = join(dataDir, 'bad-key');
+    const hub = runHub(['start'], {
+      ...localEnv(dir, ports),
+      PERRY_HUB_CREDENTIALS_KEY: 'short',
+      PERRY_HUB_HTTP_PORT: 'http',
+    });
+    running.push(hub);
+    expect(await hub.exited).toBe(2);
+    const out = hub.output();
+    expect(out).toMatch(/Invalid configuration \(2 problems\)/);
+    expect(out).toContain(
+      'PERRY_HUB_CREDENTIALS_KEY must be comma-separated keys, each the base64 of 32 bytes (e.g. from `openssl rand -base64 32`): key 1 is not the base64 of 32 bytes (got [redacted])',
+    );
+    expect(out).toContain('PERRY_HUB_HTTP_PORT must be an integer');
+    expect(out).not.toContain('short');
+    expect(out).not.toContain('failed to start');
+    expect(out).not.toMatch(STACK_TRACE);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it.each(['ingest', 'worker-gateway'])('reports it when %s runs alone too', async (service) => {
+    const ports = await freePorts();
+    const hub = runHub([service], {
+      PERRY_HUB_NATS_URL: `nats://127.0.0.1:${ports.nats}`,
+      PERRY_DB_HOST: '127.0.0.1',
+      PERRY_DB_PORT: String(ports.db),
+      PERRY_HUB_HTTP_PORT: String(ports.http),
+      PERRY_HUB_WS_PORT: String(ports.ws),
+      PERRY_HUB_CREDENTIALS_KEY: `${Buffer.alloc(32).toString('base64')},${Buffer.alloc(16).toString('base64')}`,
+    });
+    running.push(hub);
+    expect(await hub.exited).toBe(2);
+    const out = hub.output();
+    expect(out).toMatch(/Invalid configuration \(1 problem\)/);
+    expect(out).toMatch(/PERRY_HUB_CREDENTIALS_KEY must be .*: key 2 is not the base64 of 32 bytes/);
+    expect(out).not.toContain('unreachable');
+    expect(out).not.toMatch(STACK_TRACE);
+  });
+});
+
 describe('the perry-hub command from the repository', () => {
   it('npm start -- config runs the config command; npx perry-hub finds the workspace bin', { timeout: 300_000 }, () => {
     const env = { ...process.env, npm_config_loglevel: 'error' };

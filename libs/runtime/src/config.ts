@@ -3,9 +3,11 @@
  *
  * Each field of a config object declares the environment variable it comes from (`fromEnv`), so
  * the schema is the single source of truth for parsing, defaults, validation, redaction and the
- * README's configuration table. All problems are collected and reported at once.
+ * README's configuration table. All problems are collected and reported at once. A variable
+ * whose text stands for something richer (keys, an address list) is parsed there too
+ * (`parsedFromEnv`): its problems are reported with the others, and services receive the value.
  */
-import Type, { type Static, type TObject, type TProperties, type TSchema } from 'typebox';
+import Type, { type Static, type TObject, type TProperties, type TSchema, type TString, type TUnsafe } from 'typebox';
 import Value from 'typebox/value';
 
 export interface EnvOptions {
@@ -18,11 +20,33 @@ interface EnvAnnotations {
   env: string;
   secret?: boolean;
   description: string;
+  /** See ParsedEnvOptions. */
+  parse?: (text: string) => unknown;
+  expected?: string;
 }
 
 /** Annotate a schema with the environment variable it is read from. */
 export function fromEnv<T extends TSchema>(name: string, schema: T, options: EnvOptions): T {
   return { ...schema, env: name, description: options.description, ...(options.secret ? { secret: true } : {}) };
+}
+
+export interface ParsedEnvOptions<T> extends EnvOptions {
+  /** What the text must be, completing "<VARIABLE> must be ...", e.g. "a comma-separated list of ...". */
+  expected: string;
+  /**
+   * The text (the default when unset) as the value services receive. Throws an Error saying which
+   * part is wrong, without echoing a secret.
+   */
+  parse: (text: string) => T;
+}
+
+/**
+ * A variable read as text (checked against `schema`) and handed on as `parse` makes it. Parsing at
+ * load time reports a bad value with every other problem before anything starts, and leaves one
+ * parser: services never parse the text again.
+ */
+export function parsedFromEnv<T>(name: string, schema: TString, options: ParsedEnvOptions<T>): TUnsafe<T> {
+  return Type.Unsafe<T>({ ...fromEnv(name, schema, options), parse: options.parse, expected: options.expected });
 }
 
 function annotations(schema: TSchema): EnvAnnotations | undefined {
@@ -90,9 +114,18 @@ export function loadConfig<T extends TObject>(schema: T, env: Env): Static<T> {
     if (!a) throw new TypeError(`config field ${key} has no environment variable (use fromEnv)`);
     const raw = env[a.env];
     const shown = a.secret ? '[redacted]' : JSON.stringify(raw);
+    const parseInto = (parse: (text: string) => unknown, text: string) => {
+      try {
+        result[key] = parse(text);
+      } catch (err) {
+        problems.push(`${a.env} must be ${a.expected ?? 'valid'}: ${(err as Error).message} (got ${shown})`);
+      }
+    };
     if (raw === undefined || raw === '') {
       if ('default' in field) {
-        result[key] = Value.Clone((field as { default: unknown }).default);
+        const fallback = (field as { default: unknown }).default;
+        if (a.parse) parseInto(a.parse, String(fallback));
+        else result[key] = Value.Clone(fallback);
         continue;
       }
       if (isOptional(field)) continue;
@@ -114,7 +147,8 @@ export function loadConfig<T extends TObject>(schema: T, env: Env): Static<T> {
       problems.push(`${a.env} ${errors.map((e) => e.message).join('; ')} (got ${shown})`);
       continue;
     }
-    result[key] = converted.value;
+    if (a.parse) parseInto(a.parse, raw);
+    else result[key] = converted.value;
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return result as Static<T>;
@@ -130,7 +164,8 @@ export function redactConfig<T extends TObject>(schema: T, config: Static<T>): R
   for (const [key, field] of Object.entries(schema.properties as TProperties)) {
     const value = (config as Record<string, unknown>)[key];
     if (value === undefined) continue;
-    out[key] = annotations(field)?.secret && value !== '' ? '[redacted]' : value;
+    const empty = value === '' || (Array.isArray(value) && value.length === 0);
+    out[key] = annotations(field)?.secret && !empty ? '[redacted]' : value;
   }
   return out;
 }

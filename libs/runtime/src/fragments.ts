@@ -1,8 +1,9 @@
 /** Configuration shared by several services. Names of the original hub keep their defaults. */
 import Type from 'typebox';
 import { DEFAULT_SUBJECT_PREFIX, DEFAULT_TOPOLOGY_LIMITS, SUBJECT_PREFIX_PATTERN } from '@perry-hub/contracts';
-import { fromEnv } from './config.js';
+import { fromEnv, parsedFromEnv } from './config.js';
 import { LOG_FORMATS } from './logger.js';
+import { parseSealKeys, type SealKey } from './sealed.js';
 
 export const natsFields = {
   natsUrl: fromEnv('PERRY_HUB_NATS_URL', Type.String({ minLength: 1, default: 'nats://127.0.0.1:4222' }), {
@@ -100,6 +101,17 @@ export const publicUrlFields = {
     Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'https://hub.perryts.com' }),
     { description: 'Public URL used in links handed to workers and CLIs (the local all-in-one uses its own address)' },
   ),
+};
+
+/** The keys of sealed signing credentials: the ingest seals with the first, the gateway opens with any. */
+export const sealKeyFields = {
+  sealKeys: parsedFromEnv<readonly SealKey[]>('PERRY_HUB_CREDENTIALS_KEY', Type.String({ default: '' }), {
+    description:
+      'Base64 of a 32-byte AES-256-GCM key that seals signing credentials at intake (comma-separated: the first seals, all open); while empty, builds are refused (the local all-in-one generates one)',
+    secret: true,
+    expected: 'comma-separated keys, each the base64 of 32 bytes (e.g. from `openssl rand -base64 32`)',
+    parse: (text) => (text === '' ? [] : parseSealKeys(text)),
+  }),
 };
 
 /**

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import Type from 'typebox';
-import { ConfigError, configSchema, describeConfig, fromEnv, loadConfig, redactConfig } from '../src/index.js';
+import {
+  ConfigError,
+  configSchema,
+  describeConfig,
+  fromEnv,
+  loadConfig,
+  parsedFromEnv,
+  redactConfig,
+} from '../src/index.js';
 
 const Schema = configSchema({
   port: fromEnv('T_PORT', Type.Integer({ minimum: 1, maximum: 65535, default: 3456 }), { description: 'port' }),
@@ -56,5 +64,27 @@ describe('loadConfig', () => {
     expect(vars.map((v) => v.env)).toEqual(['T_PORT', 'T_HOST', 'T_SELF_HOSTED', 'T_SECRET', 'T_LEVEL']);
     expect(vars.find((v) => v.env === 'T_HOST')?.default).toBe('(required)');
     expect(vars.find((v) => v.env === 'T_SECRET')).toMatchObject({ default: '(empty)', secret: true });
+  });
+
+  it('parses a variable into the value services receive, and reports a bad one with the others', () => {
+    const list = (text: string) =>
+      text.split(',').map((item) => {
+        if (!/^\d+$/.test(item)) throw new Error(`"${item}" is not a number`);
+        return Number(item);
+      });
+    const Parsed = configSchema({
+      ids: parsedFromEnv('T_IDS', Type.String({ default: '1' }), {
+        description: 'ids',
+        expected: 'comma-separated numbers',
+        parse: list,
+      }),
+      port: fromEnv('T_PORT', Type.Integer({ default: 1 }), { description: 'port' }),
+    });
+    expect(loadConfig(Parsed, {}).ids).toEqual([1]);
+    expect(loadConfig(Parsed, { T_IDS: '2,3' }).ids).toEqual([2, 3]);
+    expect(() => loadConfig(Parsed, { T_IDS: '2,x', T_PORT: 'p' })).toThrow(
+      /2 problems[^]*T_IDS must be comma-separated numbers: "x" is not a number \(got "2,x"\)/,
+    );
+    expect(describeConfig(Parsed)[0]).toMatchObject({ env: 'T_IDS', default: '1' });
   });
 });

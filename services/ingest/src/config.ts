@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import {
   configSchema,
   publicUrlFields,
+  sealKeyFields,
   dbFields,
   fromEnv,
   natsFields,
@@ -43,11 +44,7 @@ export const IngestConfig = configSchema({
       'Bearer secret of the admin and dashboard routes; when empty those routes refuse every request (the local all-in-one generates one)',
     secret: true,
   }),
-  credentialsKey: fromEnv('PERRY_HUB_CREDENTIALS_KEY', Type.String({ default: '' }), {
-    description:
-      'Base64 of a 32-byte AES-256-GCM key that seals signing credentials at intake (comma-separated: the first seals, all open); builds are refused while empty (the local all-in-one generates one)',
-    secret: true,
-  }),
+  ...sealKeyFields,
   maxFieldBytes: fromEnv('PERRY_HUB_MAX_FIELD_BYTES', Type.Integer({ minimum: 1024, default: 1 * MiB }), {
     description: 'Largest text part of a build submission (manifest, credentials, license_key)',
   }),

@@ -4,7 +4,7 @@
  */
 import { topologyNames } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
-import { BlobStore, defineService, parseSealKeys, type SealKey } from '@perry-hub/runtime';
+import { BlobStore, defineService } from '@perry-hub/runtime';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { IngestConfig } from './config.js';
@@ -29,12 +29,8 @@ export const ingest = defineService({
   config: IngestConfig,
   needsDb: true,
   start: async (deps, config) => {
-    let sealKeys: SealKey[] = [];
-    if (config.credentialsKey === '') {
-      deps.log.warn('PERRY_HUB_CREDENTIALS_KEY is not set: build submissions are refused');
-    } else {
-      sealKeys = parseSealKeys(config.credentialsKey);
-    }
+    const { sealKeys } = config;
+    if (sealKeys.length === 0) deps.log.warn('PERRY_HUB_CREDENTIALS_KEY is not set: build submissions are refused');
     const names = topologyNames(config.subjectPrefix);
     const blobs = await BlobStore.open(deps.nc, names.blobsBucket);
     const limits = new AbuseLimits(await WindowCounters.open(deps.nc, names.limitsBucket), config, deps.log);

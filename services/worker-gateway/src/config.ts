@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, fromEnv, natsFields, processFields, storageFields } from '@perry-hub/runtime';
+import { configSchema, fromEnv, natsFields, processFields, sealKeyFields, storageFields } from '@perry-hub/runtime';
 
 const MIB = 1024 * 1024;
 
@@ -17,10 +17,7 @@ export const WorkerGatewayConfig = configSchema({
     description: 'Secret workers present in worker_hello (empty: any worker is accepted, with a warning)',
     secret: true,
   }),
-  credentialsKey: fromEnv('PERRY_HUB_CREDENTIALS_KEY', Type.String({ default: '' }), {
-    description: 'Key(s) that open sealed signing credentials: base64 of 32 bytes, comma-separated, first seals',
-    secret: true,
-  }),
+  ...sealKeyFields,
   expectedPerryVersion: fromEnv('PERRY_EXPECTED_VERSION', Type.String({ default: '' }), {
     description: 'Perry compiler version workers should run; a worker reporting another is told to update',
   }),

@@ -5,13 +5,12 @@
  * not open.
  */
 import type { WireObject } from '@perry-hub/contracts';
-import { openSealed, parseSealKeys, type SealKey } from '@perry-hub/runtime';
+import { openSealed, type SealKey } from '@perry-hub/runtime';
 
 export type CredentialsOpener = (sealed: string | null, jobId: string) => WireObject;
 
-/** `keysText` is PERRY_HUB_CREDENTIALS_KEY (comma-separated base64 keys, the first one seals). */
-export function credentialsOpener(keysText: string): CredentialsOpener {
-  const keys: SealKey[] = keysText === '' ? [] : parseSealKeys(keysText);
+/** `keys` are PERRY_HUB_CREDENTIALS_KEY's, parsed with the configuration (none: it is unset). */
+export function credentialsOpener(keys: readonly SealKey[]): CredentialsOpener {
   return (sealed, jobId) => {
     if (sealed === null) return {};
     if (keys.length === 0) throw new Error('PERRY_HUB_CREDENTIALS_KEY is not configured');

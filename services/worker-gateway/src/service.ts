@@ -61,7 +61,7 @@ export const workerGateway = defineService({
       presenceRefreshMs: config.presenceRefreshMs,
       activity: new ActivityBatcher(nc, subjects),
       updates: new UpdatePolicy({ cooldownMs: config.updateCooldownMs, expectedVersion: () => expected.current }),
-      openCredentials: credentialsOpener(config.credentialsKey),
+      openCredentials: credentialsOpener(config.sealKeys),
       notices,
       jobStatus: new JobStatusLookup(
         (jobId) => call(nc, subjects, jobStatusEndpoint, { jobId }),
@@ -76,7 +76,7 @@ export const workerGateway = defineService({
       log.warn('PERRY_HUB_WORKER_SECRET is empty: ANY client can register as a worker and receive signing credentials');
     }
 
-    if (config.credentialsKey === '') {
+    if (config.sealKeys.length === 0) {
       log.warn('PERRY_HUB_CREDENTIALS_KEY is empty: jobs with signing credentials cannot be assigned');
     }
     deps.stampLiveness(() => presenceStamp(workers.values(), presenceRevision));
