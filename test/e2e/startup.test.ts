@@ -125,7 +125,38 @@ describe('values that only made sense to a running service are judged with the o
     expect(existsSync(dir)).toBe(false);
   });
 
-  it.each(['ingest', 'worker-gateway'])('reports it when %s runs alone too', async (service) => {
+  it('reports address lists that are not addresses or CIDR ranges, each by its variable, exit 2', async () => {
+    const ports = await freePorts();
+    const dir = join(dataDir, 'bad-addresses');
+    const hub = runHub(['start'], {
+      ...localEnv(dir, ports),
+      PERRY_HUB_TRUST_PROXY: 'garbage,,x',
+      PERRY_HUB_WS_TRUSTED_PROXIES: 'garbage',
+      PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES: '127.0.0.1,10.0.0.0/33',
+    });
+    running.push(hub);
+    expect(await hub.exited).toBe(2);
+    const out = hub.output();
+    expect(out).toMatch(/Invalid configuration \(3 problems\)/);
+    const expected = 'must be a comma-separated list of IP addresses or CIDR ranges (e.g. 127.0.0.1,10.0.0.0/8)';
+    expect(out).toContain(
+      `PERRY_HUB_TRUST_PROXY ${expected}: "garbage", "x" are neither an address nor a range (got "garbage,,x")`,
+    );
+    expect(out).toContain(
+      `PERRY_HUB_WS_TRUSTED_PROXIES ${expected}: "garbage" is neither an address nor a range (got "garbage")`,
+    );
+    expect(out).toContain(
+      `PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES ${expected}: "10.0.0.0/33" is neither an address nor a range`,
+    );
+    expect(out).not.toContain('failed to start');
+    expect(out).not.toMatch(STACK_TRACE);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it.each([
+    ['ingest', ['PERRY_HUB_CREDENTIALS_KEY', 'PERRY_HUB_TRUST_PROXY', 'PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES']],
+    ['worker-gateway', ['PERRY_HUB_CREDENTIALS_KEY', 'PERRY_HUB_WS_TRUSTED_PROXIES']],
+  ])('reports them when %s runs alone too', async (service, variables) => {
     const ports = await freePorts();
     const hub = runHub([service], {
       PERRY_HUB_NATS_URL: `nats://127.0.0.1:${ports.nats}`,
@@ -134,12 +165,16 @@ describe('values that only made sense to a running service are judged with the o
       PERRY_HUB_HTTP_PORT: String(ports.http),
       PERRY_HUB_WS_PORT: String(ports.ws),
       PERRY_HUB_CREDENTIALS_KEY: `${Buffer.alloc(32).toString('base64')},${Buffer.alloc(16).toString('base64')}`,
+      PERRY_HUB_TRUST_PROXY: '10.0.0.1,proxy.example',
+      PERRY_HUB_WS_TRUSTED_PROXIES: '10.0.0.1,proxy.example',
+      PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES: 'localhost',
     });
     running.push(hub);
     expect(await hub.exited).toBe(2);
     const out = hub.output();
-    expect(out).toMatch(/Invalid configuration \(1 problem\)/);
+    expect(out).toContain(`Invalid configuration (${variables.length} problems)`);
     expect(out).toMatch(/PERRY_HUB_CREDENTIALS_KEY must be .*: key 2 is not the base64 of 32 bytes/);
+    for (const variable of variables) expect(out).toContain(`${variable} must be`);
     expect(out).not.toContain('unreachable');
     expect(out).not.toMatch(STACK_TRACE);
   });

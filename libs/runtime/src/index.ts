@@ -12,6 +12,7 @@ export * from './main.js';
 export * from './lease.js';
 export * from './blobs.js';
 export * from './sealed.js';
+export * from './addresses.js';
 export * from './worker-command.js';
 export * from './kv-watch.js';
 export * from './liveness.js';

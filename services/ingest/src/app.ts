@@ -10,7 +10,7 @@ import { HubError } from '@perry-hub/contracts';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Subjects } from '@perry-hub/contracts';
 import type { Pool } from '@perry-hub/db';
-import type { BlobStore, Logger, ProcessOps, SealKey } from '@perry-hub/runtime';
+import type { AddressList, BlobStore, Logger, ProcessOps, SealKey } from '@perry-hub/runtime';
 import { statusRoutes } from './routes/status.js';
 import { buildRoutes } from './routes/build.js';
 import { licenseRoutes } from './routes/license.js';
@@ -25,7 +25,7 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { registerSessionHook, sessionKeys } from './session.js';
 import { toolRoutes } from './routes/tools.js';
 import { ToolStore } from './tools/store.js';
-import type { CallbackPolicy } from './tools/callback-url.js';
+import { NO_CALLBACK_EXCEPTIONS, type CallbackPolicy } from './tools/callback-url.js';
 import { noteAuthFailure, registerAbuseHooks, type AbuseControls } from './abuse/hooks.js';
 import { retryAfterSecs } from './abuse/retry-after.js';
 import { lingerAfterAnswer } from './abuse/linger.js';
@@ -61,8 +61,8 @@ export interface AppOptions {
   adminSecret: string;
   maxFieldBytes: number;
   maxArtifactBytes: number;
-  /** Fastify's `trustProxy`: addresses or CIDR ranges of proxies whose X-Forwarded-For counts; '' trusts none. */
-  trustProxy: string;
+  /** Proxies whose X-Forwarded-For (and -Proto, -Host) count; empty trusts none. */
+  trustProxy: AddressList;
   abuse: AbuseControls;
   /** How long a dashboard session lasts. */
   sessionSecs: number;
@@ -96,7 +96,8 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
     requestTimeout: options.requestTimeoutMs,
     connectionTimeout: options.idleTimeoutMs,
     keepAliveTimeout: options.keepAliveTimeoutMs,
-    trustProxy: options.trustProxy === '' ? false : options.trustProxy,
+    // A function, so that the list parsed with the configuration is the one matched.
+    trustProxy: options.trustProxy.size === 0 ? false : (address: string) => options.trustProxy.includes(address),
     return503OnClosing: true,
     // Node checks the headers timeout only this often (default 30 s): a slowloris would outlive it.
     http: { headersTimeout: options.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
@@ -194,7 +195,7 @@ export function buildApp(deps: IngestDeps, options: AppOptions) {
       ...bus,
       adminSecret: options.adminSecret,
       tools: deps.tools ?? new ToolStore(deps.db),
-      callbackPolicy: deps.callbackPolicy ?? { allowedAddresses: [] },
+      callbackPolicy: deps.callbackPolicy ?? NO_CALLBACK_EXCEPTIONS,
     }),
   );
   void app.register(

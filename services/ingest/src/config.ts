@@ -4,6 +4,7 @@ import {
   publicUrlFields,
   sealKeyFields,
   dbFields,
+  addressListFromEnv,
   fromEnv,
   natsFields,
   processFields,
@@ -59,10 +60,10 @@ export const IngestConfig = configSchema({
       'Directory of the built dashboard served at /ui/; empty: the one `npm run build` makes (apps/dashboard/dist)',
   }),
   ...abuseFields,
-  callbackAllowedAddresses: fromEnv('PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES', Type.String({ default: '' }), {
-    description:
-      'Comma-separated addresses or CIDR ranges a callback_url may reach although they are not public (loopback, private, link-local); empty allows only public addresses',
-  }),
+  callbackAllowedAddresses: addressListFromEnv(
+    'PERRY_HUB_CALLBACK_ALLOWED_ADDRESSES',
+    'Comma-separated addresses or CIDR ranges a callback_url may reach although they are not public (loopback, private, link-local); empty allows only public addresses',
+  ),
   callbackMaxAttempts: fromEnv('PERRY_HUB_CALLBACK_MAX_ATTEMPTS', Type.Integer({ minimum: 1, default: 10 }), {
     description: 'Attempts of one signed callback before it is recorded as failed',
   }),

@@ -44,7 +44,7 @@ import { checkCredentials, parseManifest } from './manifest.js';
 import { base64Length, tarballTooLarge } from './limits.js';
 import type { AbuseLimits } from './abuse/limits.js';
 import type { BudgetAccount } from './abuse/budget.js';
-import { checkCallbackUrl, type CallbackPolicy } from './tools/callback-url.js';
+import { checkCallbackUrl, NO_CALLBACK_EXCEPTIONS, type CallbackPolicy } from './tools/callback-url.js';
 import type { ToolStore } from './tools/store.js';
 
 export interface IntakeDeps extends JobDeps {
@@ -349,7 +349,7 @@ export class Submission {
     }
     if (this.sealedCredentials === undefined) this.setCredentials('{}');
     if (this.options.callbackUrl !== undefined) {
-      await checkCallbackUrl(this.options.callbackUrl, this.deps.callbackPolicy ?? { allowedAddresses: [] });
+      await checkCallbackUrl(this.options.callbackUrl, this.deps.callbackPolicy ?? NO_CALLBACK_EXCEPTIONS);
     }
     await this.authorizeWhenReady(this.tarball === 'drained' ? undefined : this.tarball.sizeBytes);
     if (this.limited && this.owed === undefined && this.tarball !== 'drained') {

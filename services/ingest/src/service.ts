@@ -35,12 +35,7 @@ export const ingest = defineService({
     const blobs = await BlobStore.open(deps.nc, names.blobsBucket);
     const limits = new AbuseLimits(await WindowCounters.open(deps.nc, names.limitsBucket), config, deps.log);
     const tools = new ToolStore(deps.db as Pool);
-    const callbackPolicy = {
-      allowedAddresses: config.callbackAllowedAddresses
-        .split(',')
-        .map((a) => a.trim())
-        .filter(Boolean),
-    };
+    const callbackPolicy = { allowedAddresses: config.callbackAllowedAddresses };
     const positions = new PositionNotices(deps.nc, deps.subjects, deps.instanceId, deps.log);
     const intake = {
       ...deps,

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { describe, expect } from 'vitest';
 import { dbOptions, migrate, openPool, type Pool, type RowDataPacket } from '@perry-hub/db';
 import { getFreePort } from '@perry-hub/localstack';
-import type { BlobStore } from '@perry-hub/runtime';
+import { AddressList, type BlobStore } from '@perry-hub/runtime';
 import { test } from '@perry-hub/testkit';
 import { pino } from 'pino';
 import { CallbackSender } from '../src/callbacks/deliver.js';
@@ -48,7 +48,7 @@ describe('callback delivery guard', () => {
         db,
         blobs: undefined as unknown as BlobStore,
         log: pino({ level: 'silent' }),
-        policy: { allowedAddresses: allowed },
+        policy: { allowedAddresses: AddressList.parse(allowed.join(',')) },
         config: CONFIG,
       });
     try {

@@ -2,9 +2,11 @@
 // loopback, private, link-local (cloud metadata) addresses are refused unless allow-listed.
 import { describe, expect, it } from 'vitest';
 import { HubError } from '@perry-hub/contracts';
+import { AddressList } from '@perry-hub/runtime';
 import { checkCallbackUrl, refusedAddress, type CallbackPolicy } from '../src/tools/callback-url.js';
 
-const NONE: CallbackPolicy = { allowedAddresses: [] };
+const NONE: CallbackPolicy = { allowedAddresses: AddressList.EMPTY };
+const allowing = (text: string): CallbackPolicy => ({ allowedAddresses: AddressList.parse(text) });
 
 async function refusal(url: string, policy: CallbackPolicy = NONE): Promise<string> {
   return checkCallbackUrl(url, policy).then(
@@ -33,11 +35,12 @@ describe('callback URL guard', () => {
 
   it('allows public addresses, and what the operator allow-listed', async () => {
     expect(await refusal('https://93.184.215.14/artifact/1')).toBe('allowed');
-    const loopback = { allowedAddresses: ['127.0.0.1', '::1'] };
+    const loopback = allowing('127.0.0.1, ::1');
     expect(await refusal('http://127.0.0.1:9000/x', loopback)).toBe('allowed');
     expect(await refusal('http://[::1]:9000/x', loopback)).toBe('allowed');
     expect(await refusal('http://127.0.0.2/x', loopback)).toMatch(/loopback/);
-    expect(await refusal('http://10.1.2.3/x', { allowedAddresses: ['10.0.0.0/8'] })).toBe('allowed');
-    expect(refusedAddress('192.168.1.1', { allowedAddresses: ['10.0.0.0/8', 'garbage'] })).toMatch(/private/);
+    expect(await refusal('http://[::ffff:127.0.0.1]/x', loopback)).toBe('allowed');
+    expect(await refusal('http://10.1.2.3/x', allowing('10.0.0.0/8'))).toBe('allowed');
+    expect(refusedAddress('192.168.1.1', allowing('10.0.0.0/8'))).toMatch(/private/);
   });
 });

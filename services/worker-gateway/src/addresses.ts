@@ -6,10 +6,11 @@
  */
 import { isIPv6 } from 'node:net';
 import type { IncomingMessage } from 'node:http';
+import type { AddressList } from '@perry-hub/runtime';
 
-export function clientAddress(req: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+export function clientAddress(req: IncomingMessage, trustedProxies: AddressList): string {
   const peer = normalise(req.socket.remoteAddress ?? '');
-  if (!trustedProxies.has(peer)) return peer;
+  if (!trustedProxies.includes(peer)) return peer;
   const forwarded = req.headers['x-forwarded-for'];
   const list = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? '')).split(',');
   const last = list[list.length - 1]?.trim();

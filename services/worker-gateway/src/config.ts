@@ -1,5 +1,13 @@
 import Type, { type Static } from 'typebox';
-import { configSchema, fromEnv, natsFields, processFields, sealKeyFields, storageFields } from '@perry-hub/runtime';
+import {
+  addressListFromEnv,
+  configSchema,
+  fromEnv,
+  natsFields,
+  processFields,
+  sealKeyFields,
+  storageFields,
+} from '@perry-hub/runtime';
 
 const MIB = 1024 * 1024;
 
@@ -61,10 +69,10 @@ export const WorkerGatewayConfig = configSchema({
         'Open WebSocket connections one client address may hold on a gateway instance (IPv6: per /64); more are refused with HTTP 429',
     },
   ),
-  trustedProxies: fromEnv('PERRY_HUB_WS_TRUSTED_PROXIES', Type.String({ default: '' }), {
-    description:
-      'Reverse proxies (comma-separated IP addresses) whose connections are counted by the X-Forwarded-For client address instead of their own',
-  }),
+  trustedProxies: addressListFromEnv(
+    'PERRY_HUB_WS_TRUSTED_PROXIES',
+    'Reverse proxies (comma-separated IP addresses or CIDR ranges) whose connections are counted by the X-Forwarded-For client address instead of their own',
+  ),
   maxWatcherFrames: fromEnv('PERRY_HUB_WS_MAX_WATCHER_FRAMES', Type.Integer({ minimum: 1, default: 8 }), {
     description: 'Frames a watcher may send on one connection (the CLI sends one subscribe); more close it (1008)',
   }),

@@ -29,18 +29,11 @@ export class WsFrontDoor {
   readonly #wss: WebSocketServer;
   readonly #attached = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
   readonly #perAddress: AddressLimiter;
-  readonly #trustedProxies: ReadonlySet<string>;
   #listener: Server | undefined;
 
   constructor(ctx: GatewayContext) {
     this.#ctx = ctx;
     this.#perAddress = new AddressLimiter(ctx.config.maxConnectionsPerAddress);
-    this.#trustedProxies = new Set(
-      ctx.config.trustedProxies
-        .split(',')
-        .map((a) => a.trim())
-        .filter(Boolean),
-    );
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -93,7 +86,7 @@ export class WsFrontDoor {
       return;
     }
     // Counted from the upgrade on, released when the TCP connection ends (handshake or not).
-    const address = clientAddress(req, this.#trustedProxies);
+    const address = clientAddress(req, this.#ctx.config.trustedProxies);
     const key = addressKey(address);
     if (!this.#perAddress.acquire(key)) {
       this.#ctx.notices.note('connection refused: too many from one address', { address: key });

@@ -6,6 +6,7 @@ import { UpdatePolicy } from '../src/updates.js';
 import { Outbox } from '../src/outbox.js';
 import type { IncomingMessage } from 'node:http';
 import type { JobStatusReply } from '@perry-hub/contracts';
+import { AddressList } from '@perry-hub/runtime';
 import { AddressLimiter, addressKey, clientAddress } from '../src/addresses.js';
 import { TokenBucket } from '../src/budget.js';
 import { JobStatusLookup } from '../src/job-status.js';
@@ -191,10 +192,12 @@ describe('the edge limits, pure parts', () => {
     expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
     const req = (remoteAddress: string, xff?: string) =>
       ({ socket: { remoteAddress }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as unknown as IncomingMessage;
-    const proxies = new Set(['10.0.0.1']);
+    const proxies = AddressList.parse('10.0.0.1, 192.0.2.0/24');
     expect(clientAddress(req('10.0.0.1', 'forged, 203.0.113.7'), proxies)).toBe('203.0.113.7');
     expect(clientAddress(req('198.51.100.9', '203.0.113.7'), proxies)).toBe('198.51.100.9');
     expect(clientAddress(req('::ffff:10.0.0.1'), proxies)).toBe('10.0.0.1');
+    expect(clientAddress(req('192.0.2.77', '203.0.113.8'), proxies)).toBe('203.0.113.8');
+    expect(clientAddress(req('::ffff:192.0.2.77', '203.0.113.8'), proxies)).toBe('203.0.113.8');
     const limiter = new AddressLimiter(2);
     expect([limiter.acquire('a'), limiter.acquire('a'), limiter.acquire('a'), limiter.acquire('b')]).toEqual([
       true,

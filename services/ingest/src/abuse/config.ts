@@ -4,7 +4,7 @@
  * this process is holding).
  */
 import Type from 'typebox';
-import { fromEnv } from '@perry-hub/runtime';
+import { addressListFromEnv, fromEnv } from '@perry-hub/runtime';
 
 const MiB = 1024 * 1024;
 const count = (env: string, fallback: number, description: string) =>
@@ -15,10 +15,10 @@ export const abuseFields = {
     description:
       'Self-hosted hub: no monthly publish quota, no hourly limit and no device-to-project binding (licenses are still required)',
   }),
-  trustProxy: fromEnv('PERRY_HUB_TRUST_PROXY', Type.String({ default: '' }), {
-    description:
-      'Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDR ranges, e.g. 127.0.0.1,10.0.0.0/8); empty: the connecting address is the client',
-  }),
+  trustProxy: addressListFromEnv(
+    'PERRY_HUB_TRUST_PROXY',
+    'Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDR ranges, e.g. 127.0.0.1,10.0.0.0/8); empty: the connecting address is the client',
+  ),
   authFailuresMax: count(
     'PERRY_HUB_AUTH_FAILURES_MAX',
     20,

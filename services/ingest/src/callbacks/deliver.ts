@@ -72,7 +72,7 @@ function post(
       {
         method: 'POST',
         headers,
-        agent: useAgent(url, { allowIPAddressList: [...policy.allowedAddresses], keepAlive: false }),
+        agent: useAgent(url, { allowIPAddressList: [...policy.allowedAddresses.entries], keepAlive: false }),
         timeout: timeoutMs,
       },
       (res: IncomingMessage) => {

@@ -9,26 +9,15 @@
 import { lookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
 import { HubError } from '@perry-hub/contracts';
+import { AddressList } from '@perry-hub/runtime';
 
 export interface CallbackPolicy {
   /** Addresses or CIDR ranges allowed although not public (e.g. `127.0.0.1` for the all-in-one). */
-  readonly allowedAddresses: readonly string[];
+  readonly allowedAddresses: AddressList;
 }
 
-function allowListed(address: ipaddr.IPv4 | ipaddr.IPv6, policy: CallbackPolicy): boolean {
-  return policy.allowedAddresses.some((entry) => {
-    try {
-      if (entry.includes('/')) {
-        const range = ipaddr.parseCIDR(entry);
-        return address.kind() === range[0].kind() && address.match(range);
-      }
-      const one = ipaddr.parse(entry);
-      return one.kind() === address.kind() && one.toNormalizedString() === address.toNormalizedString();
-    } catch {
-      return false;
-    }
-  });
-}
+/** Public addresses only. */
+export const NO_CALLBACK_EXCEPTIONS: CallbackPolicy = { allowedAddresses: AddressList.EMPTY };
 
 /** Why an address may not be called back, or undefined when it may. */
 export function refusedAddress(text: string, policy: CallbackPolicy): string | undefined {
@@ -38,7 +27,7 @@ export function refusedAddress(text: string, policy: CallbackPolicy): string | u
   } catch {
     return `${text} is not an address`;
   }
-  if (allowListed(address, policy)) return undefined;
+  if (policy.allowedAddresses.includes(text)) return undefined;
   const range = address.range();
   return range === 'unicast' ? undefined : `${text} is a ${range} address`;
 }
