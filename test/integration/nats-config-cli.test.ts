@@ -45,8 +45,15 @@ describe('perry-hub nats-config', () => {
     const file = join(dir, 'unsafe.conf');
     writeFileSync(file, 'authorization { user: a, password: b }\naccounts { A: { users: [] } }\n');
     const unsafe = await run(['nats-config', '--check', file]);
-    expect(unsafe.code).toBe(1);
+    // Bad configuration, as the README's exit codes and the command's --help say.
+    expect(unsafe.code).toBe(2);
     expect(unsafe.text).toMatch(/top-level authorization/);
+    const unreadable = await run(['nats-config', '--check', join(dir, 'absent.conf')]);
+    expect(unreadable.code).toBe(2);
+    expect(unreadable.text).toMatch(/cannot be read \(ENOENT\)/);
+    const help = await run(['nats-config', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.text).toMatch(/2 bad usage, an invalid config file \(--check\)/);
 
     const missing = await run(['nats-config'], { PERRY_HUB_NATS_CREDENTIALS_DIR: join(dir, 'nope') });
     expect(missing.code).toBe(2);

@@ -10,6 +10,7 @@ import {
   onShutdownSignal,
 } from '@perry-hub/runtime';
 import type { ToolListed } from '@perry-hub/contracts';
+import { EXIT } from './client/common.js';
 import { CliConfig } from './config.js';
 import { startLocalStack } from './local.js';
 import { checkNatsConfigFile, renderDeploymentAccounts } from './nats-config.js';
@@ -27,29 +28,36 @@ export async function runNatsConfig(
   out: Stream,
   hub?: { server: string; adminSecret: string },
 ): Promise<number> {
+  // A config that fails the check is bad configuration (2), like a bad variable; 1 is reserved
+  // for a failed build or hub start.
   if (check !== undefined) {
     const problems = checkNatsConfigFile(check);
     out.write(problems.length === 0 ? `${check}: ok\n` : `perry-hub: ${problems.join('\n')}\n`);
-    return problems.length === 0 ? 0 : 1;
+    return problems.length === 0 ? EXIT.ok : EXIT.usage;
   }
   let tools: ToolListed[] = [];
   if (hub) {
-    const res = await fetch(`${hub.server}/api/v1/admin/tools`, {
-      headers: { authorization: `Bearer ${hub.adminSecret}` },
-    });
+    const url = `${hub.server}/api/v1/admin/tools`;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { authorization: `Bearer ${hub.adminSecret}` } });
+    } catch (err) {
+      out.write(`perry-hub: GET ${url} failed: ${(err as Error).message}\n`);
+      return EXIT.hub;
+    }
     if (!res.ok) {
-      out.write(`perry-hub: GET ${hub.server}/api/v1/admin/tools answered ${res.status}\n`);
-      return 1;
+      out.write(`perry-hub: GET ${url} answered ${res.status}\n`);
+      return EXIT.hub;
     }
     tools = ((await res.json()) as { tools: ToolListed[] }).tools;
   }
   try {
     out.write(`${renderDeploymentAccounts(env, tools)}\n`);
-    return 0;
+    return EXIT.ok;
   } catch (err) {
     if (err instanceof ConfigError) {
       out.write(`perry-hub: ${err.message}\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw err;
   }

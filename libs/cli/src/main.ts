@@ -96,6 +96,10 @@ export async function main(
         "admin secret for --server (env PERRY_HUB_ADMIN_SECRET; for a hub on this machine, its secrets.json's)",
       ),
     )
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 printed or checked ok, 2 bad usage, an invalid config file (--check) or seed directory, 3 --server could not be reached or answered an error',
+    )
     .action(async (options: { check?: string; server?: string; adminSecret?: string }) => {
       let from: { server: string; adminSecret: string } | undefined;
       if (options.server !== undefined) {
