@@ -3,7 +3,7 @@
 // answer reported within seconds with the address tried and retried with a countdown. Never a
 // stack trace. Also: `npm start -- <command>` and `npx perry-hub` reach the command unchanged.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +151,25 @@ describe('values that only made sense to a running service are judged with the o
     expect(out).not.toContain('failed to start');
     expect(out).not.toMatch(STACK_TRACE);
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('judges a credentials key kept in the data directory before starting anything, naming the file', async () => {
+    const ports = await freePorts();
+    const dir = join(dataDir, 'bad-kept-key');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'secrets.json');
+    writeFileSync(file, JSON.stringify({ PERRY_HUB_CREDENTIALS_KEY: 'edited-by-hand' }), { mode: 0o600 });
+    const hub = runHub(['start'], localEnv(dir, ports));
+    running.push(hub);
+    expect(await hub.exited).toBe(2);
+    const out = hub.output();
+    expect(out).toMatch(/Invalid configuration \(1 problem\)/);
+    expect(out).toContain(
+      `PERRY_HUB_CREDENTIALS_KEY must be comma-separated keys, each the base64 of 32 bytes (e.g. from \`openssl rand -base64 32\`): key 1 is not the base64 of 32 bytes (got [redacted]), as kept in ${file}`,
+    );
+    expect(out).not.toContain('edited-by-hand');
+    expect(out).not.toMatch(STACK_TRACE);
+    expect(existsSync(join(dir, 'nats'))).toBe(false);
   });
 
   it.each([

@@ -125,6 +125,17 @@ function localSecrets(dataDir: string, env: Env): { env: Record<string, string>;
   return { env: Object.fromEntries(wanted.map((name) => [name, saved[name]!])), notices };
 }
 
+function checkKeptSecrets(names: readonly ServiceName[], env: Env, kept: readonly string[], file: string): void {
+  if (kept.length === 0) return;
+  try {
+    parseAll(names, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const fromFile = (p: string) => kept.some((name) => p.startsWith(`${name} `));
+    throw new ConfigError(err.problems.map((p) => (fromFile(p) ? `${p}, as kept in ${file}` : p)));
+  }
+}
+
 export interface StartOptions {
   services: readonly string[];
   env: Env;
@@ -204,6 +215,8 @@ export async function startHub(options: StartOptions): Promise<Hub> {
     const secrets = localSecrets(cli.dataDir, env);
     env = { ...env, ...secrets.env };
     notices.push(...secrets.notices);
+    // A value kept in the data directory (edited by hand, say) is judged before anything starts too.
+    checkKeptSecrets(names, env, Object.keys(secrets.env), join(resolve(cli.dataDir), SECRETS_FILE));
     if (startNats || startDb) {
       local = await startLocalStack({
         dataDir: cli.dataDir,
