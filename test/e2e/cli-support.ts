@@ -3,7 +3,16 @@
  * and stderr apart so `--json` output can be parsed.
  */
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BIN, ROOT } from '../support/hub-process.js';
+
+/**
+ * The data directory of a run that names none: one that does not exist, so that a hub started by
+ * hand in the checkout (`npm start` keeps its secrets in `.perry-hub/`) does not lend the command
+ * its secrets.
+ */
+const NO_LOCAL_HUB = join(tmpdir(), `perry-hub-cli-no-local-hub-${process.pid}`);
 
 export interface CliRun {
   readonly code: number | null;
@@ -15,7 +24,12 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root', ...env },
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        HOME: process.env['HOME'] ?? '/root',
+        PERRY_HUB_DATA_DIR: NO_LOCAL_HUB,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
