@@ -71,6 +71,12 @@ describe('the local tool of the all-in-one', () => {
       expect(before.map((t) => t.name)).toEqual(['local']);
 
       // A restart finds it: the same identity, the same seed, its job still its own.
+      const natsLog = join(dataDir, 'nats.log');
+      const reloadsSinceServerStart = () => {
+        const log = readFileSync(natsLog, 'utf8');
+        return log.slice(log.lastIndexOf('Server is ready')).split('Reloaded server configuration').length - 1;
+      };
+      expect(reloadsSinceServerStart()).toBe(1);
       await nc.close();
       await hub.process('hub').restart();
       await hub.process('hub').up();
@@ -78,6 +84,9 @@ describe('the local tool of the all-in-one', () => {
       expect(await listed()).toEqual(before);
       const again = await connectLocalTool(hub);
       connections.push(again);
+      // The restart found the server's users as they should be and did not reload it while its
+      // clients came back (the first start did, to give it the tool's new seed).
+      expect(reloadsSinceServerStart()).toBe(0);
       const jobs = await new ToolClient(again, { tool: 'local' }).list();
       expect(jobs.jobs.map((j) => j.id)).toEqual([job_id]);
     } finally {

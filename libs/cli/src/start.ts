@@ -341,8 +341,8 @@ async function syncToolsOnStart(dataDir: string, prefix: string, url: string, se
     const { tools, created } = await ensureLocalTool(dataDir, url, secret);
     if (created) log.info({ tool: LOCAL_TOOL_NAME }, 'local tool identity registered');
     const result = syncLocalToolUsers(dataDir, prefix, tools);
-    if (result.synced) log.info({ tools: tools.length }, 'tool identities given to the local nats-server');
-    else log.warn({ why: result.why }, 'tool identities not given to the local nats-server');
+    if (!result.synced) log.warn({ why: result.why }, 'tool identities not given to the local nats-server');
+    else if (result.reloaded) log.info({ tools: tools.length }, 'tool identities given to the local nats-server');
   } catch (err) {
     log.warn({ err }, 'tool identities not given to the local nats-server');
   }

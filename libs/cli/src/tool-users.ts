@@ -30,9 +30,14 @@ export function withAccounts(config: string, accounts: string): string {
   return `${at < 0 ? config : config.slice(0, at)}${accounts}`;
 }
 
-export type LocalSync = { synced: true; users: number } | { synced: false; why: string };
+export type LocalSync = { synced: true; users: number; reloaded: boolean } | { synced: false; why: string };
 
-/** Re-render the local nats-server's users and reload it; `synced: false` says why it could not. */
+/**
+ * Re-render the local nats-server's users and reload it; `synced: false` says why it could not.
+ * A config that renders as it stands is left alone, and the server is not reloaded: a reload
+ * swaps the server's accounts, and `perry-hub start` syncs on every start, right when clients
+ * come back after a restart.
+ */
 export function syncLocalToolUsers(dataDir: string, prefix: string, tools: readonly ToolListed[]): LocalSync {
   const dir = resolve(dataDir);
   const confPath = join(dir, 'nats', 'nats.conf');
@@ -44,13 +49,15 @@ export function syncLocalToolUsers(dataDir: string, prefix: string, tools: reado
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 0) return { synced: false, why: `${pidFile} holds no pid` };
   const keys = identityKeys(credentialsDir, tools);
-  writeFileSync(confPath, withAccounts(readFileSync(confPath, 'utf8'), renderNatsAccounts(natsUsers(prefix, keys))), {
-    mode: 0o600,
-  });
+  const current = readFileSync(confPath, 'utf8');
+  const rendered = withAccounts(current, renderNatsAccounts(natsUsers(prefix, keys)));
+  // The server's own rendering ends in one more blank line.
+  const reloaded = rendered.trimEnd() !== current.trimEnd();
+  if (reloaded) writeFileSync(confPath, rendered, { mode: 0o600 });
   try {
-    process.kill(pid, 'SIGHUP');
+    process.kill(pid, reloaded ? 'SIGHUP' : 0);
   } catch (err) {
     return { synced: false, why: `nats-server (pid ${pid}) is not running (${(err as NodeJS.ErrnoException).code})` };
   }
-  return { synced: true, users: keys.size };
+  return { synced: true, users: keys.size, reloaded };
 }

@@ -212,10 +212,12 @@ export interface NatsNkeyUser {
 /**
  * The server-side users for identities' public keys (by identity name: `scheduler`,
  * `tool-<name>`), each with the permissions derived for the prefix (ANY_PREFIX on a server shared
- * by many prefixes). An unknown name is a TypeError.
+ * by many prefixes). An unknown name is a TypeError. In the order of the names, so that the same
+ * identities always render the same config, however they were gathered.
  */
 export function natsUsers(prefix: string, publicKeys: ReadonlyMap<string, string>): NatsNkeyUser[] {
-  return [...publicKeys].map(([name, nkey]) => {
+  const byName = [...publicKeys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return byName.map(([name, nkey]) => {
     const who = identityFromName(name);
     if (who === undefined) throw new TypeError(`NATS identity "${name}" is neither a service nor tool-<name>`);
     return { nkey, permissions: natsPermissions(prefix, who) };

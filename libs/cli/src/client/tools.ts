@@ -33,7 +33,9 @@ async function applyToNats(io: Io, server: string, bearer: string, quiet: boolea
   const dataDir = io.env['PERRY_HUB_DATA_DIR'] || '.perry-hub';
   const result = syncLocalToolUsers(dataDir, prefix, await allTools(server, bearer));
   const line = result.synced
-    ? `The local nats-server was reloaded with ${result.users} users.`
+    ? result.reloaded
+      ? `The local nats-server was reloaded with ${result.users} users.`
+      : `The local nats-server already had these ${result.users} users.`
     : `NATS: ${result.why}. With a nats-server of your own, render its users with ` +
       '`perry-hub nats-config --server <hub url>` and reload it (nats-server --signal reload).';
   if (!quiet) io.out.write(`${line}\n`);
