@@ -100,9 +100,11 @@ async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, placement: 
 const SCALE_UP_WAIT_MS = 30_000;
 
 /**
- * A replicated stream just created or raised takes a moment to elect its leader and bring every
- * replica up to date; until then writes find no responder or time out. Waits for that (at start
- * only; an already settled stream costs one info request).
+ * A replicated stream just created or raised takes a moment to elect its leader and bring its
+ * replicas up to date; until then writes find no responder or time out. Waits for a leader and a
+ * quorum of current replicas, what a write needs (at start only; an already settled stream costs
+ * one info request). Not for every replica: with a node down or still catching up, a service
+ * that restarted waited the whole SCALE_UP_WAIT_MS for each stream, minutes before it was up.
  */
 async function replicated(
   jsm: JetStreamManager,
@@ -113,8 +115,8 @@ async function replicated(
   const deadline = Date.now() + SCALE_UP_WAIT_MS;
   for (;;) {
     const info = await jsm.streams.info(stream).catch(() => undefined);
-    const peers = info?.cluster?.replicas ?? [];
-    if (info?.cluster?.leader && peers.length === replicas - 1 && peers.every((p) => p.current && !p.offline)) return;
+    const current = (info?.cluster?.replicas ?? []).filter((p) => p.current && !p.offline).length;
+    if (info?.cluster?.leader && 1 + current >= Math.floor(replicas / 2) + 1) return;
     if (Date.now() > deadline) {
       placement.log?.warn({ stream, replicas }, `stream ${stream} has not caught up on ${replicas} replicas yet`);
       return;

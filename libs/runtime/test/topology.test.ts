@@ -100,3 +100,31 @@ test(
     }
   },
 );
+
+test(
+  'with one node of three down, a restarted instance ensures the topology without waiting for that node',
+  { timeout: 240_000 },
+  async ({ prefix }) => {
+    const cluster = await startIsolatedNatsCluster(3);
+    const urls = cluster.urls.split(',');
+    const entries: readonly TopologyEntry[] = topology(prefix);
+    const first = await connectTestNats(urls[0]!);
+    try {
+      await ensureTopology(first, entries, { replicas: 3 });
+    } finally {
+      await first.close();
+    }
+    await cluster.kill(2);
+    // A quorum of each stream's replicas is current, which is what a write needs: no stream is
+    // waited for until its wait gives up (30 s each, minutes for the whole topology).
+    const warnings: string[] = [];
+    const log = { info: () => undefined, warn: (_o: unknown, msg?: string) => void warnings.push(String(msg)) };
+    const nc = await connectTestNats(urls[0]!);
+    try {
+      await ensureTopology(nc, entries, { replicas: 3, log });
+      expect(warnings.filter((w) => w.includes('has not caught up'))).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  },
+);
