@@ -10,23 +10,11 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ToolCredentials, ToolListed } from '@perry-hub/contracts';
 import { SEED_FILE_SUFFIX } from '@perry-hub/localstack';
+import { hubRequest } from './client/http.js';
 import { LOCAL_NATS_CREDENTIALS_DIR, LOCAL_TOOL } from './local.js';
 
 /** The tool's name: the NATS user is `tool-<name>`. */
 export const LOCAL_TOOL_NAME = LOCAL_TOOL.slice('tool-'.length);
-
-async function hubJson<T>(url: string, secret: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: {
-      authorization: `Bearer ${secret}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  if (!res.ok) throw new Error(`${body === undefined ? 'GET' : 'POST'} ${path} answered ${res.status}`);
-  return (await res.json()) as T;
-}
 
 /**
  * The hub's tools, the local one created first when it is missing (its new seed written to
@@ -37,15 +25,16 @@ export async function ensureLocalTool(
   url: string,
   secret: string,
 ): Promise<{ tools: ToolListed[]; created: boolean }> {
-  const list = () => hubJson<{ tools: ToolListed[] }>(url, secret, '/api/v1/admin/tools');
+  const list = () => hubRequest<{ tools: ToolListed[] }>(url, '/api/v1/admin/tools', { bearer: secret });
   const { tools } = await list();
   if (tools.some((t) => t.name === LOCAL_TOOL_NAME)) return { tools, created: false };
-  const license = await hubJson<{ license_key: string }>(url, secret, '/api/v1/license/register', {
-    github_username: LOCAL_TOOL,
+  const license = await hubRequest<{ license_key: string }>(url, '/api/v1/license/register', {
+    bearer: secret,
+    body: { github_username: LOCAL_TOOL },
   });
-  const created = await hubJson<ToolCredentials>(url, secret, '/api/v1/admin/tools', {
-    name: LOCAL_TOOL_NAME,
-    license_key: license.license_key,
+  const created = await hubRequest<ToolCredentials>(url, '/api/v1/admin/tools', {
+    bearer: secret,
+    body: { name: LOCAL_TOOL_NAME, license_key: license.license_key },
   });
   const seedFile = join(resolve(dataDir), LOCAL_NATS_CREDENTIALS_DIR, `${LOCAL_TOOL}${SEED_FILE_SUFFIX}`);
   writeFileSync(seedFile, `${created.nkey_seed}\n`, { mode: 0o600 });
