@@ -13,7 +13,7 @@ export type {
 } from './types.js';
 export { LocalStackError, isLocalStackError, type LocalStackErrorCode } from './errors.js';
 export { findBinary, type BinaryName } from './binaries.js';
-export { startNatsServer } from './nats.js';
+export { LOCAL_NATS_GO_RUNTIME, startNatsServer } from './nats.js';
 export { ensureNkeySeeds, SEED_FILE_SUFFIX } from './nkeys.js';
 export {
   HUB_ACCOUNT,

@@ -2,7 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalStackError, startNatsServer, type NatsServer } from '../src/index.js';
+import { LOCAL_NATS_GO_RUNTIME, LocalStackError, startNatsServer, type NatsServer } from '../src/index.js';
 import { isGone, makeTempDir } from './support/helpers.js';
 
 const temp = makeTempDir('nats');
@@ -59,6 +59,43 @@ describe('startNatsServer', () => {
     expect((await varz()).in_msgs - before).toBe(5);
     const config = readFileSync(join(temp.dir, 'm', 'nats.conf'), 'utf8');
     expect(config).toContain(`http: "127.0.0.1:${new URL(server.monitorUrl!).port}"`);
+  });
+
+  it('runs the server with its Go runtime settings, each overridden by the environment', async () => {
+    const environ = (pid: number) =>
+      new Map(
+        readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .filter(Boolean)
+          .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+      );
+    const saved = { GOGC: process.env['GOGC'], GOMAXPROCS: process.env['GOMAXPROCS'] };
+    delete process.env['GOGC'];
+    delete process.env['GOMAXPROCS'];
+    try {
+      const server = await startNatsServer({ dataDir: join(temp.dir, 'go'), monitorPort: 0 });
+      started.push(server);
+      const varz = (await (await fetch(`${server.monitorUrl}/varz`)).json()) as { gomaxprocs: number };
+      expect(varz.gomaxprocs).toBe(1);
+      const env = environ(server.pid);
+      expect({ GOGC: env.get('GOGC'), GOMEMLIMIT: env.get('GOMEMLIMIT') }).toEqual({
+        GOGC: LOCAL_NATS_GO_RUNTIME.GOGC,
+        GOMEMLIMIT: LOCAL_NATS_GO_RUNTIME.GOMEMLIMIT,
+      });
+
+      process.env['GOGC'] = '150';
+      process.env['GOMAXPROCS'] = '2';
+      const overridden = await startNatsServer({ dataDir: join(temp.dir, 'go2'), monitorPort: 0 });
+      started.push(overridden);
+      const varz2 = (await (await fetch(`${overridden.monitorUrl}/varz`)).json()) as { gomaxprocs: number };
+      expect(varz2.gomaxprocs).toBe(2);
+      expect(environ(overridden.pid).get('GOGC')).toBe('150');
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   it('stops idempotently and leaves no process', async () => {
