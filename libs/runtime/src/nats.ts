@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { errors, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import { natsAuth, natsTls, type NatsAuthOptions } from './nats-credentials.js';
+import { cancelRequestsWithoutStacks } from './nats-request-cancel.js';
 
 export type { NatsConnection } from '@nats-io/nats-core';
 
@@ -36,6 +37,7 @@ export async function connectNats(
 ): Promise<NatsConnection> {
   const auth = natsAuth(options, who.identity);
   const tls = natsTls(options);
+  cancelRequestsWithoutStacks();
   const nc = await connect({
     servers: options.natsUrl
       .split(',')
