@@ -34,7 +34,7 @@ export const LOCAL_MAX_MEMORY_STORE_BYTES = 64 * 1024 ** 2;
  * - `GOMAXPROCS=1`: the server shares the machine with the hub's event loop and MariaDB, and one
  *   client (the hub) sends it everything. With a Go scheduler thread per core, most messages woke
  *   a second thread (futex, nanosleep), and on a virtual machine every such switch costs a trip to
- *   the hypervisor: a fifth of the server's CPU per build went to it.
+ *   the hypervisor: about a quarter of the server's CPU per build went to it.
  * - `GOGC=400`: a collection when the heap has grown to five times what the last one kept,
  *   instead of twice. The server's live heap is small (tens of MiB) and every chunk of a transfer
  *   is garbage at once, so the default collected, returned the pages to the kernel and faulted
