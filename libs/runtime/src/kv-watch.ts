@@ -24,7 +24,6 @@ const RETRY_AFTER_FAILURE_MS = 250;
 export type KvWatch = QueuedIterator<KvWatchEntry>;
 
 export function watchKv(kv: KV, options: KvWatchOptions = {}, forMs = WATCH_CREATE_FOR_MS): Promise<KvWatch> {
-  keepWatchStateInMemory(kv);
   // At least one creation gets its whole wait.
   const deadline = Date.now() + Math.max(forMs, WATCH_CREATE_MS);
   return new Promise<KvWatch>((resolve, reject) => {
@@ -70,32 +69,4 @@ export function watchKv(kv: KV, options: KvWatchOptions = {}, forMs = WATCH_CREA
     }, deadline - Date.now());
     create();
   });
-}
-
-interface OrderedPushConsumers {
-  getOrderedPushConsumer(stream: string, opts?: Record<string, unknown>): Promise<unknown>;
-}
-
-const memoryBacked = new WeakSet<object>();
-
-/**
- * `kv.watch` makes an ordered push consumer without `mem_storage`, so on a file-backed bucket the
- * nats-server writes the watch's state to a file for every entry it delivers: an open, a write and
- * a close of `obs/<consumer>/o.dat` each time (`strace` of the idle hub: each watch of the
- * instances bucket, once per liveness record). The consumer is ephemeral and made again from the
- * last entry seen whenever it is lost, so its state is of no use on disk; the client's ordered
- * pull consumer keeps it in memory for the same reason. The client's consumer factory, reached
- * through the bucket's JetStream client, asks for memory unless told otherwise. Idempotent;
- * applies to every ordered push consumer of that factory's class.
- */
-function keepWatchStateInMemory(kv: KV): void {
-  const consumers = (kv as unknown as { js?: { consumers?: Partial<OrderedPushConsumers> } }).js?.consumers;
-  if (!consumers || typeof consumers.getOrderedPushConsumer !== 'function') return;
-  const proto = Object.getPrototypeOf(consumers) as OrderedPushConsumers | null;
-  if (!proto || memoryBacked.has(proto) || typeof proto.getOrderedPushConsumer !== 'function') return;
-  const original = proto.getOrderedPushConsumer;
-  proto.getOrderedPushConsumer = function (this: OrderedPushConsumers, stream, opts = {}) {
-    return original.call(this, stream, { mem_storage: true, ...opts });
-  };
-  memoryBacked.add(proto);
 }

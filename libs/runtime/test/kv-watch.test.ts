@@ -73,27 +73,3 @@ test('a creation slower than the wait still becomes the watch; the ones made bes
     await direct.close();
   }
 });
-
-test("a watch keeps its consumer's state in memory and hears every change", async ({ natsUrl, prefix }) => {
-  const nc = await connectTestNats(natsUrl);
-  try {
-    const bucket = `${prefix}-memwatch`;
-    const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 1 });
-    const jsm = await jetstreamManager(nc);
-    const watch = await watchKv(kv, { key: 'probe.>' });
-    const entries = watch[Symbol.asyncIterator]();
-    for (const [key, value] of [
-      ['probe.a', 'one'],
-      ['probe.b', 'two'],
-    ] as const) {
-      await kv.put(key, value);
-      const next = await entries.next();
-      expect(next.done ? undefined : `${next.value.key}=${next.value.string()}`).toBe(`${key}=${value}`);
-    }
-    const made = await jsm.consumers.list(`KV_${bucket}`).next();
-    expect(made.map((c) => c.config.mem_storage)).toEqual([true]);
-    watch.stop();
-  } finally {
-    await nc.close();
-  }
-});
