@@ -21,7 +21,9 @@ import { WORKER_SECRET, startTestHub } from '../support/test-hub.js';
  *
  * Statements: 10. 9 a build (two CALLs of the license procedures, the builds row's insert,
  * assignment and end, the artifact's insert, the download's claim, a mark and a read, and its
- * spending) and 0.2 to 0.6 of coalesced marks, as many as the run's pace makes.
+ * spending) and 0.2 to 0.6 of coalesced marks, as many as the run's pace makes. The 9 are prepared
+ * statements, each parsed once per pooled connection (14 prepares over 24 builds): at most one
+ * statement a build is parsed as text.
  */
 const BUDGET = { natsMessages: 40, mysqlStatements: 10 };
 const BUILDS = 24;
@@ -68,7 +70,8 @@ describe('cost per build', () => {
           `cost per build over ${cost.builds} builds (${(cost.wallMs / 1000).toFixed(1)} s): ` +
             `${cost.perBuild.natsMessages.toFixed(1)} NATS messages delivered, ` +
             `${cost.perBuild.natsMessagesBeyondIdle!.toFixed(1)} beyond the idle hub's ${cost.idleMessagesPerSec!.toFixed(1)}/s (${cost.perBuild.natsInMessages.toFixed(1)} published, ` +
-            `${(cost.perBuild.natsBytes / 1024).toFixed(0)} KiB), ${cost.perBuild.mysqlStatements.toFixed(1)} MySQL statements; ` +
+            `${(cost.perBuild.natsBytes / 1024).toFixed(0)} KiB), ${cost.perBuild.mysqlStatements.toFixed(1)} MySQL statements ` +
+            `(${cost.perBuild.mysqlExecutedPrepared.toFixed(1)} of them prepared, ${cost.totals.mysqlPrepares} prepares in all); ` +
             `CPU s: ${Object.entries(cost.cpuSecsPerBuild)
               .map(([k, v]) => `${k} ${v.toFixed(3)}`)
               .join(', ')}`,
@@ -86,6 +89,8 @@ describe('cost per build', () => {
         expect(cost.firstFailure).toBeUndefined();
         expect(cost.perBuild.natsMessagesBeyondIdle).toBeLessThanOrEqual(BUDGET.natsMessages);
         expect(cost.perBuild.mysqlStatements).toBeLessThanOrEqual(BUDGET.mysqlStatements);
+        expect(cost.perBuild.mysqlExecutedPrepared).toBeGreaterThanOrEqual(9);
+        expect(cost.perBuild.mysqlStatements - cost.perBuild.mysqlExecutedPrepared).toBeLessThanOrEqual(1);
       } finally {
         await tap.close();
         await hub.stop();

@@ -91,6 +91,10 @@ export interface BuildCost {
     natsInBytes: number;
     natsOutBytes: number;
     mysqlStatements: number;
+    /** Of the statements, executions of prepared ones (`Com_stmt_execute`): no SQL parsed. */
+    mysqlExecutedPrepared: number;
+    /** Statements prepared (`Com_stmt_prepare`), not among the statements run. */
+    mysqlPrepares: number;
   };
   readonly perBuild: {
     natsMessages: number;
@@ -99,6 +103,7 @@ export interface BuildCost {
     natsInMessages: number;
     natsBytes: number;
     mysqlStatements: number;
+    mysqlExecutedPrepared: number;
   };
   /** CPU seconds per build by process name. */
   readonly cpuSecsPerBuild: Record<string, number>;
@@ -136,9 +141,19 @@ export function cpuSecs(pid: number | undefined): number {
   }
 }
 
-async function questions(db: Connection): Promise<number> {
-  const [rows] = await db.query("SHOW GLOBAL STATUS LIKE 'Questions'");
-  return Number((rows as { Value: string }[])[0]!.Value);
+/** Statements run (`Questions`), and of them executions of prepared ones, and the prepares. */
+async function statementCounts(db: Connection): Promise<{ run: number; executed: number; prepared: number }> {
+  const [rows] = await db.query(
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_stmt_execute', 'Com_stmt_prepare')",
+  );
+  const value = new Map(
+    (rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, Number(r.Value)]),
+  );
+  return {
+    run: value.get('Questions')!,
+    executed: value.get('Com_stmt_execute')!,
+    prepared: value.get('Com_stmt_prepare')!,
+  };
 }
 
 /** Subject shapes: ids, tokens, object names and inbox suffixes become `*`; stream and bucket names stay. */
@@ -240,8 +255,8 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     await run(warmup);
     failed = 0;
     // Own statements between the two readings: the second SHOW (calibrated, not assumed).
-    const q0 = await questions(db);
-    const own = (await questions(db)) - q0;
+    const q0 = (await statementCounts(db)).run;
+    const own = (await statementCounts(db)).run - q0;
     let idleMessagesPerSec: number | undefined;
     if (options.idleMs) {
       // The warm-up builds' trailing work (downloads spent, usage counted) first.
@@ -265,12 +280,12 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     const cpu0 = Object.entries(target.pids ?? {}).map(([name, pid]) => [name, cpuSecs(pid)] as const);
     const c0 = options.tap ? await readConnz(target.natsMonitorUrl) : undefined;
     const v0 = await readVarz(target.natsMonitorUrl);
-    const s0 = await questions(db);
+    const s0 = await statementCounts(db);
     const t0 = performance.now();
     await run(builds);
     await new Promise((r) => setTimeout(r, options.settleMs ?? 1_000));
     const wallMs = performance.now() - t0;
-    const s1 = await questions(db);
+    const s1 = await statementCounts(db);
     const v1 = await readVarz(target.natsMonitorUrl);
     const c1 = options.tap ? await readConnz(target.natsMonitorUrl) : undefined;
     const cpuSecsPerBuild = Object.fromEntries(
@@ -313,7 +328,9 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
       natsOutMsgs: v1.out_msgs - v0.out_msgs - tapped,
       natsInBytes: v1.in_bytes - v0.in_bytes,
       natsOutBytes: v1.out_bytes - v0.out_bytes - tappedBytes,
-      mysqlStatements: s1 - s0 - own,
+      mysqlStatements: s1.run - s0.run - own,
+      mysqlExecutedPrepared: s1.executed - s0.executed,
+      mysqlPrepares: s1.prepared - s0.prepared,
     };
     return {
       builds,
@@ -330,6 +347,7 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
         natsInMessages: totals.natsInMsgs / builds,
         natsBytes: totals.natsOutBytes / builds,
         mysqlStatements: totals.mysqlStatements / builds,
+        mysqlExecutedPrepared: totals.mysqlExecutedPrepared / builds,
       },
       cpuSecsPerBuild,
       ...(options.tap ? { subjects: sorted(subjects, builds) } : {}),

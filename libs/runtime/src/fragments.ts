@@ -57,7 +57,8 @@ export const dbFields = {
     description: 'MySQL database name',
   }),
   dbPoolSize: fromEnv('PERRY_DB_POOL_SIZE', Type.Integer({ minimum: 1, maximum: 200, default: 10 }), {
-    description: 'MySQL connections per service instance',
+    description:
+      "MySQL connections per service instance. Each keeps the statements every build runs prepared (nine, at most 64), which counts against MySQL's `max_prepared_stmt_count` (16,382 by default)",
   }),
 };
 

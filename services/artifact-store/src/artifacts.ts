@@ -167,7 +167,7 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
         // `whileRunning`, that attempt still runs (nothing is recorded for an attempt that was
         // released or ended since its worker was given the grant). The row's stage is recorded
         // with it: the scheduler assigns a job again only if its attempt delivered nothing in it.
-        const [inserted] = await deps.db.query<ResultSetHeader>(
+        const [inserted] = await deps.db.execute<ResultSetHeader>(
           `INSERT INTO artifacts (token, job_id, attempt, object_name, name, size, sha256, target, held, state,
              created_at, expires_at, announced, stage)
            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'fresh', ?, ?, FALSE, stage FROM builds
@@ -193,12 +193,12 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
     handle(claimDownloadEndpoint, async ({ token }) => {
       for (let waited = 0; ; waited += SPENDING_POLL_MS) {
         const at = now();
-        const [taken] = await deps.db.query<ResultSetHeader>(
+        const [taken] = await deps.db.execute<ResultSetHeader>(
           `UPDATE artifacts SET state = 'spending'
             WHERE token = ? AND held = FALSE AND expires_at > ? AND state = 'fresh'`,
           [token, at],
         );
-        const [rows] = await deps.db.query<RowDataPacket[]>(
+        const [rows] = await deps.db.execute<RowDataPacket[]>(
           'SELECT * FROM artifacts WHERE token = ? AND held = FALSE AND expires_at > ?',
           [token, at],
         );
@@ -228,7 +228,7 @@ export function artifactEndpoints(deps: ArtifactDeps): BoundEndpoint[] {
         object = String(rows[0]['object_name']);
       }
       // Spent, and the result reached its owner: a same submission builds anew from now on.
-      const [spent] = await deps.db.query<ResultSetHeader>(
+      const [spent] = await deps.db.execute<ResultSetHeader>(
         `UPDATE artifacts a LEFT JOIN builds b ON b.id = a.job_id
             SET a.state = 'done', b.result_delivery = 'delivered', b.submission_key = NULL
           WHERE a.token = ? AND a.object_name = ?`,

@@ -51,7 +51,7 @@ export interface JobDeps {
  * submission holds the same idempotency or submission key: resubmit.ts decides what then.
  */
 export async function insertJob(db: Pool, job: NewJob, queuedAt: number): Promise<void> {
-  await db.query(
+  await db.execute(
     `INSERT INTO builds (id, licenseKey, tier, targets, status, queuedAt, priority, attempt, stage,
        manifest, credentials_enc, tarball_ref, account_id, idempotency_key, submission_key, updated_at, history,
        build_type, tool, callback_url)

@@ -5,7 +5,7 @@
  * is `refer`red to the service's own transaction, which stays the authority on every rule.
  */
 import { TIER_LIMITS, TIER_PRIORITY, type SubmissionAuthorization } from '@perry-hub/contracts';
-import type { Pool, RowDataPacket } from '@perry-hub/db';
+import type { ExecuteValues, Pool, RowDataPacket } from '@perry-hub/db';
 import type { Logger } from '@perry-hub/runtime';
 import { invalidLicense } from './errors.js';
 import { tierOf } from './keys.js';
@@ -38,11 +38,11 @@ export interface AuthorizeRequest {
 }
 
 /** Runs a CALL, retried on deadlock (its transaction was rolled back); null if unusable. */
-async function call(procs: Procedures, db: Pool, sql: string, params: unknown[]): Promise<RowDataPacket | null> {
+async function call(procs: Procedures, db: Pool, sql: string, params: ExecuteValues[]): Promise<RowDataPacket | null> {
   if (!procs.usable) return null;
   for (let attempt = 1; ; attempt++) {
     try {
-      const [results] = await db.query<RowDataPacket[][]>(sql, params);
+      const [results] = await db.execute<RowDataPacket[][]>(sql, params);
       return results[0]?.[0] ?? null;
     } catch (err) {
       const errno = (err as { errno?: number }).errno;

@@ -144,7 +144,7 @@ export class JobStore {
       worker: worker.name,
       workerId: worker.id,
     });
-    const [r] = await this.db.query<ResultSetHeader>(
+    const [r] = await this.db.execute<ResultSetHeader>(
       `UPDATE builds SET status = 'running', attempt = attempt + 1, worker_id = ?, workerName = ?, assigned_at = ?,
          heartbeat_at = ?, startedAt = COALESCE(startedAt, ?), job_token_hash = ?, updated_at = ?, ${history.sql}
        WHERE id = ? AND status = 'queued' AND attempt = ?
@@ -267,7 +267,7 @@ export class JobStore {
       attempt: job.attempt,
       ...(finish.errorMessage ? { reason: finish.errorMessage } : {}),
     });
-    const [r] = await this.db.query<ResultSetHeader>(
+    const [r] = await this.db.execute<ResultSetHeader>(
       `UPDATE builds SET status = ?, errorMessage = ?, final_events = ?, completedAt = ?,
          durationSecs = CASE WHEN startedAt IS NULL THEN NULL ELSE ROUND((? - startedAt) / 1000) END,
          credentials_enc = NULL, job_token_hash = NULL, done_published_at = NULL, updated_at = ?, ${history.sql}

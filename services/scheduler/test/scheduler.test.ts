@@ -553,34 +553,38 @@ describe('scheduler', () => {
     prefix,
     database,
   }) => {
-    await withAnswerLost({ natsUrl, prefix, database }, "UPDATE builds SET status = 'completed'", async (h, proxy) => {
-      await addWorker(h, prefix, 'w', ['linux'], 1);
-      const jobId = await submitJob(h, prefix, { targets: ['linux'] });
-      await until('the assignment', () => assignsFor(h, jobId).length > 0);
-      const complete = { type: 'complete', job_id: jobId, success: true, duration_secs: 1, artifacts: [] };
-      const report = { workerId: 'w', workerName: 'sim-w', jobId, attempt: 1, message: complete };
-      // The leader dispatches before it serves its endpoints: the report waits for them.
-      await until('the leader serving', () =>
-        call(h.nc, subjects(prefix), queueSummaryEndpoint, {}).then(
-          () => true,
-          () => false,
-        ),
-      );
-      // The gateway's forward: its first try fails with the lost answer, its retry is told stale.
-      await expect(call(h.nc, subjects(prefix), workerEventEndpoint, report)).rejects.toThrow();
-      expect(proxy.cut).toBe(1);
-      expect(await call(h.nc, subjects(prefix), workerEventEndpoint, report)).toEqual({
-        accepted: false,
-        reason: 'job already finished',
-      });
-      expect((await jobRow(h, jobId))['status']).toBe('completed');
-      // The outbox pass (every 10 s after a failure) publishes what the lost answer held back.
-      await until('the complete in the log', async () => (await eventLog(h, prefix, jobId)).length > 0, 20_000);
-      expect(await eventLog(h, prefix, jobId)).toEqual([complete]);
-      // Its slot is free: the worker (one slot) gets the next job.
-      const next = await submitJob(h, prefix, { targets: ['linux'] });
-      await until('the next job assigned', () => assignsFor(h, next).length > 0, 10_000);
-    });
+    await withAnswerLost(
+      { natsUrl, prefix, database },
+      'UPDATE builds SET status = ?, errorMessage = ?',
+      async (h, proxy) => {
+        await addWorker(h, prefix, 'w', ['linux'], 1);
+        const jobId = await submitJob(h, prefix, { targets: ['linux'] });
+        await until('the assignment', () => assignsFor(h, jobId).length > 0);
+        const complete = { type: 'complete', job_id: jobId, success: true, duration_secs: 1, artifacts: [] };
+        const report = { workerId: 'w', workerName: 'sim-w', jobId, attempt: 1, message: complete };
+        // The leader dispatches before it serves its endpoints: the report waits for them.
+        await until('the leader serving', () =>
+          call(h.nc, subjects(prefix), queueSummaryEndpoint, {}).then(
+            () => true,
+            () => false,
+          ),
+        );
+        // The gateway's forward: its first try fails with the lost answer, its retry is told stale.
+        await expect(call(h.nc, subjects(prefix), workerEventEndpoint, report)).rejects.toThrow();
+        expect(proxy.cut).toBe(1);
+        expect(await call(h.nc, subjects(prefix), workerEventEndpoint, report)).toEqual({
+          accepted: false,
+          reason: 'job already finished',
+        });
+        expect((await jobRow(h, jobId))['status']).toBe('completed');
+        // The outbox pass (every 10 s after a failure) publishes what the lost answer held back.
+        await until('the complete in the log', async () => (await eventLog(h, prefix, jobId)).length > 0, 20_000);
+        expect(await eventLog(h, prefix, jobId)).toEqual([complete]);
+        // Its slot is free: the worker (one slot) gets the next job.
+        const next = await submitJob(h, prefix, { targets: ['linux'] });
+        await until('the next job assigned', () => assignsFor(h, next).length > 0, 10_000);
+      },
+    );
   });
 
   test('a re-queue MySQL committed but whose answer was lost still reaches another worker', async ({
@@ -759,9 +763,14 @@ async function withAnswerLost(
   }
 }
 
+const COM_STMT_PREPARE = 0x16;
+const COM_STMT_EXECUTE = 0x17;
+
 /**
- * A TCP proxy to MariaDB on `port` that, the first time a client sends `statement`, lets the
- * server run it and answer, then closes both sides without passing the answer on.
+ * A TCP proxy to MariaDB on `port` that, the first time a client runs `statement`, lets the
+ * server run it and answer, then closes both sides without passing the answer on. A prepared
+ * statement is run by the execute that follows its prepare on the connection (the text travels
+ * only with the prepare).
  */
 async function answerLostAfter(port: number, statement: string): Promise<{ port: number; cut: number; close(): void }> {
   let armed = true;
@@ -776,9 +785,14 @@ async function answerLostAfter(port: number, statement: string): Promise<{ port:
         upstream.destroy();
       });
     }
-    let cutting = false;
+    let [cutting, prepared] = [false, false];
     client.on('data', (chunk: Buffer) => {
-      if (armed && chunk.includes(statement)) [armed, cutting] = [false, true];
+      // A packet: 3 bytes of length, 1 of sequence, then the command.
+      const command = chunk[4];
+      if (armed && chunk.includes(statement)) {
+        if (command === COM_STMT_PREPARE) prepared = true;
+        else [armed, cutting] = [false, true];
+      } else if (armed && prepared && command === COM_STMT_EXECUTE) [armed, cutting] = [false, true];
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
