@@ -309,6 +309,10 @@ describe('jobs API', () => {
             code,
           ]);
         }
+        // A wrong secret here was meant as the admin's: the message says so.
+        expect((await get(s, path, 'not-the-admin-secret')).body['error']).toMatchObject({
+          message: 'Not the admin secret, nor a valid license key',
+        });
         expect((await get(s, path, ADMIN_SECRET)).status).toBe(200);
       }
       // The original's admin routes keep its answer to every failure (reference 1.2 #2).

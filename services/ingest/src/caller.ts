@@ -47,7 +47,8 @@ export async function accountCaller(deps: BusDeps, apiToken: string): Promise<Ca
 
 /**
  * The operations routes (`/api/v1/workers`, `/queue`, `/vms`): like the jobs API, no credential
- * is a 401 AUTH_REQUIRED, an unknown one a 401 AUTH_INVALID or LICENSE_INVALID, and a known
+ * is a 401 AUTH_REQUIRED, an unknown one a 401 AUTH_INVALID or LICENSE_INVALID (whose message
+ * names the admin secret, the credential these routes want), and a known
  * license or token a 403 FORBIDDEN. (The original's `/api/v1/admin/*` routes answer every failure
  * with its 403, see auth.ts.)
  */
@@ -56,7 +57,17 @@ export async function requireAdminIdentity(
   request: FastifyRequest,
 ): Promise<void> {
   if (deps.adminSecret === '') throw adminDisabled();
-  requireAdminCaller(await identify(deps, request));
+  let caller: Caller;
+  try {
+    caller = await identify(deps, request);
+  } catch (err) {
+    // Here the secret was most likely meant as the admin's: say so rather than "license key".
+    if (err instanceof HubError && err.code === 'LICENSE_INVALID') {
+      throw new HubError('LICENSE_INVALID', 'Not the admin secret, nor a valid license key');
+    }
+    throw err;
+  }
+  requireAdminCaller(caller);
 }
 
 export function requireAdminCaller(caller: Caller): void {
