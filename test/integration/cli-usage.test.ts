@@ -32,6 +32,22 @@ describe('perry-hub admin-only commands', () => {
   });
 });
 
+describe('perry-hub usage mistakes with --json', () => {
+  it.each([
+    [['workers', '--nope', '--json'], "unknown option '--nope'"],
+    [['jobs', '--json', '--limit'], "option '--limit <n>' argument missing"],
+    [['licenses', 'nosuchcommand', '--json'], "unknown command 'nosuchcommand'"],
+  ])('%j prints one JSON error on stdout, the usage on stderr', async (argv, message) => {
+    const [out, err] = [new PassThrough(), new PassThrough()];
+    let [stdout, stderr] = ['', ''];
+    out.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    err.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    expect(await main(argv, NOWHERE, out, err)).toBe(2);
+    expect(JSON.parse(stdout)).toEqual({ error: { message, exit_code: 2 } });
+    expect(stderr).toContain(message);
+  });
+});
+
 describe('perry-hub option values', () => {
   const project = mkdtempSync(join(tmpdir(), 'perry-hub-cli-usage-'));
   writeFileSync(join(project, 'package.json'), '{"name":"usage"}');

@@ -115,15 +115,19 @@ export async function main(
   try {
     await program.parseAsync(args, { from: 'user' });
   } catch (e) {
+    // A script asked for JSON: it gets JSON on failure too.
+    const jsonError = (message: string, exitCode: number) => {
+      if (args.includes('--json')) out.write(`${JSON.stringify({ error: { message, exit_code: exitCode } })}\n`);
+    };
     if (e instanceof CommanderError) {
       // --help and --version end here with 0; a usage mistake has been printed already.
-      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      if (e.exitCode === 0) return EXIT.ok;
+      jsonError(e.message.replace(/^error: /, ''), EXIT.usage);
+      return EXIT.usage;
     }
     if (e instanceof CliError) {
       errOut.write(`perry-hub: ${e.message}\n`);
-      // A script asked for JSON: it gets JSON on failure too.
-      if (args.includes('--json'))
-        out.write(`${JSON.stringify({ error: { message: e.message, exit_code: e.exitCode } })}\n`);
+      jsonError(e.message, e.exitCode);
       return e.exitCode;
     }
     if ((e as { code?: unknown }).code === 'CONFIG_INVALID') {
