@@ -3,9 +3,11 @@
  * process (`perry-hub start`, self-hosted: no quotas or concurrency limits) and measures:
  *
  *   0. dispatch latency at 20 and 100 builds/s through the realistic flow (simulated Rust workers
- *      download the tarball and upload an artifact, clients like `perry publish` download it);
+ *      download the tarball and upload an artifact, clients like `perry publish` download it),
+ *      after a warm-up of its own (REALISTIC_WARM_UP);
  *   1. dispatch latency (HTTP 200 of POST /api/v1/build → `job_assign` at an idle worker) at 20
- *      and 100 jobs/s, against a NATS request/reply to an echo responder at the same rate;
+ *      and 100 jobs/s, after a warm-up, against a NATS request/reply to an echo responder at the
+ *      same rate;
  *   2. a worker's log line → a watching CLI at 5,000 lines/s, against NATS publish → subscribe;
  *   3. the hub's RSS added by 10,000 idle workers, against a bare `ws` server's for 10,000 sockets;
  *   4. dispatch and GET /api/v1/status with 100,000 jobs queued, against the empty-queue figures;
