@@ -19,6 +19,7 @@ import { InstanceLiveness, SERVICE_NAMES, type ServiceName } from '@perry-hub/co
 import type { Logger } from 'pino';
 import { watchKv } from './kv-watch.js';
 import { moveToAnotherServer } from './nats.js';
+import { JETSTREAM_PUBLISH_RETRY_MS, retrying } from './retry.js';
 import { isValid, jsonOf } from './validate.js';
 
 /** What a reader knows of one instance: its last record, or that the record was deleted. */
@@ -113,9 +114,18 @@ export class LivenessWriter {
     this.#stamp = stamp;
   }
 
-  /** The first write is awaited: nothing the instance registers may predate its record. */
+  /**
+   * The first write is awaited: nothing the instance registers may predate its record. It rides
+   * out a bucket that does not answer yet (no responders, a timeout): on a cluster, a stream
+   * just created is not reachable through every node at once, and one whose node has just died
+   * has no leader for seconds. It fails after JETSTREAM_PUBLISH_RETRY_MS, or once stopped.
+   */
   async start(): Promise<void> {
-    await this.#write();
+    await retrying(() => this.#write(), {
+      forMs: JETSTREAM_PUBLISH_RETRY_MS,
+      maxDelayMs: 1_000,
+      cancelled: () => this.#stopped,
+    });
     const everyMs = Math.max(50, Math.floor(this.#options.ttlMs / 3));
     this.#timer = setInterval(() => this.#refresh(), everyMs);
     this.#timer.unref();

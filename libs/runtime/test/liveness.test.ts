@@ -155,6 +155,50 @@ describe('liveness records', () => {
 });
 
 describe('a writer whose records cannot be written', () => {
+  test('starts once its bucket answers: a first write without a stream is tried again', async ({ natsUrl, prefix }) => {
+    const nc = await connectTestNats(natsUrl);
+    try {
+      const bucket = `${prefix}-instances`;
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
+      // As on a cluster whose new stream is not yet reachable through this node: no responders.
+      await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
+      const writer = new LivenessWriter({ kv, instanceId: 'x', service: 'ingest', ttlMs: 60_000, log });
+      let started = false;
+      const starting = writer.start().then(() => (started = true));
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(started).toBe(false);
+      await new Kvm(nc).create(bucket, { history: 1 });
+      await starting;
+      const entry = await kv.get(instanceKey('ingest', 'x'));
+      expect(JSON.parse(entry!.string())).toMatchObject({ instanceId: 'x', service: 'ingest' });
+      await writer.stop();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('a start whose bucket never answers ends when the writer is stopped', async ({ natsUrl, prefix }) => {
+    const nc = await connectTestNats(natsUrl);
+    try {
+      const bucket = `${prefix}-instances`;
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
+      await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
+      const writer = new LivenessWriter({ kv, instanceId: 'x', service: 'ingest', ttlMs: 60_000, log });
+      let settledAt: number | undefined;
+      const starting = writer.start().finally(() => (settledAt = Date.now()));
+      starting.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(settledAt).toBeUndefined();
+      const stoppedAt = Date.now();
+      await writer.stop();
+      await starting.catch(() => undefined);
+      // Within the longest pause between attempts, not the 30 s a start otherwise keeps trying.
+      expect(settledAt! - stoppedAt).toBeLessThan(2_000);
+    } finally {
+      await nc.close();
+    }
+  });
+
   test.for([
     ['moves to another server of a cluster', 2, 1],
     ['stays on its only server', 1, 0],
