@@ -13,7 +13,7 @@ import {
   test,
   until,
 } from '@perry-hub/testkit';
-import { consumeDurable } from '../src/index.js';
+import { consumeDurable, publishRetrying } from '../src/index.js';
 
 const log = pino({ level: 'silent' });
 /** Heartbeats every 30 s: the library alone would not pull again for a minute after the cut. */
@@ -64,7 +64,8 @@ describeWithNamespaces(
         })();
         try {
           const js = jetstream(nc);
-          await js.publish(subject, 'before');
+          // A stream just created may not be reachable through this node yet.
+          await publishRetrying(js, subject, 'before');
           await expect.poll(() => got, { timeout: 10_000 }).toContain('before');
           expect(messages.restarts).toBe(0);
 

@@ -6,7 +6,7 @@ import { describe, expect } from 'vitest';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connectTestNats, startIsolatedNatsCluster, test, until } from '@perry-hub/testkit';
-import { endOrderedRead, orderedConsumer } from '../src/index.js';
+import { endOrderedRead, orderedConsumer, publishRetrying } from '../src/index.js';
 
 const encoder = new TextEncoder();
 
@@ -72,7 +72,8 @@ async function readThenEnd(
   subject: string,
 ) {
   const js = jetstream(nc);
-  for (let i = 1; i <= 2; i++) await js.publish(subject, encoder.encode(`m${i}`));
+  // On a cluster, a stream just created may not be reachable through every node yet.
+  for (let i = 1; i <= 2; i++) await publishRetrying(js, subject, encoder.encode(`m${i}`));
   const deletes = tap.subscribe(`$JS.API.CONSUMER.DELETE.${stream}.>`);
   await tap.flush();
   const consumer = await orderedConsumer(js, stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
