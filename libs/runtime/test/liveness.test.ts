@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { pino } from 'pino';
 import { connectTestNats, test } from '@perry-hub/testkit';
 import {
@@ -155,34 +156,36 @@ describe('liveness records', () => {
 });
 
 describe('a writer whose records cannot be written', () => {
-  test('starts once its bucket answers: a first write without a stream is tried again', async ({ natsUrl, prefix }) => {
+  /** A writer whose bucket's stream is gone: its writes get no responders, as on a cluster whose new stream is not yet reachable through this node. */
+  const unanswered = async (natsUrl: string, prefix: string, run: (kv: KV, nc: NatsConnection) => Promise<void>) => {
     const nc = await connectTestNats(natsUrl);
     try {
       const bucket = `${prefix}-instances`;
       const kv = await new Kvm(nc).create(bucket, { history: 1 });
-      // As on a cluster whose new stream is not yet reachable through this node: no responders.
       await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
+      await run(kv, nc);
+    } finally {
+      await nc.close();
+    }
+  };
+
+  test('starts once its bucket answers: a first write without a stream is tried again', async ({ natsUrl, prefix }) => {
+    await unanswered(natsUrl, prefix, async (kv, nc) => {
       const writer = new LivenessWriter({ kv, instanceId: 'x', service: 'ingest', ttlMs: 60_000, log });
       let started = false;
       const starting = writer.start().then(() => (started = true));
       await new Promise((resolve) => setTimeout(resolve, 700));
       expect(started).toBe(false);
-      await new Kvm(nc).create(bucket, { history: 1 });
+      await new Kvm(nc).create(`${prefix}-instances`, { history: 1 });
       await starting;
       const entry = await kv.get(instanceKey('ingest', 'x'));
       expect(JSON.parse(entry!.string())).toMatchObject({ instanceId: 'x', service: 'ingest' });
       await writer.stop();
-    } finally {
-      await nc.close();
-    }
+    });
   });
 
   test('a start whose bucket never answers ends when the writer is stopped', async ({ natsUrl, prefix }) => {
-    const nc = await connectTestNats(natsUrl);
-    try {
-      const bucket = `${prefix}-instances`;
-      const kv = await new Kvm(nc).create(bucket, { history: 1 });
-      await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
+    await unanswered(natsUrl, prefix, async (kv) => {
       const writer = new LivenessWriter({ kv, instanceId: 'x', service: 'ingest', ttlMs: 60_000, log });
       let settledAt: number | undefined;
       const starting = writer.start().finally(() => (settledAt = Date.now()));
@@ -194,9 +197,7 @@ describe('a writer whose records cannot be written', () => {
       await starting.catch(() => undefined);
       // Within the longest pause between attempts, not the 30 s a start otherwise keeps trying.
       expect(settledAt! - stoppedAt).toBeLessThan(2_000);
-    } finally {
-      await nc.close();
-    }
+    });
   });
 
   test.for([
