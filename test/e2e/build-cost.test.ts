@@ -5,7 +5,7 @@
 import { createConnection } from 'mysql2/promise';
 import { describe, expect } from 'vitest';
 import { connectTestNats, startIsolatedMariaDb, startIsolatedNats, test } from '@perry-hub/testkit';
-import { measureBuildCost } from '../support/build-cost.js';
+import { describeCounters, measureBuildCost } from '../support/build-cost.js';
 import { WORKER_SECRET, startTestHub } from '../support/test-hub.js';
 
 /**
@@ -74,7 +74,9 @@ describe('cost per build', () => {
             `(${cost.perBuild.mysqlExecutedPrepared.toFixed(1)} of them prepared, ${cost.totals.mysqlPrepares} prepares in all); ` +
             `CPU s: ${Object.entries(cost.cpuSecsPerBuild)
               .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-              .join(', ')}`,
+              .join(', ')}; ${Object.entries(cost.processPerBuild)
+              .map(([k, c]) => `${k}: ${describeCounters(c)}`)
+              .join('; ')}`,
         );
         const seen = cost.subjects!.reduce((sum, [, n]) => sum + n, 0);
         console.log(

@@ -20,7 +20,7 @@
  * deliveries, advisories). Both are reported.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { perryPublish } from './perry-cli.js';
@@ -107,6 +107,8 @@ export interface BuildCost {
   };
   /** CPU seconds per build by process name. */
   readonly cpuSecsPerBuild: Record<string, number>;
+  /** The kernel's counts per build by process name (`cpuSecsPerBuild` split, system calls, switches). */
+  readonly processPerBuild: Record<string, ProcessCounters>;
   /** Messages per build by subject shape, when `tap` was given, most first. */
   readonly subjects?: [string, number][];
   /** Messages per build each connection published (in) and was delivered (out), by connection name. */
@@ -133,12 +135,97 @@ export async function readVarz(monitorUrl: string): Promise<Varz> {
 
 /** CPU seconds a process has used (user + system), 0 once it is gone. */
 export function cpuSecs(pid: number | undefined): number {
+  const { userSecs, systemSecs } = processCounters(pid);
+  return userSecs + systemSecs;
+}
+
+/**
+ * What the kernel has counted for a process, all its threads together (zeros once it is gone, or
+ * where /proc does not say): CPU seconds in the process's own code and in the kernel on its
+ * behalf, the read and write system calls it made (`syscr`/`syscw` of /proc/<pid>/io: `read`,
+ * `write` and their vector forms, on sockets and files alike; not `recv` and `send`, which MariaDB
+ * uses for its clients, so its figures are its files' only), and how often its threads were
+ * switched off a core, having blocked (voluntary) or been preempted by a thread woken meanwhile
+ * (involuntary), counted over the threads alive now. On loopback each write to a socket wakes its
+ * reader: these counts say where a process's CPU goes when its profile says "writes".
+ */
+export interface ProcessCounters {
+  readonly userSecs: number;
+  readonly systemSecs: number;
+  readonly readCalls: number;
+  readonly writeCalls: number;
+  readonly voluntarySwitches: number;
+  readonly involuntarySwitches: number;
+}
+
+const NO_COUNTERS: ProcessCounters = {
+  userSecs: 0,
+  systemSecs: 0,
+  readCalls: 0,
+  writeCalls: 0,
+  voluntarySwitches: 0,
+  involuntarySwitches: 0,
+};
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on Linux). */
+const TICKS_PER_SEC = 100;
+
+export function processCounters(pid: number | undefined): ProcessCounters {
+  if (pid === undefined) return NO_COUNTERS;
+  const read = (file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const stat = read('stat').split(') ')[1]?.split(' ');
+  if (!stat) return NO_COUNTERS;
+  const field = (text: string, name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  const io = read('io');
+  let voluntarySwitches = 0;
+  let involuntarySwitches = 0;
+  let threads: string[] = [];
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    threads = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return 0;
+    // gone meanwhile: no switches counted
   }
+  for (const tid of threads) {
+    const status = read(`task/${tid}/status`);
+    voluntarySwitches += field(status, 'voluntary_ctxt_switches');
+    involuntarySwitches += field(status, 'nonvoluntary_ctxt_switches');
+  }
+  return {
+    userSecs: Number(stat[11]) / TICKS_PER_SEC,
+    systemSecs: Number(stat[12]) / TICKS_PER_SEC,
+    readCalls: field(io, 'syscr'),
+    writeCalls: field(io, 'syscw'),
+    voluntarySwitches,
+    involuntarySwitches,
+  };
+}
+
+/** `after - before`, divided by `per`. */
+export function countersPer(before: ProcessCounters, after: ProcessCounters, per: number): ProcessCounters {
+  const each = (key: keyof ProcessCounters) => (after[key] - before[key]) / per;
+  return {
+    userSecs: each('userSecs'),
+    systemSecs: each('systemSecs'),
+    readCalls: each('readCalls'),
+    writeCalls: each('writeCalls'),
+    voluntarySwitches: each('voluntarySwitches'),
+    involuntarySwitches: each('involuntarySwitches'),
+  };
+}
+
+/** One process's counters per build, as the benchmarks print them. */
+export function describeCounters(c: ProcessCounters): string {
+  return (
+    `user ${(c.userSecs * 1000).toFixed(1)} ms, system ${(c.systemSecs * 1000).toFixed(1)} ms, ` +
+    `${c.readCalls.toFixed(1)} reads, ${c.writeCalls.toFixed(1)} writes, ` +
+    `${(c.voluntarySwitches + c.involuntarySwitches).toFixed(1)} switches (${c.involuntarySwitches.toFixed(1)} preempted)`
+  );
 }
 
 /** Statements run (`Questions`), and of them executions of prepared ones, and the prepares. */
@@ -277,7 +364,7 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     }
     await options.tap?.flush();
     tapping = true;
-    const cpu0 = Object.entries(target.pids ?? {}).map(([name, pid]) => [name, cpuSecs(pid)] as const);
+    const counters0 = Object.entries(target.pids ?? {}).map(([name, pid]) => [name, processCounters(pid)] as const);
     const c0 = options.tap ? await readConnz(target.natsMonitorUrl) : undefined;
     const v0 = await readVarz(target.natsMonitorUrl);
     const s0 = await statementCounts(db);
@@ -288,8 +375,11 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
     const s1 = await statementCounts(db);
     const v1 = await readVarz(target.natsMonitorUrl);
     const c1 = options.tap ? await readConnz(target.natsMonitorUrl) : undefined;
+    const processPerBuild = Object.fromEntries(
+      counters0.map(([name, before]) => [name, countersPer(before, processCounters(target.pids?.[name]), builds)]),
+    );
     const cpuSecsPerBuild = Object.fromEntries(
-      cpu0.map(([name, secs]) => [name, (cpuSecs(target.pids?.[name]) - secs) / builds]),
+      Object.entries(processPerBuild).map(([name, c]) => [name, c.userSecs + c.systemSecs]),
     );
     await options.tap?.flush();
     tapping = false;
@@ -350,6 +440,7 @@ export async function measureBuildCost(target: CostTarget, options: CostOptions 
         mysqlExecutedPrepared: totals.mysqlExecutedPrepared / builds,
       },
       cpuSecsPerBuild,
+      processPerBuild,
       ...(options.tap ? { subjects: sorted(subjects, builds) } : {}),
       ...(statements ? { statements } : {}),
       ...(connections ? { connections } : {}),

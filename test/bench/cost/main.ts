@@ -8,7 +8,9 @@
  *      WebSocket and downloads the artifact): NATS messages delivered (`/varz` out_msgs) and
  *      published (in_msgs) with their bytes, MySQL statements (`Questions`), and CPU seconds of
  *      the hub, nats-server and MariaDB (from /proc), given per 1,000 builds; the CPU figure once
- *      for the first builds after the start and once more for the builds after them (warm);
+ *      for the first builds after the start and once more for the builds after them (warm), each
+ *      with where it went per build: user and system time, read and write system calls, and
+ *      switches off a core;
  *   2. the idle hub: CPU of the hub and nats-server over a window with no clients at all, once as
  *      started (timers that work while nothing happens) and once after the run (which adds the
  *      garbage collector shrinking the heap the run grew).
@@ -21,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSealKey } from '@perry-hub/runtime';
-import { cpuSecs, measureBuildCost, readVarz, type BuildCost } from '../../support/build-cost.js';
+import { cpuSecs, describeCounters, measureBuildCost, readVarz, type BuildCost } from '../../support/build-cost.js';
 import {
   hubPorts,
   registerLicense,
@@ -121,7 +123,10 @@ async function run(dir: string, infra: Infra, hubs: Hub[]): Promise<Row[]> {
       goal: { text: '<= 12 CPU-s', met: per1000 <= 12 },
       note:
         `hub + nats-server + MariaDB: ${each}; ${when}, ${run.builds} builds in ${(run.wallMs / 1000).toFixed(1)} s, ` +
-        `${run.failed} failed; baseline: the original hub (hub + database)`,
+        `${run.failed} failed; baseline: the original hub (hub + database); per build, ` +
+        Object.entries(run.processPerBuild)
+          .map(([name, counters]) => `${name}: ${describeCounters(counters)}`)
+          .join('; '),
     };
   };
   const runNote =

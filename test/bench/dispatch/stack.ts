@@ -20,7 +20,10 @@ import {
   type MariaDbServer,
   type NatsServer,
 } from '@perry-hub/localstack';
+import { cpuSecs } from '../../support/build-cost.js';
 import { sleep, waitUpTo } from './stats.js';
+
+export { cpuSecs };
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const WORKER_SECRET = 'bench-worker-secret';
@@ -201,16 +204,6 @@ export function rssMiB(pid: number | undefined): number {
   try {
     const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU seconds a process has used (user + system). */
-export function cpuSecs(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return 0;
   }
