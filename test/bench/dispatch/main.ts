@@ -10,7 +10,8 @@
  *      same rate;
  *   2. a worker's log line → a watching CLI at 5,000 lines/s, against NATS publish → subscribe;
  *   3. the hub's RSS added by 10,000 idle workers, against a bare `ws` server's for 10,000 sockets;
- *   4. dispatch and GET /api/v1/status with 100,000 jobs queued, against the empty-queue figures;
+ *   4. dispatch and GET /api/v1/status with 100,000 jobs queued, against the empty-queue figures,
+ *      and `/status` once more with the deep queue alone (nothing dispatched meanwhile);
  *   5. 64 MiB artifact upload and download, against writing the same bytes to disk with SHA-256.
  *
  * `PERRY_BENCH_DISPATCH_PARTS` (comma-separated: idle, realistic, dispatch, logs, transfer, deep) runs only
@@ -29,8 +30,8 @@ import { logRun } from './logs.js';
 import { realisticFleet, realisticRun, type RealisticRun } from './realistic.js';
 import { insertQueued } from './queued.js';
 import { cpuDuring, hubPorts, registerLicense, startHub, startInfra, type Hub, type Infra } from './stack.js';
-import { machine, table, waitUpTo, type Row } from './stats.js';
-import { dispatchRun, status, submit } from './submit.js';
+import { machine, summarize, table, waitUpTo, type Row } from './stats.js';
+import { dispatchRun, sampleStatus, status, submit } from './submit.js';
 
 const RUN_SECONDS = 10;
 const BASELINE_SECONDS = 5;
@@ -42,6 +43,11 @@ const STATUS_PER_SECOND = 10;
  * does in a longer run, whether or not it falls in the window.
  */
 const STATUS_RUN_SECONDS = 30;
+/**
+ * `/status` with the deep queue and nothing else to do, after the 100 jobs/s run: what the
+ * queue's depth costs the route, apart from the event loop it shares with dispatch.
+ */
+const QUIET_STATUS_SECONDS = 20;
 const FLEET = { workers: 20, maxConcurrent: 50 };
 /**
  * Submitters, round robin: one license's submissions serialize on its row lock in the license
@@ -313,6 +319,12 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
     const { result: dq, cpu: cpuDeep } = await cpuDuring(deepPids, () =>
       dispatchRun(deep, deepFleet, licenses, 100, STATUS_RUN_SECONDS, STATUS_PER_SECOND),
     );
+    say('status alone with 100,000 queued jobs');
+    const quietStatusMs: number[] = [];
+    const { cpu: cpuQuiet } = await cpuDuring(deepPids, () =>
+      sampleStatus(deep, STATUS_PER_SECOND, QUIET_STATUS_SECONDS, quietStatusMs),
+    );
+    const quiet = summarize(quietStatusMs);
     rows.push(
       {
         metric: 'dispatch p99 @ 100 jobs/s, 100k queued',
@@ -333,6 +345,16 @@ async function run(dir: string, infra: Infra, hubs: Hub[], fleets: Fleet[]): Pro
         note:
           `${dq.status!.count} requests at ${STATUS_PER_SECOND}/s during the 100 jobs/s run, p50 ${dq.status!.p50.toFixed(1)} ms; ` +
           `baseline: the same during the empty-queue run (p50 ${d100.status!.p50.toFixed(1)} ms)`,
+      },
+      {
+        metric: 'GET /api/v1/status p99, 100k queued, alone',
+        value: quiet.p99,
+        baseline: d100.status!.p99,
+        unit: 'ms',
+        goal: { text: '< 10 ms', met: quiet.p99 < 10 },
+        note:
+          `${quiet.count} requests at ${STATUS_PER_SECOND}/s after the 100 jobs/s run, nothing else submitted, p50 ${quiet.p50.toFixed(1)} ms; ` +
+          `CPU meanwhile: ${cpuQuiet}; baseline: the empty queue during the 100 jobs/s run`,
       },
     );
   }
