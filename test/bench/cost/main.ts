@@ -11,7 +11,8 @@
  *      for the first builds after the start and once more for the builds after them (warm), each
  *      with where it went per build: user and system time, read and write system calls, and
  *      switches off a core;
- *   2. the idle hub: CPU of the hub and nats-server over a window with no clients at all, once as
+ *   2. the idle hub: CPU of the hub and nats-server over a window with no clients at all (with
+ *      the kernel's counts per second: its wake-ups show as switches), once as
  *      started (timers that work while nothing happens) and once after the run (which adds the
  *      garbage collector shrinking the heap the run grew).
  *
@@ -23,7 +24,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSealKey } from '@perry-hub/runtime';
-import { cpuSecs, describeCounters, measureBuildCost, readVarz, type BuildCost } from '../../support/build-cost.js';
+import {
+  countersPer,
+  describeCounters,
+  measureBuildCost,
+  processCounters,
+  readVarz,
+  type BuildCost,
+} from '../../support/build-cost.js';
 import {
   hubPorts,
   registerLicense,
@@ -74,16 +82,27 @@ async function run(dir: string, infra: Infra, hubs: Hub[]): Promise<Row[]> {
     warmLicenseKeys.push(await registerLicense(hub));
   const pids = { hub: hub.child.pid, 'nats-server': infra.nats.pid, mariadb: infra.db.pid };
   const idlePids = { hub: pids.hub, 'nats-server': pids['nats-server'] };
-  /** CPU of the hub and nats-server, and messages delivered, over IDLE_SECONDS without clients. */
+  /**
+   * CPU of the hub and nats-server, with the kernel's counts per second (wake-ups show as
+   * switches), and messages delivered, over IDLE_SECONDS without clients.
+   */
   const idleWindow = async (when: string) => {
     say(`idle ${when}: ${IDLE_SECONDS} s without clients`);
     await sleep(IDLE_SETTLE_MS);
-    const cpu0 = Object.values(idlePids).map(cpuSecs);
+    const counters0 = Object.values(idlePids).map(processCounters);
     const varz0 = await readVarz(infra.nats.monitorUrl!);
     await sleep(IDLE_SECONDS * 1000);
     const varz1 = await readVarz(infra.nats.monitorUrl!);
-    const each = Object.values(idlePids).map((pid, i) => ((cpuSecs(pid) - cpu0[i]!) / IDLE_SECONDS) * 100);
-    return { each, percent: each[0]! + each[1]!, messagesPerSec: (varz1.out_msgs - varz0.out_msgs) / IDLE_SECONDS };
+    const perSecond = Object.values(idlePids).map((pid, i) =>
+      countersPer(counters0[i]!, processCounters(pid), IDLE_SECONDS),
+    );
+    const each = perSecond.map((c) => (c.userSecs + c.systemSecs) * 100);
+    return {
+      each,
+      perSecond,
+      percent: each[0]! + each[1]!,
+      messagesPerSec: (varz1.out_msgs - varz0.out_msgs) / IDLE_SECONDS,
+    };
   };
   const fresh = await idleWindow('before the run (the hub as started)');
   const runBuilds = async (keys: string[], builds: number, warmup: number) => {
@@ -166,7 +185,8 @@ async function run(dir: string, infra: Infra, hubs: Hub[]): Promise<Row[]> {
       goal: { text: '<= 1%', met: idle.percent <= 1 },
       note:
         `${IDLE_SECONDS} s without clients, ${when}: hub ${idle.each[0]!.toFixed(2)}%, nats-server ${idle.each[1]!.toFixed(2)}%; ` +
-        `${idle.messagesPerSec.toFixed(1)} NATS messages/s delivered meanwhile; baseline: the original hub`,
+        `${idle.messagesPerSec.toFixed(1)} NATS messages/s delivered meanwhile; baseline: the original hub; per second, ` +
+        `hub: ${describeCounters(idle.perSecond[0]!)}; nats-server: ${describeCounters(idle.perSecond[1]!)}`,
     })),
   ];
 }
