@@ -49,9 +49,9 @@ export const vmController = defineService({
       }
     });
     deps.serve([
-      handle(vmStatusEndpoint, async () => ({
+      handle(vmStatusEndpoint, async ({ managedOnly }) => ({
         provider: settings.provider,
-        pools: await controller.store.readAll(settings),
+        pools: managedOnly && settings.provider === 'none' ? [] : await controller.store.readAll(settings),
       })),
     ]);
     deps.log.info(

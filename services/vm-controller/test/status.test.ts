@@ -1,7 +1,7 @@
 // The vm-status endpoint and the pool state as users see it, with automatic start disabled.
 import { describe, expect } from 'vitest';
 import { pino } from 'pino';
-import { vmStatusEndpoint } from '@perry-hub/contracts';
+import { topologyNames, vmStatusEndpoint } from '@perry-hub/contracts';
 import { test, serviceEnv } from '@perry-hub/testkit';
 import { call, launchService, loadConfig, type LaunchedService } from '@perry-hub/runtime';
 import { vmController } from '../src/index.js';
@@ -45,6 +45,22 @@ describe('vm-status with the none provider', () => {
           ],
         ]);
       }
+
+      // `/status` asks for managed pools only: without a provider, none, and the bucket unread.
+      const stream = `KV_${topologyNames(prefix).vmBucket}`;
+      const reads: string[] = [];
+      const tap = bus.nc.subscribe('$JS.API.>', {
+        callback: (_e, m) => void (m.subject.includes(stream) && reads.push(m.subject)),
+      });
+      await bus.nc.flush();
+      const managed = await call(bus.nc, bus.subjects, vmStatusEndpoint, { managedOnly: true });
+      await bus.nc.flush();
+      expect(managed).toEqual({ provider: 'none', pools: [] });
+      expect(reads).toEqual([]);
+      // The same tap sees the bucket read by the full answer (one get per pool).
+      await call(bus.nc, bus.subjects, vmStatusEndpoint, { managedOnly: false });
+      await until('the full answer reading the bucket', () => reads.length >= 2);
+      tap.unsubscribe();
 
       // A connected worker changes the story.
       await bus.workerUp('w1', 'windows-sign');

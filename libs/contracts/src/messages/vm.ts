@@ -7,7 +7,6 @@
 import Type, { type Static } from 'typebox';
 import { defineEndpoint } from '../rpc.js';
 import { VM_POWER_STATES, VmPoolState } from './signals.js';
-import { Empty } from './status.js';
 
 export const VM_PROVIDERS = ['azure', 'command', 'none'] as const;
 export type VmProviderKind = (typeof VM_PROVIDERS)[number];
@@ -35,11 +34,24 @@ export const SignVmSummary = Type.Object(
 );
 export type SignVmSummary = Static<typeof SignVmSummary>;
 
+export const VmStatusRequest = Type.Object(
+  {
+    /**
+     * Only pools a provider manages: with provider `none` the answer is `{ provider: 'none',
+     * pools: [] }`, without reading the bucket (`GET /api/v1/status` shows no pools then, and
+     * asks for every request it serves). Absent or false: every pool, as `GET /api/v1/vms` shows.
+     */
+    managedOnly: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type VmStatusRequest = Static<typeof VmStatusRequest>;
+
 /** Served by every vm-controller instance (not only the lease holder): it reads the KV state. */
 export const vmStatusEndpoint = defineEndpoint({
   service: 'vm-controller',
   name: 'vm-status',
-  request: Empty,
+  request: VmStatusRequest,
   response: VmStatus,
   timeoutMs: 2_000,
 });

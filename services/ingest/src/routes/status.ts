@@ -14,7 +14,8 @@ import type { BusDeps } from './license.js';
  * `GET /api/v1/status`: the original's shape, with the queue answered by the scheduler and the
  * workers by the worker-gateway over the bus. `sign_vms` is appended when a vm-controller
  * answers and manages VMs (provider azure or command); without one, or with automatic VM start
- * disabled (the default without Azure settings), the answer is exactly the original's.
+ * disabled (the default without Azure settings), the answer is exactly the original's, and the
+ * vm-controller answers without reading its bucket.
  */
 export function statusRoutes(deps: BusDeps): FastifyPluginAsync {
   return async (app) => {
@@ -22,7 +23,8 @@ export function statusRoutes(deps: BusDeps): FastifyPluginAsync {
       const [queue, workers, vms] = await Promise.all([
         call(deps.nc, deps.subjects, queueStatsEndpoint, {}),
         call(deps.nc, deps.subjects, workersSummaryEndpoint, {}),
-        call(deps.nc, deps.subjects, vmStatusEndpoint, {}).catch(() => undefined),
+        // Without a provider the pools are not shown: the vm-controller then answers at once.
+        call(deps.nc, deps.subjects, vmStatusEndpoint, { managedOnly: true }).catch(() => undefined),
       ]);
       return {
         status: 'ok',
